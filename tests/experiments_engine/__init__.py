@@ -1,0 +1,1 @@
+"""Tests of the pure experiment core (experiments.engine): no Django, no database."""
