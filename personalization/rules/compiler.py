@@ -1,0 +1,698 @@
+"""Compiles a JSON condition once into nested closures; evaluation never looks at the JSON again.
+
+Shapes that dominate real conditions get dedicated closures (see ``_conjunction``, ``_equals``,
+``_ordering`` and ``_Membership``) because this runs on every request: a top-level object of field
+clauses becomes a tuple of ``(key, predicate)`` pairs checked in order with ``dict.get``; ``$in``
+over scalars becomes frozenset membership, with booleans kept apart from 0 and 1.
+
+A condition the evaluator cannot run as written - an unknown operator, a regex refused by the policy
+in :mod:`personalization.rules.regex`, ``$and`` given something other than a list of conditions -
+compiles to a function that never matches, wherever the fault sits: a ``$not`` above it cannot turn
+a broken condition into a match. Operand types the GrowthBook suite gives a meaning to (``$in`` with
+a non-list is false) keep that meaning locally.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
+from functools import lru_cache
+from typing import Any
+
+from .operators import (
+    ALL,
+    GROUPS,
+    LOGICAL_LISTS,
+    MEMBERSHIP,
+    ORDERING,
+    REGEX,
+    VERSION,
+    elem_match_on_items,
+    is_operator_object,
+)
+from .regex import PatternError, compile_matcher
+from .values import (
+    ARRAY_TYPES,
+    is_number,
+    js_truthy,
+    json_type,
+    padded_version,
+    parse_instant,
+    strict_equal,
+    to_instant,
+    utf16_key,
+)
+
+Attributes = Mapping[str, Any]
+SavedGroups = Mapping[str, Any]
+CompiledCondition = Callable[..., bool]
+_Predicate = Callable[[Any], bool]
+
+#: Saved groups passed at call time; ``None`` means "use those given at compile time".
+_CALL_GROUPS: ContextVar[SavedGroups | None] = ContextVar("mosaic_rules_saved_groups", default=None)
+
+_EMPTY: Mapping[str, Any] = {}
+
+
+class _BrokenConditionError(Exception):
+    """Raised while compiling a condition that cannot be evaluated as written."""
+
+
+def _always(attributes: Attributes, saved_groups: SavedGroups | None = None) -> bool:
+    return True
+
+
+def _never(attributes: Attributes, saved_groups: SavedGroups | None = None) -> bool:
+    return False
+
+
+def _true_pred(value: Any) -> bool:
+    return True
+
+
+def _false_pred(value: Any) -> bool:
+    return False
+
+
+class _Compiler:
+    __slots__ = ("saved_groups", "uses_groups")
+
+    def __init__(self, saved_groups: SavedGroups | None) -> None:
+        self.saved_groups = saved_groups
+        self.uses_groups = False
+
+
+def compile_condition(
+    condition: Mapping[str, Any], saved_groups: SavedGroups | None = None
+) -> CompiledCondition:
+    """Compile ``condition`` into ``fn(attributes, saved_groups=None) -> bool``.
+
+    ``saved_groups`` maps a group id to its list of members (or to GrowthBook's
+    ``{"type": "list", "values": [...]}``). Given here, memberships are precomputed into frozensets.
+    Given to the compiled function, they replace the compile-time ones for that call; the lists are
+    then treated as immutable snapshots (a membership index is kept per list object).
+    """
+    compiler = _Compiler(saved_groups)
+    try:
+        root = _compile_condition(condition, compiler)
+    except (_BrokenConditionError, RecursionError):
+        return _never
+    if not compiler.uses_groups:
+        return root
+
+    def with_groups(attributes: Attributes, saved_groups: SavedGroups | None = None) -> bool:
+        if saved_groups is None:
+            return root(attributes)
+        token = _CALL_GROUPS.set(saved_groups)
+        try:
+            return root(attributes)
+        finally:
+            _CALL_GROUPS.reset(token)
+
+    return with_groups
+
+
+@lru_cache(maxsize=2048)
+def _compile_canonical(key: str) -> CompiledCondition:
+    return compile_condition(json.loads(key))
+
+
+def evaluate(
+    condition: Mapping[str, Any],
+    attributes: Attributes,
+    saved_groups: SavedGroups | None = None,
+) -> bool:
+    """Evaluate ``condition`` against ``attributes``; compiled forms are kept in a bounded LRU
+    keyed by the condition's canonical JSON (sorted keys - key order never changes a result)."""
+    try:
+        key = json.dumps(condition, sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return compile_condition(condition)(attributes, saved_groups)
+    return _compile_canonical(key)(attributes, saved_groups)
+
+
+# --- Conditions (functions of the attribute mapping) ---------------------------------------------
+
+
+def _compile_condition(condition: Any, compiler: _Compiler) -> CompiledCondition:
+    if not isinstance(condition, Mapping):
+        raise _BrokenConditionError("a condition must be an object")
+    fields: list[tuple[str, _Predicate]] = []
+    logicals: list[CompiledCondition] = []
+    for key, value in condition.items():
+        if key in LOGICAL_LISTS:
+            if not isinstance(value, list):
+                raise _BrokenConditionError(f"{key} needs a list of conditions")
+            subs = [_compile_condition(sub, compiler) for sub in value]
+            if key == "$and":
+                logicals.append(_all_of(subs))
+            elif key == "$or":
+                logicals.append(_any_of(subs))
+            else:
+                logicals.append(_negate_condition(_any_of(subs)))
+        elif key == "$not":
+            logicals.append(_negate_condition(_compile_condition(value, compiler)))
+        elif isinstance(key, str) and key:
+            fields.append(_field(key, _compile_value(value, compiler)))
+        else:
+            raise _BrokenConditionError("attribute paths must be non-empty strings")
+    return _conjunction(fields, logicals)
+
+
+def _conjunction(
+    fields: list[tuple[str, _Predicate]], logicals: list[CompiledCondition]
+) -> CompiledCondition:
+    # Field clauses run before logical ones: evaluation is pure, so order only affects speed, and
+    # a field clause is the cheaper of the two.
+    if not logicals:
+        if not fields:
+            return _always
+        if len(fields) == 1:
+            ((k0, p0),) = fields
+
+            def one(attributes: Attributes, saved_groups: SavedGroups | None = None) -> bool:
+                return p0(attributes.get(k0))
+
+            return one
+        if len(fields) == 2:
+            (k0, p0), (k1, p1) = fields
+
+            def two(attributes: Attributes, saved_groups: SavedGroups | None = None) -> bool:
+                return p0(attributes.get(k0)) and p1(attributes.get(k1))
+
+            return two
+        pairs = tuple(fields)
+
+        def many(attributes: Attributes, saved_groups: SavedGroups | None = None) -> bool:
+            get = attributes.get
+            for key, pred in pairs:  # noqa: SIM110 - a loop beats all(<generator>) here
+                if not pred(get(key)):
+                    return False
+            return True
+
+        return many
+    if not fields and len(logicals) == 1:
+        return logicals[0]
+    pairs = tuple(fields)
+    clauses = tuple(logicals)
+
+    def mixed(attributes: Attributes, saved_groups: SavedGroups | None = None) -> bool:
+        get = attributes.get
+        for key, pred in pairs:
+            if not pred(get(key)):
+                return False
+        for clause in clauses:  # noqa: SIM110 - a loop beats all(<generator>) here
+            if not clause(attributes):
+                return False
+        return True
+
+    return mixed
+
+
+def _all_of(subs: list[CompiledCondition]) -> CompiledCondition:
+    if not subs:
+        return _always
+    if len(subs) == 1:
+        return subs[0]
+    clauses = tuple(subs)
+
+    def all_of(attributes: Attributes, saved_groups: SavedGroups | None = None) -> bool:
+        for clause in clauses:  # noqa: SIM110 - a loop beats all(<generator>) here
+            if not clause(attributes):
+                return False
+        return True
+
+    return all_of
+
+
+def _any_of(subs: list[CompiledCondition]) -> CompiledCondition:
+    # An empty $or passes (GrowthBook semantics), so an empty $nor fails.
+    if not subs:
+        return _always
+    if len(subs) == 1:
+        return subs[0]
+    if len(subs) == 2:
+        a, b = subs
+
+        def either(attributes: Attributes, saved_groups: SavedGroups | None = None) -> bool:
+            return a(attributes) or b(attributes)
+
+        return either
+    clauses = tuple(subs)
+
+    def any_of(attributes: Attributes, saved_groups: SavedGroups | None = None) -> bool:
+        for clause in clauses:  # noqa: SIM110 - a loop beats any(<generator>) here
+            if clause(attributes):
+                return True
+        return False
+
+    return any_of
+
+
+def _negate_condition(sub: CompiledCondition) -> CompiledCondition:
+    def negated(attributes: Attributes, saved_groups: SavedGroups | None = None) -> bool:
+        return not sub(attributes)
+
+    return negated
+
+
+# --- Attribute paths ------------------------------------------------------------------------------
+
+
+def _step(value: Any, segment: str) -> Any:
+    """One path segment: an object's key, or (as in JavaScript) an array's index or "length"."""
+    if isinstance(value, Mapping):
+        return value.get(segment)
+    if isinstance(value, ARRAY_TYPES):
+        if segment == "length":
+            return len(value)
+        if segment.isascii() and segment.isdigit() and (segment == "0" or segment[0] != "0"):
+            index = int(segment)
+            return value[index] if index < len(value) else None
+    return None
+
+
+def _walk(value: Any, segments: tuple[str, ...]) -> Any:
+    for segment in segments:
+        if value is None:
+            return None
+        value = value.get(segment) if value.__class__ is dict else _step(value, segment)
+    return value
+
+
+def _field(path: str, pred: _Predicate) -> tuple[str, _Predicate]:
+    """``(first segment, predicate on its value)``; deeper segments move into the predicate."""
+    first, *rest = path.split(".")
+    if not rest:
+        return first, pred
+    if len(rest) == 1:
+        (second,) = rest
+
+        def nested(value: Any) -> bool:
+            if value.__class__ is dict:
+                return pred(value.get(second))
+            return pred(_step(value, second))
+
+        return first, nested
+    segments = tuple(rest)
+
+    def deep(value: Any) -> bool:
+        return pred(_walk(value, segments))
+
+    return first, deep
+
+
+# --- Values (predicates on one attribute value) -------------------------------------------------
+
+
+def _compile_value(
+    condition_value: Any, compiler: _Compiler, ignore_case: bool = False
+) -> _Predicate:
+    if is_operator_object(condition_value):
+        preds = [_compile_operator(op, arg, compiler) for op, arg in condition_value.items()]
+        return _pred_all(preds)
+    return _equals(condition_value, ignore_case)
+
+
+def _pred_all(preds: list[_Predicate]) -> _Predicate:
+    if not preds:
+        return _true_pred
+    if len(preds) == 1:
+        return preds[0]
+    if len(preds) == 2:
+        a, b = preds
+
+        def both(value: Any) -> bool:
+            return a(value) and b(value)
+
+        return both
+    chain = tuple(preds)
+
+    def every(value: Any) -> bool:
+        for pred in chain:  # noqa: SIM110 - a loop beats all(<generator>) here
+            if not pred(value):
+                return False
+        return True
+
+    return every
+
+
+def _negate(pred: _Predicate) -> _Predicate:
+    def negated(value: Any) -> bool:
+        return not pred(value)
+
+    return negated
+
+
+def _equals(expected: Any, ignore_case: bool = False) -> _Predicate:
+    cls = expected.__class__
+    if cls is str:
+        if ignore_case:
+            folded = expected.lower()
+
+            def equals_folded(value: Any) -> bool:
+                return isinstance(value, str) and value.lower() == folded
+
+            return equals_folded
+
+        def equals_str(value: Any) -> bool:
+            return value == expected
+
+        return equals_str
+    if expected is None:
+
+        def is_null(value: Any) -> bool:
+            return value is None
+
+        return is_null
+    if cls is bool:
+
+        def is_bool(value: Any) -> bool:
+            return value is expected
+
+        return is_bool
+    if cls is int or cls is float:
+
+        def equals_number(value: Any) -> bool:
+            # bool is an int subclass, and True == 1 in Python but not in JSON.
+            return value == expected and value.__class__ is not bool
+
+        return equals_number
+
+    def equals_deep(value: Any) -> bool:
+        return strict_equal(value, expected)
+
+    return equals_deep
+
+
+_COMPARE = {"$gt": operator.gt, "$gte": operator.ge, "$lt": operator.lt, "$lte": operator.le}
+
+
+def _ordering(op: str, operand: Any) -> _Predicate:
+    """``$gt/$gte/$lt/$lte``: numbers with numbers, strings with strings (as UTC instants when both
+    are ISO-8601, or the attribute is a ``datetime``); anything else, a missing attribute included,
+    is false. Never coerces a number to a string or back."""
+    if is_number(operand):
+        return _number_ordering(op, operand)
+    compare = _COMPARE[op]
+    if not isinstance(operand, str):
+        return _false_pred
+    instant = parse_instant(operand)
+    if instant is not None:
+
+        def time_order(value: Any) -> bool:
+            if isinstance(value, str):
+                other = parse_instant(value)
+                # An ISO operand is ASCII, so code-point order equals JavaScript's UTF-16 order.
+                return compare(value, operand) if other is None else compare(other, instant)
+            other = to_instant(value)
+            return other is not None and compare(other, instant)
+
+        return time_order
+    if operand.isascii():
+        # Against an ASCII string, code-point order and UTF-16 order agree.
+        def string_order(value: Any) -> bool:
+            return isinstance(value, str) and compare(value, operand)
+
+        return string_order
+    operand_key = utf16_key(operand)
+
+    def utf16_order(value: Any) -> bool:
+        if not isinstance(value, str):
+            return False
+        return (
+            compare(value, operand) if value.isascii() else compare(utf16_key(value), operand_key)
+        )
+
+    return utf16_order
+
+
+def _number_ordering(op: str, n: float) -> _Predicate:
+    # One closure per operator: this is the hottest comparison, and a direct `>` beats a call to
+    # operator.gt.
+    if op == "$gt":
+
+        def gt(value: Any) -> bool:
+            cls = value.__class__
+            if cls is int or cls is float:
+                return value > n
+            return is_number(value) and value > n
+
+        return gt
+    if op == "$gte":
+
+        def gte(value: Any) -> bool:
+            cls = value.__class__
+            if cls is int or cls is float:
+                return value >= n
+            return is_number(value) and value >= n
+
+        return gte
+    if op == "$lt":
+
+        def lt(value: Any) -> bool:
+            cls = value.__class__
+            if cls is int or cls is float:
+                return value < n
+            return is_number(value) and value < n
+
+        return lt
+
+    def lte(value: Any) -> bool:
+        cls = value.__class__
+        if cls is int or cls is float:
+            return value <= n
+        return is_number(value) and value <= n
+
+    return lte
+
+
+class _Membership:
+    """Membership in a list of JSON values, without ``True``/``1`` aliasing.
+
+    Strings, numbers and null go in one frozenset, booleans in another (``True in {1}`` is true in
+    Python), and arrays/objects - rare - are compared deeply one by one.
+    """
+
+    __slots__ = ("bools", "fold", "others", "scalars")
+
+    def __init__(self, values: list[Any], fold: bool = False) -> None:
+        scalars: set[Any] = set()
+        bools: set[bool] = set()
+        others: list[Any] = []
+        for item in values:
+            kind = json_type(item)
+            if kind == "boolean":
+                bools.add(bool(item))
+            elif kind == "string":
+                scalars.add(str(item).lower() if fold else str(item))
+            elif kind in ("number", "null"):
+                scalars.add(item)
+            else:
+                others.append(item)
+        self.scalars = frozenset(scalars)
+        self.bools = frozenset(bools)
+        self.others = tuple(others)
+        self.fold = fold
+
+    def contains(self, value: Any) -> bool:
+        cls = value.__class__
+        if cls is str:
+            return (value.lower() if self.fold else value) in self.scalars
+        if cls is int or cls is float or value is None:
+            return value in self.scalars
+        if cls is bool:
+            return value in self.bools
+        kind = json_type(value)
+        if kind == "string":
+            return (str(value).lower() if self.fold else str(value)) in self.scalars
+        if kind == "number":
+            return value in self.scalars
+        return any(strict_equal(value, other) for other in self.others)
+
+    def matches(self, value: Any) -> bool:
+        """``$in`` semantics: an array attribute matches when any of its items is a member."""
+        if isinstance(value, ARRAY_TYPES):
+            return any(map(self.contains, value))
+        return self.contains(value)
+
+    def predicate(self) -> _Predicate:
+        scalars = self.scalars
+        contains = self.contains
+        if self.fold:
+
+            def member_folded(value: Any) -> bool:
+                if value.__class__ is str:
+                    return value.lower() in scalars
+                if isinstance(value, ARRAY_TYPES):
+                    return any(map(contains, value))
+                return contains(value)
+
+            return member_folded
+
+        def member(value: Any) -> bool:
+            if value.__class__ is str:
+                return value in scalars
+            if isinstance(value, ARRAY_TYPES):
+                return any(map(contains, value))
+            return contains(value)
+
+        return member
+
+
+def _membership(op: str, operand: Any) -> _Predicate:
+    if not isinstance(operand, list):
+        return _false_pred  # the suite: "$in - not array" and "$nin - not array" are false
+    pred = _Membership(operand, fold=op in ("$ini", "$nini")).predicate()
+    return pred if op in ("$in", "$ini") else _negate(pred)
+
+
+def _contains_all(op: str, operand: Any, compiler: _Compiler) -> _Predicate:
+    if not isinstance(operand, list):
+        return _false_pred
+    # Each expected item is itself a value condition ({"$gt": 3} works), as in GrowthBook.
+    preds = tuple(_compile_value(item, compiler, ignore_case=op == "$alli") for item in operand)
+
+    def contains_all(value: Any) -> bool:
+        if not isinstance(value, ARRAY_TYPES):
+            return False
+        return all(any(map(pred, value)) for pred in preds)
+
+    return contains_all
+
+
+def _elem_match(operand: Any, compiler: _Compiler) -> _Predicate:
+    if not isinstance(operand, Mapping):
+        raise _BrokenConditionError("$elemMatch needs an object")
+    if elem_match_on_items(operand):
+        item_pred = _compile_value(operand, compiler)
+
+        def some_item(value: Any) -> bool:
+            return isinstance(value, ARRAY_TYPES) and any(map(item_pred, value))
+
+        return some_item
+    item_condition = _compile_condition(operand, compiler)
+
+    def some_item_matches(value: Any) -> bool:
+        if not isinstance(value, ARRAY_TYPES):
+            return False
+        # An item that is not an object has no fields: every path in it reads as missing.
+        return any(item_condition(i if isinstance(i, Mapping) else _EMPTY) for i in value)
+
+    return some_item_matches
+
+
+def _version(op: str, operand: Any) -> _Predicate:
+    if not isinstance(operand, str):
+        # Strict typing, as for ordering: only a string is a version. $vne is $veq negated.
+        return _true_pred if op == "$vne" else _false_pred
+    expected = padded_version(operand)
+    if op == "$vne":
+
+        def version_ne(value: Any) -> bool:
+            return not isinstance(value, str) or padded_version(value) != expected
+
+        return version_ne
+    compare = {
+        "$veq": operator.eq,
+        "$vgt": operator.gt,
+        "$vgte": operator.ge,
+        "$vlt": operator.lt,
+        "$vlte": operator.le,
+    }[op]
+
+    def version(value: Any) -> bool:
+        return isinstance(value, str) and compare(padded_version(value), expected)
+
+    return version
+
+
+def _group_membership(entry: Any) -> _Membership | None:
+    """A saved group's members; an absent group is empty, an unsupported entry is None."""
+    if entry is None:
+        return _Membership([])
+    if isinstance(entry, list):
+        return _Membership(entry)
+    if isinstance(entry, Mapping) and entry.get("type") == "list":
+        values = entry.get("values")
+        if isinstance(values, list):
+            return _Membership(values)
+    return None
+
+
+def _saved_group(op: str, group_id: Any, compiler: _Compiler) -> _Predicate:
+    compiler.uses_groups = True
+    if not isinstance(group_id, str):
+        return _false_pred
+    groups = compiler.saved_groups
+    static = _group_membership(groups.get(group_id) if groups is not None else None)
+    negate = op == "$notInGroup"
+    # (entry, membership) for the last call-time entry seen; one tuple so threads swap it whole.
+    memo: list[tuple[Any, _Membership | None]] = [(object(), None)]
+
+    def in_group(value: Any) -> bool:
+        call_groups = _CALL_GROUPS.get()
+        if call_groups is None:
+            membership = static
+        else:
+            entry = call_groups.get(group_id)
+            seen, membership = memo[0]
+            if seen is not entry:
+                membership = _group_membership(entry)
+                memo[0] = (entry, membership)
+        if membership is None:
+            return False  # a group type this engine does not know: neither in nor out
+        return membership.matches(value) is not negate
+
+    return in_group
+
+
+def _compile_operator(op: Any, operand: Any, compiler: _Compiler) -> _Predicate:
+    if op == "$eq":
+        return _equals(operand)
+    if op == "$ne":
+        return _negate(_equals(operand))
+    if op in ORDERING:
+        return _ordering(op, operand)
+    if op in MEMBERSHIP:
+        return _membership(op, operand)
+    if op in VERSION:
+        return _version(op, operand)
+    if op == "$exists":
+        return (lambda v: v is not None) if js_truthy(operand) else (lambda v: v is None)
+    if op == "$type":
+
+        def has_type(value: Any) -> bool:
+            return json_type(value) == operand
+
+        return has_type
+    if op in REGEX:
+        if not isinstance(operand, str):
+            raise _BrokenConditionError(f"{op} needs a pattern string")
+        try:
+            match = compile_matcher(operand, op == "$regexi")
+        except PatternError as exc:
+            raise _BrokenConditionError(str(exc)) from None
+
+        def matches(value: Any) -> bool:
+            return isinstance(value, str) and match(value) is not None
+
+        return matches
+    if op == "$not":
+        return _negate(_compile_value(operand, compiler))
+    if op == "$size":
+        length_pred = _compile_value(operand, compiler)
+
+        def has_size(value: Any) -> bool:
+            return isinstance(value, ARRAY_TYPES) and length_pred(len(value))
+
+        return has_size
+    if op == "$elemMatch":
+        return _elem_match(operand, compiler)
+    if op in ALL:
+        return _contains_all(op, operand, compiler)
+    if op in GROUPS:
+        return _saved_group(op, operand, compiler)
+    raise _BrokenConditionError(f"unknown operator {op!r}")
