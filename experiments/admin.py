@@ -1,0 +1,32 @@
+"""Admin for product teams: experiments with their arms inline."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from .models import Arm, Experiment
+
+
+class ArmInline(admin.TabularInline):
+    model = Arm
+    extra = 0
+    fields = ["key", "name", "variant", "weight", "is_control", "position"]
+    raw_id_fields = ["variant"]
+
+
+@admin.register(Experiment)
+class ExperimentAdmin(admin.ModelAdmin):
+    list_display = ["name", "key", "placement", "status", "coverage", "started_at", "ended_at"]
+    list_filter = ["status", "placement"]
+    search_fields = ["name", "key", "hypothesis"]
+    prepopulated_fields = {"key": ["name"]}
+    inlines = [ArmInline]
+    list_select_related = ["placement"]
+
+
+@admin.register(Arm)
+class ArmAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "name", "variant", "weight", "is_control"]
+    list_filter = ["experiment", "is_control"]
+    search_fields = ["key", "name", "experiment__key"]
+    list_select_related = ["experiment", "variant"]

@@ -1,0 +1,90 @@
+"""The decide endpoint: GET with query parameters or POST with a JSON body."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from personalization.context import UTM_KEYS, build_request_context
+from personalization.decide import decide
+from personalization.snapshot import holder
+from personalization.visitors import visitor_load
+
+from .serializers import DecideRequestSerializer, DecideResponseSerializer
+
+
+def _query_to_body(params) -> dict:
+    body: dict = {}
+    if "placements" in params:
+        body["placements"] = [p.strip() for p in params["placements"].split(",") if p.strip()]
+    if "visitor" in params:
+        body["visitor"] = params["visitor"]
+    if "explain" in params:
+        body["explain"] = params["explain"]
+    context = {
+        name: params[name] for name in ("url", "referrer", "locale", "device") if name in params
+    }
+    utm = {k: params[f"utm_{k}"] for k in UTM_KEYS if f"utm_{k}" in params}
+    if utm:
+        context["utm"] = utm
+    if context:
+        body["context"] = context
+    return body
+
+
+class DecideView(APIView):
+    """Chooses, renders and explains the content of each requested placement for a visitor."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("placements", OpenApiTypes.STR, description="Comma-separated keys."),
+            OpenApiParameter("visitor", OpenApiTypes.STR, required=False),
+            OpenApiParameter("url", OpenApiTypes.STR, required=False),
+            OpenApiParameter("locale", OpenApiTypes.STR, required=False),
+            OpenApiParameter("device", OpenApiTypes.STR, required=False),
+        ],
+        responses=DecideResponseSerializer,
+    )
+    def get(self, request):
+        return self._answer(request, _query_to_body(request.query_params))
+
+    @extend_schema(request=DecideRequestSerializer, responses=DecideResponseSerializer)
+    def post(self, request):
+        return self._answer(request, request.data)
+
+    def _answer(self, request, body) -> Response:
+        serializer = DecideRequestSerializer(data=body)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        ctx = data.get("context", {})
+        request_context = build_request_context(
+            url=ctx.get("url", ""),
+            referrer=ctx.get("referrer", ""),
+            user_agent=request.headers.get("User-Agent", ""),
+            accept_language=request.headers.get("Accept-Language", ""),
+            locale=ctx.get("locale", ""),
+            device=ctx.get("device", ""),
+            utm=ctx.get("utm"),
+            attributes=ctx.get("attributes"),
+        )
+        visitor, profile_status = visitor_load(visitor_id=data.get("visitor"))
+        # Explanations reveal rules: only for staff (secret API keys arrive with the keys issue).
+        explain = data["explain"] and bool(request.user and request.user.is_staff)
+        snapshot = holder.get()
+        decisions = decide(
+            snapshot=snapshot,
+            placement_keys=list(dict.fromkeys(data["placements"])),
+            visitor=visitor,
+            request_context=request_context,
+            explain=explain,
+        )
+        return Response(
+            {
+                "profile": profile_status,
+                "personalization": visitor.personalization_allowed and visitor.profile is not None,
+                "snapshot": snapshot.version,
+                "placements": {key: d.as_dict() for key, d in decisions.items()},
+            }
+        )

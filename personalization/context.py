@@ -1,0 +1,60 @@
+"""The request context of a decision: device, locale, page, referrer, UTM, time, custom values.
+
+Everything here is free of the visitor's profile, so it may be used without personalization
+consent ("context-free targeting").
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+_MOBILE = re.compile(r"Mobi|iPhone|Android.*Mobile|Windows Phone", re.I)
+_TABLET = re.compile(r"iPad|Tablet|Android(?!.*Mobile)", re.I)
+DEVICES = ("mobile", "tablet", "desktop")
+UTM_KEYS = ("source", "medium", "campaign", "term", "content")
+
+
+def device_from_user_agent(user_agent: str) -> str:
+    if _TABLET.search(user_agent):
+        return "tablet"
+    if _MOBILE.search(user_agent):
+        return "mobile"
+    return "desktop"
+
+
+def build_request_context(
+    *,
+    url: str = "",
+    referrer: str = "",
+    user_agent: str = "",
+    accept_language: str = "",
+    locale: str = "",
+    device: str = "",
+    utm: dict[str, str] | None = None,
+    attributes: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    parts = urlsplit(url) if url else None
+    query = parse_qs(parts.query) if parts else {}
+    utm_values = {k: query[f"utm_{k}"][0] for k in UTM_KEYS if f"utm_{k}" in query}
+    utm_values.update(utm or {})
+    if not locale and accept_language:
+        locale = accept_language.split(",")[0].split(";")[0].strip()
+    moment = now or datetime.now(UTC)
+    return {
+        "url": url,
+        "path": parts.path if parts else "",
+        "host": parts.hostname or "" if parts else "",
+        "referrer": referrer,
+        "utm": utm_values,
+        "locale": locale,
+        "language": locale.split("-")[0].lower() if locale else "",
+        "device": device if device in DEVICES else device_from_user_agent(user_agent),
+        "time": moment.isoformat(),
+        "hour": moment.hour,
+        "weekday": moment.isoweekday(),
+        "attributes": attributes or {},
+    }

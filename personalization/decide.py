@@ -1,0 +1,168 @@
+"""The decision: for each requested placement, which variant to serve, rendered, and why.
+
+Order per placement: running experiment (deterministic arm) → first live targeted variant whose
+condition matches, by priority → the placement's default. Any failure serves the default with a
+`fallback:<why>` reason; nothing here raises for what is not the caller's fault.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from content.rendering import RenderError, template_render
+from experiments.engine import assign
+
+from .snapshot import CompiledVariant, PlacementPlan, Snapshot
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Visitor:
+    key: str | None  # pseudonymous key; None for an anonymous call
+    profile: dict[str, Any] | None  # the cached profile document, if any and usable
+    personalization_allowed: bool
+
+
+@dataclass(slots=True)
+class Decision:
+    placement: str
+    variant: str | None
+    html: str
+    data: dict[str, Any]
+    reason: str
+    experiment: dict[str, str] | None = None
+    trace: list[dict[str, str]] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {
+            "variant": self.variant,
+            "html": self.html,
+            "data": self.data,
+            "reason": self.reason,
+            "experiment": self.experiment,
+        }
+        if self.trace is not None:
+            out["explain"] = self.trace
+        return out
+
+
+def decide(
+    *,
+    snapshot: Snapshot,
+    placement_keys: list[str],
+    visitor: Visitor,
+    request_context: dict[str, Any],
+    explain: bool = False,
+    now: datetime | None = None,
+) -> dict[str, Decision]:
+    now = now or datetime.now(UTC)
+    profile = visitor.profile if visitor.personalization_allowed and visitor.profile else {}
+    attributes = {"request": request_context, "profile": profile}
+    template_context = {"request": request_context, "profile": profile}
+    results: dict[str, Decision] = {}
+    for placement_key in placement_keys:
+        plan = snapshot.placements.get(placement_key)
+        if plan is None:
+            results[placement_key] = Decision(
+                placement_key, None, "", {}, "fallback:unknown_placement"
+            )
+            continue
+        results[placement_key] = _decide_placement(
+            plan, visitor, attributes, template_context, now, explain
+        )
+    return results
+
+
+def _decide_placement(
+    plan: PlacementPlan,
+    visitor: Visitor,
+    attributes: dict[str, Any],
+    template_context: dict[str, Any],
+    now: datetime,
+    explain: bool,
+) -> Decision:
+    trace: list[dict[str, str]] | None = [] if explain else None
+    consent_skipped = False
+    chosen: CompiledVariant | None = None
+    reason = "default"
+    experiment_info = None
+
+    experiment = plan.experiment
+    if experiment is not None and visitor.key:
+        if experiment.reads_profile and not visitor.personalization_allowed:
+            consent_skipped = True
+            _note(trace, f"experiment:{experiment.key}", "skipped: reads the profile, no consent")
+        elif experiment.eligible is None or _safe_match(experiment.eligible, attributes):
+            assignment = assign(experiment.spec, visitor.key)
+            if assignment is not None:
+                chosen = plan.by_key[experiment.arm_variants[assignment.arm_index]]
+                reason = f"experiment:{experiment.key}/{assignment.arm_key}"
+                experiment_info = {"key": experiment.key, "arm": assignment.arm_key}
+                _note(trace, f"experiment:{experiment.key}", f"assigned {assignment.arm_key}")
+            else:
+                _note(trace, f"experiment:{experiment.key}", "not enrolled (coverage)")
+        else:
+            _note(trace, f"experiment:{experiment.key}", "not eligible")
+
+    if chosen is None:
+        locale = attributes["request"].get("locale", "")
+        for variant in plan.targeted:
+            if not variant.is_scheduled(now):
+                _note(trace, variant.key, "outside its schedule")
+                continue
+            if variant.locale and not _locale_matches(variant.locale, locale):
+                _note(trace, variant.key, f"locale {variant.locale} ≠ {locale or 'none'}")
+                continue
+            if variant.reads_profile and not visitor.personalization_allowed:
+                consent_skipped = True
+                _note(trace, variant.key, "skipped: reads the profile, no personalization consent")
+                continue
+            if variant.matches is None or _safe_match(variant.matches, attributes):
+                chosen, reason = variant, f"targeted:{variant.key}"
+                _note(trace, variant.key, "matched")
+                break
+            _note(trace, variant.key, "condition false")
+
+    if chosen is None:
+        chosen = plan.default
+        reason = "default:no_consent" if consent_skipped else "default"
+        if chosen is None:
+            return Decision(plan.key, None, "", {}, "fallback:no_default", trace=trace)
+
+    try:
+        html = template_render(chosen.template, {**template_context, "data": chosen.data})
+    except RenderError as exc:
+        logger.warning("render failed for %s/%s: %s", plan.key, chosen.key, exc)
+        default = plan.default
+        if default is None or default is chosen:
+            return Decision(plan.key, None, "", {}, "fallback:render_error", trace=trace)
+        try:
+            html = template_render(default.template, {**template_context, "data": default.data})
+        except RenderError:
+            return Decision(plan.key, None, "", {}, "fallback:render_error", trace=trace)
+        return Decision(
+            plan.key, default.key, html, dict(default.data), "fallback:render_error", trace=trace
+        )
+    return Decision(plan.key, chosen.key, html, dict(chosen.data), reason, experiment_info, trace)
+
+
+def _safe_match(matcher, attributes: dict[str, Any]) -> bool:
+    try:
+        return bool(matcher(attributes))
+    except Exception:  # a compiled condition must never break a page
+        logger.exception("condition evaluation failed")
+        return False
+
+
+def _locale_matches(wanted: str, actual: str) -> bool:
+    wanted, actual = wanted.lower(), actual.lower()
+    return actual == wanted or actual.startswith(wanted + "-")
+
+
+def _note(trace: list[dict[str, str]] | None, rule: str, outcome: str) -> None:
+    if trace is not None:
+        trace.append({"rule": rule, "outcome": outcome})

@@ -1,0 +1,376 @@
+"""Seed the demo: catalog, placements and variants, segments, an experiment, visitors with events.
+
+Idempotent: everything is keyed (placements, variants, segments by key; events by a uuid5 of
+their content), so a second run changes nothing.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import timedelta
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone
+
+from content.models import Placement, Variant, VariantStatus
+from experiments.models import Arm, Experiment, ExperimentStatus
+from personalization.embedded_redis import embedded_redis_running
+from segments import services as segment_services
+from segments.models import Profile, Segment, SegmentKind
+from segments.pseudonym import pseudonymize
+
+NAMESPACE = uuid.UUID("6f1c1a52-8f5e-4c2e-9a53-0d1f3c5b7e21")
+
+CATALOG = [
+    {
+        "sku": "cd-101",
+        "title": "Kind of Blue",
+        "artist": "Miles Davis",
+        "genre": "jazz",
+        "price": 12.0,
+    },
+    {
+        "sku": "cd-102",
+        "title": "A Love Supreme",
+        "artist": "John Coltrane",
+        "genre": "jazz",
+        "price": 13.5,
+    },
+    {
+        "sku": "cd-103",
+        "title": "Time Out",
+        "artist": "Dave Brubeck",
+        "genre": "jazz",
+        "price": 11.0,
+    },
+    {
+        "sku": "cd-201",
+        "title": "Abbey Road",
+        "artist": "The Beatles",
+        "genre": "rock",
+        "price": 14.0,
+    },
+    {
+        "sku": "cd-202",
+        "title": "Rumours",
+        "artist": "Fleetwood Mac",
+        "genre": "rock",
+        "price": 12.5,
+    },
+    {
+        "sku": "cd-301",
+        "title": "Blue Lines",
+        "artist": "Massive Attack",
+        "genre": "electronic",
+        "price": 11.5,
+    },
+]
+
+HERO = """<section class="hero hero--{{ data.tone }}">
+  <h2>{{ data.title }}</h2>
+  <p>{{ data.text }}</p>
+  <a class="button" href="{{ data.link }}">{{ data.cta }}</a>
+</section>"""
+
+PROMO = """<div class="promo">{{ data.text }}</div>"""
+
+RECS = """<div class="recs">
+  <h3>{{ data.title }}</h3>
+  <ul>
+  {% for p in data.products %}
+    <li><strong>{{ p.title }}</strong><span>{{ p.artist }}</span>
+      <em>${{ '%.2f' % p.price }}</em></li>
+  {% endfor %}
+  </ul>
+</div>"""
+
+SEGMENTS = [
+    (
+        "loyal",
+        "Loyal customers",
+        "Two purchases or more.",
+        {"profile.aggregates.purchase_count": {"$gte": 2}},
+    ),
+    (
+        "cart-abandoners",
+        "Cart abandoners",
+        "Added to cart, never bought.",
+        {
+            "profile.aggregates.add_to_cart_count": {"$gte": 1},
+            "profile.aggregates.purchase_count": 0,
+        },
+    ),
+    (
+        "jazz-fans",
+        "Jazz fans",
+        "Told us they like jazz.",
+        {"profile.traits.favorite_genre": "jazz"},
+    ),
+]
+
+# placement key → (name, [(variant key, name, priority, condition, template, data)], default key)
+PLACEMENTS = {
+    "hero": (
+        "Home hero banner",
+        [
+            (
+                "welcome",
+                "Welcome (default)",
+                1000,
+                {},
+                HERO,
+                {
+                    "tone": "plain",
+                    "title": "Music for every mood",
+                    "text": "Thousands of CDs, shipped in a day.",
+                    "cta": "Browse the shop",
+                    "link": "#shop",
+                },
+            ),
+            (
+                "loyal-thanks",
+                "Thank-you for loyal customers",
+                10,
+                {"profile.segments": {"$in": ["loyal"]}},
+                HERO,
+                {
+                    "tone": "gold",
+                    "title": "Thank you for coming back",
+                    "text": "As one of our regulars, your next order ships free.",
+                    "cta": "See what's new",
+                    "link": "#new",
+                },
+            ),
+            (
+                "cart-reminder",
+                "Cart reminder",
+                20,
+                {"profile.segments": {"$in": ["cart-abandoners"]}},
+                HERO,
+                {
+                    "tone": "warm",
+                    "title": "Your cart is waiting",
+                    "text": "The records you picked are still in stock.",
+                    "cta": "Back to my cart",
+                    "link": "#cart",
+                },
+            ),
+            (
+                "mobile-app",
+                "Mobile app push",
+                50,
+                {"request.device": "mobile"},
+                HERO,
+                {
+                    "tone": "cool",
+                    "title": "Take the shop with you",
+                    "text": "Our app plays 30-second previews of every track.",
+                    "cta": "Get the app",
+                    "link": "#app",
+                },
+            ),
+        ],
+        "welcome",
+    ),
+    "promo-bar": (
+        "Promo bar",
+        [
+            (
+                "free-shipping",
+                "Free shipping (control)",
+                1000,
+                {},
+                PROMO,
+                {"text": "Free shipping on orders over $25."},
+            ),
+            (
+                "ten-off",
+                "10% off (treatment)",
+                100,
+                {},
+                PROMO,
+                {"text": "Today only: 10% off everything with code MOSAIC10."},
+            ),
+        ],
+        "free-shipping",
+    ),
+    "recs": (
+        "Recommendations",
+        [
+            (
+                "bestsellers",
+                "Bestsellers (default)",
+                1000,
+                {},
+                RECS,
+                {"title": "Bestsellers", "products": [CATALOG[0], CATALOG[3], CATALOG[4]]},
+            ),
+            (
+                "jazz-picks",
+                "Jazz picks",
+                10,
+                {"profile.segments": {"$in": ["jazz-fans"]}},
+                RECS,
+                {"title": "Picked for jazz lovers", "products": CATALOG[:3]},
+            ),
+        ],
+        "bestsellers",
+    ),
+}
+
+PERSONAS = {
+    "demo-new": ({}, []),
+    "demo-loyal": (
+        {"favorite_genre": "rock"},
+        [("purchase", "order", 28.0), ("purchase", "order", 14.0), ("purchase", "order", 40.5)],
+    ),
+    "demo-cart": ({}, [("product_view", "cd-202", None), ("add_to_cart", "cd-202", 12.5)]),
+    "demo-jazz": (
+        {"favorite_genre": "jazz"},
+        [("product_view", "cd-101", None), ("product_view", "cd-102", None)],
+    ),
+}
+
+
+class Command(BaseCommand):
+    help = "Seed the demo storefront (idempotent)."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--visitors", type=int, default=200, help="Synthetic visitors.")
+        parser.add_argument("--admin-password", default="", help="Create/update user 'admin'.")
+
+    def handle(self, *args, **options) -> None:
+        with embedded_redis_running():
+            with transaction.atomic():
+                self._content()
+                segments = self._segments()
+            self._visitors(options["visitors"])
+            for segment in segments:
+                result = segment_services.segment_recompute(segment_id=segment.pk)
+                self.stdout.write(f"segment {result.segment_key}: {result.members} members")
+        if options["admin_password"]:
+            user, _ = get_user_model().objects.get_or_create(
+                username="admin", defaults={"is_staff": True, "is_superuser": True}
+            )
+            user.set_password(options["admin_password"])
+            user.is_staff = user.is_superuser = True
+            user.save()
+        self.stdout.write(self.style.SUCCESS("demo data ready"))
+
+    def _content(self) -> None:
+        for key, (name, variants, default_key) in PLACEMENTS.items():
+            placement, _ = Placement.objects.update_or_create(key=key, defaults={"name": name})
+            for v_key, v_name, priority, condition, template, data in variants:
+                Variant.objects.update_or_create(
+                    placement=placement,
+                    key=v_key,
+                    defaults={
+                        "name": v_name,
+                        "priority": priority,
+                        "condition": condition,
+                        "template": template,
+                        "data": data,
+                        "status": VariantStatus.LIVE,
+                    },
+                )
+            default = placement.variants.get(key=default_key)
+            if placement.default_variant_id != default.pk:
+                placement.default_variant = default
+                placement.save(update_fields=["default_variant"])
+        promo = Placement.objects.get(key="promo-bar")
+        experiment, _ = Experiment.objects.update_or_create(
+            key="promo-copy",
+            defaults={
+                "name": "Promo bar copy",
+                "placement": promo,
+                "status": ExperimentStatus.RUNNING,
+                "hypothesis": "A concrete discount converts better than free shipping.",
+                "started_at": timezone.now(),
+            },
+        )
+        for position, (arm_key, variant_key, control) in enumerate(
+            [("control", "free-shipping", True), ("ten-off", "ten-off", False)]
+        ):
+            Arm.objects.update_or_create(
+                experiment=experiment,
+                key=arm_key,
+                defaults={
+                    "name": arm_key,
+                    "variant": promo.variants.get(key=variant_key),
+                    "is_control": control,
+                    "position": position,
+                    "weight": 1.0,
+                },
+            )
+
+    def _segments(self) -> list[Segment]:
+        return [
+            Segment.objects.update_or_create(
+                key=key,
+                defaults={
+                    "name": name,
+                    "description": description,
+                    "condition": condition,
+                    "kind": SegmentKind.CONDITION,
+                },
+            )[0]
+            for key, name, description, condition in SEGMENTS
+        ]
+
+    def _visitors(self, count: int) -> None:
+        rng = random.Random(42)
+        now = timezone.now().replace(microsecond=0)
+        events = []
+        visitors: dict[str, dict] = {}
+        for visitor, (traits, history) in PERSONAS.items():
+            visitors[visitor] = traits
+            for i, (kind, name, value) in enumerate(history):
+                events.append(
+                    self._event(visitor, i, kind, name, value, now - timedelta(days=10 - i))
+                )
+        for n in range(count):
+            visitor = f"synthetic-{n:04d}"
+            visitors[visitor] = {"favorite_genre": rng.choice(["jazz", "rock", "electronic"])}
+            for i in range(rng.randint(1, 8)):
+                kind = rng.choices(
+                    ["page_view", "product_view", "add_to_cart", "purchase"], [5, 4, 2, 1]
+                )[0]
+                product = rng.choice(CATALOG)
+                value = product["price"] if kind in ("add_to_cart", "purchase") else None
+                events.append(
+                    self._event(
+                        visitor,
+                        i,
+                        kind,
+                        product["sku"],
+                        value,
+                        now - timedelta(days=rng.randint(0, 60), minutes=i),
+                    )
+                )
+        segment_services.events_store(events=events)
+        for visitor, traits in visitors.items():
+            if traits:
+                profile = Profile.objects.get(key=pseudonymize(visitor))
+                if profile.traits != traits:
+                    profile.traits = traits
+                    profile.save(update_fields=["traits"])
+        profile_ids = list(Profile.objects.values_list("pk", flat=True))
+        segment_services.profile_cache_write(profile_ids=profile_ids)
+        self.stdout.write(f"{len(visitors)} visitors, {len(events)} events")
+
+    @staticmethod
+    def _event(visitor, index, kind, name, value, when) -> dict:
+        # The id ignores the time, which moves with the day of the run: a re-run adds nothing.
+        event_id = uuid.uuid5(NAMESPACE, f"{visitor}|{index}|{kind}|{name}")
+        return {
+            "event_id": str(event_id),
+            "visitor": visitor,
+            "type": kind,
+            "name": name,
+            "value": value,
+            "occurred_at": when.isoformat(),
+            "properties": {},
+        }

@@ -1,0 +1,30 @@
+"""Celery: Redis broker, JSON only, late acknowledgement so a killed worker's task is re-run."""
+
+from datetime import timedelta
+
+from .env import ENV
+
+CELERY_BROKER_URL = ENV.celery_broker_url
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ALWAYS_EAGER = ENV.celery_task_always_eager
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 600}
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULE = {
+    "segments-recompute-all": {
+        "task": "segments.tasks.segments_recompute_all",
+        "schedule": timedelta(minutes=ENV.segment_recompute_minutes),
+    },
+    "events-drain-queue": {
+        # A safety net: ingestion is triggered on every accepted batch; this catches batches
+        # whose trigger was lost (worker down when they arrived).
+        "task": "segments.tasks.events_ingest_pending",
+        "schedule": timedelta(seconds=30),
+    },
+}

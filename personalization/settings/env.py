@@ -1,0 +1,91 @@
+"""The one typed view of the environment that every settings module reads.
+
+Defaults give the embedded set-up (SQLite and a redis-server under `var/`, keys generated once into
+`var/`); production sets MOSAIC_PRODUCTION=true and must then provide its secrets explicitly.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+
+_reader = environ.Env()
+
+
+def _generated_secret(path: Path) -> str:
+    """A key kept in `var/` so the embedded set-up survives restarts without configuration."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+@dataclass(frozen=True, slots=True)
+class MosaicEnv:
+    production: bool
+    debug: bool
+    var_dir: Path
+    secret_key: str
+    pseudonymization_key: str
+    database_url: str
+    redis_url: str
+    embedded_redis_port: int
+    allowed_hosts: list[str]
+    csrf_trusted_origins: list[str]
+    cors_allowed_origins: list[str]
+    log_level: str
+    celery_broker_url: str
+    celery_task_always_eager: bool
+    segment_recompute_minutes: int
+    event_batch_size: int
+    event_max_batch: int
+    consent_default: str
+
+    @classmethod
+    def load(cls) -> MosaicEnv:
+        production = _reader.bool("MOSAIC_PRODUCTION", default=False)
+        var_dir = Path(_reader.str("MOSAIC_VAR_DIR", default=str(BASE_DIR / "var")))
+        port = _reader.int("MOSAIC_EMBEDDED_REDIS_PORT", default=6399)
+
+        def secret(name: str) -> str:
+            value = _reader.str(name, default="")
+            if value:
+                return value
+            if production:
+                raise environ.ImproperlyConfigured(
+                    f"{name} must be set when MOSAIC_PRODUCTION=true"
+                )
+            return _generated_secret(var_dir / name.lower())
+
+        redis_url = _reader.str("REDIS_URL", default=f"redis://127.0.0.1:{port}/0")
+        return cls(
+            production=production,
+            debug=_reader.bool("DEBUG", default=False),
+            var_dir=var_dir,
+            secret_key=secret("SECRET_KEY"),
+            pseudonymization_key=secret("PSEUDONYMIZATION_KEY"),
+            database_url=_reader.str(
+                "DATABASE_URL", default=f"sqlite:///{var_dir / 'mosaic.sqlite3'}"
+            ),
+            redis_url=redis_url,
+            embedded_redis_port=port,
+            allowed_hosts=_reader.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"]),
+            csrf_trusted_origins=_reader.list("CSRF_TRUSTED_ORIGINS", default=[]),
+            cors_allowed_origins=_reader.list("CORS_ALLOWED_ORIGINS", default=[]),
+            log_level=_reader.str("LOG_LEVEL", default="INFO"),
+            celery_broker_url=_reader.str("CELERY_BROKER_URL", default=redis_url),
+            celery_task_always_eager=_reader.bool("CELERY_TASK_ALWAYS_EAGER", default=False),
+            segment_recompute_minutes=_reader.int("SEGMENT_RECOMPUTE_MINUTES", default=5),
+            event_batch_size=_reader.int("EVENT_BATCH_SIZE", default=1000),
+            event_max_batch=_reader.int("EVENT_MAX_BATCH", default=500),
+            consent_default=_reader.str("MOSAIC_CONSENT_DEFAULT", default="opt-out"),
+        )
+
+
+ENV = MosaicEnv.load()

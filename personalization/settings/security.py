@@ -1,0 +1,19 @@
+"""Security: production hardening (MOSAIC_PRODUCTION=true), CSRF and CORS origins."""
+
+from .env import ENV
+
+CSRF_TRUSTED_ORIGINS = ENV.csrf_trusted_origins
+CORS_ALLOWED_ORIGINS = ENV.cors_allowed_origins
+CORS_URLS_REGEX = r"^/api/.*$"
+
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+if ENV.production:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = 31536000
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True

@@ -1,0 +1,221 @@
+"""The immutable, compiled view of everything a decision needs, kept in process memory.
+
+Live placements, variants (conditions compiled to closures, templates compiled), and running
+experiments are built once into a Snapshot. A version number in Redis, bumped on commit of any
+admin change, tells each process to rebuild; it is checked at most every CHECK_INTERVAL seconds.
+If Redis is unreachable, a process keeps serving the snapshot it has.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+import redis
+
+from content.models import Placement, Variant, VariantStatus
+from content.rendering import template_compile
+from experiments.engine import ExperimentSpec
+from experiments.models import Experiment, ExperimentStatus
+from personalization.redis import get_redis, key
+from personalization.rules import compile_condition, condition_fields
+
+logger = logging.getLogger(__name__)
+
+VERSION_KEY = key("snapshot", "version")
+CHECK_INTERVAL = 0.5
+
+Matcher = Callable[[Mapping[str, Any]], bool]
+
+
+def _reads_profile(condition: dict[str, Any]) -> bool:
+    return any(
+        path == "profile" or path.startswith("profile.") for path in condition_fields(condition)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledVariant:
+    key: str
+    name: str
+    priority: int
+    template: Any
+    data: Mapping[str, Any]
+    matches: Matcher | None  # None: matches everyone
+    reads_profile: bool
+    locale: str
+    starts_at: datetime | None
+    ends_at: datetime | None
+
+    def is_scheduled(self, now: datetime) -> bool:
+        return (self.starts_at is None or self.starts_at <= now) and (
+            self.ends_at is None or now < self.ends_at
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledExperiment:
+    key: str
+    spec: ExperimentSpec
+    arm_variants: tuple[str, ...]  # variant key per arm, by arm index
+    eligible: Matcher | None
+    reads_profile: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PlacementPlan:
+    key: str
+    default: CompiledVariant | None
+    targeted: tuple[CompiledVariant, ...]  # live, non-default, by priority then creation
+    by_key: Mapping[str, CompiledVariant]
+    experiment: CompiledExperiment | None
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    version: int
+    placements: Mapping[str, PlacementPlan]
+    built_at: float = field(default_factory=time.time)
+
+
+def _compile_variant(variant: Variant) -> CompiledVariant:
+    condition = variant.condition or {}
+    return CompiledVariant(
+        key=variant.key,
+        name=variant.name,
+        priority=variant.priority,
+        template=template_compile(variant.template),
+        data=MappingProxyType(dict(variant.data or {})),
+        matches=compile_condition(condition) if condition else None,
+        reads_profile=_reads_profile(condition),
+        locale=variant.locale,
+        starts_at=variant.starts_at,
+        ends_at=variant.ends_at,
+    )
+
+
+def snapshot_build(version: int) -> Snapshot:
+    """Read live configuration from the database and compile it (a handful of queries)."""
+    placements = list(Placement.objects.all())
+    variants_by_placement: dict[int, list[Variant]] = {}
+    for variant in Variant.objects.order_by("priority", "created_at", "id"):
+        variants_by_placement.setdefault(variant.placement_id, []).append(variant)
+    experiments = {
+        e.placement_id: e
+        for e in Experiment.objects.filter(status=ExperimentStatus.RUNNING)
+        .prefetch_related("arms__variant")
+        .order_by("created_at")
+    }
+    plans: dict[str, PlacementPlan] = {}
+    for placement in placements:
+        variants = variants_by_placement.get(placement.pk, [])
+        compiled = {v.pk: _compile_variant(v) for v in variants}
+        default = compiled.get(placement.default_variant_id)
+        experiment = experiments.get(placement.pk)
+        arm_variant_ids = {arm.variant_id for arm in experiment.arms.all()} if experiment else set()
+        targeted = tuple(
+            compiled[v.pk]
+            for v in variants
+            if v.status == VariantStatus.LIVE
+            and v.pk != placement.default_variant_id
+            and v.pk not in arm_variant_ids
+        )
+        plans[placement.key] = PlacementPlan(
+            key=placement.key,
+            default=default,
+            targeted=targeted,
+            by_key=MappingProxyType({c.key: c for c in compiled.values()}),
+            experiment=_compile_experiment(experiment, compiled) if experiment else None,
+        )
+    return Snapshot(version=version, placements=MappingProxyType(plans))
+
+
+def _compile_experiment(
+    experiment: Experiment, compiled: dict[int, CompiledVariant]
+) -> CompiledExperiment | None:
+    arms = list(experiment.arms.all())
+    if len(arms) < 2 or any(arm.variant_id not in compiled for arm in arms):
+        logger.warning("experiment %s skipped: needs two arms on its placement", experiment.key)
+        return None
+    condition = experiment.condition or {}
+    try:
+        spec = ExperimentSpec(
+            key=experiment.key,
+            seed=experiment.seed or experiment.key,
+            arm_keys=tuple(arm.key for arm in arms),
+            weights=_normalised([arm.weight for arm in arms]),
+            coverage=experiment.coverage,
+        )
+    except ValueError as exc:
+        logger.warning("experiment %s skipped: %s", experiment.key, exc)
+        return None
+    return CompiledExperiment(
+        key=experiment.key,
+        spec=spec,
+        arm_variants=tuple(compiled[arm.variant_id].key for arm in arms),
+        eligible=compile_condition(condition) if condition else None,
+        reads_profile=_reads_profile(condition),
+    )
+
+
+def _normalised(weights: list[float]) -> tuple[float, ...]:
+    """Editors type relative weights (1, 1, 2); bucketing wants shares that sum to 1."""
+    total = sum(weights)
+    if total <= 0:
+        return tuple(1 / len(weights) for _ in weights)
+    return tuple(w / total for w in weights)
+
+
+def snapshot_bump() -> None:
+    """Tell every process to rebuild (called on commit of any change to delivery config)."""
+    try:
+        get_redis().incr(VERSION_KEY)
+    except redis.RedisError:
+        logger.warning("snapshot: could not bump the version; processes keep their snapshot")
+
+
+class SnapshotHolder:
+    """Per-process holder: serves the current snapshot, rebuilding when the version moves."""
+
+    def __init__(self, check_interval: float = CHECK_INTERVAL) -> None:
+        self.check_interval = check_interval
+        self._snapshot: Snapshot | None = None
+        self._checked_at = 0.0
+        self._lock = threading.Lock()
+
+    def get(self) -> Snapshot:
+        snapshot = self._snapshot
+        now = time.monotonic()
+        if snapshot is not None and now - self._checked_at < self.check_interval:
+            return snapshot
+        self._checked_at = now
+        try:
+            version = int(get_redis().get(VERSION_KEY) or 0)
+        except redis.RedisError:
+            if snapshot is not None:
+                return snapshot
+            version = -1
+        if snapshot is not None and snapshot.version == version:
+            return snapshot
+        # Another thread already rebuilding: keep serving the old snapshot meanwhile.
+        if not self._lock.acquire(blocking=snapshot is None):
+            return snapshot  # type: ignore[return-value]
+        try:
+            if self._snapshot is None or self._snapshot.version != version:
+                self._snapshot = snapshot_build(version)
+            return self._snapshot
+        finally:
+            self._lock.release()
+
+    def reset(self) -> None:
+        self._snapshot = None
+        self._checked_at = 0.0
+
+
+holder = SnapshotHolder()

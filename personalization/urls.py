@@ -1,0 +1,24 @@
+"""URL map: demo page, admin, the v1 API and its OpenAPI documentation."""
+
+from django.contrib import admin
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from segments.views import EventsView
+
+from . import views
+from .api.views import DecideView
+
+admin.site.site_header = "Mosaic"
+admin.site.site_title = "Mosaic admin"
+admin.site.index_title = "Personalization"
+
+urlpatterns = [
+    path("", views.demo, name="demo"),
+    path("healthz", views.healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("api/v1/decide", DecideView.as_view(), name="api-decide"),
+    path("api/v1/events", EventsView.as_view(), name="api-events"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]

@@ -1,0 +1,137 @@
+"""Profiles (pseudonymous visitors), their events and consent history, and segments."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+from personalization.validators import validate_condition_value
+
+
+class Profile(models.Model):
+    """A visitor, known only by a keyed hash of the id the site gave it."""
+
+    key = models.CharField(
+        max_length=64, unique=True, help_text="HMAC-SHA256 of the visitor id (never the raw id)."
+    )
+    user_key = models.CharField(
+        max_length=64, blank=True, default="", db_index=True, help_text="HMAC of the user id."
+    )
+    traits = models.JSONField(default=dict, blank=True)
+    aggregates = models.JSONField(
+        default=dict, blank=True, help_text="Behaviour aggregates kept current by ingestion."
+    )
+    consent = models.JSONField(
+        default=dict, blank=True, help_text="Current consent per purpose (history: ConsentRecord)."
+    )
+    first_seen = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-last_seen"]
+
+    def __str__(self) -> str:
+        return f"profile {self.key[:12]}…"
+
+
+class EventType(models.TextChoices):
+    PAGE_VIEW = "page_view", "Page view"
+    PRODUCT_VIEW = "product_view", "Product view"
+    ADD_TO_CART = "add_to_cart", "Add to cart"
+    REMOVE_FROM_CART = "remove_from_cart", "Remove from cart"
+    PURCHASE = "purchase", "Purchase"
+    SEARCH = "search", "Search"
+    CUSTOM = "custom", "Custom"
+
+
+class Event(models.Model):
+    event_id = models.UUIDField(unique=True, default=uuid.uuid4, help_text="Idempotency key.")
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="events")
+    type = models.CharField(max_length=32, choices=EventType.choices, db_index=True)
+    name = models.CharField(max_length=200, blank=True, default="")
+    properties = models.JSONField(default=dict, blank=True)
+    value = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True, default="")
+    context = models.JSONField(default=dict, blank=True)
+    occurred_at = models.DateTimeField(db_index=True)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-occurred_at"]
+        indexes = [models.Index(fields=["profile", "occurred_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.name}".strip()
+
+
+class ConsentRecord(models.Model):
+    """Append-only history of consent choices; the profile keeps the current state."""
+
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="consent_history")
+    purposes = models.JSONField(help_text='e.g. {"analytics": true, "personalization": false}')
+    source = models.CharField(max_length=64, blank=True, default="")
+    policy_version = models.CharField(max_length=32, blank=True, default="")
+    gpc = models.BooleanField(default=False, help_text="Sec-GPC: 1 was present.")
+    recorded_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-recorded_at"]
+
+    def __str__(self) -> str:
+        return f"consent {self.recorded_at:%Y-%m-%d %H:%M}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None:
+            raise ValueError("Consent records are append-only.")
+        super().save(*args, **kwargs)
+
+
+class SegmentKind(models.TextChoices):
+    CONDITION = "condition", "Condition"
+    RFM = "rfm", "RFM score"
+    CLUSTER = "cluster", "Clustering"
+    PROPENSITY = "propensity", "Propensity model"
+    STATIC = "static", "Static list"
+
+
+class Segment(models.Model):
+    key = models.SlugField(max_length=100, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    kind = models.CharField(
+        max_length=16, choices=SegmentKind.choices, default=SegmentKind.CONDITION
+    )
+    condition = models.JSONField(
+        default=dict,
+        validators=[validate_condition_value],
+        blank=True,
+        help_text='Condition over the profile, e.g. {"profile.traits.plan": "pro"}',
+    )
+    is_active = models.BooleanField(default=True)
+    member_count = models.PositiveIntegerField(default=0, editable=False)
+    computed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SegmentMembership(models.Model):
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="memberships")
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="memberships")
+    since = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["segment", "profile"], name="uniq_segment_profile")
+        ]
+        indexes = [models.Index(fields=["profile", "segment"])]
+
+    def __str__(self) -> str:
+        return f"{self.segment_id}:{self.profile_id}"

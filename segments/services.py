@@ -1,0 +1,286 @@
+"""Writes for profiles, events and segments.
+
+Event ingestion is a reliable Redis queue: the API appends validated events to a list (durable
+once Redis has them), and a Celery task moves a bounded batch to a processing list, writes it to
+the database in one transaction, then removes it. A worker killed mid-batch leaves the batch in
+the processing list, and the next run re-processes it; event_id uniqueness makes that harmless.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Count, Max, Min, Sum
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from personalization.redis import get_redis, key
+from personalization.rules import compile_condition
+
+from .models import Event, EventType, Profile, Segment, SegmentMembership
+from .pseudonym import pseudonymize
+from .selectors import profile_cache_key, profile_document, profile_segment_keys
+
+logger = logging.getLogger(__name__)
+
+EVENT_QUEUE = key("events", "queue")
+EVENT_PROCESSING = key("events", "processing")
+INGEST_LOCK = key("events", "ingest-lock")
+PROFILE_CACHE_TTL = 60 * 60 * 24 * 30
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    taken: int
+    stored: int
+    duplicates: int
+    profiles: int
+    skipped_locked: bool = False
+
+
+def events_enqueue(*, events: list[dict[str, Any]]) -> int:
+    """Append validated events to the durable queue. Raises redis.RedisError if Redis is down."""
+    if not events:
+        return 0
+    payloads = [json.dumps(event, default=str) for event in events]
+    get_redis().rpush(EVENT_QUEUE, *payloads)
+    return len(payloads)
+
+
+def events_queue_length() -> int:
+    r = get_redis()
+    return int(r.llen(EVENT_QUEUE)) + int(r.llen(EVENT_PROCESSING))
+
+
+def events_ingest_pending(*, max_events: int) -> IngestResult:
+    """Write up to `max_events` queued events (plus any batch a crashed run left) to the DB."""
+    r = get_redis()
+    lock = r.lock(INGEST_LOCK, timeout=600, blocking_timeout=0)
+    if not lock.acquire(blocking=False):
+        return IngestResult(0, 0, 0, 0, skipped_locked=True)
+    try:
+        # A crashed run's batch comes first, so nothing accepted is ever stranded.
+        raw = r.lrange(EVENT_PROCESSING, 0, -1)
+        if not raw:
+            pipe = r.pipeline()
+            for _ in range(max_events):
+                pipe.lmove(EVENT_QUEUE, EVENT_PROCESSING, "LEFT", "RIGHT")
+            raw = [item for item in pipe.execute() if item is not None]
+        if not raw:
+            return IngestResult(0, 0, 0, 0)
+        events = [json.loads(item) for item in raw]
+        stored, profile_ids = events_store(events=events)
+        profiles_refresh(profile_ids=profile_ids)
+        r.delete(EVENT_PROCESSING)
+        return IngestResult(len(events), stored, len(events) - stored, len(profile_ids))
+    finally:
+        lock.release()
+
+
+def _parse_time(value: str | None) -> datetime:
+    parsed = parse_datetime(value) if value else None
+    return parsed or timezone.now()
+
+
+def events_store(*, events: list[dict[str, Any]]) -> tuple[int, list[int]]:
+    """Insert events not stored yet and recompute the touched profiles' aggregates, atomically."""
+    now = timezone.now()
+    by_visitor: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for event in events:
+        by_visitor[pseudonymize(str(event["visitor"]))].append(event)
+    with transaction.atomic():
+        profiles = profiles_get_or_create(keys=list(by_visitor))
+        ids = [event["event_id"] for event in events]
+        existing = {
+            str(eid)
+            for eid in Event.objects.filter(event_id__in=ids).values_list("event_id", flat=True)
+        }
+        new_rows: dict[str, Event] = {}
+        for profile_key, visitor_events in by_visitor.items():
+            profile = profiles[profile_key]
+            for event in visitor_events:
+                event_id = str(event["event_id"])
+                if event_id in existing or event_id in new_rows:
+                    continue
+                value = event.get("value")
+                new_rows[event_id] = Event(
+                    event_id=event_id,
+                    profile=profile,
+                    type=event["type"],
+                    name=event.get("name") or "",
+                    properties=event.get("properties") or {},
+                    value=Decimal(str(value)) if value is not None else None,
+                    currency=event.get("currency") or "",
+                    context=event.get("context") or {},
+                    occurred_at=_parse_time(event.get("occurred_at")),
+                    received_at=now,
+                )
+        Event.objects.bulk_create(new_rows.values(), batch_size=500)
+        touched = [profiles[k].pk for k in by_visitor]
+        profiles_recompute_aggregates(profile_ids=touched)
+    return len(new_rows), touched
+
+
+def profiles_get_or_create(*, keys: list[str]) -> dict[str, Profile]:
+    found = {p.key: p for p in Profile.objects.filter(key__in=keys)}
+    missing = [Profile(key=k) for k in keys if k not in found]
+    if missing:
+        Profile.objects.bulk_create(missing, ignore_conflicts=True)
+        found = {p.key: p for p in Profile.objects.filter(key__in=keys)}
+    return found
+
+
+def profiles_recompute_aggregates(*, profile_ids: list[int]) -> None:
+    """Aggregates recomputed from stored events: idempotent, whatever ran before."""
+    rows = (
+        Event.objects.filter(profile_id__in=profile_ids)
+        .values("profile_id", "type")
+        .annotate(
+            n=Count("id"), total=Sum("value"), first=Min("occurred_at"), last=Max("occurred_at")
+        )
+    )
+    aggregates: dict[int, dict[str, Any]] = {pid: _empty_aggregates() for pid in profile_ids}
+    seen: dict[int, tuple[datetime, datetime]] = {}
+    for row in rows:
+        agg = aggregates[row["profile_id"]]
+        agg["event_count"] += row["n"]
+        agg[f"{row['type']}_count"] = row["n"]
+        if row["type"] == EventType.PURCHASE:
+            agg["monetary"] = float(row["total"] or 0)
+            agg["last_purchase_at"] = row["last"].isoformat()
+        first, last = seen.get(row["profile_id"], (row["first"], row["last"]))
+        seen[row["profile_id"]] = (min(first, row["first"]), max(last, row["last"]))
+    profiles = list(Profile.objects.filter(pk__in=profile_ids))
+    for profile in profiles:
+        profile.aggregates = aggregates[profile.pk]
+        if profile.pk in seen:
+            first, last = seen[profile.pk]
+            profile.first_seen = min(profile.first_seen, first)
+            profile.last_seen = max(profile.last_seen, last)
+    Profile.objects.bulk_update(profiles, ["aggregates", "first_seen", "last_seen"], batch_size=500)
+
+
+def _empty_aggregates() -> dict[str, Any]:
+    agg: dict[str, Any] = {f"{t}_count": 0 for t in EventType.values}
+    agg.update(event_count=0, monetary=0.0, last_purchase_at=None)
+    return agg
+
+
+def profiles_refresh(*, profile_ids: list[int]) -> None:
+    """Re-evaluate condition segments for these profiles, then rewrite their cached documents."""
+    if not profile_ids:
+        return
+    segment_memberships_refresh(profile_ids=profile_ids)
+    profile_cache_write(profile_ids=profile_ids)
+
+
+def _compiled_segments() -> list[tuple[Segment, Any]]:
+    from .selectors import segments_active_condition
+
+    return [(s, compile_condition(s.condition or {})) for s in segments_active_condition()]
+
+
+def segment_memberships_refresh(*, profile_ids: list[int]) -> None:
+    """Real-time path: bring these profiles' condition-segment memberships up to date."""
+    compiled = _compiled_segments()
+    if not compiled:
+        return
+    profiles = list(Profile.objects.filter(pk__in=profile_ids))
+    current = set(
+        SegmentMembership.objects.filter(
+            profile_id__in=profile_ids, segment__in=[s for s, _ in compiled]
+        ).values_list("segment_id", "profile_id")
+    )
+    wanted = set()
+    for profile in profiles:
+        attributes = {"profile": profile_document(profile=profile, segment_keys=[])}
+        for segment, matches in compiled:
+            if matches(attributes):
+                wanted.add((segment.pk, profile.pk))
+    _memberships_apply(add=wanted - current, remove=current - wanted)
+
+
+def _memberships_apply(*, add: set[tuple[int, int]], remove: set[tuple[int, int]]) -> None:
+    with transaction.atomic():
+        for segment_id, profile_id in remove:
+            SegmentMembership.objects.filter(segment_id=segment_id, profile_id=profile_id).delete()
+        SegmentMembership.objects.bulk_create(
+            [SegmentMembership(segment_id=s, profile_id=p) for s, p in add],
+            ignore_conflicts=True,
+            batch_size=500,
+        )
+        segment_ids = {s for s, _ in add | remove}
+        for segment in Segment.objects.filter(pk__in=segment_ids):
+            segment.member_count = segment.memberships.count()
+            segment.save(update_fields=["member_count"])
+
+
+@dataclass(frozen=True, slots=True)
+class RecomputeResult:
+    segment_key: str
+    evaluated: int
+    members: int
+    added: int
+    removed: int
+
+
+def segment_recompute(*, segment_id: int, chunk_size: int = 2000) -> RecomputeResult:
+    """Bulk path: evaluate the segment over every profile and swap the result in atomically."""
+    segment = Segment.objects.get(pk=segment_id)
+    matches = compile_condition(segment.condition or {})
+    members: set[int] = set()
+    evaluated = 0
+    for profile in Profile.objects.only("pk", "traits", "aggregates", "consent").iterator(
+        chunk_size=chunk_size
+    ):
+        evaluated += 1
+        if matches({"profile": profile_document(profile=profile, segment_keys=[])}):
+            members.add(profile.pk)
+    with transaction.atomic():
+        current = set(
+            SegmentMembership.objects.select_for_update()
+            .filter(segment=segment)
+            .values_list("profile_id", flat=True)
+        )
+        removed, added = current - members, members - current
+        SegmentMembership.objects.filter(segment=segment, profile_id__in=removed).delete()
+        SegmentMembership.objects.bulk_create(
+            [SegmentMembership(segment=segment, profile_id=pid) for pid in added],
+            ignore_conflicts=True,
+            batch_size=1000,
+        )
+        segment.member_count = len(members)
+        segment.computed_at = timezone.now()
+        segment.save(update_fields=["member_count", "computed_at"])
+    changed = list(added | removed)
+    for start in range(0, len(changed), chunk_size):
+        profile_cache_write(profile_ids=changed[start : start + chunk_size])
+    return RecomputeResult(segment.key, evaluated, len(members), len(added), len(removed))
+
+
+def profile_cache_write(*, profile_ids: list[int]) -> int:
+    """Write the profile documents the decision path reads (one Redis key per visitor)."""
+    profiles = list(Profile.objects.filter(pk__in=profile_ids))
+    segment_keys = profile_segment_keys(profile_ids=[p.pk for p in profiles])
+    pipe = get_redis().pipeline(transaction=False)
+    for profile in profiles:
+        document = profile_document(profile=profile, segment_keys=segment_keys[profile.pk])
+        pipe.set(profile_cache_key(profile.key), json.dumps(document), ex=PROFILE_CACHE_TTL)
+    pipe.execute()
+    return len(profiles)
+
+
+def profile_set_traits(*, visitor: str, traits: dict[str, Any]) -> Profile:
+    """Merge traits into a visitor's profile (creating it), then refresh segments and cache."""
+    profile = profiles_get_or_create(keys=[pseudonymize(visitor)])[pseudonymize(visitor)]
+    profile.traits = {**profile.traits, **traits}
+    profile.save(update_fields=["traits"])
+    profiles_refresh(profile_ids=[profile.pk])
+    return profile

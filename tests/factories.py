@@ -1,0 +1,81 @@
+"""Small builders for test data (plain functions: explicit beats magic)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from content.models import Placement, Variant, VariantStatus
+from experiments.models import Arm, Experiment, ExperimentStatus
+from segments.models import Segment, SegmentKind
+
+
+def make_placement(key: str = "hero", default_html: str = "<p>default</p>") -> Placement:
+    placement = Placement.objects.create(key=key, name=key.title())
+    default = Variant.objects.create(
+        placement=placement,
+        key="default",
+        name="Default",
+        status=VariantStatus.LIVE,
+        priority=1000,
+        template=default_html,
+    )
+    placement.default_variant = default
+    placement.save()
+    return placement
+
+
+def make_variant(
+    placement: Placement,
+    key: str,
+    *,
+    condition: dict[str, Any] | None = None,
+    priority: int = 10,
+    template: str | None = None,
+    status: str = VariantStatus.LIVE,
+    **extra: Any,
+) -> Variant:
+    return Variant.objects.create(
+        placement=placement,
+        key=key,
+        name=key,
+        status=status,
+        priority=priority,
+        condition=condition or {},
+        template=template if template is not None else f"<p>{key}</p>",
+        **extra,
+    )
+
+
+def make_segment(key: str, condition: dict[str, Any]) -> Segment:
+    return Segment.objects.create(
+        key=key, name=key, kind=SegmentKind.CONDITION, condition=condition
+    )
+
+
+def make_experiment(placement: Placement, key: str = "exp", arms: int = 2) -> Experiment:
+    experiment = Experiment.objects.create(
+        key=key, name=key, placement=placement, status=ExperimentStatus.RUNNING
+    )
+    for index in range(arms):
+        variant = make_variant(placement, f"{key}-arm{index}", priority=500 + index)
+        Arm.objects.create(
+            experiment=experiment,
+            key=f"arm{index}",
+            name=f"arm{index}",
+            variant=variant,
+            position=index,
+            is_control=index == 0,
+        )
+    return experiment
+
+
+def event(visitor: str, type_: str = "page_view", **fields: Any) -> dict[str, Any]:
+    return {
+        "event_id": str(fields.pop("event_id", uuid.uuid4())),
+        "visitor": visitor,
+        "type": type_,
+        "occurred_at": fields.pop("occurred_at", datetime.now(UTC).isoformat()),
+        **fields,
+    }

@@ -1,0 +1,127 @@
+"""POST /api/v1/events: per-event validation, durable queueing, clear 4xx answers."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.test import override_settings
+
+from segments.services import EVENT_QUEUE
+from tests.factories import event
+
+URL = "/api/v1/events"
+
+
+def post(client, body, **extra):
+    data = body if isinstance(body, str) else json.dumps(body)
+    return client.post(URL, data=data, content_type="application/json", **extra)
+
+
+@pytest.mark.django_db
+def test_events__valid_batch__accepted_and_queued(client, redis_client):
+    # Given two valid events
+    batch = {"events": [event("v1"), event("v1", "purchase", value=12.5, currency="EUR")]}
+    # When they are posted
+    response = post(client, batch)
+    # Then both are accepted and durably queued in Redis
+    assert response.status_code == 202, response.content
+    assert response.json() == {"accepted": 2, "rejected": []}
+    assert redis_client.llen(EVENT_QUEUE) == 2
+
+
+@pytest.mark.django_db
+def test_events__one_invalid__rejected_by_index_others_accepted(client, redis_client):
+    # Given a batch whose second event has an unknown type and an unknown key
+    bad = event("v1", "teleport")
+    bad["colour"] = "red"
+    batch = {"events": [event("v1"), bad, event("v2")]}
+    # When posted
+    response = post(client, batch)
+    # Then the valid ones are accepted and the bad one is named by index with its fields
+    assert response.status_code == 202
+    body = response.json()
+    assert body["accepted"] == 2
+    assert [r["index"] for r in body["rejected"]] == [1]
+    fields = {e["field"] for e in body["rejected"][0]["errors"]}
+    assert fields == {"colour"} or "type" in fields
+    assert redis_client.llen(EVENT_QUEUE) == 2
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("mutation", "field"),
+    [
+        ({"type": "teleport"}, "type"),
+        ({"event_id": "not-a-uuid"}, "event_id"),
+        ({"visitor": ""}, "visitor"),
+        ({"value": "abc"}, "value"),
+        ({"currency": "euro"}, "currency"),
+        ({"properties": [1, 2]}, "properties"),
+        ({"occurred_at": (datetime.now(UTC) + timedelta(days=2)).isoformat()}, "occurred_at"),
+        ({"occurred_at": "1990-01-01T00:00:00Z"}, "occurred_at"),
+        ({"occurred_at": "yesterday"}, "occurred_at"),
+        ({"context": {"url": "x", "cookie": "y"}}, "context.cookie"),
+    ],
+)
+def test_events__bad_field__400_names_the_field(client, redis_client, mutation, field):
+    # Given a single event with one bad field
+    response = post(client, {"events": [{**event("v1"), **mutation}]})
+    # Then the answer is 400, names the field, and nothing is queued
+    assert response.status_code == 400
+    errors = response.json()["rejected"][0]["errors"]
+    assert field in {e["field"] for e in errors}, errors
+    assert redis_client.llen(EVENT_QUEUE) == 0
+
+
+@pytest.mark.django_db
+def test_events__custom_without_name__rejected(client):
+    response = post(client, {"events": [event("v1", "custom")]})
+    assert response.status_code == 400
+    assert response.json()["rejected"][0]["errors"][0]["field"] == "name"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ("{not json", "body"),
+        ({"events": []}, "events"),
+        ({"events": "nope"}, "events"),
+        ({}, "events"),
+        ({"events": [], "extra": 1}, "extra"),
+        ([1, 2], "body"),
+    ],
+)
+def test_events__bad_envelope__400_with_field(client, body, field):
+    response = post(client, body)
+    assert response.status_code == 400
+    assert field in {e["field"] for e in response.json()["errors"]}
+
+
+@pytest.mark.django_db
+@override_settings(MOSAIC_EVENT_MAX_BATCH=3)
+def test_events__oversized_batch__400_nothing_queued(client, redis_client):
+    response = post(client, {"events": [event("v1") for _ in range(4)]})
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "events"
+    assert "At most 3" in response.json()["errors"][0]["message"]
+    assert redis_client.llen(EVENT_QUEUE) == 0
+
+
+@pytest.mark.django_db
+def test_events__redis_down__503_with_retry_after(client, settings):
+    # Given Redis is unreachable
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    # When a valid batch is posted
+    response = post(client, {"events": [event("v1")]})
+    # Then the client is told to retry: nothing was acknowledged
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert response.json()["errors"][0]["field"] == "events"
+
+
+@pytest.mark.django_db
+def test_events__get__405(client):
+    assert client.get(URL).status_code == 405
