@@ -24,9 +24,7 @@ class EventsView(APIView):
 
     @extend_schema(request=EventBatchSerializer, responses={202: dict, 400: dict, 503: dict})
     def post(self, request):
-        envelope = EventBatchSerializer(
-            data=request.data, max_events=settings.MOSAIC_EVENT_MAX_BATCH
-        )
+        envelope = EventBatchSerializer(data=request.data)
         envelope.is_valid(raise_exception=True)
         accepted, rejected = [], []
         for index, raw in enumerate(envelope.validated_data["events"]):

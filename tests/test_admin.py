@@ -1,4 +1,4 @@
-"""The admin is usable for every model: lists, filters, search and forms load; bad input is refused."""
+"""The admin works for every model (lists, search, forms), and refuses bad input at the field."""
 
 from __future__ import annotations
 
