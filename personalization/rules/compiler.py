@@ -512,22 +512,43 @@ class _Membership:
             return value in self.scalars
         return any(strict_equal(value, other) for other in self.others)
 
-    def matches(self, value: Any) -> bool:
-        """``$in`` semantics: an array attribute matches when any of its items is a member."""
-        if isinstance(value, ARRAY_TYPES):
-            return any(map(self.contains, value))
-        return self.contains(value)
+    def any_item(self) -> Callable[[Any], bool]:
+        """``items -> bool``: whether any item of a sequence is a member."""
+        contains = self.contains
+        if self.fold:
+            return lambda items: any(map(contains, items))
+        scalars = self.scalars
+        # frozenset.isdisjoint runs in C; its answer is exact except that True/False hash and
+        # compare like 1/0 (a hit needs re-checking if the list holds a 0 or a 1), and booleans and
+        # arrays/objects are not in `scalars` (a miss needs re-checking if the list holds some).
+        alias_prone = any(
+            x.__class__ is not str and x is not None and (x == 0 or x == 1) for x in scalars
+        )
+        exact_miss = not self.bools and not self.others
+
+        def any_member(items: Any) -> bool:
+            try:
+                hit = not scalars.isdisjoint(items)
+            except TypeError:  # an unhashable item: an array or an object
+                return any(map(contains, items))
+            if hit:
+                return not alias_prone or any(map(contains, items))
+            return not exact_miss and any(map(contains, items))
+
+        return any_member
 
     def predicate(self) -> _Predicate:
+        """``$in`` semantics: an array attribute matches when any of its items is a member."""
         scalars = self.scalars
         contains = self.contains
+        any_item = self.any_item()
         if self.fold:
 
             def member_folded(value: Any) -> bool:
                 if value.__class__ is str:
                     return value.lower() in scalars
                 if isinstance(value, ARRAY_TYPES):
-                    return any(map(contains, value))
+                    return any_item(value)
                 return contains(value)
 
             return member_folded
@@ -536,7 +557,7 @@ class _Membership:
             if value.__class__ is str:
                 return value in scalars
             if isinstance(value, ARRAY_TYPES):
-                return any(map(contains, value))
+                return any_item(value)
             return contains(value)
 
         return member
@@ -552,6 +573,19 @@ def _membership(op: str, operand: Any) -> _Predicate:
 def _contains_all(op: str, operand: Any, compiler: _Compiler) -> _Predicate:
     if not isinstance(operand, list):
         return _false_pred
+    if op == "$all" and all(item.__class__ is str for item in operand):
+        needed = frozenset(operand)
+
+        def contains_all_strings(value: Any) -> bool:
+            if not isinstance(value, ARRAY_TYPES):
+                return False
+            try:
+                # Only an equal string can stand for a string, so hashing is exact here.
+                return needed.issubset(value)
+            except TypeError:  # an unhashable item
+                return all(any(x == s for x in value) for s in needed)
+
+        return contains_all_strings
     # Each expected item is itself a value condition ({"$gt": 3} works), as in GrowthBook.
     preds = tuple(_compile_value(item, compiler, ignore_case=op == "$alli") for item in operand)
 
@@ -567,6 +601,14 @@ def _elem_match(operand: Any, compiler: _Compiler) -> _Predicate:
     if not isinstance(operand, Mapping):
         raise _BrokenConditionError("$elemMatch needs an object")
     if elem_match_on_items(operand):
+        if len(operand) == 1 and isinstance(operand.get("$in"), list):
+            # {"$elemMatch": {"$in": [...]}} is "some item is in the list": set intersection.
+            any_member = _Membership(operand["$in"]).any_item()
+
+            def some_item_in(value: Any) -> bool:
+                return isinstance(value, ARRAY_TYPES) and any_member(value)
+
+            return some_item_in
         item_pred = _compile_value(operand, compiler)
 
         def some_item(value: Any) -> bool:
@@ -589,36 +631,55 @@ def _version(op: str, operand: Any) -> _Predicate:
         # Strict typing, as for ordering: only a string is a version. $vne is $veq negated.
         return _true_pred if op == "$vne" else _false_pred
     expected = padded_version(operand)
+    padded = padded_version
+    # One closure per operator (no operator.* call): app-version targeting is common.
     if op == "$vne":
 
-        def version_ne(value: Any) -> bool:
-            return not isinstance(value, str) or padded_version(value) != expected
+        def vne(value: Any) -> bool:
+            return not isinstance(value, str) or padded(value) != expected
 
-        return version_ne
-    compare = {
-        "$veq": operator.eq,
-        "$vgt": operator.gt,
-        "$vgte": operator.ge,
-        "$vlt": operator.lt,
-        "$vlte": operator.le,
-    }[op]
+        return vne
+    if op == "$veq":
 
-    def version(value: Any) -> bool:
-        return isinstance(value, str) and compare(padded_version(value), expected)
+        def veq(value: Any) -> bool:
+            return isinstance(value, str) and padded(value) == expected
 
-    return version
+        return veq
+    if op == "$vgt":
+
+        def vgt(value: Any) -> bool:
+            return isinstance(value, str) and padded(value) > expected
+
+        return vgt
+    if op == "$vgte":
+
+        def vgte(value: Any) -> bool:
+            return isinstance(value, str) and padded(value) >= expected
+
+        return vgte
+    if op == "$vlt":
+
+        def vlt(value: Any) -> bool:
+            return isinstance(value, str) and padded(value) < expected
+
+        return vlt
+
+    def vlte(value: Any) -> bool:
+        return isinstance(value, str) and padded(value) <= expected
+
+    return vlte
 
 
-def _group_membership(entry: Any) -> _Membership | None:
-    """A saved group's members; an absent group is empty, an unsupported entry is None."""
+def _group_members(entry: Any) -> _Predicate | None:
+    """``$in`` over a saved group's members; an absent group is empty, an unknown kind is None."""
     if entry is None:
-        return _Membership([])
+        return _false_pred
     if isinstance(entry, list):
-        return _Membership(entry)
+        return _Membership(entry).predicate()
     if isinstance(entry, Mapping) and entry.get("type") == "list":
         values = entry.get("values")
         if isinstance(values, list):
-            return _Membership(values)
+            return _Membership(values).predicate()
     return None
 
 
@@ -627,24 +688,24 @@ def _saved_group(op: str, group_id: Any, compiler: _Compiler) -> _Predicate:
     if not isinstance(group_id, str):
         return _false_pred
     groups = compiler.saved_groups
-    static = _group_membership(groups.get(group_id) if groups is not None else None)
+    static = _group_members(groups.get(group_id) if groups is not None else None)
     negate = op == "$notInGroup"
-    # (entry, membership) for the last call-time entry seen; one tuple so threads swap it whole.
-    memo: list[tuple[Any, _Membership | None]] = [(object(), None)]
+    # (entry, members) for the last call-time entry seen; one tuple so threads swap it whole.
+    memo: list[tuple[Any, _Predicate | None]] = [(object(), None)]
 
     def in_group(value: Any) -> bool:
         call_groups = _CALL_GROUPS.get()
         if call_groups is None:
-            membership = static
+            members = static
         else:
             entry = call_groups.get(group_id)
-            seen, membership = memo[0]
+            seen, members = memo[0]
             if seen is not entry:
-                membership = _group_membership(entry)
-                memo[0] = (entry, membership)
-        if membership is None:
-            return False  # a group type this engine does not know: neither in nor out
-        return membership.matches(value) is not negate
+                members = _group_members(entry)
+                memo[0] = (entry, members)
+        if members is None:
+            return False  # a group kind this engine does not know: neither in nor out
+        return members(value) is not negate
 
     return in_group
 
@@ -677,7 +738,7 @@ def _compile_operator(op: Any, operand: Any, compiler: _Compiler) -> _Predicate:
             raise _BrokenConditionError(str(exc)) from None
 
         def matches(value: Any) -> bool:
-            return isinstance(value, str) and match(value) is not None
+            return isinstance(value, str) and match(value)
 
         return matches
     if op == "$not":

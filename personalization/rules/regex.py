@@ -71,15 +71,54 @@ def check_pattern(pattern: object, ignore_case: bool = False) -> str:
     return translated
 
 
-@lru_cache(maxsize=1024)
-def compile_matcher(pattern: str, ignore_case: bool = False) -> Callable[[str], object]:
-    """A function ``text -> truthy-if-match`` running in time linear in ``len(text)``.
+# A pattern with no metacharacter, optionally anchored: a substring/prefix/suffix test suffices.
+_LITERAL = re.compile(r"(\^?)([^.^$*+?()\[\]{}|\\]*)(\$?)\Z")
 
-    Raises :class:`PatternError` for refused patterns. An RE2 set with one member is used rather
-    than ``re2.compile(...).search``: it answers match/no-match only and costs about a fifth.
+
+def _literal_test(pattern: str) -> Callable[[str], bool] | None:
+    """A plain-string equivalent of an ASCII literal pattern (``^`` and ``$`` anchors allowed)."""
+    m = _LITERAL.match(pattern)
+    if m is None or not pattern.isascii():
+        return None
+    start, literal, end = m.groups()
+    if start and end:
+        return lambda text: text == literal
+    if start:
+        return lambda text: text.startswith(literal)
+    if end:
+        return lambda text: text.endswith(literal)
+    return lambda text: literal in text
+
+
+@lru_cache(maxsize=1024)
+def compile_matcher(pattern: str, ignore_case: bool = False) -> Callable[[str], bool]:
+    """A predicate ``text -> bool`` running in time linear in ``len(text)``.
+
+    Raises :class:`PatternError` for refused patterns. Literal patterns (``"^de"``, ``"Mobile"``)
+    become ``str`` method calls, about ten times cheaper than a trip into RE2. Otherwise an RE2 set
+    with one member answers match/no-match, about a fifth of the cost of ``re2.compile().search``.
     """
     translated = check_pattern(pattern, ignore_case)
-    matcher = re2.Set.SearchSet(_options(ignore_case))
-    matcher.Add(translated)
-    matcher.Compile()
-    return matcher.Match
+    regex_set = re2.Set.SearchSet(_options(ignore_case))
+    regex_set.Add(translated)
+    regex_set.Compile()
+    set_match = regex_set.Match
+
+    def re2_match(text: str) -> bool:
+        return set_match(text) is not None
+
+    literal = _literal_test(pattern)
+    if literal is None:
+        return re2_match
+    if not ignore_case:
+        return literal
+    folded_literal = _literal_test(pattern.lower())
+    if folded_literal is None:
+        return re2_match
+
+    def folded_match(text: str) -> bool:
+        # RE2 folds some non-ASCII letters to ASCII ones (the Kelvin sign to "k"), which
+        # str.lower() does not, so only ASCII text takes the shortcut.
+        return folded_literal(text.lower()) if text.isascii() else re2_match(text)
+
+    return folded_match
