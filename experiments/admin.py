@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from .models import Arm, Experiment
+from .models import Arm, Experiment, Exposure
 
 
 class ArmInline(admin.TabularInline):
@@ -30,3 +30,21 @@ class ArmAdmin(admin.ModelAdmin):
     list_filter = ["experiment", "is_control"]
     search_fields = ["key", "name", "experiment__key"]
     list_select_related = ["experiment", "variant"]
+
+
+@admin.register(Exposure)
+class ExposureAdmin(admin.ModelAdmin):
+    """Read-only: exposures are written by the exposures_flush task, never by hand."""
+
+    list_display = ["experiment", "arm_key", "profile_key", "first_exposed_at"]
+    list_filter = ["experiment", "arm_key"]
+    search_fields = ["profile_key", "experiment__key"]
+    list_select_related = ["experiment"]
+    date_hierarchy = "first_exposed_at"
+    readonly_fields = ["experiment", "arm_key", "profile_key", "first_exposed_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -66,3 +66,28 @@ class Arm(models.Model):
 
     def __str__(self) -> str:
         return f"{self.experiment.key}/{self.key}" if self.experiment_id else self.key
+
+
+class Exposure(models.Model):
+    """The first time a (pseudonymous) visitor was served an arm of an experiment.
+
+    Written in batches by the `exposures_flush` task from the Redis buffer that decide fills; one
+    row per experiment and visitor, so a re-run of a flush changes nothing.
+    """
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="exposures")
+    arm_key = models.CharField(max_length=100)
+    profile_key = models.CharField(max_length=64, help_text="Pseudonymous visitor key.")
+    first_exposed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["experiment", "first_exposed_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["experiment", "profile_key"], name="uniq_exposure_experiment_profile"
+            )
+        ]
+        indexes = [models.Index(fields=["experiment", "arm_key"], name="exposure_experiment_arm")]
+
+    def __str__(self) -> str:
+        return f"{self.experiment_id}/{self.arm_key} {self.profile_key[:8]}…"

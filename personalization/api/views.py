@@ -7,12 +7,32 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from experiments.services import ExposureRecord, exposures_log
 from personalization.context import UTM_KEYS, build_request_context
-from personalization.decide import decide
+from personalization.decide import Decision, Visitor, decide
 from personalization.snapshot import holder
 from personalization.visitors import visitor_load
 
 from .serializers import DecideRequestSerializer, DecideResponseSerializer
+
+try:  # the consent policy's home since the privacy work; its former home before that
+    from segments.consent import purpose_allowed
+except ImportError:  # pragma: no cover - depends on the state of the tree
+    from personalization.visitors import purpose_allowed
+
+
+def _log_exposures(visitor: Visitor, profile_status: str, decisions: dict[str, Decision]) -> None:
+    """Buffer the experiment arms served (analytics consent permitting); never raises."""
+    served = [d.experiment for d in decisions.values() if d.experiment is not None]
+    if not served or not visitor.key:
+        return
+    consent = (visitor.profile or {}).get("consent")
+    if not purpose_allowed(consent, "analytics"):
+        return
+    exposures_log(
+        records=[ExposureRecord(e["key"], e["arm"], visitor.key) for e in served],
+        redis_available=profile_status != "unavailable",
+    )
 
 
 def _query_to_body(params) -> dict:
@@ -80,6 +100,8 @@ class DecideView(APIView):
             request_context=request_context,
             explain=explain,
         )
+        # A second Redis round trip, after the answer is computed (the arm is only known now).
+        _log_exposures(visitor, profile_status, decisions)
         return Response(
             {
                 "profile": profile_status,

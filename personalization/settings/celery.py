@@ -27,4 +27,9 @@ CELERY_BEAT_SCHEDULE = {
         "task": "segments.tasks.events_ingest_pending",
         "schedule": timedelta(seconds=30),
     },
+    "exposures-flush": {
+        # Moves the Redis exposure buffer into experiments.Exposure in bounded batches.
+        "task": "experiments.tasks.exposures_flush",
+        "schedule": timedelta(seconds=10),
+    },
 }
