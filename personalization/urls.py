@@ -15,6 +15,7 @@ admin.site.index_title = "Personalization"
 
 urlpatterns = [
     path("", views.demo, name="demo"),
+    path("demo/server", views.demo_server, name="demo-server"),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("api/v1/decide", DecideView.as_view(), name="api-decide"),

@@ -7,10 +7,7 @@ from django.db import connection
 from django.http import JsonResponse
 from django.shortcuts import render
 
-from .context import build_request_context
-from .decide import decide
-from .snapshot import holder
-from .visitors import visitor_load
+from .templatetags.mosaic import VISITOR_COOKIE
 
 DEMO_PERSONAS = [
     ("demo-new", "New visitor", "No history at all"),
@@ -19,32 +16,42 @@ DEMO_PERSONAS = [
     ("demo-jazz", "Jazz fan", "Browses jazz"),
 ]
 DEMO_PLACEMENTS = ["hero", "promo-bar", "recs"]
+ONE_YEAR = 365 * 24 * 3600
 
 
-def demo(request):
-    visitor_id = request.GET.get("visitor") or DEMO_PERSONAS[0][0]
-    visitor, profile_status = visitor_load(visitor_id=visitor_id)
-    request_context = build_request_context(
-        url=request.build_absolute_uri(),
-        user_agent=request.headers.get("User-Agent", ""),
-        accept_language=request.headers.get("Accept-Language", ""),
-    )
-    decisions = decide(
-        snapshot=holder.get(),
-        placement_keys=DEMO_PLACEMENTS,
-        visitor=visitor,
-        request_context=request_context,
-    )
-    return render(
+def _demo_page(request, template: str, integration: str):
+    """A demo storefront page; `?visitor=demo-…` picks a persona (sets the visitor cookie)."""
+    chosen = request.GET.get("visitor", "")
+    known = {key for key, _label, _hint in DEMO_PERSONAS}
+    if chosen in known:
+        # The template tag reads the cookie from the request: make the choice visible right away.
+        request.COOKIES[VISITOR_COOKIE] = chosen
+    visitor_id = request.COOKIES.get(VISITOR_COOKIE, "")
+    response = render(
         request,
-        "demo/index.html",
+        template,
         {
             "personas": DEMO_PERSONAS,
             "visitor_id": visitor_id,
-            "profile_status": profile_status,
-            "decisions": decisions,
+            "integration": integration,
+            "placements": DEMO_PLACEMENTS,
         },
     )
+    if chosen in known:
+        response.set_cookie(
+            VISITOR_COOKIE, chosen, max_age=ONE_YEAR, samesite="Lax", httponly=False
+        )
+    return response
+
+
+def demo(request):
+    """The storefront with the JS snippet: placements decided in the browser."""
+    return _demo_page(request, "demo/index.html", "snippet")
+
+
+def demo_server(request):
+    """The same storefront rendered server-side with the {% mosaic_placement %} template tag."""
+    return _demo_page(request, "demo/server.html", "template tag")
 
 
 def healthz(request):

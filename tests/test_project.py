@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -31,8 +32,9 @@ def test_check_deploy__production_settings__passes():
         "--fail-level",
         "WARNING",
         MOSAIC_PRODUCTION="true",
-        SECRET_KEY="x" * 64 + "Yz9!",
+        SECRET_KEY=secrets.token_urlsafe(64),
         PSEUDONYMIZATION_KEY="k",
+        MOSAIC_IDENTIFY_SECRET="s",
         ALLOWED_HOSTS="mosaic.example.com",
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -80,11 +82,20 @@ def test_seed_demo__personas__get_their_content(client):
 
 
 @pytest.mark.django_db
-def test_demo_page__renders_placements(client):
+def test_demo_page__snippet_page_and_server_page__render_placements(client):
     call_command("seed_demo", "--visitors", "5")
-    response = client.get("/", {"visitor": "demo-jazz"})
-    assert response.status_code == 200
-    assert b"Picked for jazz lovers" in response.content
+    # The storefront integrates with the snippet: placements hold the page's default markup.
+    page = client.get("/", {"visitor": "demo-jazz"})
+    assert page.status_code == 200
+    assert b'src="/static/mosaic/mosaic.js"' in page.content
+    for key in (b"hero", b"promo-bar", b"recs"):
+        assert b'data-mosaic-placement="' + key + b'"' in page.content
+    assert page.cookies["mosaic_vid"].value == "demo-jazz"
+    # The server-rendered variant decides with the template tag, from the visitor cookie.
+    server = client.get("/demo/server")
+    assert server.status_code == 200
+    assert b"Picked for jazz lovers" in server.content
+    assert b'data-mosaic-reason="targeted:jazz-picks"' in server.content
 
 
 @pytest.mark.django_db
