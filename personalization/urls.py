@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from identity.views import IdentifyView, TraitsView
 from segments.views import EventsView
 
 from . import views
@@ -20,6 +21,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/decide", DecideView.as_view(), name="api-decide"),
     path("api/v1/events", EventsView.as_view(), name="api-events"),
+    path("api/v1/identify", IdentifyView.as_view(), name="api-identify"),
+    path("api/v1/traits", TraitsView.as_view(), name="api-traits"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

@@ -1,5 +1,7 @@
 """Core Django settings: apps, middleware, templates, static files, logging, REST framework."""
 
+from corsheaders.defaults import default_headers
+
 from .env import BASE_DIR, ENV
 
 SECRET_KEY = ENV.secret_key
@@ -13,6 +15,14 @@ MOSAIC_EVENT_BATCH_SIZE = ENV.event_batch_size
 MOSAIC_EVENT_MAX_BATCH = ENV.event_max_batch
 # "opt-out": purposes are granted until the visitor refuses; "opt-in": refused until granted.
 MOSAIC_CONSENT_DEFAULT = ENV.consent_default
+# API keys (docs/events.md): false keeps key-less calls working (the embedded demo); true needs one.
+MOSAIC_REQUIRE_API_KEY = ENV.require_api_key
+# HMAC key with which the site signs user ids for browser-side identify calls.
+MOSAIC_IDENTIFY_SECRET = ENV.identify_secret
+# Traits without a TraitDefinition: "accept" (stored as sent) or "reject" (400 naming the trait).
+MOSAIC_UNDECLARED_TRAITS = ENV.undeclared_traits
+# Browsers send publishable keys in this header too; CORS preflight must let it through.
+CORS_ALLOW_HEADERS = (*default_headers, "x-mosaic-key")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -29,6 +39,8 @@ INSTALLED_APPS = [
     "segments",
     "content",
     "experiments",
+    "access",
+    "identity",
 ]
 
 MIDDLEWARE = [
@@ -82,9 +94,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "access.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_PERMISSION_CLASSES": ["access.permissions.ApiKeyPolicy"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "personalization.api.errors.exception_handler",

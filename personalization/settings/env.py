@@ -46,6 +46,9 @@ class MosaicEnv:
     event_batch_size: int
     event_max_batch: int
     consent_default: str
+    require_api_key: bool
+    identify_secret: str
+    undeclared_traits: str
 
     @classmethod
     def load(cls) -> MosaicEnv:
@@ -85,6 +88,14 @@ class MosaicEnv:
             event_batch_size=_reader.int("EVENT_BATCH_SIZE", default=1000),
             event_max_batch=_reader.int("EVENT_MAX_BATCH", default=500),
             consent_default=_reader.str("MOSAIC_CONSENT_DEFAULT", default="opt-out"),
+            require_api_key=_reader.bool("MOSAIC_REQUIRE_API_KEY", default=False),
+            # Optional in production: unset there means browser-side identify is refused.
+            identify_secret=(
+                _reader.str("MOSAIC_IDENTIFY_SECRET", default="")
+                if production
+                else secret("MOSAIC_IDENTIFY_SECRET")
+            ),
+            undeclared_traits=_reader.str("MOSAIC_UNDECLARED_TRAITS", default="accept"),
         )
 
 

@@ -1,0 +1,1 @@
+"""API keys (publishable and secret), their authentication, permissions and rate limits."""

@@ -1,0 +1,70 @@
+"""DRF permissions around API keys.
+
+ApiKeyPolicy is the project-wide default (REST_FRAMEWORK["DEFAULT_PERMISSION_CLASSES"]):
+- no key: allowed while settings.MOSAIC_REQUIRE_API_KEY is false (the embedded demo), or for staff
+  signed in to the admin; otherwise 401;
+- secret key: allowed everywhere;
+- publishable key: only the browser endpoints (events, consent, decide, identify) — a view opts in
+  or out explicitly with `publishable_key_allowed = True/False`, otherwise its path decides.
+IsSecretKeyOrStaff is for endpoints that no browser may call (export, erase, explain, admin APIs).
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.conf import settings
+from django.utils.translation import gettext_lazy as _
+from rest_framework import exceptions
+from rest_framework.permissions import BasePermission
+
+from .models import ApiKey
+
+PUBLISHABLE_PATHS = re.compile(r"^/api/v1/(events|consent|decide|identify)/?$")
+
+
+def request_api_key(request) -> ApiKey | None:
+    auth = getattr(request, "auth", None)
+    return auth if isinstance(auth, ApiKey) else None
+
+
+def request_is_staff(request) -> bool:
+    user = getattr(request, "user", None)
+    return bool(user is not None and getattr(user, "is_staff", False))
+
+
+def request_is_secret_or_staff(request) -> bool:
+    api_key = request_api_key(request)
+    return (api_key is not None and api_key.is_secret) or request_is_staff(request)
+
+
+def publishable_allowed_for(request, view) -> bool:
+    explicit = getattr(view, "publishable_key_allowed", None)
+    if explicit is not None:
+        return bool(explicit)
+    return bool(PUBLISHABLE_PATHS.match(request.path))
+
+
+class ApiKeyPolicy(BasePermission):
+    def has_permission(self, request, view) -> bool:
+        api_key = request_api_key(request)
+        if api_key is None:
+            if request_is_staff(request) or not settings.MOSAIC_REQUIRE_API_KEY:
+                return True
+            raise exceptions.NotAuthenticated(
+                {"api_key": [_("An API key is required (Authorization: Bearer <key>).")]}
+            )
+        if api_key.is_secret or publishable_allowed_for(request, view):
+            return True
+        raise exceptions.PermissionDenied(
+            {"api_key": [_("A publishable key cannot call this endpoint; use a secret key.")]}
+        )
+
+
+class IsSecretKeyOrStaff(BasePermission):
+    message = _("Requires a secret API key or a staff session.")
+
+    def has_permission(self, request, view) -> bool:
+        if request_is_secret_or_staff(request):
+            return True
+        raise exceptions.PermissionDenied({"api_key": [self.message]})

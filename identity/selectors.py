@@ -1,0 +1,31 @@
+"""Reads for identity: trait definitions and visitor resolution through aliases."""
+
+from __future__ import annotations
+
+from segments.models import Profile
+
+from .models import TraitDefinition, VisitorAlias
+
+
+def trait_definitions() -> dict[str, str]:
+    """name → type of every declared trait (a small table, read once per call)."""
+    return dict(TraitDefinition.objects.values_list("name", "type"))
+
+
+def profile_resolve(*, profile_key: str) -> Profile | None:
+    """The profile a visitor key means now: its own, or the one it was merged into."""
+    profile = Profile.objects.filter(key=profile_key).first()
+    if profile is not None:
+        return profile
+    alias = VisitorAlias.objects.select_related("profile").filter(alias_key=profile_key).first()
+    return alias.profile if alias else None
+
+
+def profile_alias_keys(*, profile_ids: list[int]) -> dict[int, list[str]]:
+    result: dict[int, list[str]] = {pid: [] for pid in profile_ids}
+    rows = VisitorAlias.objects.filter(profile_id__in=profile_ids).values_list(
+        "profile_id", "alias_key"
+    )
+    for pid, alias_key in rows:
+        result[pid].append(alias_key)
+    return result

@@ -1,0 +1,77 @@
+"""HTTP endpoints of identity: POST /api/v1/identify and POST /api/v1/traits."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers as drf_serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from access.permissions import request_is_secret_or_staff
+from personalization.api.errors import error_response
+
+from . import services
+from .serializers import IdentifySerializer, TraitsSerializer
+from .traits import traits_coerce
+
+
+def user_token_for(user_id: str) -> str:
+    """What the site's server computes and hands to its pages: hex HMAC-SHA256 of the user id."""
+    secret = settings.MOSAIC_IDENTIFY_SECRET.encode()
+    return hmac.new(secret, user_id.encode(), hashlib.sha256).hexdigest()
+
+
+class IdentifyView(APIView):
+    """Links an anonymous visitor to a known user; merges that user's profiles into the oldest."""
+
+    publishable_key_allowed = True
+
+    @extend_schema(request=IdentifySerializer, responses={200: dict, 400: dict, 403: dict})
+    def post(self, request):
+        serializer = IdentifySerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        # A browser could claim any user id; only the site's server can sign one. Server-side
+        # callers (secret key, staff) are trusted without a token.
+        if not request_is_secret_or_staff(request):
+            token = data.get("user_token")
+            if not settings.MOSAIC_IDENTIFY_SECRET:
+                return error_response(
+                    403, "user_token", "Browser identify is off: MOSAIC_IDENTIFY_SECRET is unset."
+                )
+            if not token:
+                return error_response(403, "user_token", "Required when called from a browser.")
+            if not hmac.compare_digest(token.lower(), user_token_for(data["user_id"])):
+                return error_response(403, "user_token", "Does not match user_id.")
+        try:
+            result = services.visitor_identify(visitor=data["visitor"], user_id=data["user_id"])
+        except services.IdentifyConflict:
+            return error_response(
+                409,
+                "visitor",
+                "This visitor is already identified as another user; start a new visitor id "
+                "when a user signs out.",
+            )
+        return Response({"identified": True, "merged": result.merged})
+
+
+class TraitsView(APIView):
+    """Sets traits on a visitor's profile, coerced to their declared types."""
+
+    # Traits drive targeting: a browser must not be able to grant itself "plan=pro".
+    publishable_key_allowed = False
+
+    @extend_schema(request=TraitsSerializer, responses={200: dict, 400: dict})
+    def post(self, request):
+        serializer = TraitsSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        coerced, errors = traits_coerce(data["traits"])
+        if errors:
+            raise drf_serializers.ValidationError({"traits": {k: [v] for k, v in errors.items()}})
+        profile = services.visitor_set_traits(visitor=data["visitor"], traits=coerced)
+        return Response({"traits": {name: profile.traits.get(name) for name in coerced}})

@@ -1,0 +1,191 @@
+"""POST /api/v1/identify: user tokens, linking, merge into the older profile, aliases."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from access import selectors as access_selectors
+from access import services as access_services
+from identity.models import VisitorAlias
+from identity.views import user_token_for
+from personalization.visitors import visitor_load
+from segments import services as segment_services
+from segments.models import ConsentRecord, Event, Profile
+from segments.pseudonym import pseudonymize
+from tests.factories import event
+
+URL = "/api/v1/identify"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_key_cache():
+    access_selectors.caches_clear()
+
+
+def post(client, body, **extra):
+    return client.post(URL, data=json.dumps(body), content_type="application/json", **extra)
+
+
+def fields(response) -> set[str]:
+    return {e["field"] for e in response.json()["errors"]}
+
+
+def days_ago(n: int) -> str:
+    return (datetime.now(UTC) - timedelta(days=n)).isoformat()
+
+
+def profile_of(visitor: str) -> Profile:
+    return Profile.objects.get(key=pseudonymize(visitor))
+
+
+def with_history(visitor: str, *, days: int, consent: dict[str, bool], traits: dict) -> Profile:
+    segment_services.events_store(
+        events=[event(visitor, occurred_at=days_ago(days)), event(visitor, occurred_at=days_ago(1))]
+    )
+    profile = profile_of(visitor)
+    profile.consent = consent
+    profile.traits = traits
+    profile.save()
+    ConsentRecord.objects.create(profile=profile, purposes=consent, source="test")
+    return profile
+
+
+@pytest.mark.django_db
+def test_identify__browser_without_token__403(client):
+    # Given no key (the demo mode counts as a browser), When identify has no user_token
+    response = post(client, {"visitor": "anon-1", "user_id": "u-1"})
+    # Then it is refused naming user_token, and nothing is linked
+    assert response.status_code == 403
+    assert fields(response) == {"user_token"}
+    assert not Profile.objects.filter(user_key=pseudonymize("u-1")).exists()
+
+
+@pytest.mark.django_db
+def test_identify__wrong_token__403(client):
+    token = user_token_for("someone-else")
+    response = post(client, {"visitor": "anon-1", "user_id": "u-1", "user_token": token})
+    assert response.status_code == 403
+    assert fields(response) == {"user_token"}
+
+
+@pytest.mark.django_db
+def test_identify__valid_token__links_pseudonymous_user_key(client):
+    # Given a token the site's server computed for u-1
+    body = {"visitor": "anon-1", "user_id": "u-1", "user_token": user_token_for("u-1")}
+    # When the browser identifies with it (publishable key from the allowed origin)
+    _, raw = access_services.api_key_create(
+        name="web", kind="publishable", allowed_origins=["https://shop.example"]
+    )
+    response = post(client, body, HTTP_X_MOSAIC_KEY=raw, HTTP_ORIGIN="https://shop.example")
+    # Then the profile carries the keyed hash of the user id, never the raw id
+    assert response.status_code == 200, response.content
+    assert response.json() == {"identified": True, "merged": 0}
+    profile = profile_of("anon-1")
+    assert profile.user_key == pseudonymize("u-1")
+    assert "u-1" not in json.dumps([profile.key, profile.user_key, profile.traits])
+
+
+@pytest.mark.django_db
+def test_identify__secret_key_without_token__ok(client):
+    _, raw = access_services.api_key_create(name="srv", kind="secret")
+    response = post(
+        client, {"visitor": "anon-1", "user_id": "u-1"}, HTTP_AUTHORIZATION=f"Bearer {raw}"
+    )
+    assert response.status_code == 200, response.content
+
+
+@pytest.mark.django_db
+def test_identify__two_visitors_of_one_user__merged_into_older(client):
+    # Given an older profile (phone) and a newer one (laptop) with events, consent and traits
+    older = with_history(
+        "phone",
+        days=30,
+        consent={"analytics": True, "personalization": True},
+        traits={"plan": "free", "city": "Lyon"},
+    )
+    newer = with_history(
+        "laptop",
+        days=5,
+        consent={"analytics": True, "personalization": False, "marketing": True},
+        traits={"plan": "pro"},
+    )
+    # When the newer visitor is identified first, then the older one, as the same user
+    token = user_token_for("u-1")
+    first = post(client, {"visitor": "laptop", "user_id": "u-1", "user_token": token})
+    second = post(client, {"visitor": "phone", "user_id": "u-1", "user_token": token})
+    # Then the older profile survives with every event and the consent history of both
+    assert first.json()["merged"] == 0
+    assert second.json() == {"identified": True, "merged": 1}
+    assert not Profile.objects.filter(pk=newer.pk).exists()
+    survivor = Profile.objects.get(pk=older.pk)
+    assert Event.objects.filter(profile=survivor).count() == 4
+    assert survivor.aggregates["event_count"] == 4
+    assert set(ConsentRecord.objects.filter(profile=survivor).values_list("source", flat=True)) == {
+        "test",
+        "identify:merge",
+    }
+    # And the newer profile's trait wins; the more restrictive consent wins per purpose
+    assert survivor.traits == {"plan": "pro", "city": "Lyon"}
+    assert survivor.consent == {"analytics": True, "personalization": False, "marketing": True}
+    # And the merged-away visitor id now resolves (one cache GET) to the survivor's document
+    visitor, status = visitor_load(visitor_id="laptop")
+    assert status == "found"
+    assert visitor.profile["traits"] == {"plan": "pro", "city": "Lyon"}
+    assert visitor.personalization_allowed is False
+    assert VisitorAlias.objects.get(alias_key=pseudonymize("laptop")).profile_id == older.pk
+
+
+@pytest.mark.django_db
+def test_identify__repeated__idempotent(client):
+    body = {"visitor": "anon-1", "user_id": "u-1", "user_token": user_token_for("u-1")}
+    assert post(client, body).json() == {"identified": True, "merged": 0}
+    assert post(client, body).json() == {"identified": True, "merged": 0}
+    assert Profile.objects.filter(user_key=pseudonymize("u-1")).count() == 1
+
+
+@pytest.mark.django_db
+def test_identify__visitor_already_another_user__409(client):
+    post(client, {"visitor": "anon-1", "user_id": "u-1", "user_token": user_token_for("u-1")})
+    response = post(
+        client, {"visitor": "anon-1", "user_id": "u-2", "user_token": user_token_for("u-2")}
+    )
+    assert response.status_code == 409
+    assert fields(response) == {"visitor"}
+
+
+@pytest.mark.django_db
+def test_identify__old_visitor_id_used_after_merge__merged_again(client):
+    # Given laptop merged into phone
+    with_history("phone", days=30, consent={}, traits={})
+    with_history("laptop", days=5, consent={}, traits={})
+    token = user_token_for("u-1")
+    post(client, {"visitor": "phone", "user_id": "u-1", "user_token": token})
+    post(client, {"visitor": "laptop", "user_id": "u-1", "user_token": token})
+    # When the laptop keeps sending events under its old id (a new profile appears) and identifies
+    segment_services.events_store(events=[event("laptop")])
+    response = post(client, {"visitor": "laptop", "user_id": "u-1", "user_token": token})
+    # Then that stray profile is folded into the survivor too
+    assert response.json()["merged"] == 1
+    assert Profile.objects.count() == 1
+    assert Event.objects.count() == 5
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"user_id": "u-1"}, "visitor"),
+        ({"visitor": "v"}, "user_id"),
+        ({"visitor": "", "user_id": "u-1"}, "visitor"),
+        ({"visitor": "v", "user_id": "u-1", "user_token": "zz"}, "user_token"),
+        ({"visitor": "v", "user_id": "u-1", "colour": "red"}, "colour"),
+        ([1], "body"),
+    ],
+)
+def test_identify__bad_input__400_names_field(client, body, field):
+    response = post(client, body)
+    assert response.status_code == 400
+    assert field in fields(response)
