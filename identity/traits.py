@@ -56,7 +56,8 @@ def _date(value: Any) -> str:
     if isinstance(value, str):
         text = value.strip()
         try:
-            parsed: date | datetime | None = parse_datetime(text) or parse_date(text)
+            # Date first: parse_datetime would also read "1990-04-01" as midnight.
+            parsed: date | datetime | None = parse_date(text) or parse_datetime(text)
         except ValueError:
             parsed = None
         if parsed is not None:
