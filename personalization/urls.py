@@ -5,7 +5,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from identity.views import IdentifyView, TraitsView
-from segments.views import EventsView
+from segments.views import ConsentView, EventsView, ProfileEraseView, ProfileExportView
 
 from . import views
 from .api.views import DecideView
@@ -21,6 +21,14 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/decide", DecideView.as_view(), name="api-decide"),
     path("api/v1/events", EventsView.as_view(), name="api-events"),
+    path("api/v1/consent", ConsentView.as_view(), name="api-consent"),
+    # path: visitor ids may contain "/"; the export route is tried first.
+    path(
+        "api/v1/profiles/<path:visitor>/export",
+        ProfileExportView.as_view(),
+        name="api-profile-export",
+    ),
+    path("api/v1/profiles/<path:visitor>", ProfileEraseView.as_view(), name="api-profile-erase"),
     path("api/v1/identify", IdentifyView.as_view(), name="api-identify"),
     path("api/v1/traits", TraitsView.as_view(), name="api-traits"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -5,20 +5,14 @@ from __future__ import annotations
 import logging
 
 import redis
-from django.conf import settings
 
+from segments.consent import purpose_allowed
 from segments.pseudonym import pseudonymize
 from segments.selectors import profile_get_cached
 
 from .decide import Visitor
 
 logger = logging.getLogger(__name__)
-
-
-def purpose_allowed(consent: dict[str, bool] | None, purpose: str) -> bool:
-    if consent and purpose in consent:
-        return bool(consent[purpose])
-    return settings.MOSAIC_CONSENT_DEFAULT == "opt-out"
 
 
 def visitor_load(*, visitor_id: str | None) -> tuple[Visitor, str]:

@@ -1,11 +1,18 @@
-"""Admin for analysts: profiles (read-mostly), events, consent history (read-only), segments."""
+"""Admin for analysts: profiles (read-mostly, with export and erase), events, consent history and
+the audit log (read-only), segments."""
 
 from __future__ import annotations
 
+import redis
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.db import transaction
+from django.http import HttpResponse
+from django.template.response import TemplateResponse
+from django.utils import timezone
 
-from .models import ConsentRecord, Event, Profile, Segment, SegmentMembership
+from . import privacy
+from .models import AuditEntry, ConsentRecord, Event, Profile, Segment, SegmentMembership
 
 
 class ConsentInline(admin.TabularInline):
@@ -26,6 +33,64 @@ class ProfileAdmin(admin.ModelAdmin):
     readonly_fields = ["key", "user_key", "aggregates", "consent", "first_seen", "last_seen"]
     inlines = [ConsentInline]
     date_hierarchy = "last_seen"
+    actions = ["export_json", "erase"]
+
+    # Deleting a profile row would miss Redis and the audit log: "Erase" is the way.
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.action(description="Export as JSON")
+    def export_json(self, request, queryset):
+        actor = request.user.get_username()
+        exports = []
+        try:
+            for profile_key in queryset.values_list("key", flat=True):
+                exports.append(privacy.profile_export(profile_key=profile_key, actor=actor))
+        except redis.RedisError:
+            self.message_user(
+                request, "Redis is unavailable: the export would be incomplete.", messages.ERROR
+            )
+            return None
+        document = exports[0] if len(exports) == 1 else {"profiles": exports}
+        response = HttpResponse(
+            privacy.export_json(document), content_type="application/json; charset=utf-8"
+        )
+        filename = f"mosaic-export-{timezone.now():%Y%m%d-%H%M%S}.json"
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
+
+    @admin.action(description="Erase (every store, irreversible)")
+    def erase(self, request, queryset):
+        if request.POST.get("confirm") != "yes":
+            context = {
+                **self.admin_site.each_context(request),
+                "title": "Erase visitors?",
+                "opts": self.model._meta,
+                "profiles": list(queryset),
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            }
+            return TemplateResponse(
+                request, "admin/segments/profile/erase_confirmation.html", context
+            )
+        actor = request.user.get_username()
+        erased = 0
+        try:
+            for profile_key in list(queryset.values_list("key", flat=True)):
+                erased += privacy.profile_erase(profile_key=profile_key, actor=actor).erased
+        except (redis.RedisError, privacy.ErasureBusy):
+            self.message_user(
+                request,
+                f"Erased {erased} visitor(s), then stopped: Redis unavailable or ingestion busy. "
+                "Retry for the rest.",
+                messages.ERROR,
+            )
+            return None
+        self.message_user(
+            request,
+            f"Erased {erased} visitor(s) from the database and Redis; see the audit log.",
+            messages.SUCCESS,
+        )
+        return None
 
     @admin.display(description="key")
     def short_key(self, obj: Profile) -> str:
@@ -96,3 +161,22 @@ class SegmentMembershipAdmin(admin.ModelAdmin):
     search_fields = ["profile__key", "segment__key"]
     raw_id_fields = ["profile"]
     list_select_related = ["segment", "profile"]
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "action", "actor", "subject", "details"]
+    list_filter = ["action", "actor", "created_at"]
+    search_fields = ["subject", "actor", "action"]
+    date_hierarchy = "created_at"
+    readonly_fields = ["action", "actor", "subject", "details", "created_at"]
+
+    # Append-only: written by the services, never by hand.
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -135,3 +135,63 @@ class SegmentMembership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.segment_id}:{self.profile_id}"
+
+
+class AuditAction(models.TextChoices):
+    EXPORT = "export", "Export"
+    ERASE = "erase", "Erase"
+    CONSENT_CHANGE = "consent_change", "Consent change"
+    KEY_CHANGE = "key_change", "API key change"
+    RETENTION_PURGE = "retention_purge", "Retention purge"
+
+
+class AuditQuerySet(models.QuerySet):
+    """Bulk update and delete are refused: the log is append-only.
+
+    The one exception is `redact_subject`, which erasure uses so that earlier entries no longer
+    point at an erased visitor's pseudonymous key.
+    """
+
+    def update(self, **kwargs):
+        raise ValueError("Audit entries are append-only.")
+
+    def delete(self):
+        raise ValueError("Audit entries are append-only.")
+
+    def redact_subject(self, subject: str) -> int:
+        # QuerySet.update on purpose: this class's own update() refuses every other change.
+        return models.QuerySet.update(self.filter(subject=subject), subject=AuditEntry.REDACTED)
+
+
+class AuditEntry(models.Model):
+    """Who did what to which pseudonymous profile; never a raw visitor id or other personal data."""
+
+    REDACTED = "-"
+
+    action = models.CharField(max_length=32, choices=AuditAction.choices, db_index=True)
+    actor = models.CharField(max_length=150, help_text='Username, or "api" for public endpoints.')
+    subject = models.CharField(
+        max_length=64,
+        db_index=True,
+        default=REDACTED,
+        help_text='Pseudonymous profile key, or "-" (none, or erased since).',
+    )
+    details = models.JSONField(default=dict, blank=True, help_text="Counts and choices only.")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    objects = AuditQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.action} by {self.actor} at {self.created_at:%Y-%m-%d %H:%M}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None:
+            raise ValueError("Audit entries are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("Audit entries are append-only.")

@@ -77,3 +77,48 @@ class EventBatchSerializer(StrictSerializer):
                 f"At most {limit} events per batch; got {len(value)}."
             )
         return value
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """Only JSON true/false: a consent choice sent as "yes" or 1 is a client bug, not a choice."""
+
+    default_error_messages = {"invalid": "Must be true or false."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
+
+
+class ConsentPurposesSerializer(StrictSerializer):
+    necessary = StrictBooleanField(required=False)
+    analytics = StrictBooleanField(required=False)
+    personalization = StrictBooleanField(required=False)
+    marketing = StrictBooleanField(required=False)
+
+    def validate_necessary(self, value):
+        if value is not True:
+            raise serializers.ValidationError("Necessary processing cannot be refused.")
+        return value
+
+    def validate(self, attrs):
+        if not attrs:
+            raise serializers.ValidationError("Give at least one purpose.")
+        return attrs
+
+
+class ConsentSerializer(StrictSerializer):
+    """POST /api/v1/consent: a (possibly partial) choice per purpose."""
+
+    visitor = serializers.CharField(max_length=200)
+    purposes = ConsentPurposesSerializer()
+    source = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    policy_version = serializers.CharField(
+        max_length=32, required=False, allow_blank=True, default=""
+    )
+
+
+class VisitorPathSerializer(StrictSerializer):
+    """The visitor id taken from the URL of the privacy endpoints."""
+
+    visitor = serializers.CharField(max_length=200)

@@ -4,6 +4,9 @@ Event ingestion is a reliable Redis queue: the API appends validated events to a
 once Redis has them), and a Celery task moves a bounded batch to a processing list, writes it to
 the database in one transaction, then removes it. A worker killed mid-batch leaves the batch in
 the processing list, and the next run re-processes it; event_id uniqueness makes that harmless.
+
+Analytics consent is enforced here, at storage: events of a visitor whose current consent refuses
+`analytics` (or who never chose, under MOSAIC_CONSENT_DEFAULT=opt-in) are dropped and only counted.
 """
 
 from __future__ import annotations
@@ -24,9 +27,10 @@ from django.utils.dateparse import parse_datetime
 from personalization.redis import get_redis, key
 from personalization.rules import compile_condition
 
+from .consent import ANALYTICS, purpose_allowed
 from .models import Event, EventType, Profile, Segment, SegmentMembership
 from .pseudonym import pseudonymize
-from .selectors import profile_cache_key, profile_document, profile_segment_keys
+from .selectors import alias_model, profile_cache_key, profile_document, profile_segment_keys
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +38,12 @@ EVENT_QUEUE = key("events", "queue")
 EVENT_PROCESSING = key("events", "processing")
 INGEST_LOCK = key("events", "ingest-lock")
 PROFILE_CACHE_TTL = 60 * 60 * 24 * 30
+DROPPED_COUNTER_TTL = 60 * 60 * 24 * 90
+
+
+def events_dropped_counter_key(day: datetime) -> str:
+    """Per-day count of events not stored for lack of analytics consent (no visitor in it)."""
+    return key("events", "dropped", "no_consent", f"{day:%Y%m%d}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +53,14 @@ class IngestResult:
     duplicates: int
     profiles: int
     skipped_locked: bool = False
+    dropped_no_consent: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StoreResult:
+    stored: int
+    profile_ids: list[int]
+    dropped_no_consent: int = 0
 
 
 def events_enqueue(*, events: list[dict[str, Any]]) -> int:
@@ -76,10 +94,16 @@ def events_ingest_pending(*, max_events: int) -> IngestResult:
         if not raw:
             return IngestResult(0, 0, 0, 0)
         events = [json.loads(item) for item in raw]
-        stored, profile_ids = events_store(events=events)
-        profiles_refresh(profile_ids=profile_ids)
+        result = events_store(events=events)
+        profiles_refresh(profile_ids=result.profile_ids)
         r.delete(EVENT_PROCESSING)
-        return IngestResult(len(events), stored, len(events) - stored, len(profile_ids))
+        return IngestResult(
+            taken=len(events),
+            stored=result.stored,
+            duplicates=len(events) - result.stored - result.dropped_no_consent,
+            profiles=len(result.profile_ids),
+            dropped_no_consent=result.dropped_no_consent,
+        )
     finally:
         lock.release()
 
@@ -89,13 +113,19 @@ def _parse_time(value: str | None) -> datetime:
     return parsed or timezone.now()
 
 
-def events_store(*, events: list[dict[str, Any]]) -> tuple[int, list[int]]:
-    """Insert events not stored yet and recompute the touched profiles' aggregates, atomically."""
+def events_store(*, events: list[dict[str, Any]]) -> StoreResult:
+    """Insert events not stored yet and recompute the touched profiles' aggregates, atomically.
+
+    Events of visitors without analytics consent are not stored (and create no profile); they
+    are counted in a per-day Redis counter instead.
+    """
     now = timezone.now()
     by_visitor: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for event in events:
         by_visitor[pseudonymize(str(event["visitor"]))].append(event)
     with transaction.atomic():
+        refused = _visitors_refusing_analytics(keys=list(by_visitor))
+        dropped = sum(len(by_visitor.pop(k)) for k in refused)
         profiles = profiles_get_or_create(keys=list(by_visitor))
         ids = [event["event_id"] for event in events]
         existing = {
@@ -125,7 +155,30 @@ def events_store(*, events: list[dict[str, Any]]) -> tuple[int, list[int]]:
         Event.objects.bulk_create(new_rows.values(), batch_size=500)
         touched = [profiles[k].pk for k in by_visitor]
         profiles_recompute_aggregates(profile_ids=touched)
-    return len(new_rows), touched
+    if dropped:
+        # After the commit, so a rolled-back batch (re-run later) is not counted twice. A crash
+        # between commit and queue cleanup can still count a batch twice: the figure is a gauge.
+        counter = events_dropped_counter_key(now)
+        pipe = get_redis().pipeline(transaction=False)
+        pipe.incrby(counter, dropped)
+        pipe.expire(counter, DROPPED_COUNTER_TTL)
+        pipe.execute()
+    return StoreResult(len(new_rows), touched, dropped)
+
+
+def _visitors_refusing_analytics(*, keys: list[str]) -> set[str]:
+    """Profile keys whose consent (the default for unknown visitors) refuses analytics."""
+    consents = dict(Profile.objects.filter(key__in=keys).values_list("key", "consent"))
+    aliases = alias_model()
+    unknown = [k for k in keys if k not in consents]
+    if unknown and aliases is not None:
+        # A merged-away visitor id still carries the surviving profile's consent.
+        consents.update(
+            aliases.objects.filter(alias_key__in=unknown).values_list(
+                "alias_key", "profile__consent"
+            )
+        )
+    return {k for k in keys if not purpose_allowed(consents.get(k), ANALYTICS)}
 
 
 def profiles_get_or_create(*, keys: list[str]) -> dict[str, Profile]:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import redis
 from celery import shared_task
 from django.conf import settings
+from django.db import OperationalError
+from django.utils import timezone
 
-from . import services
+from . import privacy, services
 from .models import Segment, SegmentKind
 
 logger = logging.getLogger(__name__)
@@ -61,3 +64,27 @@ def segments_recompute_all() -> int:
     for segment_id in ids:
         segment_recompute.delay(segment_id)
     return len(ids)
+
+
+@shared_task(
+    bind=True,
+    autoretry_for=(redis.RedisError, OperationalError),
+    default_retry_delay=300,
+    retry_kwargs={"max_retries": 5},
+)
+def events_purge_expired(self) -> dict[str, int | bool]:
+    """Retention: delete events older than MOSAIC_EVENT_RETENTION_DAYS, 5,000 rows a batch.
+
+    Bounded (20 batches a run); a backlog is finished by the next daily runs. Idempotent: a retry
+    after a failure simply finds fewer rows.
+    """
+    older_than = timezone.now() - timedelta(days=settings.MOSAIC_EVENT_RETENTION_DAYS)
+    result = privacy.events_purge_expired(older_than=older_than, batch_size=5000, max_batches=20)
+    totals = {
+        "batches": result.batches,
+        "deleted": result.deleted,
+        "profiles": result.profiles,
+        "complete": result.complete,
+    }
+    logger.info("events_purge_expired %s", totals)
+    return totals

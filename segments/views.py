@@ -1,4 +1,4 @@
-"""HTTP endpoints of the segments domain: event collection."""
+"""HTTP endpoints of the segments domain: event collection, consent and the privacy endpoints."""
 
 from __future__ import annotations
 
@@ -8,13 +8,20 @@ import redis
 from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
+from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from personalization.api.errors import error_response, flatten_errors
 
-from . import services, tasks
-from .serializers import EventBatchSerializer, EventSerializer
+from . import privacy, services, tasks
+from .pseudonym import pseudonymize
+from .serializers import (
+    ConsentSerializer,
+    EventBatchSerializer,
+    EventSerializer,
+    VisitorPathSerializer,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -64,3 +71,92 @@ def _trigger_ingestion() -> None:
         tasks.events_ingest_pending.delay()
     except Exception:
         logger.warning("events: could not enqueue the ingestion task; beat will drain the queue")
+
+
+class ConsentView(APIView):
+    """Records a visitor's consent choices; `Sec-GPC: 1` forces marketing off and is recorded."""
+
+    @extend_schema(request=ConsentSerializer, responses={201: dict, 400: dict, 503: dict})
+    def post(self, request):
+        serializer = ConsentSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        gpc = request.headers.get("Sec-GPC", "").strip() == "1"
+        try:
+            record = privacy.consent_record(
+                profile_key=pseudonymize(data["visitor"]),
+                purposes=dict(data["purposes"]),
+                source=data["source"],
+                policy_version=data["policy_version"],
+                gpc=gpc,
+                actor=_actor(request),
+            )
+        except redis.RedisError:
+            logger.warning("consent: Redis unavailable, change refused with 503")
+            return error_response(
+                503, "visitor", "Profile store unavailable; nothing was recorded, retry later."
+            )
+        return Response(
+            {
+                "consent": record.purposes,
+                "gpc": record.gpc,
+                "recorded_at": record.recorded_at.isoformat(),
+            },
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class _PrivacyView(APIView):
+    # Staff sessions only for now: these endpoints hand out or destroy a visitor's data. Secret
+    # server API keys will be accepted here too once the access app lands.
+    permission_classes = [IsAdminUser]
+
+    def _visitor(self, visitor: str) -> str:
+        serializer = VisitorPathSerializer(data={"visitor": visitor})
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data["visitor"]
+
+
+class ProfileExportView(_PrivacyView):
+    """Everything Mosaic holds on a visitor: profile, events, consent, segments, Redis."""
+
+    @extend_schema(responses={200: dict, 400: dict, 403: dict, 404: dict, 503: dict})
+    def get(self, request, visitor: str):
+        visitor = self._visitor(visitor)
+        try:
+            data = privacy.profile_export(profile_key=pseudonymize(visitor), actor=_actor(request))
+        except redis.RedisError:
+            return error_response(
+                503, "visitor", "Redis unavailable; an export would be incomplete, retry later."
+            )
+        if data is None:
+            return error_response(404, "visitor", "Mosaic holds no data on this visitor.")
+        return Response(data)
+
+
+class ProfileEraseView(_PrivacyView):
+    """Erases a visitor from every store; calling it again answers `erased: false`."""
+
+    @extend_schema(responses={200: dict, 400: dict, 403: dict, 503: dict})
+    def delete(self, request, visitor: str):
+        visitor = self._visitor(visitor)
+        try:
+            result = privacy.profile_erase(profile_key=pseudonymize(visitor), actor=_actor(request))
+        except (redis.RedisError, privacy.ErasureBusy):
+            logger.warning("erase: Redis unavailable or ingestion busy, refused with 503")
+            return error_response(
+                503,
+                "visitor",
+                "Erasure could not run now; nothing was erased, retry later.",
+                Retry_After="10",
+            )
+        return Response(
+            {"erased": result.erased, "erasure_id": result.erasure_id, "counts": result.counts}
+        )
+
+
+def _actor(request) -> str:
+    user = getattr(request, "user", None)
+    if user is not None and getattr(user, "is_authenticated", False):
+        return user.get_username() or "api"
+    return "api"

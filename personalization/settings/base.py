@@ -15,6 +15,8 @@ MOSAIC_EVENT_BATCH_SIZE = ENV.event_batch_size
 MOSAIC_EVENT_MAX_BATCH = ENV.event_max_batch
 # "opt-out": purposes are granted until the visitor refuses; "opt-in": refused until granted.
 MOSAIC_CONSENT_DEFAULT = ENV.consent_default
+# Events older than this are purged daily (segments.tasks.events_purge_expired).
+MOSAIC_EVENT_RETENTION_DAYS = ENV.event_retention_days
 # API keys (docs/events.md): false keeps key-less calls working (the embedded demo); true needs one.
 MOSAIC_REQUIRE_API_KEY = ENV.require_api_key
 # HMAC key with which the site signs user ids for browser-side identify calls.

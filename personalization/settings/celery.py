@@ -2,6 +2,8 @@
 
 from datetime import timedelta
 
+from celery.schedules import crontab
+
 from .env import ENV
 
 CELERY_BROKER_URL = ENV.celery_broker_url
@@ -26,6 +28,11 @@ CELERY_BEAT_SCHEDULE = {
         # whose trigger was lost (worker down when they arrived).
         "task": "segments.tasks.events_ingest_pending",
         "schedule": timedelta(seconds=30),
+    },
+    "events-purge-expired": {
+        # Retention (MOSAIC_EVENT_RETENTION_DAYS): daily, at a quiet hour, in bounded batches.
+        "task": "segments.tasks.events_purge_expired",
+        "schedule": crontab(hour=3, minute=17),
     },
     "exposures-flush": {
         # Moves the Redis exposure buffer into experiments.Exposure in bounded batches.

@@ -46,6 +46,7 @@ class MosaicEnv:
     event_batch_size: int
     event_max_batch: int
     consent_default: str
+    event_retention_days: int
     require_api_key: bool
     identify_secret: str
     undeclared_traits: str
@@ -88,6 +89,7 @@ class MosaicEnv:
             event_batch_size=_reader.int("EVENT_BATCH_SIZE", default=1000),
             event_max_batch=_reader.int("EVENT_MAX_BATCH", default=500),
             consent_default=_reader.str("MOSAIC_CONSENT_DEFAULT", default="opt-out"),
+            event_retention_days=_reader.int("MOSAIC_EVENT_RETENTION_DAYS", default=395),
             require_api_key=_reader.bool("MOSAIC_REQUIRE_API_KEY", default=False),
             # Optional in production: unset there means browser-side identify is refused.
             identify_secret=(

@@ -1,0 +1,304 @@
+"""Privacy writes: consent changes, export and erasure of a visitor, retention, the audit log.
+
+Every function takes the pseudonymous profile key, never the raw visitor id: the API layer
+pseudonymises at the boundary. Consent changes, exports and erasures each leave an AuditEntry;
+an erasure's entry holds a random erasure id and counts only, and redacts the subject of the
+visitor's earlier entries, so nothing left in the log points back at the erased visitor.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Count
+
+from personalization.redis import get_redis
+
+from .consent import consent_merge
+from .models import (
+    AuditAction,
+    AuditEntry,
+    ConsentRecord,
+    Event,
+    Profile,
+    Segment,
+)
+from .selectors import (
+    exposure_model,
+    profile_cache_key,
+    profile_export_data,
+    profile_keys_resolve,
+    redis_visitor_scan,
+)
+from .services import (
+    INGEST_LOCK,
+    PROFILE_CACHE_TTL,
+    profiles_get_or_create,
+    profiles_recompute_aggregates,
+    profiles_refresh,
+)
+
+logger = logging.getLogger(__name__)
+
+# How long an erasure waits for a running ingestion batch (which may hold the visitor's events
+# in memory) before giving up with ErasureBusy; the caller retries.
+ERASE_LOCK_WAIT_SECONDS = 10
+
+
+class ErasureBusy(Exception):
+    """Ingestion held its lock too long; nothing was erased, retry later."""
+
+
+def audit_record(
+    *, action: str, actor: str, subject: str = AuditEntry.REDACTED, details: dict | None = None
+) -> AuditEntry:
+    """Append one audit entry. `details` must hold counts and choices, never personal data."""
+    return AuditEntry.objects.create(
+        action=action, actor=actor or "api", subject=subject, details=details or {}
+    )
+
+
+def consent_record(
+    *,
+    profile_key: str,
+    purposes: dict[str, bool],
+    source: str,
+    policy_version: str,
+    gpc: bool,
+    actor: str,
+) -> ConsentRecord:
+    """Append a consent record, make it the profile's current consent, cache and audit it.
+
+    The Redis profile document is rewritten inside the transaction: if Redis is down the change
+    is rolled back (redis.RedisError), rather than leaving decide reading a stale consent.
+    """
+    # A merged-away visitor id records on the profile that absorbed it.
+    profile_keys = profile_keys_resolve(profile_key=profile_key)
+    profile_key = profile_keys[0]
+    with transaction.atomic():
+        profiles_get_or_create(keys=[profile_key])
+        profile = Profile.objects.select_for_update().get(key=profile_key)
+        before = dict(profile.consent)
+        state = consent_merge(before, purposes, gpc=gpc)
+        record = ConsentRecord.objects.create(
+            profile=profile,
+            purposes=state,
+            source=source,
+            policy_version=policy_version,
+            gpc=gpc,
+        )
+        profile.consent = state
+        profile.save(update_fields=["consent"])
+        audit_record(
+            action=AuditAction.CONSENT_CHANGE,
+            actor=actor,
+            subject=profile_key,
+            details={
+                "before": before,
+                "after": state,
+                "source": source,
+                "policy_version": policy_version,
+                "gpc": gpc,
+            },
+        )
+        # Conditions may read profile.consent, so memberships are refreshed with the cache.
+        profiles_refresh(profile_ids=[profile.pk])
+        _alias_caches_copy(profile_key=profile_key, alias_keys=profile_keys[1:])
+    return record
+
+
+def _alias_caches_copy(*, profile_key: str, alias_keys: list[str]) -> None:
+    # Decide reads an alias's own cache key: it must not keep serving the old consent.
+    if not alias_keys:
+        return
+    r = get_redis()
+    document = r.get(profile_cache_key(profile_key))
+    if document is None:
+        return
+    pipe = r.pipeline(transaction=False)
+    for alias_key in alias_keys:
+        pipe.set(profile_cache_key(alias_key), document, ex=PROFILE_CACHE_TTL)
+    pipe.execute()
+
+
+def profile_export(*, profile_key: str, actor: str) -> dict[str, Any] | None:
+    """Everything held on the visitor (None if nothing), and an audit entry saying it was taken.
+
+    A key merged into another profile (identity aliases) exports that profile.
+    """
+    data = profile_export_data(profile_key=profile_key)
+    if data is None:
+        return None
+    audit_record(
+        action=AuditAction.EXPORT,
+        actor=actor,
+        subject=data["profile"]["key"] if data["profile"] else profile_key,
+        details={
+            "events": len(data["events"]),
+            "consent_records": len(data["consent_history"]),
+            "segments": len(data["segments"]),
+            "exposures": len(data["experiments"]["exposures"]),
+            "redis_keys": len(data["redis"]["keys"]),
+            "redis_pending_items": len(data["redis"]["pending_items"]),
+        },
+    )
+    return data
+
+
+@dataclass(frozen=True, slots=True)
+class ErasureResult:
+    erased: bool
+    erasure_id: str
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def profile_erase(*, profile_key: str, actor: str) -> ErasureResult:
+    """Erase the visitor from the database and Redis; idempotent (`erased` False the second time).
+
+    A key merged into another profile (identity aliases) erases that whole profile, aliases too.
+
+    Holds the ingestion lock so no batch in flight re-creates the profile from events read before
+    the erasure. Redis goes first: if it fails, nothing is erased and the caller can retry; the
+    database part is one transaction. Raises ErasureBusy or redis.RedisError.
+    """
+    r = get_redis()
+    lock = r.lock(INGEST_LOCK, timeout=600, blocking_timeout=ERASE_LOCK_WAIT_SECONDS)
+    if not lock.acquire(blocking=True):
+        raise ErasureBusy()
+    try:
+        profile_keys = profile_keys_resolve(profile_key=profile_key)
+        redis_counts = _redis_erase(profile_keys=profile_keys)
+        with transaction.atomic():
+            db_counts = _database_erase(profile_keys=profile_keys)
+            counts = {**db_counts, **redis_counts}
+            result = ErasureResult(
+                erased=any(counts.values()), erasure_id=uuid.uuid4().hex, counts=counts
+            )
+            # Earlier entries named the visitor's pseudonymous key: they keep what happened, but
+            # no longer say to whom.
+            redacted = sum(AuditEntry.objects.redact_subject(k) for k in profile_keys)
+            audit_record(
+                action=AuditAction.ERASE,
+                actor=actor,
+                details={
+                    "erasure_id": result.erasure_id,
+                    "erased": result.erased,
+                    "counts": counts,
+                    "audit_entries_redacted": redacted,
+                },
+            )
+    finally:
+        lock.release()
+    return result
+
+
+def _redis_erase(*, profile_keys: list[str]) -> dict[str, int]:
+    found = redis_visitor_scan(profile_keys=profile_keys)
+    r = get_redis()
+    pipe = r.pipeline(transaction=False)
+    for name in found["keys"]:
+        pipe.delete(name)
+    for name, items in found["list_items"].items():
+        for raw in items:
+            pipe.lrem(name, 0, raw)
+    results = pipe.execute()
+    keys_deleted = sum(int(n) for n in results[: len(found["keys"])])
+    items_removed = sum(int(n) for n in results[len(found["keys"]) :])
+    return {"redis_keys": keys_deleted, "redis_pending_items": items_removed}
+
+
+def _database_erase(*, profile_keys: list[str]) -> dict[str, int]:
+    counts = {
+        "profiles": 0,
+        "aliases": 0,
+        "events": 0,
+        "consent_records": 0,
+        "memberships": 0,
+        "exposures": 0,
+    }
+    exposures = exposure_model()
+    if exposures is not None:
+        counts["exposures"], _ = exposures.objects.filter(profile_key__in=profile_keys).delete()
+    profile = Profile.objects.select_for_update().filter(key=profile_keys[0]).first()
+    if profile is None:
+        return counts
+    segment_ids = list(profile.memberships.values_list("segment_id", flat=True))
+    counts["aliases"] = len(profile_keys) - 1
+    counts["events"] = profile.events.count()
+    counts["consent_records"] = profile.consent_history.count()
+    counts["memberships"] = len(segment_ids)
+    # The cascade removes events, consent history, memberships and aliases with the profile.
+    profile.delete()
+    counts["profiles"] = 1
+    for segment in Segment.objects.filter(pk__in=segment_ids).annotate(n=Count("memberships")):
+        segment.member_count = segment.n
+        segment.save(update_fields=["member_count"])
+    return counts
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeResult:
+    batches: int
+    deleted: int
+    profiles: int
+    complete: bool
+
+
+def events_purge_expired(
+    *, older_than: datetime, batch_size: int = 5000, max_batches: int = 20
+) -> PurgeResult:
+    """Delete events that occurred before `older_than`, oldest first, in bounded batches.
+
+    Each batch is one transaction that also recomputes its profiles' aggregates, so a run cut
+    short leaves consistent profiles; `complete` says whether anything older is left. Profiles
+    are kept (they hold consent and traits) even when no event is left.
+    """
+    touched: set[int] = set()
+    deleted = batches = 0
+    complete = False
+    for _ in range(max_batches):
+        with transaction.atomic():
+            rows = list(
+                Event.objects.filter(occurred_at__lt=older_than)
+                .order_by("occurred_at", "id")
+                .values_list("pk", "profile_id")[:batch_size]
+            )
+            if not rows:
+                complete = True
+                break
+            Event.objects.filter(pk__in=[pk for pk, _ in rows]).delete()
+            profile_ids = {profile_id for _, profile_id in rows}
+            profiles_recompute_aggregates(profile_ids=list(profile_ids))
+        batches += 1
+        deleted += len(rows)
+        touched |= profile_ids
+        if len(rows) < batch_size:
+            complete = True
+            break
+    ids = sorted(touched)
+    for start in range(0, len(ids), 1000):
+        profiles_refresh(profile_ids=ids[start : start + 1000])
+    if deleted:
+        audit_record(
+            action=AuditAction.RETENTION_PURGE,
+            actor="system",
+            details={
+                "older_than": older_than.isoformat(),
+                "events": deleted,
+                "profiles": len(ids),
+                "batches": batches,
+                "complete": complete,
+            },
+        )
+    return PurgeResult(batches, deleted, len(ids), complete)
+
+
+def export_json(data: dict[str, Any]) -> str:
+    """The export as a downloadable document (what the admin action serves)."""
+    return json.dumps(data, indent=2, sort_keys=True, default=str)
