@@ -66,7 +66,7 @@ format: $(STAMP_TEST)
 
 check-deploy: $(STAMP_RUN)
 	MOSAIC_PRODUCTION=true SECRET_KEY="$$($(BIN)/python -c 'import secrets;print(secrets.token_urlsafe(64))')" \
-	PSEUDONYMIZATION_KEY=check ALLOWED_HOSTS=mosaic.example.com \
+	PSEUDONYMIZATION_KEY=check MOSAIC_IDENTIFY_SECRET=check ALLOWED_HOSTS=mosaic.example.com \
 	$(BIN)/python manage.py check --deploy --fail-level WARNING
 
 clean:

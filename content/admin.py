@@ -1,72 +1,50 @@
-"""Admin for editors: placements with their variants, and every variant on its own."""
+"""Admin for editors: block types, placements with their variants, revisions with revert."""
 
 from __future__ import annotations
 
-from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.urls import NoReverseMatch, reverse
+from django.utils.html import format_html
 
-from .models import Placement, Variant
-from .rendering import template_check
+from personalization.rules import describe_condition
+
+from . import services
+from .forms import (
+    BlockTypeForm,
+    PlacementForm,
+    VariantForm,
+    block_field_names,
+    variant_form_for,
+)
+from .models import BlockType, Placement, Variant, VariantRevision
 
 
-class VariantForm(forms.ModelForm):
-    class Meta:
-        model = Variant
-        fields = [
-            "placement",
-            "key",
-            "name",
-            "status",
-            "priority",
-            "condition",
-            "locale",
-            "starts_at",
-            "ends_at",
-            "template",
-            "data",
-        ]
+def _author(request) -> str:
+    return request.user.get_username() if request.user.is_authenticated else ""
 
-    def clean_template(self) -> str:
-        source = self.cleaned_data.get("template", "")
-        problem = template_check(source)
-        if problem:
-            raise forms.ValidationError(f"Template error at {problem}")
-        return source
 
-    def clean(self):
-        cleaned = super().clean()
-        starts, ends = cleaned.get("starts_at"), cleaned.get("ends_at")
-        if starts and ends and ends <= starts:
-            self.add_error("ends_at", "Must be after the start.")
-        return cleaned
+@admin.register(BlockType)
+class BlockTypeAdmin(admin.ModelAdmin):
+    form = BlockTypeForm
+    list_display = ["name", "key", "field_names", "variant_count", "updated_at"]
+    search_fields = ["name", "key", "description"]
+    prepopulated_fields = {"key": ["name"]}
+
+    @admin.display(description="fields")
+    def field_names(self, obj: BlockType) -> str:
+        return ", ".join((obj.schema or {}).get("properties", {})) or "—"
+
+    @admin.display(description="variants")
+    def variant_count(self, obj: BlockType) -> int:
+        return obj.variants.count()
 
 
 class VariantInline(admin.TabularInline):
     model = Variant
     form = VariantForm
     extra = 0
-    fields = ["key", "name", "status", "priority", "locale", "starts_at", "ends_at"]
+    fields = ["key", "name", "status", "priority", "locale", "block_type"]
     show_change_link = True
-
-
-class PlacementForm(forms.ModelForm):
-    class Meta:
-        model = Placement
-        fields = ["key", "name", "description", "default_variant"]
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        field = self.fields["default_variant"]
-        field.queryset = (
-            Variant.objects.filter(placement=self.instance)
-            if self.instance.pk
-            else Variant.objects.none()
-        )
-        field.help_text = "Served when nothing else matches and whenever anything fails. " + (
-            "Choose one of this placement's variants."
-            if self.instance.pk
-            else "Save the placement with its variants first, then choose the default."
-        )
 
 
 @admin.register(Placement)
@@ -80,16 +58,134 @@ class PlacementAdmin(admin.ModelAdmin):
     def live_variants(self, obj: Placement) -> int:
         return obj.variants.filter(status="live").count()
 
+    def save_formset(self, request, form, formset, change) -> None:
+        instances = formset.save(commit=False)
+        for obj in formset.deleted_objects:
+            obj.delete()
+        for variant in instances:
+            services.variant_save(variant=variant, author=_author(request), comment="Edited inline")
+        formset.save_m2m()
+
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        if change and obj.default_variant_id is None and obj.variants.exists():
+            messages.warning(request, "This placement has no default variant yet.")
+
 
 @admin.register(Variant)
 class VariantAdmin(admin.ModelAdmin):
     form = VariantForm
-    list_display = ["__str__", "name", "status", "priority", "locale", "starts_at", "ends_at"]
-    list_filter = ["status", "placement", "locale"]
-    search_fields = ["key", "name", "placement__key"]
-    list_select_related = ["placement"]
-    fieldsets = [
-        (None, {"fields": ["placement", "key", "name", "status", "priority"]}),
-        ("Targeting", {"fields": ["condition", "locale", "starts_at", "ends_at"]}),
-        ("Content", {"fields": ["template", "data"]}),
+    list_display = [
+        "__str__",
+        "name",
+        "status",
+        "priority",
+        "block_type",
+        "targeting",
+        "locale",
+        "starts_at",
+        "ends_at",
     ]
+    list_filter = ["status", "placement", "block_type", "locale"]
+    search_fields = ["key", "name", "placement__key"]
+    list_select_related = ["placement", "block_type"]
+    readonly_fields = ["condition_summary", "preview_link", "revisions_link"]
+
+    @admin.display(description="targeting")
+    def targeting(self, obj: Variant) -> str:
+        return describe_condition(obj.condition or {})
+
+    @admin.display(description="in words")
+    def condition_summary(self, obj: Variant) -> str:
+        try:
+            return describe_condition(obj.condition or {})
+        except Exception:  # an invalid condition is reported at the field, not here
+            return "—"
+
+    @admin.display(description="preview")
+    def preview_link(self, obj: Variant) -> str:
+        if not obj.pk:
+            return "Save the variant first."
+        try:
+            url = reverse("mosaic-variant-preview", args=[obj.pk])
+        except NoReverseMatch:
+            return "—"
+        return format_html('<a href="{}">Preview as a visitor or a typed context…</a>', url)
+
+    @admin.display(description="history")
+    def revisions_link(self, obj: Variant) -> str:
+        if not obj.pk:
+            return "—"
+        url = reverse("admin:content_variantrevision_changelist") + f"?variant__id__exact={obj.pk}"
+        return format_html(
+            '<a href="{}">{} revision(s): see who changed what, revert…</a>',
+            url,
+            obj.revisions.count(),
+        )
+
+    def _block_type(self, request, obj: Variant | None) -> BlockType | None:
+        raw = request.POST.get("block_type") if request.method == "POST" else None
+        if raw is None:
+            raw = request.GET.get("block_type") or (obj.block_type_id if obj else None)
+        return BlockType.objects.filter(pk=raw).first() if raw else None
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        kwargs["form"] = variant_form_for(self._block_type(request, obj))
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_fieldsets(self, request, obj=None):
+        block_type = self._block_type(request, obj)
+        content = (
+            ["block_type", *block_field_names(block_type), "data"]
+            if block_type
+            else ["block_type", "template", "data"]
+        )
+        return [
+            (None, {"fields": ["placement", "key", "name", "status", "priority"]}),
+            (
+                "Targeting",
+                {"fields": ["condition", "condition_summary", "locale", "starts_at", "ends_at"]},
+            ),
+            (
+                f"Content — {block_type.name} block" if block_type else "Content",
+                {
+                    "fields": content,
+                    "description": "Choose a block type and save to fill its fields, "
+                    "or leave it empty and write a template.",
+                },
+            ),
+            ("Preview and history", {"fields": ["preview_link", "revisions_link"]}),
+        ]
+
+    def save_model(self, request, obj, form, change) -> None:
+        services.variant_save(variant=obj, author=_author(request))
+
+
+@admin.register(VariantRevision)
+class VariantRevisionAdmin(admin.ModelAdmin):
+    list_display = ["variant", "created_at", "author", "comment", "changed"]
+    list_filter = ["variant__placement", "author"]
+    search_fields = ["variant__key", "comment", "author"]
+    list_select_related = ["variant__placement"]
+    readonly_fields = ["variant", "state", "author", "comment", "created_at"]
+    actions = ["revert"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="state")
+    def changed(self, obj: VariantRevision) -> str:
+        state = obj.state
+        return f"{state.get('status')} · priority {state.get('priority')} · {state.get('name')}"
+
+    @admin.action(description="Revert the variant to the selected revision")
+    def revert(self, request, queryset) -> None:
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one revision to revert to.", messages.ERROR)
+            return
+        revision = queryset.get()
+        variant = services.variant_revert(revision=revision, author=_author(request))
+        self.message_user(request, f"{variant} reverted; the revert is itself a new revision.")

@@ -8,6 +8,29 @@ from django.utils import timezone
 from personalization.validators import validate_condition_value
 
 
+class BlockType(models.Model):
+    """A reusable content module: a Jinja2 template and the JSON schema of the fields it reads."""
+
+    key = models.SlugField(max_length=100, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    template = models.TextField(help_text="Jinja2 template; reads its values as fields.<name>.")
+    schema = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='JSON Schema of the fields, e.g. {"type": "object", "properties": '
+        '{"title": {"type": "string"}}, "required": ["title"]}',
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Placement(models.Model):
     key = models.SlugField(max_length=100, unique=True, help_text='Used by pages, e.g. "hero".')
     name = models.CharField(max_length=200)
@@ -51,8 +74,21 @@ class Variant(models.Model):
         blank=True,
         help_text="Targeting condition; empty matches everyone.",
     )
+    block_type = models.ForeignKey(
+        BlockType,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="variants",
+        help_text="Reusable block to fill; leave empty to write this variant's own template.",
+    )
+    block_fields = models.JSONField(
+        default=dict, blank=True, help_text="Values for the block type's fields."
+    )
     template = models.TextField(
-        blank=True, default="", help_text="Jinja2 template (sandboxed, autoescaped)."
+        blank=True,
+        default="",
+        help_text="Own Jinja2 template (sandboxed, autoescaped); used when there is no block type.",
     )
     data = models.JSONField(
         default=dict, blank=True, help_text="Payload for apps that render themselves."
@@ -71,3 +107,42 @@ class Variant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.placement.key}/{self.key}" if self.placement_id else self.key
+
+    def render_source(self) -> str:
+        """The template that renders this variant: its block type's, else its own."""
+        return self.block_type.template if self.block_type_id else self.template
+
+    def revision_state(self) -> dict:
+        return {name: getattr(self, name) for name in REVISIONED_FIELDS} | {
+            "block_type": self.block_type_id,
+            "starts_at": self.starts_at.isoformat() if self.starts_at else None,
+            "ends_at": self.ends_at.isoformat() if self.ends_at else None,
+        }
+
+
+REVISIONED_FIELDS = (
+    "name",
+    "status",
+    "priority",
+    "condition",
+    "block_fields",
+    "template",
+    "data",
+    "locale",
+)
+
+
+class VariantRevision(models.Model):
+    """A saved state of a variant, written on every editor save, so any change can be reverted."""
+
+    variant = models.ForeignKey(Variant, on_delete=models.CASCADE, related_name="revisions")
+    state = models.JSONField(help_text="The variant's editable fields at that time.")
+    author = models.CharField(max_length=150, blank=True, default="")
+    comment = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.variant} @ {self.created_at:%Y-%m-%d %H:%M:%S}"

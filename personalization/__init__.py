@@ -1,8 +1,5 @@
 """Mosaic's Django project package and its delivery core (context, snapshot, decide, API).
 
-The Celery app is imported here so that `@shared_task` binds to it whenever Django starts.
+The Celery app is loaded by the app config's ready() (every Django process), not here, so that
+importing the pure cores (`personalization.rules`) never pulls in Celery or Django.
 """
-
-from .celery import app as celery_app
-
-__all__ = ["celery_app"]

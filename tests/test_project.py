@@ -109,3 +109,17 @@ def test_openapi__schema_and_docs__served(client):
 @pytest.mark.django_db
 def test_healthz__ok(client):
     assert client.get("/healthz").json() == {"status": "ok", "database": "ok", "redis": "ok"}
+
+
+@pytest.mark.parametrize("module", ["personalization.rules", "experiments.engine"])
+def test_pure_core__import__loads_neither_django_nor_celery(module):
+    code = f"import sys, {module}; print('django' in sys.modules, 'celery' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"},
+    )
+    assert result.stdout.strip() == "False False", result.stderr

@@ -15,7 +15,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
-from content.models import Placement, Variant, VariantStatus
+from content.models import BlockType, Placement, Variant, VariantStatus
 from experiments.models import Arm, Experiment, ExperimentStatus
 from personalization.embedded_redis import embedded_redis_running
 from segments import services as segment_services
@@ -69,23 +69,102 @@ CATALOG = [
     },
 ]
 
-HERO = """<section class="hero hero--{{ data.tone }}">
-  <h2>{{ data.title }}</h2>
-  <p>{{ data.text }}</p>
-  <a class="button" href="{{ data.link }}">{{ data.cta }}</a>
-</section>"""
-
-PROMO = """<div class="promo">{{ data.text }}</div>"""
-
-RECS = """<div class="recs">
-  <h3>{{ data.title }}</h3>
+# Block types: reusable modules (template + JSON schema of their fields).
+BLOCKS = {
+    "hero-banner": (
+        "Hero banner",
+        """<section class="hero hero--{{ fields.tone }}">
+  <h2>{{ fields.title }}</h2>
+  <p>{{ fields.text }}</p>
+  {% if fields.cta %}<a class="button" href="{{ fields.link }}">{{ fields.cta }}</a>{% endif %}
+</section>""",
+        {
+            "type": "object",
+            "properties": {
+                "title": {"type": "string", "maxLength": 120},
+                "text": {"type": "string", "format": "textarea"},
+                "cta": {"type": "string", "title": "Button label"},
+                "link": {"type": "string", "format": "uri", "title": "Button link"},
+                "tone": {"type": "string", "enum": ["plain", "gold", "warm", "cool"]},
+            },
+            "required": ["title", "tone"],
+        },
+    ),
+    "promo-bar": (
+        "Promo bar",
+        """<div class="promo">{{ fields.text }}</div>""",
+        {
+            "type": "object",
+            "properties": {"text": {"type": "string", "maxLength": 200}},
+            "required": ["text"],
+        },
+    ),
+    "product-grid": (
+        "Product grid",
+        """<div class="recs">
+  <h3>{{ fields.title }}</h3>
   <ul>
-  {% for p in data.products %}
+  {% for p in fields.products %}
     <li><strong>{{ p.title }}</strong><span>{{ p.artist }}</span>
       <em>${{ '%.2f' % p.price }}</em></li>
   {% endfor %}
   </ul>
-</div>"""
+</div>""",
+        {
+            "type": "object",
+            "properties": {
+                "title": {"type": "string"},
+                "products": {"type": "array", "items": {"type": "object"}},
+            },
+            "required": ["title", "products"],
+        },
+    ),
+    "recommendation-carousel": (
+        "Recommendation carousel",
+        """<div class="recs">
+  <h3>{{ fields.title }}</h3>
+  <ul>{% for sku in profile.recommendations or fields.fallback_skus %}
+    <li>{{ sku }}</li>{% endfor %}</ul>
+</div>""",
+        {
+            "type": "object",
+            "properties": {
+                "title": {"type": "string"},
+                "fallback_skus": {"type": "array", "items": {"type": "string"}},
+            },
+            "required": ["title"],
+        },
+    ),
+    "testimonial": (
+        "Testimonial",
+        """<blockquote class="testimonial">
+  <p>{{ fields.quote }}</p><footer>{{ fields.author }}</footer>
+</blockquote>""",
+        {
+            "type": "object",
+            "properties": {
+                "quote": {"type": "string", "format": "textarea"},
+                "author": {"type": "string"},
+            },
+            "required": ["quote", "author"],
+        },
+    ),
+    "free-html": (
+        "Free HTML",
+        """{{ fields.html }}""",
+        {
+            "type": "object",
+            "properties": {
+                "html": {
+                    "type": "string",
+                    "format": "html",
+                    "description": "Shown as text (escaped); write a variant template for markup.",
+                }
+            },
+            "required": ["html"],
+        },
+    ),
+}
 
 SEGMENTS = [
     (
@@ -111,7 +190,7 @@ SEGMENTS = [
     ),
 ]
 
-# placement key → (name, [(variant key, name, priority, condition, template, data)], default key)
+# placement key → (name, [(variant key, name, priority, condition, block, fields)], default key)
 PLACEMENTS = {
     "hero": (
         "Home hero banner",
@@ -121,7 +200,7 @@ PLACEMENTS = {
                 "Welcome (default)",
                 1000,
                 {},
-                HERO,
+                "hero-banner",
                 {
                     "tone": "plain",
                     "title": "Music for every mood",
@@ -135,7 +214,7 @@ PLACEMENTS = {
                 "Thank-you for loyal customers",
                 10,
                 {"profile.segments": {"$in": ["loyal"]}},
-                HERO,
+                "hero-banner",
                 {
                     "tone": "gold",
                     "title": "Thank you for coming back",
@@ -149,7 +228,7 @@ PLACEMENTS = {
                 "Cart reminder",
                 20,
                 {"profile.segments": {"$in": ["cart-abandoners"]}},
-                HERO,
+                "hero-banner",
                 {
                     "tone": "warm",
                     "title": "Your cart is waiting",
@@ -163,7 +242,7 @@ PLACEMENTS = {
                 "Mobile app push",
                 50,
                 {"request.device": "mobile"},
-                HERO,
+                "hero-banner",
                 {
                     "tone": "cool",
                     "title": "Take the shop with you",
@@ -183,7 +262,7 @@ PLACEMENTS = {
                 "Free shipping (control)",
                 1000,
                 {},
-                PROMO,
+                "promo-bar",
                 {"text": "Free shipping on orders over $25."},
             ),
             (
@@ -191,7 +270,7 @@ PLACEMENTS = {
                 "10% off (treatment)",
                 100,
                 {},
-                PROMO,
+                "promo-bar",
                 {"text": "Today only: 10% off everything with code MOSAIC10."},
             ),
         ],
@@ -205,7 +284,7 @@ PLACEMENTS = {
                 "Bestsellers (default)",
                 1000,
                 {},
-                RECS,
+                "product-grid",
                 {"title": "Bestsellers", "products": [CATALOG[0], CATALOG[3], CATALOG[4]]},
             ),
             (
@@ -213,7 +292,7 @@ PLACEMENTS = {
                 "Jazz picks",
                 10,
                 {"profile.segments": {"$in": ["jazz-fans"]}},
-                RECS,
+                "product-grid",
                 {"title": "Picked for jazz lovers", "products": CATALOG[:3]},
             ),
         ],
@@ -261,9 +340,15 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS("demo data ready"))
 
     def _content(self) -> None:
+        blocks = {
+            key: BlockType.objects.update_or_create(
+                key=key, defaults={"name": name, "template": template, "schema": schema}
+            )[0]
+            for key, (name, template, schema) in BLOCKS.items()
+        }
         for key, (name, variants, default_key) in PLACEMENTS.items():
             placement, _ = Placement.objects.update_or_create(key=key, defaults={"name": name})
-            for v_key, v_name, priority, condition, template, data in variants:
+            for v_key, v_name, priority, condition, block_key, fields in variants:
                 Variant.objects.update_or_create(
                     placement=placement,
                     key=v_key,
@@ -271,8 +356,9 @@ class Command(BaseCommand):
                         "name": v_name,
                         "priority": priority,
                         "condition": condition,
-                        "template": template,
-                        "data": data,
+                        "block_type": blocks[block_key],
+                        "block_fields": fields,
+                        "template": "",
                         "status": VariantStatus.LIVE,
                     },
                 )
@@ -350,7 +436,7 @@ class Command(BaseCommand):
                         now - timedelta(days=rng.randint(0, 60), minutes=i),
                     )
                 )
-        segment_services.events_store(events=events)
+        stored = segment_services.events_store(events=events).stored
         for visitor, traits in visitors.items():
             if traits:
                 profile = Profile.objects.get(key=pseudonymize(visitor))
@@ -359,7 +445,7 @@ class Command(BaseCommand):
                     profile.save(update_fields=["traits"])
         profile_ids = list(Profile.objects.values_list("pk", flat=True))
         segment_services.profile_cache_write(profile_ids=profile_ids)
-        self.stdout.write(f"{len(visitors)} visitors, {len(events)} events")
+        self.stdout.write(f"{len(visitors)} visitors, {len(events)} events ({stored} new)")
 
     @staticmethod
     def _event(visitor, index, kind, name, value, when) -> dict:
