@@ -30,6 +30,10 @@ class ApiKeyPrincipal:
     def __str__(self) -> str:
         return f"api key {self.api_key.prefix}"
 
+    def get_username(self) -> str:
+        # The part of Django's user protocol that audit trails read ("who did it").
+        return f"api-key:{self.api_key.prefix}"
+
 
 def raw_key_from_request(request) -> str | None:
     header = request.headers.get("Authorization", "")

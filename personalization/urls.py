@@ -7,7 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from identity.views import IdentifyView, TraitsView
 from segments.views import ConsentView, EventsView, ProfileEraseView, ProfileExportView
 
-from . import views
+from . import admin_views, views
 from .api.views import DecideView
 
 admin.site.site_header = "Mosaic"
@@ -18,6 +18,11 @@ urlpatterns = [
     path("", views.demo, name="demo"),
     path("demo/server", views.demo_server, name="demo-server"),
     path("healthz", views.healthz, name="healthz"),
+    path(
+        "admin/mosaic/variants/<int:variant_id>/preview/",
+        admin_views.variant_preview,
+        name="mosaic-variant-preview",
+    ),
     path("admin/", admin.site.urls),
     path("api/v1/decide", DecideView.as_view(), name="api-decide"),
     path("api/v1/events", EventsView.as_view(), name="api-events"),

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Count
 
@@ -168,7 +169,11 @@ def profile_erase(*, profile_key: str, actor: str) -> ErasureResult:
     database part is one transaction. Raises ErasureBusy or redis.RedisError.
     """
     r = get_redis()
-    lock = r.lock(INGEST_LOCK, timeout=600, blocking_timeout=ERASE_LOCK_WAIT_SECONDS)
+    lock = r.lock(
+        INGEST_LOCK,
+        timeout=settings.MOSAIC_INGEST_LOCK_SECONDS,
+        blocking_timeout=ERASE_LOCK_WAIT_SECONDS,
+    )
     if not lock.acquire(blocking=True):
         raise ErasureBusy()
     try:

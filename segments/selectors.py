@@ -92,6 +92,26 @@ def alias_model():
         return None
 
 
+def alias_targets(*, alias_keys: list[str]) -> dict[str, str]:
+    """For each of these keys that is a merged-away alias: the surviving profile's key."""
+    aliases = alias_model()
+    if aliases is None or not alias_keys:
+        return {}
+    rows = aliases.objects.filter(alias_key__in=alias_keys).values_list("alias_key", "profile__key")
+    return dict(rows)
+
+
+def profile_alias_keys(*, profile_ids: list[int]) -> dict[int, list[str]]:
+    aliases = alias_model()
+    result: dict[int, list[str]] = {}
+    if aliases is None or not profile_ids:
+        return result
+    rows = aliases.objects.filter(profile_id__in=profile_ids).values_list("profile_id", "alias_key")
+    for profile_id, alias_key in rows:
+        result.setdefault(profile_id, []).append(alias_key)
+    return result
+
+
 def profile_keys_resolve(*, profile_key: str) -> list[str]:
     """Every pseudonymous key meaning this visitor: its profile's own key first, then the aliases.
 

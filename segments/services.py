@@ -19,6 +19,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Max, Min, Sum
 from django.utils import timezone
@@ -30,7 +31,13 @@ from personalization.rules import compile_condition
 from .consent import ANALYTICS, purpose_allowed
 from .models import Event, EventType, Profile, Segment, SegmentMembership
 from .pseudonym import pseudonymize
-from .selectors import alias_model, profile_cache_key, profile_document, profile_segment_keys
+from .selectors import (
+    alias_targets,
+    profile_alias_keys,
+    profile_cache_key,
+    profile_document,
+    profile_segment_keys,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +87,7 @@ def events_queue_length() -> int:
 def events_ingest_pending(*, max_events: int) -> IngestResult:
     """Write up to `max_events` queued events (plus any batch a crashed run left) to the DB."""
     r = get_redis()
-    lock = r.lock(INGEST_LOCK, timeout=600, blocking_timeout=0)
+    lock = r.lock(INGEST_LOCK, timeout=settings.MOSAIC_INGEST_LOCK_SECONDS, blocking_timeout=0)
     if not lock.acquire(blocking=False):
         return IngestResult(0, 0, 0, 0, skipped_locked=True)
     try:
@@ -121,8 +128,12 @@ def events_store(*, events: list[dict[str, Any]]) -> StoreResult:
     """
     now = timezone.now()
     by_visitor: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    raw_keys = {str(event["visitor"]): pseudonymize(str(event["visitor"])) for event in events}
+    # A merged-away visitor id (identify) keeps feeding the profile that absorbed it.
+    surviving = alias_targets(alias_keys=list(set(raw_keys.values())))
     for event in events:
-        by_visitor[pseudonymize(str(event["visitor"]))].append(event)
+        profile_key = raw_keys[str(event["visitor"])]
+        by_visitor[surviving.get(profile_key, profile_key)].append(event)
     with transaction.atomic():
         refused = _visitors_refusing_analytics(keys=list(by_visitor))
         dropped = sum(len(by_visitor.pop(k)) for k in refused)
@@ -168,16 +179,8 @@ def events_store(*, events: list[dict[str, Any]]) -> StoreResult:
 
 def _visitors_refusing_analytics(*, keys: list[str]) -> set[str]:
     """Profile keys whose consent (the default for unknown visitors) refuses analytics."""
+    # Keys are already resolved from aliases (events_store), so each is a profile's own key.
     consents = dict(Profile.objects.filter(key__in=keys).values_list("key", "consent"))
-    aliases = alias_model()
-    unknown = [k for k in keys if k not in consents]
-    if unknown and aliases is not None:
-        # A merged-away visitor id still carries the surviving profile's consent.
-        consents.update(
-            aliases.objects.filter(alias_key__in=unknown).values_list(
-                "alias_key", "profile__consent"
-            )
-        )
     return {k for k in keys if not purpose_allowed(consents.get(k), ANALYTICS)}
 
 
@@ -322,10 +325,15 @@ def profile_cache_write(*, profile_ids: list[int]) -> int:
     """Write the profile documents the decision path reads (one Redis key per visitor)."""
     profiles = list(Profile.objects.filter(pk__in=profile_ids))
     segment_keys = profile_segment_keys(profile_ids=[p.pk for p in profiles])
+    aliases = profile_alias_keys(profile_ids=[p.pk for p in profiles])
     pipe = get_redis().pipeline(transaction=False)
     for profile in profiles:
-        document = profile_document(profile=profile, segment_keys=segment_keys[profile.pk])
-        pipe.set(profile_cache_key(profile.key), json.dumps(document), ex=PROFILE_CACHE_TTL)
+        document = json.dumps(
+            profile_document(profile=profile, segment_keys=segment_keys[profile.pk])
+        )
+        # Merged-away visitor ids read the same document: decide stays one GET for them too.
+        for profile_key in (profile.key, *aliases.get(profile.pk, ())):
+            pipe.set(profile_cache_key(profile_key), document, ex=PROFILE_CACHE_TTL)
     pipe.execute()
     return len(profiles)
 

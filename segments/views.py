@@ -8,10 +8,10 @@ import redis
 from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from access.permissions import IsSecretKeyOrStaff
 from personalization.api.errors import error_response, flatten_errors
 
 from . import privacy, services, tasks
@@ -107,9 +107,9 @@ class ConsentView(APIView):
 
 
 class _PrivacyView(APIView):
-    # Staff sessions only for now: these endpoints hand out or destroy a visitor's data. Secret
-    # server API keys will be accepted here too once the access app lands.
-    permission_classes = [IsAdminUser]
+    # These endpoints hand out or destroy a visitor's data: secret server keys and staff only,
+    # never a browser's publishable key, whatever MOSAIC_REQUIRE_API_KEY says.
+    permission_classes = [IsSecretKeyOrStaff]
 
     def _visitor(self, visitor: str) -> str:
         serializer = VisitorPathSerializer(data={"visitor": visitor})

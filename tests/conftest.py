@@ -99,7 +99,7 @@ class Worker:
         return self.log.read_text(errors="replace")
 
 
-def start_worker(redis_url: str, log: Path) -> Worker:
+def start_worker(redis_url: str, log: Path, **extra_env: str) -> Worker:
     from django.conf import settings
 
     env = {
@@ -109,6 +109,7 @@ def start_worker(redis_url: str, log: Path) -> Worker:
         "DATABASE_URL": _worker_database_url(),
         "PSEUDONYMIZATION_KEY": settings.PSEUDONYMIZATION_KEY,
         "SECRET_KEY": settings.SECRET_KEY,
+        **extra_env,
     }
     handle = log.open("w")
     process = subprocess.Popen(

@@ -44,6 +44,7 @@ class MosaicEnv:
     celery_task_always_eager: bool
     segment_recompute_minutes: int
     event_batch_size: int
+    ingest_lock_seconds: int
     event_max_batch: int
     consent_default: str
     event_retention_days: int
@@ -87,6 +88,7 @@ class MosaicEnv:
             celery_task_always_eager=_reader.bool("CELERY_TASK_ALWAYS_EAGER", default=False),
             segment_recompute_minutes=_reader.int("SEGMENT_RECOMPUTE_MINUTES", default=5),
             event_batch_size=_reader.int("EVENT_BATCH_SIZE", default=1000),
+            ingest_lock_seconds=_reader.int("MOSAIC_INGEST_LOCK_SECONDS", default=60),
             event_max_batch=_reader.int("EVENT_MAX_BATCH", default=500),
             consent_default=_reader.str("MOSAIC_CONSENT_DEFAULT", default="opt-out"),
             event_retention_days=_reader.int("MOSAIC_EVENT_RETENTION_DAYS", default=395),

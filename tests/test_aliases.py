@@ -1,0 +1,81 @@
+"""Merged-away visitor ids (identify) keep working everywhere: ingestion, cache, erasure."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from access import selectors as access_selectors
+from access import services as access_services
+from identity.views import user_token_for
+from segments import services
+from segments.models import Event, Profile
+from segments.pseudonym import pseudonymize
+from segments.selectors import profile_cache_key
+from tests.factories import event
+
+
+@pytest.fixture(autouse=True)
+def _fresh_key_cache():
+    access_selectors.caches_clear()
+
+
+@pytest.fixture
+def merged(client):
+    """'phone' (older) and 'laptop' (newer) of user u-1, merged into the phone's profile."""
+    services.events_store(events=[event("phone", occurred_at="2026-01-01T00:00:00+00:00")])
+    services.events_store(events=[event("laptop")])
+    token = user_token_for("u-1")
+    for visitor in ("laptop", "phone"):
+        body = {"visitor": visitor, "user_id": "u-1", "user_token": token}
+        response = client.post(
+            "/api/v1/identify", json.dumps(body), content_type="application/json"
+        )
+        assert response.status_code == 200, response.content
+    return Profile.objects.get(key=pseudonymize("phone"))
+
+
+@pytest.mark.django_db
+def test_ingest__event_under_merged_visitor_id__lands_on_survivor(merged):
+    # When the merged-away visitor id keeps sending events
+    services.events_store(events=[event("laptop", "purchase", value="4.00")])
+    # Then they are stored on the surviving profile, and no new profile appears
+    assert Profile.objects.count() == 1
+    assert Event.objects.filter(profile=merged, type="purchase").count() == 1
+
+
+@pytest.mark.django_db
+def test_profile_cache_write__survivor_changed__alias_document_follows(merged, redis_client):
+    # When the survivor's profile changes (a trait) and its document is rewritten
+    services.profile_set_traits(visitor="phone", traits={"tier": "gold"})
+    # Then the merged-away id reads the same, fresh document
+    alias_doc = json.loads(redis_client.get(profile_cache_key(pseudonymize("laptop"))))
+    assert alias_doc["traits"]["tier"] == "gold"
+
+
+@pytest.mark.django_db
+def test_erase__survivor__alias_document_gone_too(merged, admin_client, redis_client):
+    response = admin_client.delete("/api/v1/profiles/phone")
+    assert response.status_code == 200, response.content
+    assert redis_client.get(profile_cache_key(pseudonymize("laptop"))) is None
+    assert redis_client.get(profile_cache_key(pseudonymize("phone"))) is None
+    assert not Profile.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("kind", "expected"), [("secret", 200), ("publishable", 403)])
+def test_export__api_key_kind__secret_only(client, kind, expected):
+    services.events_store(events=[event("ann")])
+    _, raw = access_services.api_key_create(name=kind, kind=kind)
+    response = client.get("/api/v1/profiles/ann/export", HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert response.status_code == expected, response.content
+
+
+@pytest.mark.django_db
+def test_export__no_key_no_staff__refused_even_in_demo_mode(client, settings):
+    settings.MOSAIC_REQUIRE_API_KEY = False
+    services.events_store(events=[event("ann")])
+    assert client.get("/api/v1/profiles/ann/export").status_code in (401, 403)
+    assert client.delete("/api/v1/profiles/ann").status_code in (401, 403)
+    assert Profile.objects.filter(key=pseudonymize("ann")).exists()
