@@ -15,21 +15,29 @@ import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Max, Min, Sum
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from personalization.redis import get_redis, key
 from personalization.rules import compile_condition
 
+from .aggregates import (
+    AFFINITY_WEIGHTS,
+    CENT,
+    AggEvent,
+    aggregates_apply,
+    aggregates_from_events,
+    category_of,
+)
+from .aggregates import is_current as aggregates_is_current
 from .consent import ANALYTICS, purpose_allowed
-from .models import Event, EventType, Profile, Segment, SegmentMembership
+from .models import Event, Profile, Segment, SegmentMembership
 from .pseudonym import pseudonymize
 from .selectors import (
     alias_targets,
@@ -117,18 +125,24 @@ def events_ingest_pending(*, max_events: int) -> IngestResult:
 
 def _parse_time(value: str | None) -> datetime:
     parsed = parse_datetime(value) if value else None
-    return parsed or timezone.now()
+    if parsed is None:
+        return timezone.now()
+    return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, UTC)
 
 
 def events_store(*, events: list[dict[str, Any]]) -> StoreResult:
-    """Insert events not stored yet and recompute the touched profiles' aggregates, atomically.
+    """Insert events not stored yet and update the touched profiles' aggregates, atomically.
 
+    Aggregates are updated from the newly inserted events only (in time order), in the same
+    transaction as the insert: a batch re-run after a crash inserts nothing and changes nothing.
     Events of visitors without analytics consent are not stored (and create no profile); they
     are counted in a per-day Redis counter instead.
     """
     now = timezone.now()
     by_visitor: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    raw_keys = {str(event["visitor"]): pseudonymize(str(event["visitor"])) for event in events}
+    raw_keys = {
+        visitor: pseudonymize(visitor) for visitor in {str(event["visitor"]) for event in events}
+    }
     # A merged-away visitor id (identify) keeps feeding the profile that absorbed it.
     surviving = alias_targets(alias_keys=list(set(raw_keys.values())))
     for event in events:
@@ -137,13 +151,15 @@ def events_store(*, events: list[dict[str, Any]]) -> StoreResult:
     with transaction.atomic():
         refused = _visitors_refusing_analytics(keys=list(by_visitor))
         dropped = sum(len(by_visitor.pop(k)) for k in refused)
-        profiles = profiles_get_or_create(keys=list(by_visitor))
+        # Locked (PostgreSQL): the aggregates are read, updated and written back below.
+        profiles = profiles_get_or_create(keys=list(by_visitor), for_update=True)
         ids = [event["event_id"] for event in events]
         existing = {
             str(eid)
             for eid in Event.objects.filter(event_id__in=ids).values_list("event_id", flat=True)
         }
         new_rows: dict[str, Event] = {}
+        fresh: dict[int, list[AggEvent]] = defaultdict(list)
         for profile_key, visitor_events in by_visitor.items():
             profile = profiles[profile_key]
             for event in visitor_events:
@@ -151,21 +167,37 @@ def events_store(*, events: list[dict[str, Any]]) -> StoreResult:
                 if event_id in existing or event_id in new_rows:
                     continue
                 value = event.get("value")
+                amount = Decimal(str(value)).quantize(CENT) if value is not None else None
+                properties = event.get("properties") or {}
+                occurred_at = _parse_time(event.get("occurred_at"))
                 new_rows[event_id] = Event(
                     event_id=event_id,
                     profile=profile,
                     type=event["type"],
                     name=event.get("name") or "",
-                    properties=event.get("properties") or {},
-                    value=Decimal(str(value)) if value is not None else None,
+                    properties=properties,
+                    value=amount,
                     currency=event.get("currency") or "",
                     context=event.get("context") or {},
-                    occurred_at=_parse_time(event.get("occurred_at")),
+                    occurred_at=occurred_at,
                     received_at=now,
                 )
-        Event.objects.bulk_create(new_rows.values(), batch_size=500)
+                fresh[profile.pk].append(
+                    AggEvent(
+                        event_id=event_id,
+                        type=event["type"],
+                        occurred_at=occurred_at,
+                        value=amount,
+                        category=(
+                            category_of(properties) if event["type"] in AFFINITY_WEIGHTS else None
+                        ),
+                    )
+                )
+        Event.objects.bulk_create(new_rows.values(), batch_size=1000)
         touched = [profiles[k].pk for k in by_visitor]
-        profiles_recompute_aggregates(profile_ids=touched)
+        _profiles_apply_new_events(
+            profiles=[p for p in profiles.values() if p.pk in fresh], fresh=fresh
+        )
     if dropped:
         # After the commit, so a rolled-back batch (re-run later) is not counted twice. A crash
         # between commit and queue cleanup can still count a batch twice: the figure is a gauge.
@@ -177,6 +209,29 @@ def events_store(*, events: list[dict[str, Any]]) -> StoreResult:
     return StoreResult(len(new_rows), touched, dropped)
 
 
+def _profiles_apply_new_events(
+    *, profiles: list[Profile], fresh: dict[int, list[AggEvent]]
+) -> None:
+    """Incremental path: fold the newly stored events into the profiles' aggregates.
+
+    Profiles whose aggregates predate the current format are rebuilt from all their events
+    instead (one query for all of them); the new events are already inserted at this point.
+    """
+    outdated = [p.pk for p in profiles if not aggregates_is_current(p.aggregates)]
+    if outdated:
+        profiles_recompute_aggregates(profile_ids=outdated)
+    changed = []
+    for profile in profiles:
+        if profile.pk in outdated:
+            continue
+        events = fresh[profile.pk]
+        profile.aggregates = aggregates_apply(profile.aggregates, events)
+        profile.first_seen = min(profile.first_seen, *(e.occurred_at for e in events))
+        profile.last_seen = max(profile.last_seen, *(e.occurred_at for e in events))
+        changed.append(profile)
+    Profile.objects.bulk_update(changed, ["aggregates", "first_seen", "last_seen"], batch_size=1000)
+
+
 def _visitors_refusing_analytics(*, keys: list[str]) -> set[str]:
     """Profile keys whose consent (the default for unknown visitors) refuses analytics."""
     # Keys are already resolved from aliases (events_store), so each is a profile's own key.
@@ -184,49 +239,53 @@ def _visitors_refusing_analytics(*, keys: list[str]) -> set[str]:
     return {k for k in keys if not purpose_allowed(consents.get(k), ANALYTICS)}
 
 
-def profiles_get_or_create(*, keys: list[str]) -> dict[str, Profile]:
-    found = {p.key: p for p in Profile.objects.filter(key__in=keys)}
+def profiles_get_or_create(*, keys: list[str], for_update: bool = False) -> dict[str, Profile]:
+    """The profiles of these keys, created when missing; `for_update` locks them (in pk order)."""
+    query = Profile.objects.filter(key__in=keys)
+    if for_update:
+        query = query.select_for_update().order_by("pk")
+    found = {p.key: p for p in query}
     missing = [Profile(key=k) for k in keys if k not in found]
     if missing:
         Profile.objects.bulk_create(missing, ignore_conflicts=True)
-        found = {p.key: p for p in Profile.objects.filter(key__in=keys)}
+        found = {p.key: p for p in query.all()}
     return found
 
 
 def profiles_recompute_aggregates(*, profile_ids: list[int]) -> None:
-    """Aggregates recomputed from stored events: idempotent, whatever ran before."""
+    """Aggregates rebuilt from scratch from every stored event: idempotent, whatever ran before.
+
+    Used by the retention purge and identify's merge (events removed or moved), and for profiles
+    whose aggregates predate the current format. Same fold as ingestion's incremental update.
+    """
+    if not profile_ids:
+        return
     rows = (
         Event.objects.filter(profile_id__in=profile_ids)
-        .values("profile_id", "type")
-        .annotate(
-            n=Count("id"), total=Sum("value"), first=Min("occurred_at"), last=Max("occurred_at")
-        )
+        .order_by()
+        .values_list("profile_id", "event_id", "type", "occurred_at", "value", "properties")
     )
-    aggregates: dict[int, dict[str, Any]] = {pid: _empty_aggregates() for pid in profile_ids}
-    seen: dict[int, tuple[datetime, datetime]] = {}
-    for row in rows:
-        agg = aggregates[row["profile_id"]]
-        agg["event_count"] += row["n"]
-        agg[f"{row['type']}_count"] = row["n"]
-        if row["type"] == EventType.PURCHASE:
-            agg["monetary"] = float(row["total"] or 0)
-            agg["last_purchase_at"] = row["last"].isoformat()
-        first, last = seen.get(row["profile_id"], (row["first"], row["last"]))
-        seen[row["profile_id"]] = (min(first, row["first"]), max(last, row["last"]))
+    events: dict[int, list[AggEvent]] = defaultdict(list)
+    for profile_id, event_id, event_type, occurred_at, value, properties in rows.iterator(
+        chunk_size=5000
+    ):
+        events[profile_id].append(
+            AggEvent(
+                event_id=str(event_id),
+                type=event_type,
+                occurred_at=occurred_at,
+                value=value,
+                category=category_of(properties) if event_type in AFFINITY_WEIGHTS else None,
+            )
+        )
     profiles = list(Profile.objects.filter(pk__in=profile_ids))
     for profile in profiles:
-        profile.aggregates = aggregates[profile.pk]
-        if profile.pk in seen:
-            first, last = seen[profile.pk]
-            profile.first_seen = min(profile.first_seen, first)
-            profile.last_seen = max(profile.last_seen, last)
+        own = events.get(profile.pk, [])
+        profile.aggregates = aggregates_from_events(own)
+        if own:
+            profile.first_seen = min(profile.first_seen, *(e.occurred_at for e in own))
+            profile.last_seen = max(profile.last_seen, *(e.occurred_at for e in own))
     Profile.objects.bulk_update(profiles, ["aggregates", "first_seen", "last_seen"], batch_size=500)
-
-
-def _empty_aggregates() -> dict[str, Any]:
-    agg: dict[str, Any] = {f"{t}_count": 0 for t in EventType.values}
-    agg.update(event_count=0, monetary=0.0, last_purchase_at=None)
-    return agg
 
 
 def profiles_refresh(*, profile_ids: list[int]) -> None:
@@ -265,8 +324,14 @@ def segment_memberships_refresh(*, profile_ids: list[int]) -> None:
 
 def _memberships_apply(*, add: set[tuple[int, int]], remove: set[tuple[int, int]]) -> None:
     with transaction.atomic():
+        # One DELETE per segment, not per (segment, profile): bounded by the segment count.
+        removals: dict[int, list[int]] = defaultdict(list)
         for segment_id, profile_id in remove:
-            SegmentMembership.objects.filter(segment_id=segment_id, profile_id=profile_id).delete()
+            removals[segment_id].append(profile_id)
+        for segment_id, profile_ids in removals.items():
+            SegmentMembership.objects.filter(
+                segment_id=segment_id, profile_id__in=profile_ids
+            ).delete()
         SegmentMembership.objects.bulk_create(
             [SegmentMembership(segment_id=s, profile_id=p) for s, p in add],
             ignore_conflicts=True,

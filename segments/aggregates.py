@@ -1,0 +1,197 @@
+"""Profile behaviour aggregates: pure functions, no Django, no database.
+
+The aggregates are a fold over a profile's events in (occurred_at, event_id) order. Ingestion
+applies only the newly stored events of a batch to the stored aggregates (`aggregates_apply`);
+the retention purge and identify's merge rebuild them from every stored event
+(`aggregates_from_events`, which is the same fold from the empty state). Because it is one fold,
+both agree whenever the batches arrive in time order; for events that arrive late (older than
+what a profile already had) the incremental result is an approximation, see docs/events.md.
+
+Everything stored is plain JSON: counts, ISO-8601 UTC instants, floats with 2 decimals, a dict of
+category scores. Money is summed as Decimal and stored as a float, so the order of additions never
+changes a figure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+EVENT_TYPES = (
+    "page_view",
+    "product_view",
+    "add_to_cart",
+    "remove_from_cart",
+    "purchase",
+    "search",
+    "custom",
+)
+SESSION_GAP = timedelta(minutes=30)
+AFFINITY_WEIGHTS = {"product_view": 1, "add_to_cart": 3, "purchase": 5}
+AFFINITY_TOP = 10
+CATEGORY_MAX_LENGTH = 100
+CENT = Decimal("0.01")
+
+# Keys that a current-format aggregates document always has: one without them (written by an
+# older version) is rebuilt from the stored events instead of being updated incrementally.
+REQUIRED_KEYS = frozenset(
+    {
+        "event_count",
+        "sessions",
+        "first_seen",
+        "last_seen",
+        "last_event_at",
+        "last_purchase_at",
+        "frequency",
+        "monetary",
+        "average_order_value",
+        "category_affinities",
+        "cart_value",
+        "last_add_to_cart_at",
+        "purchased_since_last_add_to_cart",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AggEvent:
+    """What the aggregates need of one event."""
+
+    event_id: str
+    type: str
+    occurred_at: datetime  # timezone-aware
+    value: Decimal | None = None
+    category: str | None = None
+
+
+def empty_aggregates() -> dict[str, Any]:
+    agg: dict[str, Any] = {f"{t}_count": 0 for t in EVENT_TYPES}
+    agg.update(
+        event_count=0,
+        sessions=0,
+        first_seen=None,
+        last_seen=None,
+        last_event_at=None,
+        last_purchase_at=None,
+        frequency=0,
+        monetary=0.0,
+        average_order_value=0.0,
+        category_affinities={},
+        cart_value=0.0,
+        last_add_to_cart_at=None,
+        purchased_since_last_add_to_cart=False,
+    )
+    return agg
+
+
+def is_current(aggregates: dict[str, Any] | None) -> bool:
+    """True when `aggregates` can be updated incrementally (empty counts as current)."""
+    return not aggregates or aggregates.keys() >= REQUIRED_KEYS
+
+
+def category_of(properties: Any) -> str | None:
+    """`properties.category` as a short string, or None when absent or not a scalar."""
+    if not isinstance(properties, dict):
+        return None
+    value = properties.get("category")
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    text = str(value).strip()[:CATEGORY_MAX_LENGTH]
+    return text or None
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+def _instant(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def _money(value: float | int | str | None) -> Decimal:
+    return Decimal(str(value or 0)).quantize(CENT)
+
+
+def aggregates_apply(
+    aggregates: dict[str, Any] | None, events: Iterable[AggEvent]
+) -> dict[str, Any]:
+    """The aggregates after `events` (applied in time order); `aggregates` is not modified.
+
+    Callers must pass only events not applied before (ingestion passes the newly inserted rows).
+    """
+    ordered = sorted(events, key=lambda e: (e.occurred_at, e.event_id))
+    agg = empty_aggregates()
+    if aggregates:
+        agg.update(aggregates)
+        agg["category_affinities"] = dict(aggregates.get("category_affinities") or {})
+    if not ordered:
+        return agg
+    first_seen = _instant(agg["first_seen"])
+    last_seen = _instant(agg["last_seen"])
+    last_purchase = _instant(agg["last_purchase_at"])
+    last_add = _instant(agg["last_add_to_cart_at"])
+    monetary = _money(agg["monetary"])
+    cart = _money(agg["cart_value"])
+    affinities: dict[str, int] = agg["category_affinities"]
+    counts = {t: agg.get(f"{t}_count", 0) for t in EVENT_TYPES}
+    sessions = agg["sessions"]
+    frequency = agg["frequency"]
+    for event in ordered:
+        at = event.occurred_at
+        counts[event.type] = counts.get(event.type, 0) + 1
+        # A session starts with the first event, or after more than 30 minutes of silence. A late
+        # event (older than the latest one seen) never opens a session: see docs/events.md.
+        if last_seen is None or at - last_seen > SESSION_GAP:
+            sessions += 1
+        if first_seen is None or at < first_seen:
+            first_seen = at
+        if last_seen is None or at > last_seen:
+            last_seen = at
+        value = event.value.quantize(CENT) if event.value is not None else Decimal(0)
+        if event.type == "purchase":
+            frequency += 1
+            monetary += value
+            if last_purchase is None or at >= last_purchase:
+                last_purchase = at
+                cart = Decimal(0)
+        elif event.type in ("add_to_cart", "remove_from_cart"):
+            # Cart lines older than the last purchase belong to a cart already closed.
+            if last_purchase is None or at > last_purchase:
+                cart = cart + value if event.type == "add_to_cart" else max(cart - value, 0)
+            if event.type == "add_to_cart" and (last_add is None or at > last_add):
+                last_add = at
+        weight = AFFINITY_WEIGHTS.get(event.type)
+        if weight and event.category:
+            affinities[event.category] = affinities.get(event.category, 0) + weight
+            if len(affinities) > AFFINITY_TOP:
+                # Drop the weakest (ties: the greatest name), which may be the one just added.
+                weakest = max(affinities, key=lambda c: (-affinities[c], c))
+                del affinities[weakest]
+    for event_type, n in counts.items():
+        agg[f"{event_type}_count"] = n
+    agg.update(
+        event_count=sum(counts.values()),
+        sessions=sessions,
+        first_seen=_iso(first_seen),
+        last_seen=_iso(last_seen),
+        last_event_at=_iso(last_seen),
+        last_purchase_at=_iso(last_purchase) if last_purchase else None,
+        frequency=frequency,
+        monetary=float(monetary),
+        average_order_value=float((monetary / frequency).quantize(CENT)) if frequency else 0.0,
+        category_affinities=dict(sorted(affinities.items(), key=lambda kv: (-kv[1], kv[0]))),
+        cart_value=float(cart),
+        last_add_to_cart_at=_iso(last_add) if last_add else None,
+        purchased_since_last_add_to_cart=bool(
+            last_add and last_purchase and last_purchase >= last_add
+        ),
+    )
+    return agg
+
+
+def aggregates_from_events(events: Iterable[AggEvent]) -> dict[str, Any]:
+    """The aggregates of a profile rebuilt from all its events (the same fold from empty)."""
+    return aggregates_apply(None, events)
