@@ -2,7 +2,8 @@
 
 The decide path calls `exposures_log` once per request, after the answer is computed: one Redis
 round trip (a Lua script) that, per exposure, sets a dedupe key (SET NX with a TTL) and only when
-it was new appends the exposure to a Redis list. Nothing there raises: when Redis is unavailable
+it was new appends the exposure to a Redis list; exposures this process already buffered in the
+last hour skip the call altogether. Nothing there raises: when Redis is unavailable
 the exposures are counted in a process-local counter and logged with the running total, so a
 loss is visible, never silent. `exposures_flush` (Celery beat, every 10 s) moves the buffer into
 `Exposure` rows in bounded, idempotent batches.
@@ -80,6 +81,32 @@ class _LostCounter:
 exposures_lost = _LostCounter()
 
 
+class _RecentlyLogged:
+    """Process-local memory of exposures already buffered, so that a visitor's repeat page views
+    skip the Redis call (Redis SET NX stays the dedupe across processes). Bounded and expiring."""
+
+    def __init__(self, max_entries: int = 50_000, ttl: float = 3600.0) -> None:
+        self.max_entries = max_entries
+        self.ttl = ttl
+        self._until: dict[ExposureRecord, float] = {}
+
+    def known(self, record: ExposureRecord, now: float) -> bool:
+        until = self._until.get(record)
+        return until is not None and until > now
+
+    def remember(self, records: list[ExposureRecord], now: float) -> None:
+        if len(self._until) + len(records) > self.max_entries:
+            self._until.clear()  # crude but bounded; the Redis dedupe still holds
+        for record in records:
+            self._until[record] = now + self.ttl
+
+    def clear(self) -> None:
+        self._until.clear()
+
+
+exposures_recently_logged = _RecentlyLogged()
+
+
 def _dedupe_key(record: ExposureRecord) -> str:
     return key("exposures", "seen", record.experiment, record.arm, record.profile_key)
 
@@ -108,13 +135,13 @@ def exposures_log(
     Never raises: when Redis is known to be down (`redis_available=False`, the profile read
     already failed) or fails now, the exposures are counted as lost and logged.
     """
-    records = list(records)
+    moment = time.time() if now is None else now
+    records = [r for r in records if not exposures_recently_logged.known(r, moment)]
     if not records:
         return 0
     if not redis_available:
         _count_lost(records, "Redis unavailable")
         return 0
-    moment = time.time() if now is None else now
     keys = [BUFFER_KEY]
     args: list[str | int] = [DEDUPE_TTL_SECONDS]
     for record in records:
@@ -122,10 +149,12 @@ def exposures_log(
         args.append(json.dumps([record.experiment, record.arm, record.profile_key, moment]))
     try:
         client = get_redis()
-        return int(_log_script(client)(keys=keys, args=args, client=client))
+        pushed = int(_log_script(client)(keys=keys, args=args, client=client))
     except redis.RedisError as exc:
         _count_lost(records, f"{type(exc).__name__}: {exc}")
         return 0
+    exposures_recently_logged.remember(records, moment)
+    return pushed
 
 
 @dataclass(frozen=True, slots=True)

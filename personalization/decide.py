@@ -108,7 +108,12 @@ def _decide_placement(
         else:
             _note(trace, f"experiment:{experiment.key}", "not eligible")
 
-    if chosen is None:
+    if chosen is None and trace is None:
+        chosen, skipped = _first_targeted(plan, visitor.personalization_allowed, attributes, now)
+        consent_skipped = consent_skipped or skipped
+        if chosen is not None:
+            reason = chosen.targeted_reason
+    elif chosen is None:
         locale = attributes["request"].get("locale", "")
         for variant in plan.targeted:
             if not variant.is_scheduled(now):
@@ -148,6 +153,37 @@ def _decide_placement(
             plan.key, default.key, html, dict(default.data), "fallback:render_error", trace=trace
         )
     return Decision(plan.key, chosen.key, html, dict(chosen.data), reason, experiment_info, trace)
+
+
+def _first_targeted(
+    plan: PlacementPlan, personalization_allowed: bool, attributes: dict[str, Any], now: datetime
+) -> tuple[CompiledVariant | None, bool]:
+    """The hot loop without explanations: (first matching variant, whether consent skipped one).
+
+    Same order and rules as the explained loop in `_decide_placement`, minus the notes.
+    """
+    consent_skipped = False
+    locale = None
+    for variant in plan.targeted:
+        if variant.scheduled and not variant.is_scheduled(now):
+            continue
+        if variant.locale:
+            if locale is None:
+                locale = attributes["request"].get("locale", "")
+            if not _locale_matches(variant.locale, locale):
+                continue
+        if variant.reads_profile and not personalization_allowed:
+            consent_skipped = True
+            continue
+        matches = variant.matches
+        if matches is None:
+            return variant, consent_skipped
+        try:
+            if matches(attributes):
+                return variant, consent_skipped
+        except Exception:  # a compiled condition must never break a page
+            logger.exception("condition evaluation failed")
+    return None, consent_skipped
 
 
 def _safe_match(matcher, attributes: dict[str, Any]) -> bool:

@@ -8,6 +8,7 @@ If Redis is unreachable, a process keeps serving the snapshot it has.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -34,6 +35,48 @@ CHECK_INTERVAL = 0.5
 Matcher = Callable[[Mapping[str, Any]], bool]
 
 
+@functools.lru_cache(maxsize=8192)
+def _template_compiled(source: str) -> tuple[Any, dict[str, Any]]:
+    """The compiled template for a source, and its globals flattened (shared by identical sources
+    across variants and rebuilds: an unchanged template is compiled once per process)."""
+    template = template_compile(source)
+    return template, dict(template.globals)
+
+
+class LazyTemplate:
+    """A variant's template: compiled on first render, then rendered without Jinja's per-call
+    copying of its globals ChainMap. Compile errors surface at render time, where the caller's
+    `template_render` turns them into a fallback like any other template failure."""
+
+    __slots__ = ("_compiled", "_error", "source")
+
+    def __init__(self, source: str) -> None:
+        self.source = source or ""
+        self._compiled: tuple[Any, dict[str, Any]] | None = None
+        self._error: Exception | None = None
+
+    def render(self, context: Mapping[str, Any]) -> str:
+        compiled = self._compiled
+        if compiled is None:
+            if self._error is not None:
+                raise self._error
+            try:
+                compiled = self._compiled = _template_compiled(self.source)
+            except Exception as exc:
+                self._error = exc
+                raise
+        template, template_globals = compiled
+        environment = template.environment
+        jinja_context = environment.context_class(
+            environment,
+            {**template_globals, **context},
+            template.name,
+            template.blocks,
+            globals=template_globals,
+        )
+        return environment.concat(template.root_render_func(jinja_context))
+
+
 def _reads_profile(condition: dict[str, Any]) -> bool:
     return any(
         path == "profile" or path.startswith("profile.") for path in condition_fields(condition)
@@ -52,6 +95,15 @@ class CompiledVariant:
     locale: str
     starts_at: datetime | None
     ends_at: datetime | None
+
+    @property
+    def scheduled(self) -> bool:
+        """Whether a schedule applies at all (most variants have none: no time check)."""
+        return self.starts_at is not None or self.ends_at is not None
+
+    @property
+    def targeted_reason(self) -> str:
+        return f"targeted:{self.key}"
 
     def is_scheduled(self, now: datetime) -> bool:
         return (self.starts_at is None or self.starts_at <= now) and (
@@ -90,7 +142,7 @@ def _compile_variant(variant: Variant) -> CompiledVariant:
         key=variant.key,
         name=variant.name,
         priority=variant.priority,
-        template=template_compile(variant.template),
+        template=LazyTemplate(variant.template),
         data=MappingProxyType(dict(variant.data or {})),
         matches=compile_condition(condition) if condition else None,
         reads_profile=_reads_profile(condition),

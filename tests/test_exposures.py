@@ -18,6 +18,13 @@ from tests.factories import make_experiment, make_placement
 URL = "/api/v1/decide"
 
 
+@pytest.fixture(autouse=True)
+def _forget_local_exposures():
+    exposure_services.exposures_recently_logged.clear()
+    yield
+    exposure_services.exposures_recently_logged.clear()
+
+
 @pytest.fixture
 def promo(db):
     placement = make_placement("promo")
@@ -54,6 +61,10 @@ def test_decide__experiment_arm__exposure_logged_once(client, promo, redis_clien
     for _ in range(3):
         _served(client, "ann")
     # Then the buffer holds one exposure for them; another visitor adds their own
+    assert len(_buffer(redis_client)) == 1
+    # (also across processes: another process's memory does not know the visitor, Redis does)
+    exposure_services.exposures_recently_logged.clear()
+    _served(client, "ann")
     assert len(_buffer(redis_client)) == 1
     _served(client, "bob")
     assert len(_buffer(redis_client)) == 2
@@ -97,6 +108,7 @@ def test_exposures_flush__writes_rows_idempotently(client, promo, redis_client):
     assert rows == {(pseudonymize(v), arm) for v, arm in arms.items()}
     # When the same exposures are buffered again (e.g. a flush crashed before trimming) and flushed
     redis_client.delete(*redis_client.keys("mosaic:exposures:seen:*"))
+    exposure_services.exposures_recently_logged.clear()
     for visitor in arms:
         _served(client, visitor)
     second = exposures_flush.apply().get()
@@ -170,3 +182,63 @@ def test_decide__experiment_arm__zero_database_queries(client, promo, django_ass
         served = _served(client, "bob")
     # Then the exposure went to Redis, not the database
     assert served["experiment"] is not None
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"placements": "promo"},
+        {"placements": "promo,hero", "visitor": "ann", "device": "mobile", "locale": "de-DE"},
+        {"placements": "promo", "visitor": "", "url": "https://shop.example/a?utm_source=x"},
+        {"placements": "promo", "referrer": "https://news.example/", "device": ""},
+    ],
+)
+def test_decide_get__fast_validation__same_as_serializer(query):
+    # Given a plainly valid GET query (the decide hot path skips the DRF serializer for these)
+    from django.http import QueryDict
+
+    from personalization.api.serializers import DecideRequestSerializer
+    from personalization.api.views import _fast_validated, _query_to_body
+
+    params = QueryDict(mutable=True)
+    params.update(query)
+    body = _query_to_body(params)
+    # When validated both ways
+    serializer = DecideRequestSerializer(data=body)
+    assert serializer.is_valid(), serializer.errors
+    # Then the fast path yields exactly what the serializer does
+    assert _fast_validated(body) == json.loads(json.dumps(serializer.validated_data))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"placements": ["bad key!"]},
+        {"placements": ["p"] * 25},
+        {"placements": ["p"], "visitor": " padded "},
+        {"placements": ["p"], "context": {"device": "toaster"}},
+        {"placements": ["p"], "context": {"utm": {"source": "x"}}},
+        {"placements": ["p"], "explain": "1"},
+    ],
+)
+def test_decide_get__unusual_query__left_to_serializer(body):
+    from personalization.api.views import _fast_validated
+
+    assert _fast_validated(body) is None
+
+
+@pytest.mark.django_db
+def test_decide__template_syntax_error__falls_back_at_first_render(client, promo):
+    # Given a targeted variant whose template does not compile (templates compile lazily now)
+    from tests.factories import make_variant
+
+    make_placement("side")
+    from content.models import Placement
+
+    make_variant(Placement.objects.get(key="side"), "broken", template="{% if %}", priority=1)
+    # When deciding
+    body = client.get(URL, {"placements": "side,promo", "visitor": "ann"}).json()
+    # Then that placement falls back to its default, and the other placement is unaffected
+    assert body["placements"]["side"]["variant"] == "default"
+    assert body["placements"]["side"]["reason"] == "fallback:render_error"
+    assert body["placements"]["promo"]["experiment"] is not None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
@@ -13,7 +15,11 @@ from personalization.decide import Decision, Visitor, decide
 from personalization.snapshot import holder
 from personalization.visitors import visitor_load
 
-from .serializers import DecideRequestSerializer, DecideResponseSerializer
+from .serializers import (
+    MAX_PLACEMENTS,
+    DecideRequestSerializer,
+    DecideResponseSerializer,
+)
 
 try:  # the consent policy's home since the privacy work; its former home before that
     from segments.consent import purpose_allowed
@@ -33,6 +39,50 @@ def _log_exposures(visitor: Visitor, profile_status: str, decisions: dict[str, D
         records=[ExposureRecord(e["key"], e["arm"], visitor.key) for e in served],
         redis_available=profile_status != "unavailable",
     )
+
+
+_SIMPLE_KEY = re.compile(r"[-a-zA-Z0-9_]{1,100}")
+_SIMPLE_CONTEXT = {"url": 2000, "referrer": 2000, "locale": 35}
+_DEVICES = ("", "mobile", "tablet", "desktop")
+
+
+def _simple_text(value: object, max_length: int) -> bool:
+    return (
+        isinstance(value, str)
+        and len(value) <= max_length
+        and value == value.strip()
+        and "\x00" not in value
+    )
+
+
+def _fast_validated(body: dict) -> dict | None:
+    """The validated form of a plainly valid GET body without building the DRF serializer
+    (a measurable share of a decide); None whenever anything is unusual, and the serializer then
+    gives its usual answer, errors included. Accepts a strict subset of what it accepts."""
+    if not body.keys() <= {"placements", "visitor", "context"}:
+        return None
+    placements = body.get("placements")
+    if not placements or len(placements) > MAX_PLACEMENTS:
+        return None
+    if not all(_SIMPLE_KEY.fullmatch(p) for p in placements):
+        return None
+    data: dict = {"placements": placements, "explain": False}
+    if "visitor" in body:
+        if not _simple_text(body["visitor"], 200):
+            return None
+        data["visitor"] = body["visitor"]
+    if "context" in body:
+        context = body["context"]
+        validated: dict = {}
+        for name, value in context.items():
+            if name == "device":
+                if value not in _DEVICES:
+                    return None
+            elif name not in _SIMPLE_CONTEXT or not _simple_text(value, _SIMPLE_CONTEXT[name]):
+                return None
+            validated[name] = value
+        data["context"] = validated
+    return data
 
 
 def _query_to_body(params) -> dict:
@@ -68,16 +118,18 @@ class DecideView(APIView):
         responses=DecideResponseSerializer,
     )
     def get(self, request):
-        return self._answer(request, _query_to_body(request.query_params))
+        return self._answer(request, _query_to_body(request.query_params), fast=True)
 
     @extend_schema(request=DecideRequestSerializer, responses=DecideResponseSerializer)
     def post(self, request):
         return self._answer(request, request.data)
 
-    def _answer(self, request, body) -> Response:
-        serializer = DecideRequestSerializer(data=body)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+    def _answer(self, request, body, fast: bool = False) -> Response:
+        data = _fast_validated(body) if fast else None
+        if data is None:
+            serializer = DecideRequestSerializer(data=body)
+            serializer.is_valid(raise_exception=True)
+            data = serializer.validated_data
         ctx = data.get("context", {})
         request_context = build_request_context(
             url=ctx.get("url", ""),
