@@ -139,14 +139,19 @@ def _decide_placement(
             return Decision(plan.key, None, "", {}, "fallback:no_default", trace=trace)
 
     try:
-        html = template_render(chosen.template, {**template_context, "data": chosen.data})
+        html = template_render(
+            chosen.template, {**template_context, "data": chosen.data, "fields": chosen.fields}
+        )
     except RenderError as exc:
         logger.warning("render failed for %s/%s: %s", plan.key, chosen.key, exc)
         default = plan.default
         if default is None or default is chosen:
             return Decision(plan.key, None, "", {}, "fallback:render_error", trace=trace)
         try:
-            html = template_render(default.template, {**template_context, "data": default.data})
+            html = template_render(
+                default.template,
+                {**template_context, "data": default.data, "fields": default.fields},
+            )
         except RenderError:
             return Decision(plan.key, None, "", {}, "fallback:render_error", trace=trace)
         return Decision(

@@ -89,6 +89,7 @@ class CompiledVariant:
     name: str
     priority: int
     template: Any
+    fields: Mapping[str, Any]  # the block type's values, as `fields` in the template
     data: Mapping[str, Any]
     matches: Matcher | None  # None: matches everyone
     reads_profile: bool
@@ -142,7 +143,8 @@ def _compile_variant(variant: Variant) -> CompiledVariant:
         key=variant.key,
         name=variant.name,
         priority=variant.priority,
-        template=LazyTemplate(variant.template),
+        template=LazyTemplate(variant.render_source()),
+        fields=MappingProxyType(dict(variant.block_fields or {})),
         data=MappingProxyType(dict(variant.data or {})),
         matches=compile_condition(condition) if condition else None,
         reads_profile=_reads_profile(condition),
@@ -156,7 +158,9 @@ def snapshot_build(version: int) -> Snapshot:
     """Read live configuration from the database and compile it (a handful of queries)."""
     placements = list(Placement.objects.all())
     variants_by_placement: dict[int, list[Variant]] = {}
-    for variant in Variant.objects.order_by("priority", "created_at", "id"):
+    for variant in Variant.objects.select_related("block_type").order_by(
+        "priority", "created_at", "id"
+    ):
         variants_by_placement.setdefault(variant.placement_id, []).append(variant)
     experiments = {
         e.placement_id: e
