@@ -8,13 +8,17 @@ condition matches, by priority → the placement's default. Any failure serves t
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
+
 from content.rendering import RenderError, template_render
 from experiments.engine import assign
 
+from . import metrics
 from .snapshot import CompiledVariant, PlacementPlan, Snapshot
 
 logger = logging.getLogger(__name__)
@@ -67,9 +71,7 @@ def decide(
     for placement_key in placement_keys:
         plan = snapshot.placements.get(placement_key)
         if plan is None:
-            results[placement_key] = Decision(
-                placement_key, None, "", {}, "fallback:unknown_placement"
-            )
+            results[placement_key] = _fallback(placement_key, None, "", "unknown_placement", None)
             continue
         results[placement_key] = _decide_placement(
             plan, visitor, attributes, template_context, now, explain
@@ -136,28 +138,69 @@ def _decide_placement(
         chosen = plan.default
         reason = "default:no_consent" if consent_skipped else "default"
         if chosen is None:
-            return Decision(plan.key, None, "", {}, "fallback:no_default", trace=trace)
+            return _fallback(plan.key, None, "", "no_default", trace)
 
+    html, failure = _render(plan.key, chosen, template_context)
+    if failure is None:
+        return Decision(
+            plan.key, chosen.key, html, dict(chosen.data), reason, experiment_info, trace
+        )
+    default = plan.default
+    if default is not None and default is not chosen:
+        html, default_failure = _render(plan.key, default, template_context)
+        if default_failure is None:
+            return _fallback(plan.key, default, html, failure, trace)
+    return _fallback(plan.key, None, "", failure, trace)
+
+
+def _render(
+    placement_key: str, variant: CompiledVariant, template_context: dict[str, Any]
+) -> tuple[str, str | None]:
+    """The variant's HTML, or ("", why) when it raised or ran over the render budget.
+
+    The budget is checked after the render (the sandbox bounds loops; a render cannot be
+    interrupted without a thread per request): a slow template is served the fallback from
+    then on, per request, and counted, so editors see it.
+    """
+    start = time.perf_counter()
     try:
         html = template_render(
-            chosen.template, {**template_context, "data": chosen.data, "fields": chosen.fields}
+            variant.template, {**template_context, "data": variant.data, "fields": variant.fields}
         )
     except RenderError as exc:
-        logger.warning("render failed for %s/%s: %s", plan.key, chosen.key, exc)
-        default = plan.default
-        if default is None or default is chosen:
-            return Decision(plan.key, None, "", {}, "fallback:render_error", trace=trace)
-        try:
-            html = template_render(
-                default.template,
-                {**template_context, "data": default.data, "fields": default.fields},
-            )
-        except RenderError:
-            return Decision(plan.key, None, "", {}, "fallback:render_error", trace=trace)
-        return Decision(
-            plan.key, default.key, html, dict(default.data), "fallback:render_error", trace=trace
+        logger.warning("render failed for %s/%s: %s", placement_key, variant.key, exc)
+        metrics.incr("mosaic_render_errors_total", placement=placement_key)
+        return "", "render_error"
+    elapsed_ms = (time.perf_counter() - start) * 1000
+    if elapsed_ms > settings.MOSAIC_RENDER_BUDGET_MS:
+        logger.warning(
+            "render of %s/%s took %.1f ms (budget %s ms)",
+            placement_key,
+            variant.key,
+            elapsed_ms,
+            settings.MOSAIC_RENDER_BUDGET_MS,
         )
-    return Decision(plan.key, chosen.key, html, dict(chosen.data), reason, experiment_info, trace)
+        metrics.incr("mosaic_render_over_budget_total", placement=placement_key)
+        return "", "render_over_budget"
+    return html, None
+
+
+def _fallback(
+    placement_key: str,
+    variant: CompiledVariant | None,
+    html: str,
+    why: str,
+    trace: list[dict[str, str]] | None,
+) -> Decision:
+    metrics.incr("mosaic_decide_fallbacks_total", reason=why)
+    return Decision(
+        placement_key,
+        variant.key if variant else None,
+        html,
+        dict(variant.data) if variant else {},
+        f"fallback:{why}",
+        trace=trace,
+    )
 
 
 def _first_targeted(

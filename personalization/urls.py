@@ -18,6 +18,7 @@ urlpatterns = [
     path("", views.demo, name="demo"),
     path("demo/server", views.demo_server, name="demo-server"),
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", views.metrics_view, name="metrics"),
     path(
         "admin/mosaic/variants/<int:variant_id>/preview/",
         admin_views.variant_preview,

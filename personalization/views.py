@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import redis
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 
 from .templatetags.mosaic import VISITOR_COOKIE
@@ -73,3 +73,13 @@ def healthz(request):
     return JsonResponse(
         {"status": "ok" if healthy else "degraded", **checks}, status=200 if healthy else 503
     )
+
+
+def metrics_view(request):
+    """Counters of fallbacks and failures of this process (Prometheus text format)."""
+    from experiments.services import exposures_lost
+
+    from . import metrics
+
+    text = metrics.render_text(extra={"mosaic_exposures_lost_total": exposures_lost.value})
+    return HttpResponse(text, content_type="text/plain; version=0.0.4")

@@ -9,22 +9,19 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from access.permissions import request_is_secret_or_staff
 from experiments.services import ExposureRecord, exposures_log
 from personalization.context import UTM_KEYS, build_request_context
 from personalization.decide import Decision, Visitor, decide
 from personalization.snapshot import holder
 from personalization.visitors import visitor_load
+from segments.consent import purpose_allowed
 
 from .serializers import (
     MAX_PLACEMENTS,
     DecideRequestSerializer,
     DecideResponseSerializer,
 )
-
-try:  # the consent policy's home since the privacy work; its former home before that
-    from segments.consent import purpose_allowed
-except ImportError:  # pragma: no cover - depends on the state of the tree
-    from personalization.visitors import purpose_allowed
 
 
 def _log_exposures(visitor: Visitor, profile_status: str, decisions: dict[str, Decision]) -> None:
@@ -143,7 +140,8 @@ class DecideView(APIView):
         )
         visitor, profile_status = visitor_load(visitor_id=data.get("visitor"))
         # Explanations reveal rules: only for staff (secret API keys arrive with the keys issue).
-        explain = data["explain"] and bool(request.user and request.user.is_staff)
+        # Explanations reveal targeting rules: secret server keys and staff only.
+        explain = data["explain"] and request_is_secret_or_staff(request)
         snapshot = holder.get()
         decisions = decide(
             snapshot=snapshot,

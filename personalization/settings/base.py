@@ -14,6 +14,8 @@ MOSAIC_EMBEDDED_REDIS_PORT = ENV.embedded_redis_port
 MOSAIC_EVENT_BATCH_SIZE = ENV.event_batch_size
 # How long a crashed ingestion run blocks the next one; longer than one batch ever takes.
 MOSAIC_INGEST_LOCK_SECONDS = ENV.ingest_lock_seconds
+# A variant render slower than this serves the placement's default (logged and counted).
+MOSAIC_RENDER_BUDGET_MS = ENV.render_budget_ms
 MOSAIC_EVENT_MAX_BATCH = ENV.event_max_batch
 # "opt-out": purposes are granted until the visitor refuses; "opt-in": refused until granted.
 MOSAIC_CONSENT_DEFAULT = ENV.consent_default

@@ -45,6 +45,7 @@ class MosaicEnv:
     segment_recompute_minutes: int
     event_batch_size: int
     ingest_lock_seconds: int
+    render_budget_ms: float
     event_max_batch: int
     consent_default: str
     event_retention_days: int
@@ -89,6 +90,7 @@ class MosaicEnv:
             segment_recompute_minutes=_reader.int("SEGMENT_RECOMPUTE_MINUTES", default=5),
             event_batch_size=_reader.int("EVENT_BATCH_SIZE", default=1000),
             ingest_lock_seconds=_reader.int("MOSAIC_INGEST_LOCK_SECONDS", default=60),
+            render_budget_ms=_reader.float("MOSAIC_RENDER_BUDGET_MS", default=50.0),
             event_max_batch=_reader.int("EVENT_MAX_BATCH", default=500),
             consent_default=_reader.str("MOSAIC_CONSENT_DEFAULT", default="opt-out"),
             event_retention_days=_reader.int("MOSAIC_EVENT_RETENTION_DAYS", default=395),
