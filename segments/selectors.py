@@ -23,6 +23,7 @@ from .models import (
     SegmentMembership,
 )
 from .pseudonym import pseudonymize
+from .sqlin import filter_in
 
 
 def profile_cache_key(profile_key: str) -> str:
@@ -54,9 +55,8 @@ def profile_document(*, profile: Profile, segment_keys: list[str]) -> dict[str, 
 
 def profile_segment_keys(*, profile_ids: list[int]) -> dict[int, list[str]]:
     result: dict[int, list[str]] = {pid: [] for pid in profile_ids}
-    rows = SegmentMembership.objects.filter(profile_id__in=profile_ids).values_list(
-        "profile_id", "segment__key"
-    )
+    rows = filter_in(SegmentMembership.objects.all(), "profile", profile_ids, cast="bigint")
+    rows = rows.values_list("profile_id", "segment__key")
     for pid, segment_key in rows:
         result[pid].append(segment_key)
     return result
@@ -97,7 +97,8 @@ def alias_targets(*, alias_keys: list[str]) -> dict[str, str]:
     aliases = alias_model()
     if aliases is None or not alias_keys:
         return {}
-    rows = aliases.objects.filter(alias_key__in=alias_keys).values_list("alias_key", "profile__key")
+    rows = filter_in(aliases.objects.all(), "alias_key", alias_keys, cast="text")
+    rows = rows.values_list("alias_key", "profile__key")
     return dict(rows)
 
 
@@ -106,7 +107,8 @@ def profile_alias_keys(*, profile_ids: list[int]) -> dict[int, list[str]]:
     result: dict[int, list[str]] = {}
     if aliases is None or not profile_ids:
         return result
-    rows = aliases.objects.filter(profile_id__in=profile_ids).values_list("profile_id", "alias_key")
+    rows = filter_in(aliases.objects.all(), "profile", profile_ids, cast="bigint")
+    rows = rows.values_list("profile_id", "alias_key")
     for profile_id, alias_key in rows:
         result.setdefault(profile_id, []).append(alias_key)
     return result

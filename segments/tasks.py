@@ -26,15 +26,22 @@ logger = logging.getLogger(__name__)
 def events_ingest_pending(self) -> dict[str, int]:
     """Drain the event queue in bounded batches; says how many it took, stored and skipped."""
     totals = {"batches": 0, "taken": 0, "stored": 0, "duplicates": 0}
+    skipped = False
     # Bounded: at most 20 batches per run; the beat safety net or the next trigger does the rest.
     for _ in range(20):
         result = services.events_ingest_pending(max_events=settings.MOSAIC_EVENT_BATCH_SIZE)
+        skipped = result.skipped_locked
         if result.skipped_locked or result.taken == 0:
             break
         totals["batches"] += 1
         totals["taken"] += result.taken
         totals["stored"] += result.stored
         totals["duplicates"] += result.duplicates
+    # Events queued while this run held the lock had their own trigger skipped (locked): the lock
+    # holder, having released it, re-triggers once if anything is left, instead of leaving it to
+    # beat's 30 s safety net. A run that was itself skipped leaves that to the holder.
+    if not skipped and services.events_queue_length():
+        events_ingest_pending.delay()
     logger.info("events_ingest_pending %s", totals)
     return totals
 

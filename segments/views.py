@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import redis
+from django.conf import settings
 from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
@@ -21,6 +22,7 @@ from .serializers import (
     EventBatchSerializer,
     EventSerializer,
     VisitorPathSerializer,
+    event_fast_validate,
 )
 
 logger = logging.getLogger(__name__)
@@ -31,10 +33,15 @@ class EventsView(APIView):
 
     @extend_schema(request=EventBatchSerializer, responses={202: dict, 400: dict, 503: dict})
     def post(self, request):
-        envelope = EventBatchSerializer(data=request.data)
-        envelope.is_valid(raise_exception=True)
+        events = _batch_events(request.data)
         accepted, rejected = [], []
-        for index, raw in enumerate(envelope.validated_data["events"]):
+        for index, raw in enumerate(events):
+            # Plainly well-formed events skip the per-event DRF serializer (same result, a
+            # fraction of the cost); anything else goes through it, which also words the errors.
+            fast = event_fast_validate(raw)
+            if fast is not None:
+                accepted.append(fast)
+                continue
             serializer = EventSerializer(data=raw)
             if serializer.is_valid():
                 accepted.append(serializer.validated_data)
@@ -63,6 +70,17 @@ class EventsView(APIView):
         return Response(
             {"accepted": len(accepted), "rejected": rejected}, status=status.HTTP_202_ACCEPTED
         )
+
+
+def _batch_events(data) -> list:
+    """The envelope's events; a plain list within the limit skips EventBatchSerializer."""
+    if type(data) is dict and data.keys() == {"events"}:
+        events = data["events"]
+        if type(events) is list and 0 < len(events) <= settings.MOSAIC_EVENT_MAX_BATCH:
+            return events
+    envelope = EventBatchSerializer(data=data)
+    envelope.is_valid(raise_exception=True)
+    return envelope.validated_data["events"]
 
 
 def _trigger_ingestion() -> None:

@@ -88,7 +88,7 @@ class MosaicEnv:
             celery_broker_url=_reader.str("CELERY_BROKER_URL", default=redis_url),
             celery_task_always_eager=_reader.bool("CELERY_TASK_ALWAYS_EAGER", default=False),
             segment_recompute_minutes=_reader.int("SEGMENT_RECOMPUTE_MINUTES", default=5),
-            event_batch_size=_reader.int("EVENT_BATCH_SIZE", default=1000),
+            event_batch_size=_reader.int("EVENT_BATCH_SIZE", default=5000),
             ingest_lock_seconds=_reader.int("MOSAIC_INGEST_LOCK_SECONDS", default=60),
             render_budget_ms=_reader.float("MOSAIC_RENDER_BUDGET_MS", default=50.0),
             event_max_batch=_reader.int("EVENT_MAX_BATCH", default=500),
