@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.db.models import Count, Q
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
@@ -16,7 +17,7 @@ from .forms import (
     block_field_names,
     variant_form_for,
 )
-from .models import BlockType, Placement, Variant, VariantRevision
+from .models import BlockType, Placement, Variant, VariantRevision, VariantStatus
 
 
 def _author(request) -> str:
@@ -34,9 +35,12 @@ class BlockTypeAdmin(admin.ModelAdmin):
     def field_names(self, obj: BlockType) -> str:
         return ", ".join((obj.schema or {}).get("properties", {})) or "—"
 
-    @admin.display(description="variants")
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(n_variants=Count("variants"))
+
+    @admin.display(description="variants", ordering="n_variants")
     def variant_count(self, obj: BlockType) -> int:
-        return obj.variants.count()
+        return obj.n_variants
 
 
 class VariantInline(admin.TabularInline):
@@ -54,9 +58,13 @@ class PlacementAdmin(admin.ModelAdmin):
     search_fields = ["key", "name", "description"]
     inlines = [VariantInline]
 
-    @admin.display(description="live variants")
+    def get_queryset(self, request):
+        live = Count("variants", filter=Q(variants__status=VariantStatus.LIVE))
+        return super().get_queryset(request).select_related("default_variant").annotate(n_live=live)
+
+    @admin.display(description="live variants", ordering="n_live")
     def live_variants(self, obj: Placement) -> int:
-        return obj.variants.filter(status="live").count()
+        return obj.n_live
 
     def save_formset(self, request, form, formset, change) -> None:
         instances = formset.save(commit=False)
