@@ -43,6 +43,14 @@ def schema_form_field(name: str, spec: dict[str, Any], required: bool) -> forms.
     return forms.CharField(max_length=spec.get("maxLength"), **common)
 
 
+def checked_template(source: str) -> str:
+    """The template source, or a field error naming the line where it does not compile."""
+    problem = template_check(source)
+    if problem:
+        raise forms.ValidationError(f"Template error at {problem}")
+    return source
+
+
 def block_field_names(block_type: BlockType | None) -> list[str]:
     if block_type is None:
         return []
@@ -76,11 +84,7 @@ class VariantForm(forms.ModelForm):
             self.fields[name].initial = values.get(name.removeprefix(BLOCK_PREFIX))
 
     def clean_template(self) -> str:
-        source = self.cleaned_data.get("template", "")
-        problem = template_check(source)
-        if problem:
-            raise forms.ValidationError(f"Template error at {problem}")
-        return source
+        return checked_template(self.cleaned_data.get("template", ""))
 
     def clean(self):
         cleaned = super().clean()
@@ -127,11 +131,7 @@ class BlockTypeForm(forms.ModelForm):
         fields = ["key", "name", "description", "template", "schema"]
 
     def clean_template(self) -> str:
-        source = self.cleaned_data.get("template", "")
-        problem = template_check(source)
-        if problem:
-            raise forms.ValidationError(f"Template error at {problem}")
-        return source
+        return checked_template(self.cleaned_data.get("template", ""))
 
     def clean_schema(self):
         schema = self.cleaned_data.get("schema") or {}
