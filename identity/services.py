@@ -28,7 +28,7 @@ from segments.pseudonym import pseudonymize
 from segments.selectors import profile_cache_key
 
 from .models import VisitorAlias
-from .selectors import profile_alias_keys, profile_resolve
+from .selectors import profile_resolve
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +69,8 @@ def visitor_identify(*, visitor: str, user_id: str) -> IdentifyResult:
             survivor.save(update_fields=["user_key"])
         segment_services.profiles_recompute_aggregates(profile_ids=[survivor.pk])
     _cache_forget(keys=removed_keys)
-    profiles_refresh_with_aliases(profile_ids=[survivor.pk])
+    # Rewrites the survivor's document under its own key and every alias key.
+    segment_services.profiles_refresh(profile_ids=[survivor.pk])
     survivor.refresh_from_db()
     return IdentifyResult(survivor, len(removed_keys))
 
@@ -137,32 +138,6 @@ def _related_move(*, source: Profile, target: Profile) -> None:
                     models.QuerySet.delete(row)
 
 
-def profiles_refresh_with_aliases(*, profile_ids: list[int]) -> None:
-    """segments' refresh (memberships + cache), then the same documents under alias keys."""
-    segment_services.profiles_refresh(profile_ids=profile_ids)
-    alias_cache_write(profile_ids=profile_ids)
-
-
-def alias_cache_write(*, profile_ids: list[int]) -> int:
-    """Copy each profile's cached document to its aliases' cache keys (one GET for decide)."""
-    aliases = profile_alias_keys(profile_ids=profile_ids)
-    profiles = dict(Profile.objects.filter(pk__in=profile_ids).values_list("pk", "key"))
-    r = get_redis()
-    written = 0
-    for pid, alias_keys in aliases.items():
-        if not alias_keys or pid not in profiles:
-            continue
-        document = r.get(profile_cache_key(profiles[pid]))
-        if document is None:
-            continue
-        pipe = r.pipeline(transaction=False)
-        for alias_key in alias_keys:
-            pipe.set(profile_cache_key(alias_key), document, ex=segment_services.PROFILE_CACHE_TTL)
-        pipe.execute()
-        written += len(alias_keys)
-    return written
-
-
 def _cache_forget(*, keys: list[str]) -> None:
     if not keys:
         return
@@ -182,5 +157,4 @@ def visitor_set_traits(*, visitor: str, traits: dict[str, Any]) -> Profile:
         profile.traits = {**profile.traits, **traits}
         profile.save(update_fields=["traits"])
         segment_services.profiles_refresh(profile_ids=[profile.pk])
-    alias_cache_write(profile_ids=[profile.pk])
     return profile

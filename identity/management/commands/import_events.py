@@ -15,7 +15,6 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from identity.importers import READERS, ImportRowError
-from identity.services import profiles_refresh_with_aliases
 from segments import services as segment_services
 
 REFRESH_CHUNK = 2000
@@ -65,7 +64,7 @@ class Command(BaseCommand):
                 raise CommandError(f"{file}: {exc}; {stored} events stored before it") from exc
         ids = sorted(touched)
         for start in range(0, len(ids), REFRESH_CHUNK):
-            profiles_refresh_with_aliases(profile_ids=ids[start : start + REFRESH_CHUNK])
+            segment_services.profiles_refresh(profile_ids=ids[start : start + REFRESH_CHUNK])
         seconds = time.monotonic() - started
         self.stdout.write(
             f"Imported {file.name}: {total_rows} rows, {stored} new events, "
