@@ -284,8 +284,10 @@ def bench_in_process() -> dict[str, Any]:
 # --- b. over HTTP ------------------------------------------------------------------------------
 
 
-def _wrk(url: str, seconds: int, script: Path | None = None) -> dict[str, float]:
-    command = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "5s", "--latency"]
+def _wrk(
+    url: str, seconds: int, script: Path | None = None, connections: int = CONNECTIONS
+) -> dict[str, float]:
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "--latency"]
     if script is not None:
         command += ["-s", str(script)]
     out = subprocess.run(
@@ -297,32 +299,48 @@ def _wrk(url: str, seconds: int, script: Path | None = None) -> dict[str, float]
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     total = int(re.search(r"(\d+) requests in", out).group(1))
+    unit_ms = {"us": 1e-3, "ms": 1.0, "s": 1e3}
     p99_value, p99_unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()
-    p99_ms = float(p99_value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[p99_unit]
+    p99_ms = float(p99_value) * unit_ms[p99_unit]
+    avg_value, avg_unit = re.search(r"Latency\s+([\d.]+)(us|ms|s)", out).groups()
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     return {
         "rps": rps,
         "requests": total,
         "p99_ms": p99_ms,
+        "avg_ms": float(avg_value) * unit_ms[avg_unit],
         "non2xx": int(non2xx.group(1)) if non2xx else 0,
         "timeouts": int(errors.group(4)) if errors else 0,
         "socket_errors": sum(int(x) for x in errors.groups()) if errors else 0,
     }
 
 
+# The requests are formatted once, in init (wrk.format on every request costs wrk - which shares
+# the cores with the server - several times the CPU of a static request).
 ROTATE_LUA = """
 local n = %(visitors)d
+local requests = {}
 local i = 0
+init = function(args)
+  for v = 1, n do
+    requests[v] = wrk.format("GET", "%(path)s&visitor=bench-" .. v)
+  end
+end
 request = function()
   i = (i %% n) + 1
-  return wrk.format("GET", "%(path)s&visitor=bench-" .. i)
+  return requests[i]
 end
 """
 
 
 def bench_http(
-    env: dict[str, str], seconds: int, worker_class: str, threads: int, tmp: Path
+    env: dict[str, str],
+    seconds: int,
+    worker_class: str,
+    threads: int,
+    tmp: Path,
+    extra_connections: int = 0,
 ) -> dict:
     if shutil.which("wrk") is None:
         sys.exit("wrk not found: apt-get install -y wrk (or run with --skip-http)")
@@ -355,10 +373,23 @@ def bench_http(
             urllib.request.urlopen(decide_url, timeout=5).read()
         bare = _wrk(f"{base}/bench/bare", seconds)
         decide_result = _wrk(decide_url, seconds, script)
+        extra = {}
+        if extra_connections:  # not the target's load: p99 when the server is not saturated
+            light = max(5, seconds // 3)
+            extra = {
+                "seconds": light,
+                "bare": _wrk(f"{base}/bench/bare", light, connections=extra_connections),
+                "decide": _wrk(decide_url, light, script, connections=extra_connections),
+            }
     finally:
         server.terminate()
         server.wait(timeout=30)
-    return {"bare": bare, "decide": decide_result, "ratio": decide_result["rps"] / bare["rps"]}
+    return {
+        "bare": bare,
+        "decide": decide_result,
+        "ratio": decide_result["rps"] / bare["rps"],
+        "extra": extra,
+    }
 
 
 # --- c. memory ---------------------------------------------------------------------------------
@@ -421,6 +452,13 @@ def main() -> int:
     parser.add_argument("--skip-http", action="store_true")
     parser.add_argument("--worker-class", default="sync", choices=["sync", "gthread"])
     parser.add_argument("--threads", type=int, default=4, help="per worker, with gthread")
+    parser.add_argument(
+        "--extra-connections",
+        type=int,
+        default=8,
+        help="after the 32-connection loads, a shorter extra load of both endpoints at this many "
+        "connections (reported, not judged; 0: skip)",
+    )
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="mosaic-bench-decide-"))
@@ -440,7 +478,9 @@ def main() -> int:
         ]  # fmt: skip
         if not args.skip_http:
             seconds = 5 if args.quick else 30
-            b = bench_http(env, seconds, args.worker_class, args.threads, tmp)
+            b = bench_http(
+                env, seconds, args.worker_class, args.threads, tmp, args.extra_connections
+            )
             bare, dec = b["bare"], b["decide"]
             label = f"gunicorn 2x{args.worker_class}" + (
                 f"/{args.threads}t" if args.worker_class == "gthread" else ""
@@ -455,10 +495,22 @@ def main() -> int:
                 ("decide p99 latency", f"{dec['p99_ms']:.2f} ms", f"≤ {TARGET_P99_MS:.0f} ms",
                  dec["p99_ms"] <= TARGET_P99_MS),
                 ("bare p99 latency", f"{bare['p99_ms']:.2f} ms", "-", True),
+                ("decide / bare mean latency",
+                 f"{dec['avg_ms']:.2f} / {bare['avg_ms']:.2f} ms", "-", True),
                 ("decide non-2xx / socket errors",
                  f"{dec['non2xx']} / {dec['socket_errors']} of {dec['requests']}", "0",
                  dec["non2xx"] == 0 and dec["timeouts"] == 0),
             ]  # fmt: skip
+            if b["extra"]:
+                x = b["extra"]
+                c = args.extra_connections
+                rows += [
+                    (f"extra: {c} connections, {x['seconds']}s: bare",
+                     f"{x['bare']['rps']:.0f} req/s, p99 {x['bare']['p99_ms']:.2f} ms", "-", True),
+                    (f"extra: {c} connections, {x['seconds']}s: decide",
+                     f"{x['decide']['rps']:.0f} req/s, p99 {x['decide']['p99_ms']:.2f} ms", "-",
+                     True),
+                ]  # fmt: skip
         c = bench_memory()
         rows += [
             ("RSS with 1,000x5 snapshot (process)", f"{c['rss_total_mb']:.1f} MB",

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
 
+from django.conf import settings
+from django.http import HttpResponse
+from django.utils.cache import patch_vary_headers
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
+from rest_framework.utils.encoders import JSONEncoder
 from rest_framework.views import APIView
 
 from access.permissions import request_is_secret_or_staff
@@ -43,25 +48,30 @@ _SIMPLE_CONTEXT = {"url": 2000, "referrer": 2000, "locale": 35}
 _DEVICES = ("", "mobile", "tablet", "desktop")
 
 
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
 def _simple_text(value: object, max_length: int) -> bool:
     return (
-        isinstance(value, str)
+        type(value) is str
         and len(value) <= max_length
         and value == value.strip()
         and "\x00" not in value
+        and (value.isascii() or _SURROGATES.search(value) is None)
     )
 
 
-def _fast_validated(body: dict) -> dict | None:
-    """The validated form of a plainly valid GET body without building the DRF serializer
-    (a measurable share of a decide); None whenever anything is unusual, and the serializer then
-    gives its usual answer, errors included. Accepts a strict subset of what it accepts."""
-    if not body.keys() <= {"placements", "visitor", "context"}:
+def _fast_validated(body: object) -> dict | None:
+    """The validated form of a plainly valid body (GET query or POST JSON) without building the
+    DRF serializer (a measurable share of a decide); None whenever anything is unusual, and the
+    serializer then gives its usual answer, errors included. Accepts a strict subset of what the
+    serializer accepts, and gives the same validated data for it."""
+    if type(body) is not dict or not body.keys() <= {"placements", "visitor", "context"}:
         return None
     placements = body.get("placements")
-    if not placements or len(placements) > MAX_PLACEMENTS:
+    if type(placements) is not list or not placements or len(placements) > MAX_PLACEMENTS:
         return None
-    if not all(_SIMPLE_KEY.fullmatch(p) for p in placements):
+    if not all(type(p) is str and _SIMPLE_KEY.fullmatch(p) for p in placements):
         return None
     data: dict = {"placements": placements, "explain": False}
     if "visitor" in body:
@@ -70,10 +80,12 @@ def _fast_validated(body: dict) -> dict | None:
         data["visitor"] = body["visitor"]
     if "context" in body:
         context = body["context"]
+        if type(context) is not dict:
+            return None
         validated: dict = {}
         for name, value in context.items():
             if name == "device":
-                if value not in _DEVICES:
+                if type(value) is not str or value not in _DEVICES:
                     return None
             elif name not in _SIMPLE_CONTEXT or not _simple_text(value, _SIMPLE_CONTEXT[name]):
                 return None
@@ -101,8 +113,79 @@ def _query_to_body(params) -> dict:
     return body
 
 
+def _strict_constant(value: str):
+    raise ValueError(value)  # NaN/Infinity: the DRF JSONParser (strict) refuses them
+
+
+def _json_body(request) -> object | None:
+    """The POST body as DRF's JSONParser would read it, or None when it might not agree (another
+    media type or charset, malformed JSON...): DRF then parses it and gives its usual answer."""
+    if request.content_type != "application/json":
+        return None
+    charset = request.content_params.get("charset")
+    if charset is not None and charset.lower().replace("_", "-") not in ("utf-8", "utf8"):
+        return None
+    try:
+        return json.loads(request.body.decode("utf-8"), parse_constant=_strict_constant)
+    except ValueError:  # UnicodeDecodeError and JSONDecodeError included
+        return None
+
+
+_json_encode = JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+
+
+def _json_response(payload: dict, allow: str) -> HttpResponse:
+    """The bytes DRF's JSONRenderer produces for `payload` (compact, UTF-8, U+2028/U+2029
+    escaped) and the headers its APIView adds (Allow), without the Response machinery. Also
+    `Vary: Cookie`, which the session middleware adds on the DRF path (its SessionAuthentication
+    reads the session): the answer may depend on a staff session (explain)."""
+    text = _json_encode(payload).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    response = HttpResponse(text.encode(), content_type="application/json")
+    response["Allow"] = allow
+    patch_vary_headers(response, ("Cookie",))
+    return response
+
+
 class DecideView(APIView):
-    """Chooses, renders and explains the content of each requested placement for a visitor."""
+    """Chooses, renders and explains the content of each requested placement for a visitor.
+
+    Hot path: a plainly valid GET or POST that carries no API key, no session cookie and no
+    explain flag, while keys are optional (MOSAIC_REQUIRE_API_KEY false), is answered straight
+    from `dispatch` without DRF's request wrapping, content negotiation, authentication,
+    permission, serializer and renderer: for such a request they all have a fixed outcome
+    (anonymous caller, allowed, JSON in and out, data as validated here). Everything else -
+    keyed calls (authentication, origin rule, rate limit), staff sessions (CSRF, explain), bad or
+    unusual input (the serializer's 400s), other methods - goes through DRF unchanged.
+    """
+
+    fast_path = True  # tests turn it off to compare both paths
+
+    def dispatch(self, request, *args, **kwargs):
+        if self.fast_path:
+            response = self._fast_answer(request)
+            if response is not None:
+                return response
+        return super().dispatch(request, *args, **kwargs)
+
+    def _fast_answer(self, request) -> HttpResponse | None:
+        meta = request.META
+        if (
+            "HTTP_AUTHORIZATION" in meta
+            or "HTTP_X_MOSAIC_KEY" in meta
+            or settings.SESSION_COOKIE_NAME in request.COOKIES
+            or settings.MOSAIC_REQUIRE_API_KEY
+        ):
+            return None
+        method = request.method
+        if method == "GET":
+            data = _fast_validated(_query_to_body(request.GET))
+        elif method == "POST":
+            data = _fast_validated(_json_body(request))
+        else:
+            return None
+        if data is None:
+            return None
+        return _json_response(self._decide(request, data), ", ".join(self.allowed_methods))
 
     @extend_schema(
         parameters=[
@@ -127,6 +210,10 @@ class DecideView(APIView):
             serializer = DecideRequestSerializer(data=body)
             serializer.is_valid(raise_exception=True)
             data = serializer.validated_data
+        return Response(self._decide(request, data))
+
+    def _decide(self, request, data) -> dict:
+        """The answer for validated request data (`request`: Django's or DRF's)."""
         ctx = data.get("context", {})
         request_context = build_request_context(
             url=ctx.get("url", ""),
@@ -139,8 +226,8 @@ class DecideView(APIView):
             attributes=ctx.get("attributes"),
         )
         visitor, profile_status = visitor_load(visitor_id=data.get("visitor"))
-        # Explanations reveal rules: only for staff (secret API keys arrive with the keys issue).
-        # Explanations reveal targeting rules: secret server keys and staff only.
+        # Explanations reveal targeting rules: secret server keys and staff only (the fast path
+        # never has explain set, so a plain Django request never gets here with it).
         explain = data["explain"] and request_is_secret_or_staff(request)
         snapshot = holder.get()
         decisions = decide(
@@ -152,11 +239,9 @@ class DecideView(APIView):
         )
         # A second Redis round trip, after the answer is computed (the arm is only known now).
         _log_exposures(visitor, profile_status, decisions)
-        return Response(
-            {
-                "profile": profile_status,
-                "personalization": visitor.personalization_allowed and visitor.profile is not None,
-                "snapshot": snapshot.version,
-                "placements": {key: d.as_dict() for key, d in decisions.items()},
-            }
-        )
+        return {
+            "profile": profile_status,
+            "personalization": visitor.personalization_allowed and visitor.profile is not None,
+            "snapshot": snapshot.version,
+            "placements": {key: d.as_dict() for key, d in decisions.items()},
+        }

@@ -1,0 +1,238 @@
+"""The decide hot path (DecideView._fast_answer) answers exactly as the DRF path would.
+
+A plainly valid GET or POST without API key, session cookie or explain is answered without DRF;
+everything else goes through DRF unchanged. Compared here byte for byte, headers included.
+"""
+
+from __future__ import annotations
+
+import json
+from unittest import mock
+
+import pytest
+from rest_framework.views import APIView
+
+from access import selectors
+from access import services as access_services
+from personalization.api.views import DecideView
+from segments import services
+from tests.factories import make_experiment, make_placement, make_segment, make_variant
+
+URL = "/api/v1/decide"
+VIP = {"profile.segments": {"$in": ["vip"]}}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_key_cache():
+    selectors.caches_clear()
+    yield
+    selectors.caches_clear()
+
+
+@pytest.fixture
+def placements(db):
+    hero = make_placement("hero")
+    make_variant(
+        hero, "vip-hero", condition=VIP, template="<p>Hi {{ profile.traits.name }}\u2028é</p>"
+    )
+    make_variant(hero, "mobile-hero", condition={"request.device": "mobile"}, priority=50)
+    make_segment("vip", {"profile.traits.tier": "gold"})
+    make_experiment(make_placement("promo"), key="promo-test")
+    services.profile_set_traits(visitor="ann", traits={"tier": "gold", "name": "Ånn \u2029"})
+    return hero
+
+
+def _get(client, params, **extra):
+    return client.get(URL, params, **extra)
+
+
+def _post(client, body, content_type="application/json", **extra):
+    data = body if isinstance(body, (str, bytes)) else json.dumps(body)
+    return client.post(URL, data, content_type=content_type, **extra)
+
+
+def _drf_spy():
+    """Records whether DRF's request handling (APIView.initial: auth, permission...) ran."""
+    return mock.patch.object(APIView, "initial", autospec=True, side_effect=APIView.initial)
+
+
+def _both(call):
+    """(fast, drf) answers of the same call, and whether DRF's `initial` ran for each."""
+    answers = []
+    for fast in (True, False):
+        with mock.patch.object(DecideView, "fast_path", fast), _drf_spy() as spy:
+            answers.append((call(), spy.called))
+    return answers
+
+
+def _same(fast, drf) -> None:
+    assert fast.status_code == drf.status_code
+    assert fast.content == drf.content
+    assert dict(fast.headers) == dict(drf.headers)
+
+
+GET_CASES = [
+    {"placements": "hero", "visitor": "ann"},
+    {"placements": "hero,promo,nope", "visitor": "bob"},
+    {"placements": "hero,hero", "visitor": "ann", "device": "mobile", "locale": "de"},
+    {"placements": "promo", "url": "https://shop.example/x?utm_source=news", "referrer": ""},
+    {"placements": "hero"},
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("params", GET_CASES)
+def test_fast_path__get__same_bytes_and_headers_as_drf(client, placements, params):
+    (fast, fast_used_drf), (drf, drf_used_drf) = _both(lambda: _get(client, params))
+    assert fast.status_code == 200
+    assert not fast_used_drf
+    assert drf_used_drf
+    _same(fast, drf)
+
+
+POST_CASES = [
+    {"placements": ["hero"], "visitor": "ann"},
+    {"placements": ["hero", "promo", "nope"], "visitor": "bob", "context": {"device": ""}},
+    {"placements": ["promo"], "context": {"url": "https://shop/x", "locale": "fr"}},
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("body", POST_CASES)
+def test_fast_path__post__same_bytes_and_headers_as_drf(client, placements, body):
+    (fast, fast_used_drf), (drf, _) = _both(lambda: _post(client, body))
+    assert fast.status_code == 200
+    assert not fast_used_drf
+    _same(fast, drf)
+
+
+@pytest.mark.django_db
+def test_fast_path__utf8_charset__still_fast(client, placements):
+    body = {"placements": ["hero"], "visitor": "ann"}
+    (fast, used_drf), (drf, _) = _both(
+        lambda: _post(client, body, content_type="application/json; charset=UTF-8")
+    )
+    assert not used_drf
+    _same(fast, drf)
+
+
+UNUSUAL_GET = [
+    ({"placements": "hero", "explain": "1"}, None),
+    ({"placements": "hero", "utm_source": "news"}, None),
+    ({"placements": ""}, "placements"),
+    ({"placements": "bad key!"}, "placements[0]"),
+    ({"placements": ",".join(f"p{i}" for i in range(21))}, "placements"),
+    ({"placements": "hero", "device": "fridge"}, "context.device"),
+    ({"placements": "hero", "visitor": "x" * 201}, "visitor"),
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("params", "field"), UNUSUAL_GET)
+def test_fast_path__unusual_get__goes_through_drf(client, placements, params, field):
+    (fast, used_drf), (drf, _) = _both(lambda: _get(client, params))
+    assert used_drf
+    _same(fast, drf)
+    if field is not None:
+        assert fast.status_code == 400
+        assert field in {e["field"] for e in fast.json()["errors"]}, fast.json()
+
+
+UNUSUAL_POST = [
+    ('{"placements": ["hero"], "visitor": NaN}', None, "body"),
+    ("{oops", None, "body"),
+    ("[1, 2]", None, "body"),
+    ({"placements": "hero"}, None, "placements"),
+    ({"placements": ["hero"], "visitor": 42}, None, None),  # DRF accepts it as "42"
+    ({"placements": ["hero"], "visitor": None}, None, "visitor"),
+    ({"placements": ["hero"], "visitor": "\ud800"}, None, "visitor"),
+    ({"placements": ["hero"], "context": ["url"]}, None, "context"),
+    ({"placements": ["hero"], "context": {"device": ["mobile"]}}, None, "context.device"),
+    ({"placements": ["hero"], "context": {"utm": {"source": "x"}}}, None, None),
+    ({"placements": ["hero"], "explain": True}, None, None),
+    ({"placements": [1]}, None, None),  # DRF accepts it as "1" (an unknown placement)
+    ({"placements": ["hero "]}, None, None),  # DRF trims it
+    ({"placements": ["hero"]}, "text/plain", "body"),
+    ({"placements": ["hero"]}, "application/json; charset=latin-1", None),
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("body", "content_type", "field"), UNUSUAL_POST)
+def test_fast_path__unusual_post__goes_through_drf(client, placements, body, content_type, field):
+    content_type = content_type or "application/json"
+    (fast, used_drf), (drf, _) = _both(lambda: _post(client, body, content_type=content_type))
+    assert used_drf
+    _same(fast, drf)
+    if field is not None:
+        assert fast.status_code in (400, 415)
+        assert field in {e["field"] for e in fast.json()["errors"]}, fast.json()
+
+
+@pytest.mark.django_db
+def test_fast_path__keyed_calls__authenticated_and_rate_limited(client, placements):
+    # Given a secret key allowed 2 requests per minute
+    _, raw = access_services.api_key_create(name="srv", kind="secret", rate_limit_per_minute=2)
+    # When it calls decide three times (GET, POST, GET)
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
+    with _drf_spy() as spy:
+        answers = [
+            _get(client, {"placements": "hero"}, **auth),
+            _post(client, {"placements": ["hero"]}, **auth),
+            _get(client, {"placements": "hero"}, **auth),
+        ]
+    # Then every call went through DRF's authentication, and the third is rate-limited
+    assert spy.call_count == 3
+    codes = [a.status_code for a in answers]
+    if codes[:2] != [200, 200]:  # the fixed minute window rolled over mid-test
+        pytest.skip("rate-limit window rolled over during the test")
+    assert codes[2] == 429
+    assert {e["field"] for e in answers[2].json()["errors"]} == {"api_key"}
+
+
+@pytest.mark.django_db
+def test_fast_path__unknown_key__401(client, placements):
+    response = _get(client, {"placements": "hero"}, HTTP_X_MOSAIC_KEY="mk_pub_nope")
+    assert response.status_code == 401
+    assert {e["field"] for e in response.json()["errors"]} == {"api_key"}
+
+
+@pytest.mark.django_db
+def test_fast_path__keys_required__no_key_still_401(client, placements, settings):
+    settings.MOSAIC_REQUIRE_API_KEY = True
+    response = _get(client, {"placements": "hero"})
+    assert response.status_code == 401
+
+
+@pytest.mark.django_db
+def test_fast_path__staff_session__explain_and_csrf_through_drf(admin_client, placements):
+    # A staff session (cookie) is resolved by DRF: explain is given...
+    body = admin_client.get(URL, {"placements": "hero", "visitor": "x", "explain": "1"}).json()
+    assert "explain" in body["placements"]["hero"]
+    # ...and a session-authenticated POST without a CSRF token is refused, as before.
+    admin_client.handler.enforce_csrf_checks = True
+    response = _post(admin_client, {"placements": ["hero"]})
+    assert response.status_code == 403
+
+
+@pytest.mark.django_db
+def test_fast_path__steady_state__no_database_query(client, placements, django_assert_num_queries):
+    _get(client, {"placements": "hero,promo", "visitor": "ann"})  # warm the snapshot
+    with django_assert_num_queries(0):
+        assert _get(client, {"placements": "hero,promo", "visitor": "ann"}).status_code == 200
+        assert _post(client, {"placements": ["hero"], "visitor": "bob"}).status_code == 200
+
+
+@pytest.mark.django_db
+def test_schema__decide_documented_for_get_and_post(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    decide = schema["paths"]["/api/v1/decide"]
+    assert set(decide) >= {"get", "post"}
+    assert {p["name"] for p in decide["get"]["parameters"]} >= {"placements", "visitor", "url"}
+    post_body = decide["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert post_body["$ref"].endswith("/DecideRequest")
+    for method in ("get", "post"):
+        answer = decide[method]["responses"]["200"]["content"]["application/json"]["schema"]
+        assert answer["$ref"].endswith("/DecideResponse")
+    assert {"DecideRequest", "DecideResponse"} <= set(schema["components"]["schemas"])
+    assert client.get("/api/docs/").status_code == 200
