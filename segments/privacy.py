@@ -32,14 +32,12 @@ from .models import (
 )
 from .selectors import (
     exposure_model,
-    profile_cache_key,
     profile_export_data,
     profile_keys_resolve,
     redis_visitor_scan,
 )
 from .services import (
     INGEST_LOCK,
-    PROFILE_CACHE_TTL,
     profiles_get_or_create,
     profiles_recompute_aggregates,
     profiles_refresh,
@@ -80,8 +78,7 @@ def consent_record(
     is rolled back (redis.RedisError), rather than leaving decide reading a stale consent.
     """
     # A merged-away visitor id records on the profile that absorbed it.
-    profile_keys = profile_keys_resolve(profile_key=profile_key)
-    profile_key = profile_keys[0]
+    profile_key = profile_keys_resolve(profile_key=profile_key)[0]
     with transaction.atomic():
         profiles_get_or_create(keys=[profile_key])
         profile = Profile.objects.select_for_update().get(key=profile_key)
@@ -108,24 +105,11 @@ def consent_record(
                 "gpc": gpc,
             },
         )
-        # Conditions may read profile.consent, so memberships are refreshed with the cache.
+        # Conditions may read profile.consent, so memberships are refreshed with the cache. The
+        # refresh writes the document under every alias key too: decide reads an alias's own key,
+        # and it must not keep serving the old consent.
         profiles_refresh(profile_ids=[profile.pk])
-        _alias_caches_copy(profile_key=profile_key, alias_keys=profile_keys[1:])
     return record
-
-
-def _alias_caches_copy(*, profile_key: str, alias_keys: list[str]) -> None:
-    # Decide reads an alias's own cache key: it must not keep serving the old consent.
-    if not alias_keys:
-        return
-    r = get_redis()
-    document = r.get(profile_cache_key(profile_key))
-    if document is None:
-        return
-    pipe = r.pipeline(transaction=False)
-    for alias_key in alias_keys:
-        pipe.set(profile_cache_key(alias_key), document, ex=PROFILE_CACHE_TTL)
-    pipe.execute()
 
 
 def profile_export(*, profile_key: str, actor: str) -> dict[str, Any] | None:
