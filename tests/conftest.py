@@ -69,6 +69,38 @@ def _clean_redis(redis_url):
     holder.reset()
 
 
+@pytest.fixture(autouse=True)
+def _clean_process_caches():
+    """In-process caches outlive a test's database rows: the API-key cache (10 s) and the
+    exposure dedupe memory. Emptied around every test so no test sees another's keys or visitors."""
+    from access import selectors
+    from experiments import services as exposure_services
+
+    selectors.caches_clear()
+    exposure_services.exposures_recently_logged.clear()
+    yield
+    selectors.caches_clear()
+    exposure_services.exposures_recently_logged.clear()
+
+
+@pytest.fixture
+def frozen_rate_window(monkeypatch) -> float:
+    """Pin the rate limiter's clock to the middle of the current one-minute window.
+
+    The limit counts requests in fixed windows of wall-clock minutes; a test whose requests
+    straddle a minute boundary would see the count restart. Returns the pinned instant.
+    """
+    import types
+
+    from access import services
+
+    now = time.time()
+    pinned = (now // services.WINDOW_SECONDS) * services.WINDOW_SECONDS + 30.0
+    clock = types.SimpleNamespace(time=lambda: pinned, monotonic=time.monotonic)
+    monkeypatch.setattr(services, "time", clock)
+    return pinned
+
+
 @pytest.fixture
 def redis_client(redis_url) -> redis.Redis:
     return redis.Redis.from_url(redis_url)

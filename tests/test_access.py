@@ -9,7 +9,7 @@ import pytest
 from django.test import override_settings
 from rest_framework.test import APIRequestFactory
 
-from access import selectors, services
+from access import services
 from access.models import ApiKey
 from access.permissions import IsSecretKeyOrStaff
 from tests.factories import event
@@ -17,13 +17,6 @@ from tests.factories import event
 EVENTS = "/api/v1/events"
 TRAITS = "/api/v1/traits"
 SHOP = "https://shop.example"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_key_cache():
-    selectors.caches_clear()
-    yield
-    selectors.caches_clear()
 
 
 def post(client, url, body, key=None, **extra):
@@ -170,22 +163,20 @@ def test_access__revoked_key__401(client):
 
 
 @pytest.mark.django_db
-def test_access__over_rate_limit__429_with_retry_after(client, redis_client):
-    # Given a key allowed 3 requests per minute
+def test_access__over_rate_limit__429_with_retry_after(client, redis_client, frozen_rate_window):
+    # Given a key allowed 3 requests per minute, and a clock 30 s into the current minute
     api_key, raw = services.api_key_create(name="srv", kind="secret", rate_limit_per_minute=3)
-    # When it makes 4 requests in the same window
+    # When it makes 4 requests in that window
     answers = [post(client, EVENTS, {"events": [event("v1")]}, key=raw) for _ in range(4)]
-    # Then the 4th is refused with Retry-After, counted in the real Redis
-    codes = [a.status_code for a in answers]
-    window_reset_mid_test = codes[:3] != [202, 202, 202]
-    if window_reset_mid_test:  # the minute rolled over between requests: counts restart
-        pytest.skip("fixed window rolled over during the test")
-    assert codes[3] == 429
-    assert 1 <= int(answers[3]["Retry-After"]) <= 60
+    # Then the 4th is refused with the seconds to the next window, counted in the real Redis
+    assert [a.status_code for a in answers] == [202, 202, 202, 429]
+    assert answers[3]["Retry-After"] == "30"
     assert fields(answers[3]) == {"api_key"}
-    counters = redis_client.keys(f"mosaic:ratelimit:{api_key.pk}:*")
-    assert counters
-    assert int(redis_client.get(counters[-1])) >= 4
+    window = int(frozen_rate_window // 60)
+    assert redis_client.keys(f"mosaic:ratelimit:{api_key.pk}:*") == [
+        f"mosaic:ratelimit:{api_key.pk}:{window}".encode()
+    ]
+    assert int(redis_client.get(f"mosaic:ratelimit:{api_key.pk}:{window}")) == 4
 
 
 @pytest.mark.django_db

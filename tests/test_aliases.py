@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from access import selectors as access_selectors
 from access import services as access_services
 from identity.views import user_token_for
 from segments import services
@@ -14,11 +13,6 @@ from segments.models import Event, Profile
 from segments.pseudonym import pseudonymize
 from segments.selectors import profile_cache_key
 from tests.factories import event
-
-
-@pytest.fixture(autouse=True)
-def _fresh_key_cache():
-    access_selectors.caches_clear()
 
 
 @pytest.fixture

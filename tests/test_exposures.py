@@ -18,13 +18,6 @@ from tests.factories import make_experiment, make_placement
 URL = "/api/v1/decide"
 
 
-@pytest.fixture(autouse=True)
-def _forget_local_exposures():
-    exposure_services.exposures_recently_logged.clear()
-    yield
-    exposure_services.exposures_recently_logged.clear()
-
-
 @pytest.fixture
 def promo(db):
     placement = make_placement("promo")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from access import selectors as access_selectors
 from access import services as access_services
 from personalization import metrics
 from tests.factories import make_placement, make_variant
@@ -77,7 +76,6 @@ def test_metrics__fallbacks__exposed_as_prometheus_text(client):
 @pytest.mark.django_db
 @pytest.mark.parametrize(("kind", "explained"), [("secret", True), ("publishable", False)])
 def test_decide__explain_with_key__secret_only(client, kind, explained):
-    access_selectors.caches_clear()
     placement = make_placement("hero")
     make_variant(placement, "mobile", condition={"request.device": "mobile"})
     _, raw = access_services.api_key_create(name=kind, kind=kind)

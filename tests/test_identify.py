@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from access import selectors as access_selectors
 from access import services as access_services
 from identity.models import VisitorAlias
 from identity.views import user_token_for
@@ -18,11 +17,6 @@ from segments.pseudonym import pseudonymize
 from tests.factories import event
 
 URL = "/api/v1/identify"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_key_cache():
-    access_selectors.caches_clear()
 
 
 def post(client, body, **extra):

@@ -7,7 +7,6 @@ import json
 import pytest
 from django.test import override_settings
 
-from access import selectors as access_selectors
 from identity.models import TraitDefinition
 from identity.traits import traits_coerce
 from segments.models import Profile
@@ -22,11 +21,6 @@ SCHEMA = {
     "plan": "string",
     "tags": "list",
 }
-
-
-@pytest.fixture(autouse=True)
-def _fresh_key_cache():
-    access_selectors.caches_clear()
 
 
 def post(client, body):
