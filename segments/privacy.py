@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Count
 
+from experiments.models import Exposure
 from personalization.redis import get_redis
 
 from .consent import consent_merge
@@ -31,7 +32,6 @@ from .models import (
     Segment,
 )
 from .selectors import (
-    exposure_model,
     profile_export_data,
     profile_keys_resolve,
     redis_visitor_scan,
@@ -211,9 +211,7 @@ def _database_erase(*, profile_keys: list[str]) -> dict[str, int]:
         "memberships": 0,
         "exposures": 0,
     }
-    exposures = exposure_model()
-    if exposures is not None:
-        counts["exposures"], _ = exposures.objects.filter(profile_key__in=profile_keys).delete()
+    counts["exposures"], _ = Exposure.objects.filter(profile_key__in=profile_keys).delete()
     profile = Profile.objects.select_for_update().filter(key=profile_keys[0]).first()
     if profile is None:
         return counts

@@ -11,10 +11,10 @@ from typing import Any
 from django.apps import apps
 from django.utils import timezone
 
+from experiments.models import Exposure
 from personalization.redis import KEY_PREFIX, get_redis, key
 
 from .models import (
-    AuditEntry,
     ConsentRecord,
     Event,
     Profile,
@@ -37,10 +37,6 @@ def profile_get_cached(*, profile_key: str) -> dict[str, Any] | None:
     """
     raw = get_redis().get(profile_cache_key(profile_key))
     return json.loads(raw) if raw else None
-
-
-def profile_get_by_visitor(*, visitor: str) -> Profile | None:
-    return Profile.objects.filter(key=pseudonymize(visitor)).first()
 
 
 def profile_document(*, profile: Profile, segment_keys: list[str]) -> dict[str, Any]:
@@ -74,40 +70,27 @@ def _isoformat(value) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def exposure_model():
-    # Exposures live in the experiments app, keyed by the pseudonymous key (no foreign key, so no
-    # cascade): looked up lazily so this read works whichever of the two apps is deployed first.
-    try:
-        return apps.get_model("experiments", "Exposure")
-    except LookupError:
-        return None
-
-
 def alias_model():
-    # Aliases (identity app) point merged-away visitor keys at the surviving profile; looked up
-    # lazily because identity depends on segments, not the other way round.
-    try:
-        return apps.get_model("identity", "VisitorAlias")
-    except LookupError:
-        return None
+    # Aliases (identity app) point merged-away visitor keys at the surviving profile. Looked up by
+    # name, not imported: identity imports segments (VisitorAlias has a foreign key to Profile),
+    # so a module import here would make the two apps import each other.
+    return apps.get_model("identity", "VisitorAlias")
 
 
 def alias_targets(*, alias_keys: list[str]) -> dict[str, str]:
     """For each of these keys that is a merged-away alias: the surviving profile's key."""
-    aliases = alias_model()
-    if aliases is None or not alias_keys:
+    if not alias_keys:
         return {}
-    rows = filter_in(aliases.objects.all(), "alias_key", alias_keys, cast="text")
+    rows = filter_in(alias_model().objects.all(), "alias_key", alias_keys, cast="text")
     rows = rows.values_list("alias_key", "profile__key")
     return dict(rows)
 
 
 def profile_alias_keys(*, profile_ids: list[int]) -> dict[int, list[str]]:
-    aliases = alias_model()
     result: dict[int, list[str]] = {}
-    if aliases is None or not profile_ids:
+    if not profile_ids:
         return result
-    rows = filter_in(aliases.objects.all(), "profile", profile_ids, cast="bigint")
+    rows = filter_in(alias_model().objects.all(), "profile", profile_ids, cast="bigint")
     rows = rows.values_list("profile_id", "alias_key")
     for profile_id, alias_key in rows:
         result.setdefault(profile_id, []).append(alias_key)
@@ -120,26 +103,19 @@ def profile_keys_resolve(*, profile_key: str) -> list[str]:
     A key merged into another profile resolves to that profile (and its other aliases); an
     unknown key is returned alone.
     """
-    profile = profile_get_by_key(profile_key=profile_key)
     aliases = alias_model()
-    if profile is None and aliases is not None:
+    profile = profile_get_by_key(profile_key=profile_key)
+    if profile is None:
         alias = aliases.objects.filter(alias_key=profile_key).select_related("profile").first()
         profile = alias.profile if alias else None
     if profile is None:
         return [profile_key]
-    alias_keys = (
-        sorted(aliases.objects.filter(profile=profile).values_list("alias_key", flat=True))
-        if aliases is not None
-        else []
-    )
+    alias_keys = sorted(aliases.objects.filter(profile=profile).values_list("alias_key", flat=True))
     return [profile.key, *alias_keys]
 
 
 def profile_exposures(*, profile_keys: list[str]) -> list[dict[str, Any]]:
-    exposures = exposure_model()
-    if exposures is None:
-        return []
-    rows = exposures.objects.filter(profile_key__in=profile_keys).select_related("experiment")
+    rows = Exposure.objects.filter(profile_key__in=profile_keys).select_related("experiment")
     return [
         {
             "experiment": row.experiment.key,
@@ -272,25 +248,13 @@ def _decode_item(raw: bytes) -> Any:
         return raw.decode(errors="replace")
 
 
-def audit_entries(*, subject: str | None = None, action: str | None = None) -> list[AuditEntry]:
-    entries = AuditEntry.objects.all()
-    if subject is not None:
-        entries = entries.filter(subject=subject)
-    if action is not None:
-        entries = entries.filter(action=action)
-    return list(entries)
-
-
 __all__ = [
     "alias_model",
-    "audit_entries",
-    "exposure_model",
     "profile_cache_key",
     "profile_document",
     "profile_export_data",
     "profile_exposures",
     "profile_get_by_key",
-    "profile_get_by_visitor",
     "profile_get_cached",
     "profile_keys_resolve",
     "profile_segment_keys",
