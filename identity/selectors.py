@@ -19,13 +19,3 @@ def profile_resolve(*, profile_key: str) -> Profile | None:
         return profile
     alias = VisitorAlias.objects.select_related("profile").filter(alias_key=profile_key).first()
     return alias.profile if alias else None
-
-
-def profile_alias_keys(*, profile_ids: list[int]) -> dict[int, list[str]]:
-    result: dict[int, list[str]] = {pid: [] for pid in profile_ids}
-    rows = VisitorAlias.objects.filter(profile_id__in=profile_ids).values_list(
-        "profile_id", "alias_key"
-    )
-    for pid, alias_key in rows:
-        result[pid].append(alias_key)
-    return result

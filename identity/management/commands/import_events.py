@@ -20,13 +20,6 @@ from segments import services as segment_services
 REFRESH_CHUNK = 2000
 
 
-def _stored_and_ids(result) -> tuple[int, list[int]]:
-    # events_store returns a StoreResult (or, in older trees, a (stored, profile_ids) tuple).
-    if isinstance(result, tuple):
-        return result[0], list(result[1])
-    return result.stored, list(result.profile_ids)
-
-
 class Command(BaseCommand):
     help = "Import CSV/CDNOW transactions as purchase events (idempotent)."
 
@@ -53,12 +46,10 @@ class Command(BaseCommand):
         ) as bar:
             try:
                 while batch := list(itertools.islice(rows, batch_size)):
-                    batch_stored, profile_ids = _stored_and_ids(
-                        segment_services.events_store(events=batch)
-                    )
+                    result = segment_services.events_store(events=batch)
                     total_rows += len(batch)
-                    stored += batch_stored
-                    touched.update(profile_ids)
+                    stored += result.stored
+                    touched.update(result.profile_ids)
                     bar.update(len(batch))
             except ImportRowError as exc:
                 raise CommandError(f"{file}: {exc}; {stored} events stored before it") from exc
