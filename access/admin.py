@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 
-from . import services
+from . import selectors, services
 from .keys import key_generate
 from .models import ApiKey
 
@@ -48,22 +48,20 @@ class ApiKeyAdmin(admin.ModelAdmin):
         return [*self.readonly_fields, "kind"] if obj else self.readonly_fields
 
     def save_model(self, request, obj: ApiKey, form, change: bool) -> None:
-        actor = request.user.get_username()
-        if change:
-            super().save_model(request, obj, form, change)
-            services.selectors.caches_clear()
-            services.api_key_audit(api_key=obj, change="updated", actor=actor)
-            return
-        raw = key_generate(obj.kind)
-        services.api_key_set_secret(api_key=obj, raw=raw)
+        raw = None
+        if not change:
+            raw = key_generate(obj.kind)
+            services.api_key_set_secret(api_key=obj, raw=raw)
         super().save_model(request, obj, form, change)
-        services.selectors.caches_clear()
-        services.api_key_audit(api_key=obj, change="created", actor=actor)
-        self.message_user(
-            request,
-            f"API key created. Copy it now, it will not be shown again: {raw}",
-            level=messages.WARNING,
-        )
+        selectors.caches_clear()
+        actor = request.user.get_username()
+        services.api_key_audit(api_key=obj, change="updated" if change else "created", actor=actor)
+        if raw is not None:
+            self.message_user(
+                request,
+                f"API key created. Copy it now, it will not be shown again: {raw}",
+                level=messages.WARNING,
+            )
 
     def has_delete_permission(self, request, obj=None) -> bool:
         # Revoke instead: a deleted key leaves no trace of who could call the API.

@@ -7,10 +7,11 @@ import time
 from dataclasses import dataclass
 
 import redis
-from django.apps import apps
 from django.utils import timezone
 
 from personalization.redis import get_redis, key
+from segments.models import AuditAction
+from segments.privacy import audit_record
 
 from . import selectors
 from .keys import key_digest, key_generate, key_prefix, origin_normalize
@@ -73,14 +74,10 @@ def api_key_revoke(*, api_key: ApiKey, actor: str = "system") -> ApiKey:
 
 
 def api_key_audit(*, api_key: ApiKey, change: str, actor: str) -> None:
-    """Append a key change to segments' audit log, when that log exists in this tree."""
-    try:
-        audit_entry = apps.get_model("segments", "AuditEntry")
-    except LookupError:
-        return
+    """Append a key change to segments' audit log."""
     # Prefix and kind identify the key; the secret and the key's free-text name stay out.
-    audit_entry.objects.create(
-        action="key_change",
+    audit_record(
+        action=AuditAction.KEY_CHANGE,
         actor=actor[:150],
         details={"change": change, "key": api_key.prefix, "kind": api_key.kind},
     )
