@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django import forms
 from django.urls import reverse
 
 from content.models import BlockType, Variant, VariantRevision
@@ -48,17 +49,24 @@ def _form_data(placement, block, **values):
     return data
 
 
-def test_block_form__generated_from_schema(admin_client, hero_block):
-    # Given a placement and a block type with four declared fields
-    placement = make_placement("hero")
+def test_block_form__block_type_chosen__one_field_per_schema_property(admin_client, hero_block):
+    # Given a block type with four declared fields (title, tone required)
     # When an editor opens the add form for that block
     response = admin_client.get(reverse("admin:content_variant_add"), {"block_type": hero_block.pk})
-    # Then the form has one input per schema property, with the right kinds
+    # Then the form has one input per schema property, of the kind and limits the schema says
     form = response.context["adminform"].form
-    assert {"block__title", "block__tone", "block__count", "block__show"} <= set(form.fields)
-    assert [c[0] for c in form.fields["block__tone"].choices] == ["", "plain", "gold"]
-    assert form.fields["block__title"].required
-    assert placement.pk  # used
+    block = {name: field for name, field in form.fields.items() if name.startswith("block__")}
+    assert set(block) == {"block__title", "block__tone", "block__count", "block__show"}
+    assert isinstance(block["block__title"], forms.CharField)
+    assert block["block__title"].max_length == 20
+    assert [c[0] for c in block["block__tone"].choices] == ["", "plain", "gold"]
+    assert isinstance(block["block__count"], forms.IntegerField)
+    assert block["block__count"].min_value == 1
+    assert isinstance(block["block__show"], forms.BooleanField)
+    assert {name for name, field in block.items() if field.required} == {
+        "block__title",
+        "block__tone",
+    }
 
 
 def test_block_form__valid_values__saved_and_rendered_by_decide(admin_client, hero_block, client):
@@ -85,7 +93,7 @@ def test_block_form__bad_values__errors_at_their_fields(admin_client, hero_block
     assert not Variant.objects.filter(key="blocky").exists()
 
 
-def test_block_values_problems__names_each_field(hero_block):
+def test_block_values_problems__bad_and_missing_values__names_each_field(hero_block):
     problems = block_values_problems(block_type=hero_block, values={"title": 3})
     assert set(problems) == {"title", "tone"}
 
@@ -124,7 +132,7 @@ def test_variant_save__writes_revision__revert_restores(admin_user, db):
     assert variant.revisions.first().author == "chief"
 
 
-def test_admin_revert_action__reverts(admin_client, db):
+def test_admin_revert_action__oldest_revision_selected__variant_restored(admin_client, db):
     placement = make_placement("hero")
     variant = make_variant(placement, "v", template="<p>one</p>")
     variant_save(variant=variant, author="ed")
@@ -140,7 +148,7 @@ def test_admin_revert_action__reverts(admin_client, db):
     assert variant.template == "<p>one</p>"
 
 
-def test_admin_variant_edit__records_author(admin_client, db):
+def test_admin_variant_edit__saved_by_admin__revision_records_author(admin_client, db):
     placement = make_placement("hero")
     variant = make_variant(placement, "v")
     data = {
