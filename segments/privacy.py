@@ -17,7 +17,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count
 
 from experiments.models import Exposure
 from personalization.redis import get_redis
@@ -29,7 +28,6 @@ from .models import (
     ConsentRecord,
     Event,
     Profile,
-    Segment,
 )
 from .selectors import (
     profile_export_data,
@@ -41,6 +39,7 @@ from .services import (
     profiles_get_or_create,
     profiles_recompute_aggregates,
     profiles_refresh,
+    segments_member_count_refresh,
 )
 
 logger = logging.getLogger(__name__)
@@ -223,9 +222,7 @@ def _database_erase(*, profile_keys: list[str]) -> dict[str, int]:
     # The cascade removes events, consent history, memberships and aliases with the profile.
     profile.delete()
     counts["profiles"] = 1
-    for segment in Segment.objects.filter(pk__in=segment_ids).annotate(n=Count("memberships")):
-        segment.member_count = segment.n
-        segment.save(update_fields=["member_count"])
+    segments_member_count_refresh(segment_ids=segment_ids)
     return counts
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Count
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -45,6 +46,7 @@ from .selectors import (
     profile_cache_key,
     profile_document,
     profile_segment_keys,
+    segments_active_condition,
 )
 from .sqlin import filter_in
 
@@ -409,8 +411,6 @@ def profiles_refresh(*, profile_ids: list[int], profiles: list[Profile] | None =
 
 
 def _compiled_segments() -> list[tuple[Segment, Any]]:
-    from .selectors import segments_active_condition
-
     return [(s, compile_condition(s.condition or {})) for s in segments_active_condition()]
 
 
@@ -452,10 +452,14 @@ def _memberships_apply(*, add: set[tuple[int, int]], remove: set[tuple[int, int]
             ignore_conflicts=True,
             batch_size=500,
         )
-        segment_ids = {s for s, _ in add | remove}
-        for segment in Segment.objects.filter(pk__in=segment_ids):
-            segment.member_count = segment.memberships.count()
-            segment.save(update_fields=["member_count"])
+        segments_member_count_refresh(segment_ids={s for s, _ in add | remove})
+
+
+def segments_member_count_refresh(*, segment_ids: set[int] | list[int]) -> None:
+    """Store each segment's membership count (one counting query for all of them)."""
+    for segment in Segment.objects.filter(pk__in=segment_ids).annotate(n=Count("memberships")):
+        segment.member_count = segment.n
+        segment.save(update_fields=["member_count"])
 
 
 @dataclass(frozen=True, slots=True)

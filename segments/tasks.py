@@ -11,8 +11,8 @@ from django.conf import settings
 from django.db import OperationalError
 from django.utils import timezone
 
-from . import privacy, services
-from .models import Segment, SegmentKind
+from . import privacy, selectors, services
+from .models import Segment
 
 logger = logging.getLogger(__name__)
 
@@ -63,11 +63,7 @@ def segment_recompute(self, segment_id: int) -> dict[str, int | str]:
 
 @shared_task
 def segments_recompute_all() -> int:
-    ids = list(
-        Segment.objects.filter(is_active=True, kind=SegmentKind.CONDITION).values_list(
-            "pk", flat=True
-        )
-    )
+    ids = [segment.pk for segment in selectors.segments_active_condition()]
     for segment_id in ids:
         segment_recompute.delay(segment_id)
     return len(ids)
