@@ -110,29 +110,13 @@ def _decide_placement(
         else:
             _note(trace, f"experiment:{experiment.key}", "not eligible")
 
-    if chosen is None and trace is None:
-        chosen, skipped = _first_targeted(plan, visitor.personalization_allowed, attributes, now)
+    if chosen is None:
+        chosen, skipped = _first_targeted(
+            plan, visitor.personalization_allowed, attributes, now, trace
+        )
         consent_skipped = consent_skipped or skipped
         if chosen is not None:
-            reason = chosen.targeted_reason
-    elif chosen is None:
-        locale = attributes["request"].get("locale", "")
-        for variant in plan.targeted:
-            if not variant.is_scheduled(now):
-                _note(trace, variant.key, "outside its schedule")
-                continue
-            if variant.locale and not _locale_matches(variant.locale, locale):
-                _note(trace, variant.key, f"locale {variant.locale} ≠ {locale or 'none'}")
-                continue
-            if variant.reads_profile and not visitor.personalization_allowed:
-                consent_skipped = True
-                _note(trace, variant.key, "skipped: reads the profile, no personalization consent")
-                continue
-            if variant.matches is None or _safe_match(variant.matches, attributes):
-                chosen, reason = variant, f"targeted:{variant.key}"
-                _note(trace, variant.key, "matched")
-                break
-            _note(trace, variant.key, "condition false")
+            reason = f"targeted:{chosen.key}"
 
     if chosen is None:
         chosen = plan.default
@@ -204,33 +188,40 @@ def _fallback(
 
 
 def _first_targeted(
-    plan: PlacementPlan, personalization_allowed: bool, attributes: dict[str, Any], now: datetime
+    plan: PlacementPlan,
+    personalization_allowed: bool,
+    attributes: dict[str, Any],
+    now: datetime,
+    trace: list[dict[str, str]] | None,
 ) -> tuple[CompiledVariant | None, bool]:
-    """The hot loop without explanations: (first matching variant, whether consent skipped one).
+    """(first live targeted variant that applies, whether consent skipped one on the way).
 
-    Same order and rules as the explained loop in `_decide_placement`, minus the notes.
+    The same loop explains (each step is appended to `trace` when it is a list), so an
+    explanation can never disagree with the decision it explains.
     """
     consent_skipped = False
-    locale = None
+    locale = attributes["request"].get("locale", "")
     for variant in plan.targeted:
         if variant.scheduled and not variant.is_scheduled(now):
-            continue
-        if variant.locale:
-            if locale is None:
-                locale = attributes["request"].get("locale", "")
-            if not _locale_matches(variant.locale, locale):
-                continue
-        if variant.reads_profile and not personalization_allowed:
+            outcome = "outside its schedule"
+        elif variant.locale and not _locale_matches(variant.locale, locale):
+            outcome = f"locale {variant.locale} ≠ {locale or 'none'}"
+        elif variant.reads_profile and not personalization_allowed:
             consent_skipped = True
-            continue
-        matches = variant.matches
-        if matches is None:
-            return variant, consent_skipped
-        try:
-            if matches(attributes):
+            outcome = "skipped: reads the profile, no personalization consent"
+        else:
+            matches = variant.matches
+            try:
+                matched = matches is None or matches(attributes)
+            except Exception:  # a compiled condition must never break a page
+                logger.exception("condition evaluation failed")
+                matched = False
+            if matched:
+                _note(trace, variant.key, "matched")
                 return variant, consent_skipped
-        except Exception:  # a compiled condition must never break a page
-            logger.exception("condition evaluation failed")
+            outcome = "condition false"
+        if trace is not None:
+            trace.append({"rule": variant.key, "outcome": outcome})
     return None, consent_skipped
 
 

@@ -102,10 +102,6 @@ class CompiledVariant:
         """Whether a schedule applies at all (most variants have none: no time check)."""
         return self.starts_at is not None or self.ends_at is not None
 
-    @property
-    def targeted_reason(self) -> str:
-        return f"targeted:{self.key}"
-
     def is_scheduled(self, now: datetime) -> bool:
         return (self.starts_at is None or self.starts_at <= now) and (
             self.ends_at is None or now < self.ends_at
