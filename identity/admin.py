@@ -17,6 +17,7 @@ class TraitDefinitionAdmin(admin.ModelAdmin):
 @admin.register(VisitorAlias)
 class VisitorAliasAdmin(admin.ModelAdmin):
     list_display = ["alias_key", "profile", "created_at"]
+    list_select_related = ["profile"]
     readonly_fields = ["alias_key", "profile", "created_at"]
 
     def has_add_permission(self, request) -> bool:

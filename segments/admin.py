@@ -121,6 +121,7 @@ class ConsentRecordAdmin(admin.ModelAdmin):
     list_filter = ["source", "gpc", "policy_version"]
     search_fields = ["profile__key"]
     raw_id_fields = ["profile"]
+    list_select_related = ["profile"]
 
     # Append-only: history is never edited or deleted by hand.
     def has_change_permission(self, request, obj=None) -> bool:
