@@ -149,12 +149,7 @@ def _cache_forget(*, keys: list[str]) -> None:
 
 def visitor_set_traits(*, visitor: str, traits: dict[str, Any]) -> Profile:
     """Merge already-coerced traits into the visitor's profile (through its alias if merged)."""
-    visitor_key = pseudonymize(visitor)
-    profile = profile_resolve(profile_key=visitor_key)
-    if profile is None or profile.key == visitor_key:
-        profile = segment_services.profile_set_traits(visitor=visitor, traits=traits)
-    else:
-        profile.traits = {**profile.traits, **traits}
-        profile.save(update_fields=["traits"])
-        segment_services.profiles_refresh(profile_ids=[profile.pk])
-    return profile
+    profile = profile_resolve(profile_key=pseudonymize(visitor))
+    if profile is None:
+        return segment_services.profile_set_traits(visitor=visitor, traits=traits)
+    return segment_services.profile_traits_merge(profile=profile, traits=traits)
