@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from django.apps import apps
 from django.urls import reverse
 from django.utils import timezone
 
+from content.models import Placement
+from experiments.models import Experiment, Exposure
 from segments import services
 from segments.models import (
     AuditAction,
@@ -36,13 +37,6 @@ def erase_url(visitor: str = VISITOR) -> str:
     return f"/api/v1/profiles/{visitor}"
 
 
-def _exposure_model():
-    try:
-        return apps.get_model("experiments", "Exposure")
-    except LookupError:
-        return None
-
-
 @pytest.fixture
 def held(db, client, redis_client):
     """A visitor present in every store: profile, events, consent, segment, Redis, exposures."""
@@ -59,17 +53,12 @@ def held(db, client, redis_client):
     # Still queued (not ingested yet): one of this visitor's events and one of someone else's.
     services.events_enqueue(events=[event(VISITOR, "search"), event("bystander")])
     key = pseudonymize(VISITOR)
-    exposure = _exposure_model()
-    if exposure is not None:
-        from content.models import Placement
-        from experiments.models import Experiment
-
-        # No variants: only the experiment row the exposure points at is needed.
-        placement = Placement.objects.create(key="hero", name="Hero")
-        experiment = Experiment.objects.create(key="exp", name="exp", placement=placement)
-        exposure.objects.create(
-            experiment=experiment, arm_key="arm0", profile_key=key, first_exposed_at=timezone.now()
-        )
+    # No variants: only the experiment row the exposure points at is needed.
+    placement = Placement.objects.create(key="hero", name="Hero")
+    experiment = Experiment.objects.create(key="exp", name="exp", placement=placement)
+    Exposure.objects.create(
+        experiment=experiment, arm_key="arm0", profile_key=key, first_exposed_at=timezone.now()
+    )
     # A key named after the visitor, as the exposure dedupe keys are.
     redis_client.set(f"mosaic:exposures:seen:exp:arm0:{key}", 1)
     return Profile.objects.get(key=key)
@@ -96,8 +85,7 @@ def test_export__held_visitor__every_store_in_the_document(admin_client, held, r
     assert [i["type"] for i in data["redis"]["pending_items"]] == ["search"]
     assert data["experiments"]["assignments"] == []
     assert "not stored" in data["experiments"]["note"]
-    if _exposure_model() is not None:
-        assert [x["arm"] for x in data["experiments"]["exposures"]] == ["arm0"]
+    assert [x["arm"] for x in data["experiments"]["exposures"]] == ["arm0"]
     # And the export is audited under the pseudonymous key, with counts only
     entry = AuditEntry.objects.get(action=AuditAction.EXPORT)
     assert (entry.actor, entry.subject) == ("admin", held.key)
@@ -131,9 +119,7 @@ def test_erase__held_visitor__gone_from_every_store(admin_client, held, redis_cl
     assert not ConsentRecord.objects.exists()
     assert not SegmentMembership.objects.exists()
     assert Segment.objects.get(key="buyers").member_count == 0
-    exposure = _exposure_model()
-    if exposure is not None:
-        assert not exposure.objects.filter(profile_key=key).exists()
+    assert not Exposure.objects.filter(profile_key=key).exists()
     # And neither does Redis: no key names them, no queued item holds them; others are untouched
     assert redis_client.get(profile_cache_key(key)) is None
     assert list(redis_client.scan_iter(match=f"*{key}*")) == []

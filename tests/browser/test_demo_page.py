@@ -5,7 +5,6 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import pytest
-from django.urls import Resolver404, resolve
 
 pytestmark = pytest.mark.browser
 
@@ -26,14 +25,6 @@ def open_as(page, base_url: str, persona: str, path: str = "/", consented: bool 
 
 def hero(page):
     return page.locator('[data-mosaic-placement="hero"]')
-
-
-def consent_endpoint_available() -> bool:
-    try:
-        resolve("/api/v1/consent")
-    except Resolver404:
-        return False
-    return True
 
 
 def test_demo_page__loyal__personalized_hero_replaces_default(page, demo_server, screenshot):
@@ -60,7 +51,6 @@ def test_demo_page__server_rendered__same_decision(page, demo_server, screenshot
     screenshot("server-jazz")
 
 
-@pytest.mark.skipif(not consent_endpoint_available(), reason="consent endpoint not available")
 def test_demo_page__refuse_personalization__default_content(page, demo_server, screenshot):
     open_as(page, demo_server.url, "demo-loyal")
     page.wait_for_selector('[data-mosaic-placement="hero"][data-mosaic-reason]')
