@@ -12,6 +12,8 @@ from rest_framework.test import APIRequestFactory
 from access import services
 from access.models import ApiKey
 from access.permissions import IsSecretKeyOrStaff
+from segments.models import Profile
+from segments.pseudonym import pseudonymize
 from tests.factories import event
 
 EVENTS = "/api/v1/events"
@@ -140,6 +142,7 @@ def test_access__secret_key__may_set_traits(client):
     _, raw = services.api_key_create(name="srv", kind="secret")
     response = post(client, TRAITS, {"visitor": "v1", "traits": {"plan": "pro"}}, key=raw)
     assert response.status_code == 200, response.content
+    assert Profile.objects.get(key=pseudonymize("v1")).traits == {"plan": "pro"}
 
 
 @pytest.mark.django_db

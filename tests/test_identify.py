@@ -83,12 +83,16 @@ def test_identify__valid_token__links_pseudonymous_user_key(client):
 
 
 @pytest.mark.django_db
-def test_identify__secret_key_without_token__ok(client):
+def test_identify__secret_key_without_token__linked(client):
+    # Given a server calling with its secret key, When it identifies without a user_token
     _, raw = access_services.api_key_create(name="srv", kind="secret")
     response = post(
         client, {"visitor": "anon-1", "user_id": "u-1"}, HTTP_AUTHORIZATION=f"Bearer {raw}"
     )
+    # Then the visitor is linked to the user all the same
     assert response.status_code == 200, response.content
+    assert response.json() == {"identified": True, "merged": 0}
+    assert profile_of("anon-1").user_key == pseudonymize("u-1")
 
 
 @pytest.mark.django_db
