@@ -29,7 +29,9 @@ def populated(db):
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m._meta.label)
-def test_admin__changelist_and_add__load(admin_client, populated, model):
+def test_admin__any_registered_model__changelist_search_and_change_page_load(
+    admin_client, populated, model
+):
     opts = model._meta
     changelist = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
     assert admin_client.get(changelist).status_code == 200

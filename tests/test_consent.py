@@ -132,7 +132,7 @@ def test_consent__bad_input__400_names_field_nothing_written(client, body, field
     assert not AuditEntry.objects.exists()
 
 
-def test_purpose_allowed__policy():
+def test_purpose_allowed__choice_or_default_policy__explicit_choice_wins():
     # Given the two default policies, Then explicit choices win, necessary is always allowed
     assert purpose_allowed({"analytics": False}, "analytics", default="opt-out") is False
     assert purpose_allowed({}, "analytics", default="opt-out") is True

@@ -54,7 +54,7 @@ def test_snippet__syntax__valid():
     assert result.returncode == 0, result.stderr
 
 
-def test_snippet__served_as_static_file(client):
+def test_snippet__static_url__served(client):
     response = client.get("/static/mosaic/mosaic.js")
     assert response.status_code == 200
     assert b"window.mosaic" in b"".join(response.streaming_content)

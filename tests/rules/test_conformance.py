@@ -104,7 +104,7 @@ def test_validate__suite_case__only_flags_what_the_suite_means_as_broken(row: li
     assert [e.path for e in errors] == ([broken[row[0]]] if row[0] in broken else [])
 
 
-def test_suite__deviation_cases_exist_and_are_true_in_the_file() -> None:
+def test_suite__deviation_cases__present_and_true_in_the_file() -> None:
     # Given the suite file
     if not CASES_FILE.exists():
         pytest.skip(f"shared conformance suite not found at {CASES_FILE}")
