@@ -60,7 +60,9 @@ class PlacementAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         live = Count("variants", filter=Q(variants__status=VariantStatus.LIVE))
-        return super().get_queryset(request).select_related("default_variant").annotate(n_live=live)
+        # Variant.__str__ reads the placement: join it rather than a query per row.
+        queryset = super().get_queryset(request).select_related("default_variant__placement")
+        return queryset.annotate(n_live=live)
 
     @admin.display(description="live variants", ordering="n_live")
     def live_variants(self, obj: Placement) -> int:

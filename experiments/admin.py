@@ -29,7 +29,8 @@ class ArmAdmin(admin.ModelAdmin):
     list_display = ["__str__", "name", "variant", "weight", "is_control"]
     list_filter = ["experiment", "is_control"]
     search_fields = ["key", "name", "experiment__key"]
-    list_select_related = ["experiment", "variant"]
+    # Variant.__str__ reads the placement: join it rather than a query per row.
+    list_select_related = ["experiment", "variant__placement"]
 
 
 @admin.register(Exposure)
