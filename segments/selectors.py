@@ -103,15 +103,20 @@ def profile_keys_resolve(*, profile_key: str) -> list[str]:
     A key merged into another profile resolves to that profile (and its other aliases); an
     unknown key is returned alone.
     """
+    return _profile_and_keys_resolve(profile_key=profile_key)[1]
+
+
+def _profile_and_keys_resolve(*, profile_key: str) -> tuple[Profile | None, list[str]]:
+    """The profile this key means (None if unknown) and profile_keys_resolve's key list."""
     aliases = alias_model()
     profile = profile_get_by_key(profile_key=profile_key)
     if profile is None:
         alias = aliases.objects.filter(alias_key=profile_key).select_related("profile").first()
         profile = alias.profile if alias else None
     if profile is None:
-        return [profile_key]
+        return None, [profile_key]
     alias_keys = sorted(aliases.objects.filter(profile=profile).values_list("alias_key", flat=True))
-    return [profile.key, *alias_keys]
+    return profile, [profile.key, *alias_keys]
 
 
 def profile_exposures(*, profile_keys: list[str]) -> list[dict[str, Any]]:
@@ -168,8 +173,7 @@ def profile_export_data(*, profile_key: str) -> dict[str, Any] | None:
 
     Raises redis.RedisError when Redis is unavailable (an export must not be silently partial).
     """
-    profile_keys = profile_keys_resolve(profile_key=profile_key)
-    profile = profile_get_by_key(profile_key=profile_keys[0])
+    profile, profile_keys = _profile_and_keys_resolve(profile_key=profile_key)
     cached = profile_get_cached(profile_key=profile_keys[0])
     redis_found = redis_visitor_scan(profile_keys=profile_keys)
     exposures = profile_exposures(profile_keys=profile_keys)
