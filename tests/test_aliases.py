@@ -60,16 +60,20 @@ def test_erase__survivor__alias_document_gone_too(merged, admin_client, redis_cl
 @pytest.mark.django_db
 @pytest.mark.parametrize(("kind", "expected"), [("secret", 200), ("publishable", 403)])
 def test_export__api_key_kind__secret_only(client, kind, expected):
+    # Given a stored visitor and a key of each kind
     services.events_store(events=[event("ann")])
     _, raw = access_services.api_key_create(name=kind, kind=kind)
+    # When the key asks for the visitor's export, Then only the secret key gets it
     response = client.get("/api/v1/profiles/ann/export", HTTP_AUTHORIZATION=f"Bearer {raw}")
     assert response.status_code == expected, response.content
 
 
 @pytest.mark.django_db
 def test_export__no_key_no_staff__refused_even_in_demo_mode(client, settings):
+    # Given keys not required (the demo mode) and a stored visitor
     settings.MOSAIC_REQUIRE_API_KEY = False
     services.events_store(events=[event("ann")])
+    # When an anonymous caller exports or erases, Then both are refused and nothing is erased
     assert client.get("/api/v1/profiles/ann/export").status_code in (401, 403)
     assert client.delete("/api/v1/profiles/ann").status_code in (401, 403)
     assert Profile.objects.filter(key=pseudonymize("ann")).exists()
