@@ -4,30 +4,39 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from personalization.context import DEVICES
 from segments.serializers import StrictSerializer
 
+# Limits shared with the view's fast validation (personalization.api.views._fast_validated).
 PLACEMENT_KEY = r"^[-a-zA-Z0-9_]+$"
+PLACEMENT_KEY_MAX_LENGTH = 100
 MAX_PLACEMENTS = 20
+VISITOR_MAX_LENGTH = 200
+CONTEXT_TEXT_MAX_LENGTHS = {"url": 2000, "referrer": 2000, "locale": 35}
 
 
 class DecideContextSerializer(StrictSerializer):
-    url = serializers.CharField(max_length=2000, required=False, allow_blank=True)
-    referrer = serializers.CharField(max_length=2000, required=False, allow_blank=True)
-    locale = serializers.CharField(max_length=35, required=False, allow_blank=True)
-    device = serializers.ChoiceField(
-        choices=["mobile", "tablet", "desktop"], required=False, allow_blank=True
+    url = serializers.CharField(
+        max_length=CONTEXT_TEXT_MAX_LENGTHS["url"], required=False, allow_blank=True
     )
+    referrer = serializers.CharField(
+        max_length=CONTEXT_TEXT_MAX_LENGTHS["referrer"], required=False, allow_blank=True
+    )
+    locale = serializers.CharField(
+        max_length=CONTEXT_TEXT_MAX_LENGTHS["locale"], required=False, allow_blank=True
+    )
+    device = serializers.ChoiceField(choices=list(DEVICES), required=False, allow_blank=True)
     utm = serializers.DictField(child=serializers.CharField(max_length=200), required=False)
     attributes = serializers.DictField(required=False)
 
 
 class DecideRequestSerializer(StrictSerializer):
     placements = serializers.ListField(
-        child=serializers.RegexField(PLACEMENT_KEY, max_length=100),
+        child=serializers.RegexField(PLACEMENT_KEY, max_length=PLACEMENT_KEY_MAX_LENGTH),
         allow_empty=False,
         max_length=MAX_PLACEMENTS,
     )
-    visitor = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    visitor = serializers.CharField(max_length=VISITOR_MAX_LENGTH, required=False, allow_blank=True)
     context = DecideContextSerializer(required=False)
     explain = serializers.BooleanField(required=False, default=False)
 

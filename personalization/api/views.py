@@ -16,14 +16,18 @@ from rest_framework.views import APIView
 
 from access.permissions import request_is_secret_or_staff
 from experiments.services import ExposureRecord, exposures_log
-from personalization.context import UTM_KEYS, build_request_context
+from personalization.context import DEVICES, UTM_KEYS, build_request_context
 from personalization.decide import Decision, Visitor, decide
 from personalization.snapshot import holder
 from personalization.visitors import visitor_load
 from segments.consent import purpose_allowed
 
 from .serializers import (
+    CONTEXT_TEXT_MAX_LENGTHS,
     MAX_PLACEMENTS,
+    PLACEMENT_KEY,
+    PLACEMENT_KEY_MAX_LENGTH,
+    VISITOR_MAX_LENGTH,
     DecideRequestSerializer,
     DecideResponseSerializer,
 )
@@ -43,11 +47,8 @@ def _log_exposures(visitor: Visitor, profile_status: str, decisions: dict[str, D
     )
 
 
-_SIMPLE_KEY = re.compile(r"[-a-zA-Z0-9_]{1,100}")
-_SIMPLE_CONTEXT = {"url": 2000, "referrer": 2000, "locale": 35}
-_DEVICES = ("", "mobile", "tablet", "desktop")
-
-
+_PLACEMENT_KEY = re.compile(PLACEMENT_KEY)
+_DEVICES = ("", *DEVICES)  # the serializer's choices, blank allowed
 _SURROGATES = re.compile("[\ud800-\udfff]")
 
 
@@ -71,11 +72,14 @@ def _fast_validated(body: object) -> dict | None:
     placements = body.get("placements")
     if type(placements) is not list or not placements or len(placements) > MAX_PLACEMENTS:
         return None
-    if not all(type(p) is str and _SIMPLE_KEY.fullmatch(p) for p in placements):
+    if not all(
+        type(p) is str and len(p) <= PLACEMENT_KEY_MAX_LENGTH and _PLACEMENT_KEY.fullmatch(p)
+        for p in placements
+    ):
         return None
     data: dict = {"placements": placements, "explain": False}
     if "visitor" in body:
-        if not _simple_text(body["visitor"], 200):
+        if not _simple_text(body["visitor"], VISITOR_MAX_LENGTH):
             return None
         data["visitor"] = body["visitor"]
     if "context" in body:
@@ -87,7 +91,9 @@ def _fast_validated(body: object) -> dict | None:
             if name == "device":
                 if type(value) is not str or value not in _DEVICES:
                     return None
-            elif name not in _SIMPLE_CONTEXT or not _simple_text(value, _SIMPLE_CONTEXT[name]):
+            elif name not in CONTEXT_TEXT_MAX_LENGTHS or not _simple_text(
+                value, CONTEXT_TEXT_MAX_LENGTHS[name]
+            ):
                 return None
             validated[name] = value
         data["context"] = validated
@@ -198,14 +204,16 @@ class DecideView(APIView):
         responses=DecideResponseSerializer,
     )
     def get(self, request):
-        return self._answer(request, _query_to_body(request.query_params), fast=True)
+        return self._answer(request, _query_to_body(request.query_params))
 
     @extend_schema(request=DecideRequestSerializer, responses=DecideResponseSerializer)
     def post(self, request):
         return self._answer(request, request.data)
 
-    def _answer(self, request, body, fast: bool = False) -> Response:
-        data = _fast_validated(body) if fast else None
+    def _answer(self, request, body) -> Response:
+        """The DRF path (keyed calls, staff sessions, anything unusual): validated data from the
+        fast validator when it recognises the body, else from the serializer (and its 400s)."""
+        data = _fast_validated(body)
         if data is None:
             serializer = DecideRequestSerializer(data=body)
             serializer.is_valid(raise_exception=True)
