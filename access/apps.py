@@ -1,3 +1,5 @@
+"""App config of access; ready() registers the OpenAPI auth scheme and the CORS hook."""
+
 from django.apps import AppConfig
 
 

@@ -1,3 +1,5 @@
+"""App config of identity (identify and merges, visitor aliases, trait schema)."""
+
 from django.apps import AppConfig
 
 

@@ -1,0 +1,1 @@
+"""Profiles, events, consent, segments and the privacy operations (export, erase, retention)."""

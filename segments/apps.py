@@ -1,3 +1,5 @@
+"""App config of segments (profiles, events, consent, segments, audit log)."""
+
 from django.apps import AppConfig
 
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
+from .aggregates import CENT
 from .models import EventType
 
 MAX_FUTURE = timedelta(minutes=10)
@@ -88,7 +89,6 @@ _CONTEXT_LIMITS = {"url": 2000, "referrer": 2000, "user_agent": 500, "locale": 3
 _EVENT_TYPES = frozenset(EventType.values)
 _PLAIN_AMOUNT = re.compile(r"-?[0-9]{1,12}(?:\.[0-9]{1,2})?")
 _CURRENCY = re.compile(r"[A-Z]{3}")
-_CENT = Decimal("0.01")
 
 
 def _plain_text(value: Any, max_length: int, *, allow_blank: bool) -> str | None:
@@ -149,7 +149,7 @@ def event_fast_validate(raw: Any) -> dict[str, Any] | None:
         elif (type(value) is str and _PLAIN_AMOUNT.fullmatch(value)) or (
             type(value) is int and abs(value) < 10**12
         ):
-            data["value"] = str(Decimal(value).quantize(_CENT))
+            data["value"] = str(Decimal(value).quantize(CENT))
         else:
             return None
     if "currency" in raw:
