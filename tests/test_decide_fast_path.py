@@ -214,6 +214,49 @@ def test_fast_path__steady_state__no_database_query(client, placements, django_a
         assert _post(client, {"placements": ["hero"], "visitor": "bob"}).status_code == 200
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"placements": "promo"},
+        {"placements": "promo,hero", "visitor": "ann", "device": "mobile", "locale": "de-DE"},
+        {"placements": "promo", "visitor": "", "url": "https://shop.example/a?utm_source=x"},
+        {"placements": "promo", "referrer": "https://news.example/", "device": ""},
+    ],
+)
+def test_decide_get__fast_validation__same_as_serializer(query):
+    # Given a plainly valid GET query (the decide hot path skips the DRF serializer for these)
+    from django.http import QueryDict
+
+    from personalization.api.serializers import DecideRequestSerializer
+    from personalization.api.views import _fast_validated, _query_to_body
+
+    params = QueryDict(mutable=True)
+    params.update(query)
+    body = _query_to_body(params)
+    # When validated both ways
+    serializer = DecideRequestSerializer(data=body)
+    assert serializer.is_valid(), serializer.errors
+    # Then the fast path yields exactly what the serializer does
+    assert _fast_validated(body) == json.loads(json.dumps(serializer.validated_data))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"placements": ["bad key!"]},
+        {"placements": ["p"] * 25},
+        {"placements": ["p"], "visitor": " padded "},
+        {"placements": ["p"], "context": {"device": "toaster"}},
+        {"placements": ["p"], "context": {"utm": {"source": "x"}}},
+        {"placements": ["p"], "explain": "1"},
+    ],
+)
+def test_decide_get__unusual_query__left_to_serializer(body):
+    from personalization.api.views import _fast_validated
+
+    assert _fast_validated(body) is None
+
+
 @pytest.mark.django_db
 def test_schema__decide_documented_for_get_and_post(client):
     schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
