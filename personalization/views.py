@@ -7,6 +7,10 @@ from django.db import connection
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 
+from experiments.services import exposures_lost
+
+from . import metrics
+from .redis import get_redis
 from .templatetags.mosaic import VISITOR_COOKIE
 
 DEMO_PERSONAS = [
@@ -63,8 +67,6 @@ def healthz(request):
     except Exception as exc:
         checks["database"] = f"error: {type(exc).__name__}"
     try:
-        from .redis import get_redis
-
         get_redis().ping()
         checks["redis"] = "ok"
     except redis.RedisError as exc:
@@ -77,9 +79,5 @@ def healthz(request):
 
 def metrics_view(request):
     """Counters of fallbacks and failures of this process (Prometheus text format)."""
-    from experiments.services import exposures_lost
-
-    from . import metrics
-
     text = metrics.render_text(extra={"mosaic_exposures_lost_total": exposures_lost.value})
     return HttpResponse(text, content_type="text/plain; version=0.0.4")
