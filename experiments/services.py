@@ -73,10 +73,6 @@ class _LostCounter:
     def value(self) -> int:
         return self._value
 
-    def reset(self) -> None:
-        with self._lock:
-            self._value = 0
-
 
 exposures_lost = _LostCounter()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 
 import redis
 from celery import shared_task
@@ -17,12 +18,7 @@ def exposures_flush(self, batch_size: int = 1000, max_batches: int = 10) -> dict
     """Write buffered exposures to the database (bounded: at most max_batches per run)."""
     result = services.exposures_flush(batch_size=batch_size, max_batches=max_batches)
     totals = {
-        "batches": result.batches,
-        "read": result.read,
-        "written": result.written,
-        "duplicates": result.duplicates,
-        "invalid": result.invalid,
-        "remaining": result.remaining,
+        **asdict(result),
         "skipped_locked": int(result.skipped_locked),
         "lost_in_this_process": services.exposures_lost.value,
     }
