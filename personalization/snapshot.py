@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any
@@ -86,8 +86,6 @@ def _reads_profile(condition: dict[str, Any]) -> bool:
 @dataclass(frozen=True, slots=True)
 class CompiledVariant:
     key: str
-    name: str
-    priority: int
     template: Any
     fields: Mapping[str, Any]  # the block type's values, as `fields` in the template
     data: Mapping[str, Any]
@@ -130,15 +128,12 @@ class PlacementPlan:
 class Snapshot:
     version: int
     placements: Mapping[str, PlacementPlan]
-    built_at: float = field(default_factory=time.time)
 
 
 def _compile_variant(variant: Variant) -> CompiledVariant:
     condition = variant.condition or {}
     return CompiledVariant(
         key=variant.key,
-        name=variant.name,
-        priority=variant.priority,
         template=LazyTemplate(variant.render_source()),
         fields=MappingProxyType(dict(variant.block_fields or {})),
         data=MappingProxyType(dict(variant.data or {})),
