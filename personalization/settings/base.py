@@ -87,7 +87,6 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = ENV.var_dir / "staticfiles"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns on a missing root
-STATICFILES_DIRS = [BASE_DIR / "personalization" / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     # Finders mode (WHITENOISE_USE_FINDERS) serves without collectstatic in the embedded set-up.
