@@ -143,8 +143,8 @@
     var decided = (answer && answer.placements) || {};
     Object.keys(byKey).forEach(function (key) {
       var decision = decided[key];
+      if (!decision) return;
       byKey[key].forEach(function (node) {
-        if (!decision) return;
         // An empty html (fallback:…) keeps the page's own default markup.
         if (decision.html) node.innerHTML = decision.html;
         node.setAttribute("data-mosaic-variant", decision.variant || "");
