@@ -24,6 +24,13 @@ def _author(request) -> str:
     return request.user.get_username() if request.user.is_authenticated else ""
 
 
+def _in_words(condition: dict | None) -> str:
+    try:
+        return describe_condition(condition or {})
+    except Exception:  # an invalid condition is reported at the field, not here
+        return "—"
+
+
 @admin.register(BlockType)
 class BlockTypeAdmin(admin.ModelAdmin):
     form = BlockTypeForm
@@ -103,14 +110,11 @@ class VariantAdmin(admin.ModelAdmin):
 
     @admin.display(description="targeting")
     def targeting(self, obj: Variant) -> str:
-        return describe_condition(obj.condition or {})
+        return _in_words(obj.condition)
 
     @admin.display(description="in words")
     def condition_summary(self, obj: Variant) -> str:
-        try:
-            return describe_condition(obj.condition or {})
-        except Exception:  # an invalid condition is reported at the field, not here
-            return "—"
+        return _in_words(obj.condition)
 
     @admin.display(description="preview")
     def preview_link(self, obj: Variant) -> str:
