@@ -1,0 +1,1 @@
+"""Content: block types, placements, variants and their revisions; sandboxed rendering."""

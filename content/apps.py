@@ -1,3 +1,5 @@
+"""App config of content (block types, placements, variants, revisions)."""
+
 from django.apps import AppConfig
 
 

@@ -1,3 +1,5 @@
+"""App config of experiments (experiments, arms, exposures)."""
+
 from django.apps import AppConfig
 
 
