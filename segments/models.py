@@ -66,6 +66,23 @@ class Event(models.Model):
         return f"{self.type} {self.name}".strip()
 
 
+class PendingAggregate(models.Model):
+    """An event stored but not yet folded into its profile's aggregates (the second stage).
+
+    Ingestion writes the event and this row in one transaction; aggregation deletes the row in
+    the transaction that folds the event in, so each event is counted exactly once whatever
+    crashes. No database constraint to the event (a COPY of thousands of rows would check each):
+    rows whose event was erased meanwhile are simply dropped by the next aggregation run.
+    """
+
+    event = models.OneToOneField(
+        Event, on_delete=models.DO_NOTHING, db_constraint=False, primary_key=True, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return f"pending {self.event_id}"
+
+
 class ConsentRecord(models.Model):
     """Append-only history of consent choices; the profile keeps the current state."""
 

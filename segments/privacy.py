@@ -27,6 +27,7 @@ from .models import (
     AuditEntry,
     ConsentRecord,
     Event,
+    PendingAggregate,
     Profile,
 )
 from .selectors import (
@@ -35,6 +36,7 @@ from .selectors import (
     redis_visitor_scan,
 )
 from .services import (
+    AGGREGATE_LOCK,
     INGEST_LOCK,
     profiles_get_or_create,
     profiles_recompute_aggregates,
@@ -147,18 +149,27 @@ def profile_erase(*, profile_key: str, actor: str) -> ErasureResult:
 
     A key merged into another profile (identity aliases) erases that whole profile, aliases too.
 
-    Holds the ingestion lock so no batch in flight re-creates the profile from events read before
-    the erasure. Redis goes first: if it fails, nothing is erased and the caller can retry; the
-    database part is one transaction. Raises ErasureBusy or redis.RedisError.
+    Holds both ingestion locks, so no batch in flight re-creates the profile from events read
+    before the erasure, and no aggregation run re-writes its cached document after it. Redis goes
+    first: if it fails, nothing is erased and the caller can retry; the database part is one
+    transaction. Raises ErasureBusy or redis.RedisError.
     """
     r = get_redis()
-    lock = r.lock(
-        INGEST_LOCK,
-        timeout=settings.MOSAIC_INGEST_LOCK_SECONDS,
-        blocking_timeout=ERASE_LOCK_WAIT_SECONDS,
-    )
-    if not lock.acquire(blocking=True):
-        raise ErasureBusy()
+    locks = [
+        r.lock(
+            name,
+            timeout=settings.MOSAIC_INGEST_LOCK_SECONDS,
+            blocking_timeout=ERASE_LOCK_WAIT_SECONDS,
+        )
+        for name in (INGEST_LOCK, AGGREGATE_LOCK)
+    ]
+    held = []
+    for lock in locks:
+        if not lock.acquire(blocking=True):
+            for taken in held:
+                taken.release()
+            raise ErasureBusy()
+        held.append(lock)
     try:
         profile_keys = profile_keys_resolve(profile_key=profile_key)
         redis_counts = _redis_erase(profile_keys=profile_keys)
@@ -182,7 +193,8 @@ def profile_erase(*, profile_key: str, actor: str) -> ErasureResult:
                 },
             )
     finally:
-        lock.release()
+        for lock in held:
+            lock.release()
     return result
 
 
@@ -219,6 +231,8 @@ def _database_erase(*, profile_keys: list[str]) -> dict[str, int]:
     counts["events"] = profile.events.count()
     counts["consent_records"] = profile.consent_history.count()
     counts["memberships"] = len(segment_ids)
+    # Not personal data (event ids), but nothing of the visitor should wait for aggregation.
+    PendingAggregate.objects.filter(event__profile=profile).delete()
     # The cascade removes events, consent history, memberships and aliases with the profile.
     profile.delete()
     counts["profiles"] = 1

@@ -1,9 +1,15 @@
 """Writes for profiles, events and segments.
 
-Event ingestion is a reliable Redis queue: the API appends validated events to a list (durable
-once Redis has them), and a Celery task moves a bounded batch to a processing list, writes it to
-the database in one transaction, then removes it. A worker killed mid-batch leaves the batch in
-the processing list, and the next run re-processes it; event_id uniqueness makes that harmless.
+Event ingestion is a reliable Redis queue and two stages. The API appends validated events to a
+list (durable once Redis has them). Stage 1 (`events_ingest_pending`) moves a bounded batch to a
+processing list, writes its new events as rows in one transaction, each with a PendingAggregate
+row, then removes the batch; a worker killed mid-batch leaves it in the processing list and the
+next run re-processes it (event_id uniqueness makes that harmless). Stage 2
+(`profiles_aggregate_pending`) folds the pending events into their profiles' aggregates and
+deletes the pending rows in one transaction, then re-evaluates condition segments and rewrites
+the cached documents the decision path reads. Splitting them keeps the row writes cheap (no
+profile locks or updates) and lets stage 2 coalesce: a profile touched by several batches while
+it was busy is updated once.
 
 Analytics consent is enforced here, at storage: events of a visitor whose current consent refuses
 `analytics` (or who never chose, under MOSAIC_CONSENT_DEFAULT=opt-in) are dropped and only counted.
@@ -38,7 +44,7 @@ from .aggregates import (
 )
 from .aggregates import is_current as aggregates_is_current
 from .consent import ANALYTICS, purpose_allowed
-from .models import Event, Profile, Segment, SegmentMembership
+from .models import Event, PendingAggregate, Profile, Segment, SegmentMembership
 from .pseudonym import pseudonymize
 from .selectors import (
     alias_targets,
@@ -55,6 +61,7 @@ logger = logging.getLogger(__name__)
 EVENT_QUEUE = key("events", "queue")
 EVENT_PROCESSING = key("events", "processing")
 INGEST_LOCK = key("events", "ingest-lock")
+AGGREGATE_LOCK = key("events", "aggregate-lock")
 PROFILE_CACHE_TTL = 60 * 60 * 24 * 30
 DROPPED_COUNTER_TTL = 60 * 60 * 24 * 90
 
@@ -79,8 +86,13 @@ class StoreResult:
     stored: int
     profile_ids: list[int]
     dropped_no_consent: int = 0
-    # The touched profiles as written (aggregates current): the refresh needs no re-read.
-    profiles: tuple[Profile, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AggregateResult:
+    events: int
+    profiles: int
+    skipped_locked: bool = False
 
 
 def events_enqueue(*, events: list[dict[str, Any]]) -> int:
@@ -114,7 +126,11 @@ def events_queue_length() -> int:
 
 
 def events_ingest_pending(*, max_events: int) -> IngestResult:
-    """Write up to `max_events` queued events (plus any batch a crashed run left) to the DB."""
+    """Stage 1: write up to `max_events` queued events (plus any batch a crashed run left) as rows.
+
+    The profiles' aggregates, segments and cached documents are brought up to date by stage 2
+    (`profiles_aggregate_pending`), which the task triggers after each run.
+    """
     r = get_redis()
     lock = r.lock(INGEST_LOCK, timeout=settings.MOSAIC_INGEST_LOCK_SECONDS, blocking_timeout=0)
     if not lock.acquire(blocking=False):
@@ -128,7 +144,6 @@ def events_ingest_pending(*, max_events: int) -> IngestResult:
             return IngestResult(0, 0, 0, 0)
         events = [json.loads(item) for item in raw]
         result = events_store(events=events)
-        profiles_refresh(profile_ids=result.profile_ids, profiles=list(result.profiles))
         r.delete(EVENT_PROCESSING)
         return IngestResult(
             taken=len(events),
@@ -142,19 +157,27 @@ def events_ingest_pending(*, max_events: int) -> IngestResult:
 
 
 def _parse_time(value: str | None) -> datetime:
-    parsed = parse_datetime(value) if value else None
+    parsed = None
+    if value:
+        try:
+            # The queue holds what validation produced: ISO-8601, which fromisoformat reads
+            # about ten times faster than parse_datetime's regular expression.
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            parsed = parse_datetime(value)
     if parsed is None:
         return timezone.now()
     return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, UTC)
 
 
 def events_store(*, events: list[dict[str, Any]]) -> StoreResult:
-    """Insert events not stored yet and update the touched profiles' aggregates, atomically.
+    """Insert the events not stored yet, and mark them for aggregation, in one transaction.
 
-    Aggregates are updated from the newly inserted events only (in time order), in the same
-    transaction as the insert: a batch re-run after a crash inserts nothing and changes nothing.
-    Events of visitors without analytics consent are not stored (and create no profile); they
-    are counted in a per-day Redis counter instead.
+    Profiles are created for new visitors; their aggregates are not touched here: each new event
+    gets a PendingAggregate row in the same transaction, which `profiles_aggregate_pending` folds
+    in later. A batch re-run after a crash inserts nothing and marks nothing. Events of visitors
+    without analytics consent are not stored (and create no profile); they are counted in a
+    per-day Redis counter instead.
     """
     now = timezone.now()
     by_visitor: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -167,16 +190,19 @@ def events_store(*, events: list[dict[str, Any]]) -> StoreResult:
         profile_key = raw_keys[str(event["visitor"])]
         by_visitor[surviving.get(profile_key, profile_key)].append(event)
     with transaction.atomic():
-        # Locked (PostgreSQL): the aggregates are read, updated and written back below. The
-        # consent check reads the same rows; refused visitors get no profile created.
-        known = _profiles_locked(keys=list(by_visitor))
-        refused = _visitors_refusing_analytics(keys=list(by_visitor), profiles=known)
+        # Not locked: nothing here writes the profile rows. A profile merged away meanwhile
+        # fails the events' foreign key at commit; the batch stays queued and is retried.
+        known = _profiles_for_ingest(keys=list(by_visitor))
+        refused = {
+            k
+            for k in by_visitor
+            if not purpose_allowed(known[k][1] if k in known else None, ANALYTICS)
+        }
         dropped = sum(len(by_visitor.pop(k)) for k in refused)
         missing = [k for k in by_visitor if k not in known]
         if missing:
             Profile.objects.bulk_create([Profile(key=k) for k in missing], ignore_conflicts=True)
-            known.update(_profiles_locked(keys=missing))
-        profiles = {k: known[k] for k in by_visitor}
+            known.update(_profiles_for_ingest(keys=missing))
         ids = {str(event["event_id"]) for event in events}
         existing = {
             str(eid)
@@ -185,46 +211,29 @@ def events_store(*, events: list[dict[str, Any]]) -> StoreResult:
             )
         }
         new_rows: dict[str, tuple] = {}
-        fresh: dict[int, list[AggEvent]] = defaultdict(list)
+        touched: set[int] = set()
         for profile_key, visitor_events in by_visitor.items():
-            profile_id = profiles[profile_key].pk
+            profile_id = known[profile_key][0]
             for event in visitor_events:
                 event_id = str(event["event_id"])
                 if event_id in existing or event_id in new_rows:
                     continue
                 value = event.get("value")
-                amount = Decimal(str(value)).quantize(CENT) if value is not None else None
-                properties = event.get("properties") or {}
-                occurred_at = _parse_time(event.get("occurred_at"))
                 new_rows[event_id] = (
                     event_id,
                     profile_id,
                     event["type"],
                     event.get("name") or "",
-                    properties,
-                    amount,
+                    event.get("properties") or {},
+                    Decimal(str(value)).quantize(CENT) if value is not None else None,
                     event.get("currency") or "",
                     event.get("context") or {},
-                    occurred_at,
+                    _parse_time(event.get("occurred_at")),
                     now,
                 )
-                fresh[profile_id].append(
-                    AggEvent(
-                        event_id=event_id,
-                        type=event["type"],
-                        occurred_at=occurred_at,
-                        value=amount,
-                        category=(
-                            category_of(properties) if event["type"] in AFFINITY_WEIGHTS else None
-                        ),
-                    )
-                )
-        _events_insert(rows=list(new_rows.values()))
-        touched = [profiles[k].pk for k in by_visitor]
-        updated = _profiles_apply_new_events(
-            profiles=[p for p in profiles.values() if p.pk in fresh], fresh=fresh
-        )
-        current = [updated.get(p.pk, p) for p in profiles.values()]
+                touched.add(profile_id)
+        pks = _events_insert(rows=list(new_rows.values()))
+        _pending_add(event_pks=pks)
     if dropped:
         # After the commit, so a rolled-back batch (re-run later) is not counted twice. A crash
         # between commit and queue cleanup can still count a batch twice: the figure is a gauge.
@@ -233,10 +242,17 @@ def events_store(*, events: list[dict[str, Any]]) -> StoreResult:
         pipe.incrby(counter, dropped)
         pipe.expire(counter, DROPPED_COUNTER_TTL)
         pipe.execute()
-    return StoreResult(len(new_rows), touched, dropped, tuple(current))
+    return StoreResult(len(new_rows), sorted(touched), dropped)
+
+
+def _profiles_for_ingest(*, keys: list[str]) -> dict[str, tuple[int, dict]]:
+    """(id, consent) of these keys' existing profiles, by key; keys are resolved from aliases."""
+    query = filter_in(Profile.objects.all(), "key", keys, cast="text")
+    return {key_: (pk, consent) for pk, key_, consent in query.values_list("pk", "key", "consent")}
 
 
 _EVENT_COLUMNS = (
+    "id",
     "event_id",
     "profile_id",
     "type",
@@ -250,36 +266,158 @@ _EVENT_COLUMNS = (
 )
 
 
-def _events_insert(*, rows: list[tuple]) -> None:
-    """Insert event rows (tuples in _EVENT_COLUMNS order); COPY on PostgreSQL.
+def _events_insert(*, rows: list[tuple]) -> list[int]:
+    """Insert event rows (tuples in _EVENT_COLUMNS order without the id); returns their ids.
 
-    The caller has already excluded stored event_ids under the profiles' row locks, so a
-    conflict here is a bug, not a retry: it raises and the batch's transaction rolls back.
+    The caller has already excluded stored event_ids, so a conflict here is a bug or a race with
+    another writer: it raises and the batch's transaction rolls back (and is retried).
     """
     if not rows:
-        return
+        return []
     if connection.vendor == "postgresql":
         table = connection.ops.quote_name(Event._meta.db_table)
-        columns = ", ".join(_EVENT_COLUMNS)
-        with (
-            connection.cursor() as cursor,
-            cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
-        ):
-            for row in rows:
-                # properties (4) and context (7) are JSON columns: COPY takes their text.
-                copy.write_row(
-                    (*row[:4], json.dumps(row[4]), *row[5:7], json.dumps(row[7]), *row[8:])
-                )
-        return
-    Event.objects.bulk_create(
-        [Event(**dict(zip(_EVENT_COLUMNS, row, strict=True))) for row in rows], batch_size=1000
+        with connection.cursor() as cursor:
+            # Ids drawn up front (one round trip) so that COPY, which returns nothing, can write
+            # them, and the pending-aggregation rows can name them.
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                [Event._meta.db_table, len(rows)],
+            )
+            pks = [pk for (pk,) in cursor.fetchall()]
+            columns = ", ".join(_EVENT_COLUMNS)
+            with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for pk, row in zip(pks, rows, strict=True):
+                    # properties (4) and context (7) are JSON columns: COPY takes their text.
+                    copy.write_row(
+                        (pk, *row[:4], json.dumps(row[4]), *row[5:7], json.dumps(row[7]), *row[8:])
+                    )
+        return pks
+    created = Event.objects.bulk_create(
+        [Event(**dict(zip(_EVENT_COLUMNS[1:], row, strict=True))) for row in rows],
+        batch_size=1000,
     )
+    return [event.pk for event in created]
+
+
+def _pending_add(*, event_pks: list[int]) -> None:
+    if not event_pks:
+        return
+    if connection.vendor == "postgresql":
+        table = connection.ops.quote_name(PendingAggregate._meta.db_table)
+        with connection.cursor() as cursor, cursor.copy(f"COPY {table} (event_id) FROM STDIN") as c:
+            for pk in event_pks:
+                c.write_row((pk,))
+        return
+    PendingAggregate.objects.bulk_create(
+        [PendingAggregate(event_id=pk) for pk in event_pks], batch_size=1000
+    )
+
+
+def events_pending_aggregation() -> int:
+    return PendingAggregate.objects.count()
+
+
+def profiles_aggregate_pending(*, max_events: int) -> AggregateResult:
+    """Stage 2: fold up to `max_events` stored events into their profiles, then refresh them.
+
+    All pending events of a run are applied per profile at once, so a profile touched by many
+    batches while this stage was busy is read, written, re-segmented and re-cached once. Holds
+    its own lock (erasure takes it too, so a profile's document is never re-written after its
+    erasure). Idempotent: an event's pending row is deleted in the transaction that folds it in.
+    """
+    r = get_redis()
+    lock = r.lock(AGGREGATE_LOCK, timeout=settings.MOSAIC_INGEST_LOCK_SECONDS, blocking_timeout=0)
+    if not lock.acquire(blocking=False):
+        return AggregateResult(0, 0, skipped_locked=True)
+    try:
+        with transaction.atomic():
+            pending = list(
+                PendingAggregate.objects.order_by("pk").values_list("pk", flat=True)[:max_events]
+            )
+            if not pending:
+                return AggregateResult(0, 0)
+            profile_ids = sorted(
+                set(
+                    filter_in(Event.objects.all(), "id", pending, cast="bigint")
+                    .order_by()
+                    .values_list("profile_id", flat=True)
+                    .distinct()
+                )
+            )
+            # Profiles first, then the pending rows: the same order as the recompute paths
+            # (merge, retention), which delete pending rows of the profiles they rebuild.
+            profiles = {p.pk: p for p in _profiles_locked_by_id(profile_ids=profile_ids)}
+            claimed = _pending_claim(event_pks=pending)
+            fresh: dict[int, list[AggEvent]] = defaultdict(list)
+            unlocked: list[int] = []
+            rows = filter_in(Event.objects.all(), "id", claimed, cast="bigint").order_by()
+            for pk, profile_id, event_id, type_, occurred_at, value, properties in rows.values_list(
+                "pk", "profile_id", "event_id", "type", "occurred_at", "value", "properties"
+            ):
+                if profile_id not in profiles:
+                    # Moved to another profile by a merge since it was read: next run.
+                    unlocked.append(pk)
+                    continue
+                fresh[profile_id].append(
+                    AggEvent(
+                        event_id=str(event_id),
+                        type=type_,
+                        occurred_at=occurred_at,
+                        value=value,
+                        category=category_of(properties) if type_ in AFFINITY_WEIGHTS else None,
+                    )
+                )
+            _pending_add(event_pks=unlocked)
+            updated = _profiles_apply_new_events(
+                profiles=[profiles[pid] for pid in fresh], fresh=fresh
+            )
+        profiles_refresh(profile_ids=list(updated), profiles=list(updated.values()))
+        return AggregateResult(events=sum(len(v) for v in fresh.values()), profiles=len(updated))
+    finally:
+        lock.release()
+
+
+def profiles_aggregate_all_pending() -> AggregateResult:
+    """Stage 2 until nothing is pending, for commands (import, seed) that ran stage 1 themselves.
+
+    Stops early, `skipped_locked` set, when a worker's run holds the lock: that run (which
+    re-triggers itself while anything is pending) takes over the rest.
+    """
+    events = profiles = 0
+    while True:
+        result = profiles_aggregate_pending(max_events=settings.MOSAIC_AGGREGATE_BATCH_SIZE)
+        events += result.events
+        profiles += result.profiles
+        if result.skipped_locked or not result.events:
+            return AggregateResult(events, profiles, skipped_locked=result.skipped_locked)
+
+
+def _pending_claim(*, event_pks: list[int]) -> list[int]:
+    """Delete these pending rows; returns the ids actually deleted (not taken by a rebuild)."""
+    table = connection.ops.quote_name(PendingAggregate._meta.db_table)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"DELETE FROM {table} WHERE event_id = ANY(string_to_array(%s, ',')::bigint[])"
+                " RETURNING event_id",
+                [",".join(map(str, event_pks))],
+            )
+            return [pk for (pk,) in cursor.fetchall()]
+        claimed: list[int] = []
+        for start in range(0, len(event_pks), 500):
+            chunk = event_pks[start : start + 500]
+            marks = ", ".join(["%s"] * len(chunk))
+            cursor.execute(
+                f"DELETE FROM {table} WHERE event_id IN ({marks}) RETURNING event_id", chunk
+            )
+            claimed += [pk for (pk,) in cursor.fetchall()]
+        return claimed
 
 
 def _profiles_apply_new_events(
     *, profiles: list[Profile], fresh: dict[int, list[AggEvent]]
 ) -> dict[int, Profile]:
-    """Incremental path: fold the newly stored events into the profiles' aggregates.
+    """Fold the newly stored events into the (locked) profiles' aggregates.
 
     Profiles whose aggregates predate the current format are rebuilt from all their events
     instead (one query for all of them); the new events are already inserted at this point.
@@ -336,20 +474,10 @@ def _profiles_write_aggregates(*, profiles: list[Profile]) -> None:
         )
 
 
-def _profiles_locked(*, keys: list[str]) -> dict[str, Profile]:
-    """These keys' existing profiles, locked for the transaction (in pk order: no deadlock)."""
-    query = filter_in(Profile.objects.select_for_update().order_by("pk"), "key", keys, cast="text")
-    return {p.key: p for p in query}
-
-
-def _visitors_refusing_analytics(*, keys: list[str], profiles: dict[str, Profile]) -> set[str]:
-    """Profile keys whose consent (the default for unknown visitors) refuses analytics."""
-    # Keys are already resolved from aliases (events_store), so each is a profile's own key.
-    return {
-        k
-        for k in keys
-        if not purpose_allowed(profiles[k].consent if k in profiles else None, ANALYTICS)
-    }
+def _profiles_locked_by_id(*, profile_ids: list[int]) -> list[Profile]:
+    """These profiles, locked for the transaction in pk order (no deadlock between lockers)."""
+    query = Profile.objects.select_for_update().order_by("pk")
+    return list(filter_in(query, "id", profile_ids, cast="bigint"))
 
 
 def profiles_get_or_create(*, keys: list[str]) -> dict[str, Profile]:
@@ -370,6 +498,10 @@ def profiles_recompute_aggregates(*, profile_ids: list[int]) -> dict[int, Profil
     """
     if not profile_ids:
         return {}
+    profiles = _profiles_locked_by_id(profile_ids=profile_ids)
+    # The rebuild reads every stored event, pending ones included: they must not be folded in a
+    # second time by the aggregation stage.
+    PendingAggregate.objects.filter(event__profile_id__in=profile_ids).delete()
     rows = (
         Event.objects.filter(profile_id__in=profile_ids)
         .order_by()
@@ -388,7 +520,6 @@ def profiles_recompute_aggregates(*, profile_ids: list[int]) -> dict[int, Profil
                 category=category_of(properties) if event_type in AFFINITY_WEIGHTS else None,
             )
         )
-    profiles = list(Profile.objects.filter(pk__in=profile_ids))
     for profile in profiles:
         own = events.get(profile.pk, [])
         profile.aggregates = aggregates_from_events(own)

@@ -8,7 +8,7 @@ from datetime import timedelta
 import redis
 from celery import shared_task
 from django.conf import settings
-from django.db import OperationalError
+from django.db import IntegrityError, OperationalError
 from django.utils import timezone
 
 from . import privacy, selectors, services
@@ -19,12 +19,14 @@ logger = logging.getLogger(__name__)
 
 @shared_task(
     bind=True,
-    autoretry_for=(redis.RedisError,),
+    # OperationalError/IntegrityError: a deadlock or a profile merged away mid-batch rolled the
+    # batch back; it is still in the processing list and the retry writes it.
+    autoretry_for=(redis.RedisError, OperationalError, IntegrityError),
     retry_backoff=2,
     retry_kwargs={"max_retries": 10},
 )
 def events_ingest_pending(self) -> dict[str, int]:
-    """Drain the event queue in bounded batches; says how many it took, stored and skipped."""
+    """Stage 1: drain the event queue into rows in bounded batches; says what it took and stored."""
     totals = {"batches": 0, "taken": 0, "stored": 0, "duplicates": 0}
     skipped = False
     # Bounded: at most 20 batches per run; the beat safety net or the next trigger does the rest.
@@ -37,12 +39,43 @@ def events_ingest_pending(self) -> dict[str, int]:
         totals["taken"] += result.taken
         totals["stored"] += result.stored
         totals["duplicates"] += result.duplicates
+        if result.stored:
+            # Stage 2 runs beside this loop (another pool process); while it is busy, its
+            # triggers are skipped and it re-triggers itself, taking everything pending at once.
+            profiles_aggregate_pending.delay()
     # Events queued while this run held the lock had their own trigger skipped (locked): the lock
     # holder, having released it, re-triggers once if anything is left, instead of leaving it to
     # beat's 30 s safety net. A run that was itself skipped leaves that to the holder.
     if not skipped and services.events_queue_length():
         events_ingest_pending.delay()
     logger.info("events_ingest_pending %s", totals)
+    return totals
+
+
+@shared_task(
+    bind=True,
+    autoretry_for=(redis.RedisError, OperationalError),
+    retry_backoff=2,
+    retry_kwargs={"max_retries": 10},
+)
+def profiles_aggregate_pending(self) -> dict[str, int]:
+    """Stage 2: fold stored events into profiles, segments and cached documents; says how many."""
+    totals = {"runs": 0, "events": 0, "profiles": 0}
+    skipped = False
+    # Bounded like stage 1; each run takes everything pending up to the batch size.
+    for _ in range(20):
+        result = services.profiles_aggregate_pending(
+            max_events=settings.MOSAIC_AGGREGATE_BATCH_SIZE
+        )
+        skipped = result.skipped_locked
+        if skipped or not result.events:
+            break
+        totals["runs"] += 1
+        totals["events"] += result.events
+        totals["profiles"] += result.profiles
+    if not skipped and services.events_pending_aggregation():
+        profiles_aggregate_pending.delay()
+    logger.info("profiles_aggregate_pending %s", totals)
     return totals
 
 

@@ -28,7 +28,7 @@ from segments.aggregates import (
 from segments.models import Profile
 from segments.pseudonym import pseudonymize
 from segments.serializers import EventSerializer, event_fast_validate
-from tests.factories import event, make_segment
+from tests.factories import event, ingest, make_segment
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 
@@ -218,7 +218,7 @@ def test_aggregates__ingested_in_batches__equal_the_rebuild_from_stored_events()
     # Given a random history of 600 events of 12 visitors ingested in time-ordered batches of 100
     history = _random_history(seed=7, visitors=12, count=600)
     services.events_enqueue(events=history)
-    while services.events_ingest_pending(max_events=100).taken:
+    while ingest(max_events=100).taken:
         pass
     incremental = {p.pk: p.aggregates for p in Profile.objects.all()}
     # When the aggregates are rebuilt from scratch from the stored events
@@ -234,11 +234,11 @@ def test_aggregates__batch_rerun_after_crash__aggregates_unchanged(redis_client)
     # Given a batch stored and applied, then left in the processing list by a "crash"
     batch = _random_history(seed=3, visitors=4, count=50)
     services.events_enqueue(events=batch)
-    services.events_ingest_pending(max_events=100)
+    ingest(max_events=100)
     before = {p.pk: p.aggregates for p in Profile.objects.all()}
     redis_client.rpush(services.EVENT_PROCESSING, *[json.dumps(e) for e in batch])
     # When ingestion runs again
-    result = services.events_ingest_pending(max_events=100)
+    result = ingest(max_events=100)
     # Then nothing is stored and no aggregate moves
     assert (result.taken, result.stored) == (50, 0)
     assert {p.pk: p.aggregates for p in Profile.objects.all()} == before
@@ -248,13 +248,13 @@ def test_aggregates__batch_rerun_after_crash__aggregates_unchanged(redis_client)
 def test_aggregates__old_format_profile__rebuilt_on_next_batch():
     # Given a profile whose aggregates were written by the previous version (no sessions etc.)
     services.events_enqueue(events=[event("old", "purchase", value="10.00")])
-    services.events_ingest_pending(max_events=10)
+    ingest(max_events=10)
     profile = Profile.objects.get(key=pseudonymize("old"))
     profile.aggregates = {"purchase_count": 1, "event_count": 1, "monetary": 10.0}
     profile.save(update_fields=["aggregates"])
     # When a new event arrives
     services.events_enqueue(events=[event("old", "purchase", value="5.00")])
-    services.events_ingest_pending(max_events=10)
+    ingest(max_events=10)
     # Then the aggregates are complete and count both purchases once
     profile.refresh_from_db()
     assert profile.aggregates["frequency"] == 2
@@ -270,11 +270,15 @@ def test_aggregates__batch_of_200_events_over_50_visitors__bounded_queries(
     make_segment("buyers", {"profile.aggregates.frequency": {"$gte": 1}})
     make_segment("carts", {"profile.aggregates.cart_value": {"$gt": 0}})
     services.events_enqueue(events=_random_history(seed=11, visitors=50, count=200))
-    # When it is ingested (store, aggregates, segments, cache)
-    with django_assert_max_num_queries(30):
+    # When it is stored (stage 1), then folded into the profiles, segments and cache (stage 2)
+    with django_assert_max_num_queries(12):
         result = services.events_ingest_pending(max_events=1000)
-    # Then it was one batch of 200, with a query count independent of events and visitors
+    with django_assert_max_num_queries(20):
+        folded = services.profiles_aggregate_pending(max_events=1000)
+    # Then it was one batch of 200 and one aggregation run over its visitors, each with a
+    # query count independent of events and visitors
     assert (result.taken, result.stored) == (200, 200)
+    assert (folded.events, folded.profiles) == (200, result.profiles)
 
 
 # --- the API's fast event validation -------------------------------------------------------------

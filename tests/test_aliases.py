@@ -12,14 +12,14 @@ from segments import services
 from segments.models import Event, Profile
 from segments.pseudonym import pseudonymize
 from segments.selectors import profile_cache_key
-from tests.factories import event
+from tests.factories import event, store
 
 
 @pytest.fixture
 def merged(client):
     """'phone' (older) and 'laptop' (newer) of user u-1, merged into the phone's profile."""
-    services.events_store(events=[event("phone", occurred_at="2026-01-01T00:00:00+00:00")])
-    services.events_store(events=[event("laptop")])
+    store(events=[event("phone", occurred_at="2026-01-01T00:00:00+00:00")])
+    store(events=[event("laptop")])
     token = user_token_for("u-1")
     for visitor in ("laptop", "phone"):
         body = {"visitor": visitor, "user_id": "u-1", "user_token": token}
@@ -33,7 +33,7 @@ def merged(client):
 @pytest.mark.django_db
 def test_ingest__event_under_merged_visitor_id__lands_on_survivor(merged):
     # When the merged-away visitor id keeps sending events
-    services.events_store(events=[event("laptop", "purchase", value="4.00")])
+    store(events=[event("laptop", "purchase", value="4.00")])
     # Then they are stored on the surviving profile, and no new profile appears
     assert Profile.objects.count() == 1
     assert Event.objects.filter(profile=merged, type="purchase").count() == 1
@@ -61,7 +61,7 @@ def test_erase__survivor__alias_document_gone_too(merged, admin_client, redis_cl
 @pytest.mark.parametrize(("kind", "expected"), [("secret", 200), ("publishable", 403)])
 def test_export__api_key_kind__secret_only(client, kind, expected):
     # Given a stored visitor and a key of each kind
-    services.events_store(events=[event("ann")])
+    store(events=[event("ann")])
     _, raw = access_services.api_key_create(name=kind, kind=kind)
     # When the key asks for the visitor's export, Then only the secret key gets it
     response = client.get("/api/v1/profiles/ann/export", HTTP_AUTHORIZATION=f"Bearer {raw}")
@@ -72,7 +72,7 @@ def test_export__api_key_kind__secret_only(client, kind, expected):
 def test_export__no_key_no_staff__refused_even_in_demo_mode(client, settings):
     # Given keys not required (the demo mode) and a stored visitor
     settings.MOSAIC_REQUIRE_API_KEY = False
-    services.events_store(events=[event("ann")])
+    store(events=[event("ann")])
     # When an anonymous caller exports or erases, Then both are refused and nothing is erased
     assert client.get("/api/v1/profiles/ann/export").status_code in (401, 403)
     assert client.delete("/api/v1/profiles/ann").status_code in (401, 403)

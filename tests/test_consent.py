@@ -13,7 +13,7 @@ from segments.consent import purpose_allowed
 from segments.models import AuditAction, AuditEntry, ConsentRecord, Event, Profile
 from segments.pseudonym import pseudonymize
 from segments.selectors import profile_get_cached
-from tests.factories import event
+from tests.factories import event, ingest
 
 URL = "/api/v1/consent"
 
@@ -149,7 +149,7 @@ def test_ingest__analytics_refused__events_not_stored_but_counted(client, redis_
         events=[event("refuser"), event("refuser", "purchase", value="3.00"), event("other")]
     )
     # When the queue is drained
-    result = services.events_ingest_pending(max_events=100)
+    result = ingest(max_events=100)
     # Then only the other visitor's event is stored; the refused ones are counted per day
     assert (result.taken, result.stored, result.dropped_no_consent) == (3, 1, 2)
     assert result.duplicates == 0
@@ -168,7 +168,7 @@ def test_ingest__opt_in_without_record__not_stored_no_profile(client, redis_clie
     post(client, consent("granted", analytics=True))
     services.events_enqueue(events=[event("silent"), event("granted")])
     # When drained
-    result = services.events_ingest_pending(max_events=100)
+    result = ingest(max_events=100)
     # Then the silent visitor's event is neither stored nor given a profile
     assert (result.stored, result.dropped_no_consent) == (1, 1)
     assert not Profile.objects.filter(key=pseudonymize("silent")).exists()

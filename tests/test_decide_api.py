@@ -11,7 +11,14 @@ import pytest
 from segments import services
 from segments.models import Profile
 from segments.pseudonym import pseudonymize
-from tests.factories import event, make_experiment, make_placement, make_segment, make_variant
+from tests.factories import (
+    event,
+    ingest,
+    make_experiment,
+    make_placement,
+    make_segment,
+    make_variant,
+)
 
 URL = "/api/v1/decide"
 VIP = {"profile.segments": {"$in": ["vip"]}}
@@ -250,7 +257,7 @@ def test_profile_document__purchase_ingested__decide_serves_segment_variant(clie
         condition={"profile.aggregates.purchase_count": {"$gte": 1}}
     )
     services.events_enqueue(events=[event("zoe", "purchase", value="9.99")])
-    services.events_ingest_pending(max_events=10)
+    ingest(max_events=10)
     assert (
         decide(client, placements="hero", visitor="zoe").json()["placements"]["hero"]["variant"]
         == "vip-hero"

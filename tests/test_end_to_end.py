@@ -8,7 +8,7 @@ import pytest
 
 from segments.models import Event
 from tests.conftest import wait_for
-from tests.factories import event, make_placement, make_segment, make_variant
+from tests.factories import event, ingest, make_placement, make_segment, make_variant
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
 
@@ -48,7 +48,7 @@ def test_segment_recompute_task__real_worker__memberships_written(celery_worker)
     from segments.tasks import segment_recompute
 
     services.events_enqueue(events=[event("gus", "purchase"), event("gus", "purchase")])
-    services.events_ingest_pending(max_events=10)
+    ingest(max_events=10)
     segment = make_segment("buyers", {"profile.aggregates.purchase_count": {"$gte": 2}})
     segment_recompute.delay(segment.pk)
     wait_for(

@@ -11,10 +11,9 @@ from access import services as access_services
 from identity.models import VisitorAlias
 from identity.views import user_token_for
 from personalization.visitors import visitor_load
-from segments import services as segment_services
 from segments.models import ConsentRecord, Event, Profile
 from segments.pseudonym import pseudonymize
-from tests.factories import event
+from tests.factories import event, store
 
 URL = "/api/v1/identify"
 
@@ -36,7 +35,7 @@ def profile_of(visitor: str) -> Profile:
 
 
 def with_history(visitor: str, *, days: int, consent: dict[str, bool], traits: dict) -> Profile:
-    segment_services.events_store(
+    store(
         events=[event(visitor, occurred_at=days_ago(days)), event(visitor, occurred_at=days_ago(1))]
     )
     profile = profile_of(visitor)
@@ -163,7 +162,7 @@ def test_identify__old_visitor_id_used_after_merge__events_reach_survivor(client
     post(client, {"visitor": "phone", "user_id": "u-1", "user_token": token})
     post(client, {"visitor": "laptop", "user_id": "u-1", "user_token": token})
     # When the laptop keeps sending events under its old id, then identifies again
-    segment_services.events_store(events=[event("laptop")])
+    store(events=[event("laptop")])
     response = post(client, {"visitor": "laptop", "user_id": "u-1", "user_token": token})
     # Then the events went straight to the survivor: no stray profile, nothing left to merge
     assert response.json()["merged"] == 0

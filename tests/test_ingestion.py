@@ -10,7 +10,7 @@ from segments import services
 from segments.models import Event, Profile
 from segments.pseudonym import pseudonymize
 from segments.selectors import profile_get_cached
-from tests.factories import event
+from tests.factories import event, ingest
 
 
 @pytest.mark.django_db
@@ -24,7 +24,7 @@ def test_ingest__queued_events__stored_with_aggregates_and_cached():
         ]
     )
     # When the queue is drained
-    result = services.events_ingest_pending(max_events=100)
+    result = ingest(max_events=100)
     # Then they are stored, the profile aggregates are right and the cache holds them
     assert (result.taken, result.stored, result.duplicates) == (3, 3, 0)
     profile = Profile.objects.get(key=pseudonymize("alice"))
@@ -42,7 +42,7 @@ def test_ingest__same_event_id_twice__stored_once():
     services.events_enqueue(events=[duplicate])
     services.events_enqueue(events=[duplicate])
     # When drained
-    result = services.events_ingest_pending(max_events=100)
+    result = ingest(max_events=100)
     # Then it is stored once and counted once
     assert result.stored == 1
     assert Event.objects.count() == 1
@@ -52,7 +52,7 @@ def test_ingest__same_event_id_twice__stored_once():
 @pytest.mark.django_db
 def test_ingest__raw_visitor_id__never_stored():
     services.events_enqueue(events=[event("carol@example.com")])
-    services.events_ingest_pending(max_events=10)
+    ingest(max_events=10)
     profile = Profile.objects.get()
     assert profile.key == pseudonymize("carol@example.com")
     assert "carol" not in profile.key
@@ -63,12 +63,12 @@ def test_ingest__batch_left_by_crashed_run__reprocessed_without_double_count(red
     # Given a batch a crashed run had moved to the processing list after committing it
     first = event("dave", "purchase", value="7.00")
     services.events_enqueue(events=[first])
-    services.events_ingest_pending(max_events=10)
+    ingest(max_events=10)
     redis_client.rpush(services.EVENT_PROCESSING, json.dumps(first))
     services.events_enqueue(events=[event("dave", "purchase", value="3.00")])
     # When ingestion runs twice (the leftover first, then the queue)
-    services.events_ingest_pending(max_events=10)
-    services.events_ingest_pending(max_events=10)
+    ingest(max_events=10)
+    ingest(max_events=10)
     # Then every event is stored exactly once
     assert Event.objects.count() == 2
     assert Profile.objects.get().aggregates["monetary"] == pytest.approx(10.0)
@@ -78,12 +78,12 @@ def test_ingest__batch_left_by_crashed_run__reprocessed_without_double_count(red
 @pytest.mark.django_db
 def test_ingest__bounded_batch__leaves_the_rest_queued(redis_client):
     services.events_enqueue(events=[event(f"v{i}") for i in range(5)])
-    result = services.events_ingest_pending(max_events=2)
+    result = ingest(max_events=2)
     assert result.taken == 2
     assert redis_client.llen(services.EVENT_QUEUE) == 3
 
 
 @pytest.mark.django_db
 def test_ingest__empty_queue__does_nothing():
-    result = services.events_ingest_pending(max_events=10)
+    result = ingest(max_events=10)
     assert result.taken == 0

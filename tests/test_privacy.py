@@ -24,7 +24,7 @@ from segments.models import (
 from segments.pseudonym import pseudonymize
 from segments.selectors import profile_cache_key
 from segments.services import EVENT_QUEUE
-from tests.factories import event, make_segment
+from tests.factories import event, ingest, make_segment
 
 VISITOR = "visitor-9x2k@example.com"
 
@@ -48,7 +48,7 @@ def held(db, client, redis_client):
     )
     assert response.status_code == 201
     services.events_enqueue(events=[event(VISITOR), event(VISITOR, "purchase", value="9.90")])
-    services.events_ingest_pending(max_events=100)
+    ingest(max_events=100)
     services.profile_set_traits(visitor=VISITOR, traits={"plan": "pro"})
     # Still queued (not ingested yet): one of this visitor's events and one of someone else's.
     services.events_enqueue(events=[event(VISITOR, "search"), event("bystander")])
@@ -151,7 +151,7 @@ def test_erase__queued_event_erased__not_recreated_by_ingestion(admin_client, he
     # Given an erased visitor whose event was still queued
     admin_client.delete(erase_url())
     # When ingestion runs afterwards
-    services.events_ingest_pending(max_events=100)
+    ingest(max_events=100)
     # Then the visitor does not come back (only the bystander's event is stored)
     assert not Profile.objects.filter(key=held.key).exists()
     assert Event.objects.get().profile.key == pseudonymize("bystander")

@@ -9,16 +9,16 @@ from django.conf import settings
 from django.test import override_settings
 from django.utils import timezone
 
-from segments import privacy, services, tasks
+from segments import privacy, tasks
 from segments.models import AuditAction, AuditEntry, Event, Profile
 from segments.pseudonym import pseudonymize
 from segments.selectors import profile_get_cached
-from tests.factories import event
+from tests.factories import event, store
 
 
 def _store(visitor: str, days_ago: int, type_: str = "page_view", **fields) -> None:
     occurred = (timezone.now() - timedelta(days=days_ago)).isoformat()
-    services.events_store(events=[event(visitor, type_, occurred_at=occurred, **fields)])
+    store(events=[event(visitor, type_, occurred_at=occurred, **fields)])
 
 
 def test_retention__setting__defaults_to_395_days_and_is_scheduled():
@@ -54,7 +54,7 @@ def test_purge__old_and_recent__old_deleted_aggregates_recomputed(redis_client):
 @pytest.mark.django_db
 def test_purge__more_than_a_run__bounded_batches_then_finished_by_next_run():
     # Given 7 expired events
-    services.events_store(
+    store(
         events=[
             event(f"v{i}", occurred_at=(timezone.now() - timedelta(days=400 + i)).isoformat())
             for i in range(7)

@@ -8,7 +8,7 @@ from segments import services
 from segments.models import Profile, SegmentMembership
 from segments.pseudonym import pseudonymize
 from segments.selectors import profile_get_cached
-from tests.factories import event, make_segment
+from tests.factories import event, ingest, make_segment
 
 BUYERS = {"profile.aggregates.purchase_count": {"$gte": 2}}
 
@@ -19,7 +19,7 @@ def test_ingest__profile_meets_condition__joins_segment_in_real_time():
     segment = make_segment("buyers", BUYERS)
     # When a visitor's second purchase is ingested
     services.events_enqueue(events=[event("eve", "purchase", value="1"), event("eve", "purchase")])
-    services.events_ingest_pending(max_events=10)
+    ingest(max_events=10)
     # Then the visitor is a member, and the cached profile says so
     profile = Profile.objects.get(key=pseudonymize("eve"))
     assert SegmentMembership.objects.filter(segment=segment, profile=profile).exists()
@@ -35,7 +35,7 @@ def test_segment_recompute__condition_changed__members_swapped():
         services.events_enqueue(
             events=[event(name)] + [event(name, "purchase") for _ in range(purchases)]
         )
-    services.events_ingest_pending(max_events=100)
+    ingest(max_events=100)
     segment = make_segment("buyers", BUYERS)
     first = services.segment_recompute(segment_id=segment.pk)
     assert (first.evaluated, first.members, first.added) == (3, 1, 1)
@@ -54,7 +54,7 @@ def test_segment_recompute__condition_changed__members_swapped():
 @pytest.mark.django_db
 def test_segment_recompute__twice__changes_nothing():
     services.events_enqueue(events=[event("x", "purchase"), event("x", "purchase")])
-    services.events_ingest_pending(max_events=10)
+    ingest(max_events=10)
     segment = make_segment("buyers", BUYERS)
     services.segment_recompute(segment_id=segment.pk)
     again = services.segment_recompute(segment_id=segment.pk)

@@ -7,8 +7,8 @@ import signal
 import pytest
 
 from segments import services
-from segments.models import Event, Profile
-from segments.tasks import events_ingest_pending
+from segments.models import Event, PendingAggregate, Profile
+from segments.tasks import events_ingest_pending, profiles_aggregate_pending
 from tests.conftest import start_worker, wait_for
 from tests.factories import event
 
@@ -40,8 +40,12 @@ def test_worker_killed_mid_batches__restarted__every_event_stored_exactly_once(r
     try:
 
         def drained() -> bool:
+            # Beat's safety nets, sped up: both stages of ingestion.
             if Event.objects.count() < EVENTS:
-                events_ingest_pending.delay()  # beat's safety net, sped up
+                events_ingest_pending.delay()
+                return False
+            if PendingAggregate.objects.exists():
+                profiles_aggregate_pending.delay()
                 return False
             return True
 
@@ -50,7 +54,7 @@ def test_worker_killed_mid_batches__restarted__every_event_stored_exactly_once(r
         second.process.terminate()
         second.process.wait(timeout=15)
 
-    # Then every accepted event is stored exactly once, and aggregates count each once
+    # Then every accepted event is stored exactly once, and the aggregates count each once
     assert Event.objects.count() == EVENTS
     assert Event.objects.values("event_id").distinct().count() == EVENTS
     assert sum(p.aggregates["purchase_count"] for p in Profile.objects.all()) == EVENTS

@@ -12,6 +12,8 @@ PSEUDONYMIZATION_KEY = ENV.pseudonymization_key
 REDIS_URL = ENV.redis_url
 MOSAIC_EMBEDDED_REDIS_PORT = ENV.embedded_redis_port
 MOSAIC_EVENT_BATCH_SIZE = ENV.event_batch_size
+# Stage 2 of ingestion: at most this many stored events folded into profiles per transaction.
+MOSAIC_AGGREGATE_BATCH_SIZE = ENV.aggregate_batch_size
 # How long a crashed ingestion run blocks the next one; longer than one batch ever takes.
 MOSAIC_INGEST_LOCK_SECONDS = ENV.ingest_lock_seconds
 # A variant render slower than this serves the placement's default (logged and counted).

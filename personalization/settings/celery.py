@@ -29,6 +29,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "segments.tasks.events_ingest_pending",
         "schedule": timedelta(seconds=30),
     },
+    "profiles-aggregate-pending": {
+        # The same safety net for ingestion's second stage (stage 1 triggers it after each batch).
+        "task": "segments.tasks.profiles_aggregate_pending",
+        "schedule": timedelta(seconds=30),
+    },
     "events-purge-expired": {
         # Retention (MOSAIC_EVENT_RETENTION_DAYS): daily, at a quiet hour, in bounded batches.
         "task": "segments.tasks.events_purge_expired",

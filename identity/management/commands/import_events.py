@@ -1,7 +1,8 @@
 """manage.py import_events FILE [--format cdnow|csv] [--batch-size N] [--limit LINES]
 
 Imports transactions as purchase events through segments.services.events_store (the same path
-as the API's ingestion), in batches, then refreshes the touched profiles' segments and cache.
+as the API's ingestion), in batches, then runs ingestion's second stage itself: the touched
+profiles' aggregates, segments and cached documents.
 Idempotent: event ids are derived from the rows, so a re-run stores nothing new.
 """
 
@@ -16,8 +17,6 @@ from tqdm import tqdm
 
 from identity.importers import READERS, ImportRowError
 from segments import services as segment_services
-
-REFRESH_CHUNK = 2000
 
 
 class Command(BaseCommand):
@@ -54,8 +53,8 @@ class Command(BaseCommand):
             except ImportRowError as exc:
                 raise CommandError(f"{file}: {exc}; {stored} events stored before it") from exc
         ids = sorted(touched)
-        for start in range(0, len(ids), REFRESH_CHUNK):
-            segment_services.profiles_refresh(profile_ids=ids[start : start + REFRESH_CHUNK])
+        if segment_services.profiles_aggregate_all_pending().skipped_locked:
+            self.stderr.write("Aggregation is running in a worker; it will finish the rest.")
         seconds = time.monotonic() - started
         self.stdout.write(
             f"Imported {file.name}: {total_rows} rows, {stored} new events, "

@@ -443,6 +443,9 @@ class Command(BaseCommand):
                 if profile.traits != traits:
                     profile.traits = traits
                     profile.save(update_fields=["traits"])
+        # Ingestion's second stage (aggregates, segments, cached documents) for what was stored,
+        # then every document again: the traits set above are part of it.
+        segment_services.profiles_aggregate_all_pending()
         profile_ids = list(Profile.objects.values_list("pk", flat=True))
         segment_services.profile_cache_write(profile_ids=profile_ids)
         self.stdout.write(f"{len(visitors)} visitors, {len(events)} events ({stored} new)")

@@ -1,0 +1,217 @@
+"""Ingestion's two stages: rows first (stage 1), then aggregates, segments and cache (stage 2).
+
+Each event must be folded into its profile exactly once, whatever runs between the stages: a
+crash, a re-run, an identify merge, the retention purge or an erasure.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from unittest import mock
+
+import pytest
+from django.utils import timezone
+
+from identity import services as identity_services
+from segments import privacy, services
+from segments.models import Event, PendingAggregate, Profile
+from segments.pseudonym import pseudonymize
+from segments.selectors import profile_cache_key, profile_get_cached
+from tests.factories import aggregate_all, event, make_segment
+
+
+def profile_of(visitor: str) -> Profile:
+    return Profile.objects.get(key=pseudonymize(visitor))
+
+
+@pytest.mark.django_db
+def test_stage1__batch__rows_stored_and_marked_pending_profile_untouched():
+    # Given two queued purchases of one visitor
+    services.events_enqueue(
+        events=[event("ann", "purchase", value="3.00"), event("ann", "purchase", value="4.00")]
+    )
+    # When only stage 1 runs
+    result = services.events_ingest_pending(max_events=100)
+    # Then both are rows, both wait for aggregation, and the profile has no aggregates yet
+    assert (result.taken, result.stored) == (2, 2)
+    assert set(PendingAggregate.objects.values_list("event_id", flat=True)) == set(
+        Event.objects.values_list("pk", flat=True)
+    )
+    assert profile_of("ann").aggregates == {}
+    assert services.events_queue_length() == 0
+
+
+@pytest.mark.django_db
+def test_stage2__pending_events__folded_once_cached_and_cleared():
+    # Given a buyers segment and two stored purchases waiting for aggregation
+    make_segment("buyers", {"profile.aggregates.frequency": {"$gte": 1}})
+    services.events_enqueue(
+        events=[event("ann", "purchase", value="3.00"), event("ann", "purchase", value="4.00")]
+    )
+    services.events_ingest_pending(max_events=100)
+    # When stage 2 runs, then runs again
+    first = services.profiles_aggregate_pending(max_events=100)
+    second = services.profiles_aggregate_pending(max_events=100)
+    # Then the first folded both into the one profile, and the second had nothing to do
+    assert (first.events, first.profiles) == (2, 1)
+    assert (second.events, second.profiles) == (0, 0)
+    profile = profile_of("ann")
+    assert profile.aggregates["frequency"] == 2
+    assert profile.aggregates["monetary"] == 7.0
+    assert not PendingAggregate.objects.exists()
+    # And the decision path's document has the aggregates and the segment
+    cached = profile_get_cached(profile_key=profile.key)
+    assert cached["aggregates"]["frequency"] == 2
+    assert cached["segments"] == ["buyers"]
+
+
+@pytest.mark.django_db
+def test_stage2__several_batches_of_one_visitor__coalesced_into_one_update():
+    # Given three stage-1 batches of the same visitor stored while stage 2 did not run
+    for value in ("1.00", "2.00", "3.00"):
+        services.events_enqueue(events=[event("ann", "purchase", value=value)])
+        services.events_ingest_pending(max_events=100)
+    # When stage 2 runs once, with the profile write watched
+    with mock.patch.object(
+        services, "_profiles_write_aggregates", wraps=services._profiles_write_aggregates
+    ) as write:
+        result = services.profiles_aggregate_pending(max_events=100)
+    # Then the three events were folded in one write of one profile
+    assert (result.events, result.profiles) == (3, 1)
+    assert write.call_count == 1
+    assert len(write.call_args.kwargs["profiles"]) == 1
+    assert profile_of("ann").aggregates["frequency"] == 3
+
+
+@pytest.mark.django_db
+def test_stage2__bounded__takes_at_most_max_events_then_the_rest():
+    # Given five stored events waiting
+    services.events_enqueue(events=[event(f"v{i}") for i in range(5)])
+    services.events_ingest_pending(max_events=100)
+    # When stage 2 runs with a bound of 2, three times
+    runs = [services.profiles_aggregate_pending(max_events=2).events for _ in range(4)]
+    # Then it took 2, 2, 1, then nothing
+    assert runs == [2, 2, 1, 0]
+    assert sum(p.aggregates["page_view_count"] for p in Profile.objects.all()) == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stage2__crash_after_the_fold__rolled_back_then_retried_exactly_once():
+    # Given two stored purchases waiting for aggregation
+    services.events_enqueue(
+        events=[event("ann", "purchase", value="3.00"), event("ann", "purchase", value="4.00")]
+    )
+    services.events_ingest_pending(max_events=100)
+    # When stage 2 fails right after writing the aggregates, before its transaction commits
+    real_write = services._profiles_write_aggregates
+
+    def write_then_die(**kwargs):
+        real_write(**kwargs)
+        raise RuntimeError("worker died mid-transaction")
+
+    with (
+        mock.patch.object(services, "_profiles_write_aggregates", side_effect=write_then_die),
+        pytest.raises(RuntimeError),
+    ):
+        services.profiles_aggregate_pending(max_events=100)
+    # Then nothing of it remains: the profile is untouched and both events are still pending
+    assert profile_of("ann").aggregates == {}
+    assert PendingAggregate.objects.count() == 2
+    # And the next run folds each event exactly once
+    assert services.profiles_aggregate_pending(max_events=100).events == 2
+    assert profile_of("ann").aggregates["frequency"] == 2
+
+
+@pytest.mark.django_db
+def test_stage2__locked_by_another_run__skips_without_touching_anything():
+    # Given a pending event and the aggregation lock held elsewhere
+    services.events_enqueue(events=[event("ann")])
+    services.events_ingest_pending(max_events=100)
+    from personalization.redis import get_redis
+
+    lock = get_redis().lock(services.AGGREGATE_LOCK, timeout=5)
+    assert lock.acquire(blocking=False)
+    try:
+        # When stage 2 runs
+        result = services.profiles_aggregate_pending(max_events=100)
+    finally:
+        lock.release()
+    # Then it says it skipped, and the event still waits
+    assert result.skipped_locked
+    assert PendingAggregate.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_merge_between_stages__events_counted_once_in_the_survivor():
+    # Given an older profile with a folded purchase, and a newer visitor's purchase stored but
+    # not yet aggregated
+    services.events_enqueue(
+        events=[event("phone", "purchase", value="5.00", occurred_at="2026-01-01T00:00:00+00:00")]
+    )
+    services.events_ingest_pending(max_events=100)
+    aggregate_all()
+    services.events_enqueue(events=[event("laptop", "purchase", value="7.00")])
+    services.events_ingest_pending(max_events=100)
+    # When identify merges both before stage 2 runs, and stage 2 runs after it
+    identity_services.visitor_identify(visitor="laptop", user_id="u-1")
+    identity_services.visitor_identify(visitor="phone", user_id="u-1")
+    aggregate_all()
+    # Then the survivor counts both purchases once: equal to a rebuild from its events
+    survivor = Profile.objects.get()
+    assert survivor.aggregates["frequency"] == 2
+    assert survivor.aggregates["monetary"] == 12.0
+    rebuilt = services.profiles_recompute_aggregates(profile_ids=[survivor.pk])[survivor.pk]
+    assert rebuilt.aggregates == survivor.aggregates
+
+
+@pytest.mark.django_db
+def test_purge_between_stages__recent_events_counted_once():
+    # Given an expired event and a recent one of the same visitor, both stored, none aggregated
+    old = (timezone.now() - timedelta(days=400)).isoformat()
+    services.events_enqueue(
+        events=[
+            event("ann", "purchase", value="9.00", occurred_at=old),
+            event("ann", "purchase", value="2.00"),
+        ]
+    )
+    services.events_ingest_pending(max_events=100)
+    # When the retention purge runs before stage 2, then stage 2
+    privacy.events_purge_expired(older_than=timezone.now() - timedelta(days=395))
+    aggregate_all()
+    # Then only the recent purchase counts, once
+    aggregates = profile_of("ann").aggregates
+    assert (aggregates["frequency"], aggregates["monetary"]) == (1, 2.0)
+    assert not PendingAggregate.objects.exists()
+
+
+@pytest.mark.django_db
+def test_erase_between_stages__nothing_pending_and_no_document_recreated():
+    # Given a visitor's events stored but not yet aggregated, and another visitor's
+    services.events_enqueue(events=[event("ann", "purchase", value="3.00"), event("bob")])
+    services.events_ingest_pending(max_events=100)
+    ann_key = pseudonymize("ann")
+    # When ann is erased before stage 2, and stage 2 runs after
+    privacy.profile_erase(profile_key=ann_key, actor="test")
+    result = aggregate_all()
+    # Then nothing of ann waits or comes back; bob is aggregated as usual
+    assert result == 1
+    assert not Profile.objects.filter(key=ann_key).exists()
+    from personalization.redis import get_redis
+
+    assert get_redis().get(profile_cache_key(ann_key)) is None
+    assert not PendingAggregate.objects.exists()
+    assert profile_of("bob").aggregates["page_view_count"] == 1
+
+
+@pytest.mark.django_db
+def test_stage2__pending_row_of_a_deleted_event__dropped_quietly():
+    # Given a pending row whose event no longer exists (deleted after stage 1)
+    services.events_enqueue(events=[event("ann"), event("ann", "search")])
+    services.events_ingest_pending(max_events=100)
+    Event.objects.filter(type="search").delete()
+    # When stage 2 runs
+    result = services.profiles_aggregate_pending(max_events=100)
+    # Then the remaining event is folded and the orphan row is gone
+    assert result.events == 1
+    assert profile_of("ann").aggregates["event_count"] == 1
+    assert not PendingAggregate.objects.exists()
