@@ -106,7 +106,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["access.permissions.ApiKeyPolicy"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["personalization.api.parsers.FastJSONParser"],
     "EXCEPTION_HANDLER": "personalization.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
