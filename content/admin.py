@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q
-from django.urls import NoReverseMatch, reverse
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html
 
 from personalization.rules import describe_condition
 
-from . import services
+from . import selectors, services
 from .forms import (
     BlockTypeForm,
     PlacementForm,
@@ -17,7 +21,14 @@ from .forms import (
     block_field_names,
     variant_form_for,
 )
-from .models import BlockType, Placement, Variant, VariantRevision, VariantStatus
+from .models import (
+    BlockType,
+    Placement,
+    PlacementRevision,
+    Variant,
+    VariantRevision,
+    VariantStatus,
+)
 
 
 def _author(request) -> str:
@@ -29,6 +40,22 @@ def _in_words(condition: dict | None) -> str:
         return describe_condition(condition or {})
     except Exception:  # an invalid condition is reported at the field, not here
         return "—"
+
+
+def _placement_revert(modeladmin: admin.ModelAdmin, request, revision: PlacementRevision) -> None:
+    """Revert through the service; a refusal is a message for the editor, never a 500."""
+    try:
+        placement = services.placement_revert(revision=revision, author=_author(request))
+    except ValidationError as exc:
+        modeladmin.message_user(request, " ".join(exc.messages), messages.ERROR)
+        return
+    modeladmin.message_user(
+        request,
+        f'Placement "{placement}" is back to its revision of '
+        f"{revision.created_at:%Y-%m-%d %H:%M:%S}; "
+        "the revert is itself recorded in the history.",
+        messages.SUCCESS,
+    )
 
 
 @admin.register(BlockType)
@@ -61,6 +88,7 @@ class VariantInline(admin.TabularInline):
 @admin.register(Placement)
 class PlacementAdmin(admin.ModelAdmin):
     form = PlacementForm
+    fields = ["key", "name", "description", "default_variant"]  # the key stays first when read-only
     list_display = ["key", "name", "default_variant", "live_variants", "updated_at"]
     search_fields = ["key", "name", "description"]
     inlines = [VariantInline]
@@ -83,10 +111,46 @@ class PlacementAdmin(admin.ModelAdmin):
             services.variant_save(variant=variant, author=_author(request), comment="Edited inline")
         formset.save_m2m()
 
+    def get_readonly_fields(self, request, obj=None):
+        # Pages use the key, and a revision does not restore it: fixed once created.
+        return ["key"] if obj is not None else []
+
     def save_model(self, request, obj, form, change) -> None:
-        super().save_model(request, obj, form, change)
+        services.placement_save(
+            placement=obj, author=_author(request), comment="" if change else "Created"
+        )
         if change and obj.default_variant_id is None and obj.variants.exists():
             messages.warning(request, "This placement has no default variant yet.")
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and obj.pk:
+            context["placement_history"] = selectors.placement_history(placement=obj)
+            context["placement_revisions_url"] = (
+                reverse("admin:content_placementrevision_changelist")
+                + f"?placement__id__exact={obj.pk}"
+            )
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def get_urls(self):
+        revert = path(
+            "<path:object_id>/revert/<int:revision_id>/",
+            self.admin_site.admin_view(self.revert_view),
+            name="content_placement_revert",
+        )
+        return [revert, *super().get_urls()]
+
+    def revert_view(self, request, object_id: str, revision_id: int):
+        """POST from a history row's button on the change page: revert, then back to the page."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        placement = self.get_object(request, unquote(object_id))
+        if placement is None:
+            raise Http404("No such placement.")
+        if not self.has_change_permission(request, placement):
+            raise PermissionDenied
+        revision = get_object_or_404(PlacementRevision, pk=revision_id, placement=placement)
+        _placement_revert(self, request, revision)
+        return HttpResponseRedirect(reverse("admin:content_placement_change", args=[placement.pk]))
 
 
 @admin.register(Variant)
@@ -203,3 +267,42 @@ class VariantRevisionAdmin(admin.ModelAdmin):
         revision = queryset.get()
         variant = services.variant_revert(revision=revision, author=_author(request))
         self.message_user(request, f"{variant} reverted; the revert is itself a new revision.")
+
+
+@admin.register(PlacementRevision)
+class PlacementRevisionAdmin(admin.ModelAdmin):
+    list_display = ["placement", "when", "author", "comment", "changed"]
+    list_filter = ["placement", "author"]
+    search_fields = ["placement__key", "comment", "author"]
+    list_select_related = ["placement"]
+    readonly_fields = ["placement", "state", "author", "comment", "created_at"]
+    actions = ["revert"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_revert_permission(self, request) -> bool:
+        return request.user.has_perm("content.change_placement")
+
+    @admin.display(description="when (UTC)", ordering="created_at")
+    def when(self, obj: PlacementRevision) -> str:
+        # To the second, as the revert comments and the placement page's history name revisions.
+        return f"{obj.created_at:%Y-%m-%d %H:%M:%S}"
+
+    @admin.display(description="state")
+    def changed(self, obj: PlacementRevision) -> str:
+        state = obj.state
+        default = state.get("default_variant_key") or state.get("default_variant") or "none"
+        return f"{state.get('name')} · default {default}"
+
+    @admin.action(
+        description="Revert the placement to the selected revision", permissions=["revert"]
+    )
+    def revert(self, request, queryset) -> None:
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one revision to revert to.", messages.ERROR)
+            return
+        _placement_revert(self, request, queryset.get())

@@ -94,11 +94,19 @@ class VariantForm(forms.ModelForm):
         block_type = cleaned.get("block_type")
         if block_type is not None and block_type == self.block_type_obj:
             self._clean_block_values(block_type, cleaned)
-        elif block_type is None and not cleaned.get("template") and not cleaned.get("data"):
+        elif block_type is None and not self._value("template") and not self._value("data"):
             self.add_error(
-                "template", "Choose a block type, write a template, or give a data payload."
+                "template" if "template" in self.fields else None,
+                "Choose a block type, write a template, or give a data payload.",
             )
         return cleaned
+
+    def _value(self, name: str) -> Any:
+        """The cleaned value, or the stored one when this form does not edit that field (the
+        placement page's inline lists key, name, status… but not the template or data)."""
+        if name in self.fields:
+            return self.cleaned_data.get(name)
+        return getattr(self.instance, name)
 
     def _clean_block_values(self, block_type: BlockType, cleaned: dict[str, Any]) -> None:
         values = {}
@@ -148,7 +156,9 @@ class PlacementForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        field = self.fields["default_variant"]
+        field = self.fields.get("default_variant")
+        if field is None:  # read-only (a staff user who may only view placements)
+            return
         has_variants = bool(self.instance.pk) and self.instance.variants.exists()
         field.queryset = (
             Variant.objects.filter(placement=self.instance)

@@ -52,6 +52,26 @@ class Placement(models.Model):
     def __str__(self) -> str:
         return self.key
 
+    def revision_state(self) -> dict:
+        """The editable fields a revision keeps (the key is immutable once created), plus the
+        default variant's key at that time so history reads well even after it is deleted."""
+        default = self.default_variant if self.default_variant_id else None
+        return {
+            "name": self.name,
+            "description": self.description,
+            "default_variant": self.default_variant_id,
+            "default_variant_key": default.key if default else None,
+        }
+
+
+# What a placement revision restores; "default_variant_key" is only for reading history.
+PLACEMENT_REVISIONED_FIELDS = ("name", "description", "default_variant")
+
+
+def placement_restorable(state: dict) -> dict:
+    """The part of a placement's revision state that a revert restores (to compare states)."""
+    return {name: state.get(name) for name in PLACEMENT_REVISIONED_FIELDS}
+
 
 class VariantStatus(models.TextChoices):
     DRAFT = "draft", "Draft"
@@ -146,3 +166,19 @@ class VariantRevision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.variant} @ {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+class PlacementRevision(models.Model):
+    """A saved state of a placement, written on every editor change, so it can be reverted."""
+
+    placement = models.ForeignKey(Placement, on_delete=models.CASCADE, related_name="revisions")
+    state = models.JSONField(help_text="The placement's editable fields at that time.")
+    author = models.CharField(max_length=150, blank=True, default="")
+    comment = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.placement} @ {self.created_at:%Y-%m-%d %H:%M:%S}"

@@ -1,15 +1,26 @@
-"""Writes for content: saving variants with a revision, reverting, validating block values."""
+"""Writes for content: saving variants and placements with a revision, reverting, validating
+block values."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.dateparse import parse_datetime
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from .models import REVISIONED_FIELDS, BlockType, Variant, VariantRevision
+from .models import (
+    REVISIONED_FIELDS,
+    BlockType,
+    Placement,
+    PlacementRevision,
+    Variant,
+    VariantRevision,
+    VariantStatus,
+    placement_restorable,
+)
 
 
 def block_schema_problems(*, schema: dict[str, Any]) -> list[str]:
@@ -63,6 +74,94 @@ def variant_revert(*, revision: VariantRevision, author: str) -> Variant:
     variant.full_clean()
     return variant_save(
         variant=variant,
+        author=author,
+        comment=f"Reverted to the revision of {revision.created_at:%Y-%m-%d %H:%M:%S}",
+    )
+
+
+@transaction.atomic
+def placement_save(*, placement: Placement, author: str, comment: str = "") -> Placement:
+    """Save a placement and record its new state as a revision when a revisioned field changed.
+
+    The key is immutable once created: pages use it, and a revision does not restore it. A first
+    change to a placement whose stored state has no revision yet (created by a script, or changed
+    outside the admin) records that state first, so this change too can be reverted.
+    """
+    if placement.pk is None:
+        placement.save()
+        PlacementRevision.objects.create(
+            placement=placement, state=placement.revision_state(), author=author, comment=comment
+        )
+        return placement
+    stored = (
+        Placement.objects.select_for_update().select_related("default_variant").get(pk=placement.pk)
+    )
+    if placement.key != stored.key:
+        raise ValidationError({"key": "The key of a placement cannot change: pages use it."})
+    before, after = stored.revision_state(), placement.revision_state()
+    placement.save()
+    if placement_restorable(after) == placement_restorable(before):
+        return placement
+    latest = PlacementRevision.objects.filter(placement=placement).first()
+    if latest is None or placement_restorable(latest.state) != placement_restorable(before):
+        PlacementRevision.objects.create(
+            placement=placement,
+            state=before,
+            comment="Stored state, not yet in the history",
+        )
+    PlacementRevision.objects.create(
+        placement=placement, state=after, author=author, comment=comment
+    )
+    return placement
+
+
+def _revert_default(*, placement: Placement, revision: PlacementRevision) -> Variant | None:
+    """The revision's default variant if the placement can take it back, else a ValidationError
+    that says why (an editor reads it as it is)."""
+    state = revision.state
+    default_id = state.get("default_variant")
+    default = (
+        Variant.objects.select_for_update().filter(pk=default_id).first() if default_id else None
+    )
+    label = f'"{state.get("default_variant_key") or default_id}"'
+    if default_id is None and not placement.variants.exists():
+        return None
+    if default_id is None:
+        reason = "it had no default variant, and a placement with variants needs one."
+    elif default is None:
+        reason = f"its default variant {label} no longer exists."
+    elif default.placement_id != placement.pk:
+        reason = f"its default variant {label} now belongs to another placement."
+    elif default.status != VariantStatus.LIVE:
+        reason = (
+            f"its default variant {label} is not live ({default.get_status_display().lower()}); "
+            "make it live first, or revert to another revision."
+        )
+    else:
+        return default
+    raise ValidationError(
+        f'Placement "{placement.key}" cannot go back to the revision of '
+        f"{revision.created_at:%Y-%m-%d %H:%M:%S}: {reason}",
+        code="default_variant_unavailable",
+    )
+
+
+@transaction.atomic
+def placement_revert(*, revision: PlacementRevision, author: str) -> Placement:
+    """Bring a placement back to a revision's state (itself recorded as a new revision).
+
+    Refused with a ValidationError when the revision's default variant no longer exists, belongs
+    to another placement or is not live, or when it had none and the placement now has variants.
+    """
+    placement = Placement.objects.select_for_update().get(pk=revision.placement_id)
+    default = _revert_default(placement=placement, revision=revision)
+    state = revision.state
+    placement.name = state.get("name", placement.name)
+    placement.description = state.get("description", placement.description)
+    placement.default_variant = default
+    placement.full_clean()
+    return placement_save(
+        placement=placement,
         author=author,
         comment=f"Reverted to the revision of {revision.created_at:%Y-%m-%d %H:%M:%S}",
     )

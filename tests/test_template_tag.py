@@ -1,4 +1,5 @@
-"""{% mosaic_placement %}: server-side decisions through the same core as the API, never raising."""
+"""{% mosaic_placement %} (alias {% personalized_block %}): server-side decisions through the same
+core as the API, never raising."""
 
 from __future__ import annotations
 
@@ -104,3 +105,37 @@ def test_tag__several_placements__one_profile_load(hero, monkeypatch):
     )
     assert len(calls) == 1
     assert html.count("data-mosaic-placement=") == 2
+
+
+@pytest.mark.parametrize(
+    ("key", "visitor", "headers"),
+    [
+        ("hero", "ann", {}),  # targeted by segment
+        ("hero", None, {"HTTP_USER_AGENT": "Mozilla/5.0 (iPhone; Mobile) Safari"}),  # by device
+        ("hero", None, {}),  # default
+        ("nope", None, {}),  # unknown placement
+    ],
+    ids=["targeted", "device", "default", "unknown"],
+)
+def test_personalized_block__any_placement__same_output_as_mosaic_placement(
+    hero, key, visitor, headers
+):
+    # Given a visitor in the vip segment, and DESIGN.md's spelling of the tag next to the original
+    services.profile_set_traits(visitor="ann", traits={"tier": "gold", "name": "Ann"})
+    original = Template(f'{{% load mosaic %}}{{% mosaic_placement "{key}" %}}')
+    alias = Template(f'{{% load mosaic %}}{{% personalized_block "{key}" %}}')
+    # When both render for the same request
+    expected = render(original, visitor=visitor, **headers)
+    # Then the alias renders exactly the same placement
+    assert render(alias, visitor=visitor, **headers) == expected
+    assert f'data-mosaic-placement="{key}"' in expected
+
+
+def test_personalized_block__decide_raises__same_empty_div(hero, monkeypatch):
+    def boom(**kwargs):
+        raise RuntimeError("snapshot exploded")
+
+    monkeypatch.setattr("personalization.templatetags.mosaic.decide", boom)
+    alias = Template('{% load mosaic %}{% personalized_block "hero" %}')
+    assert render(alias) == render()
+    assert 'data-mosaic-reason="fallback:error"' in render(alias)

@@ -1,4 +1,5 @@
-"""Server-side placements: `{% load mosaic %}{% mosaic_placement "hero" %}`.
+"""Server-side placements: `{% load mosaic %}{% mosaic_placement "hero" %}`, also spelled
+`{% personalized_block "hero" %}` (DESIGN.md's name: the same function under a second name).
 
 Decides with the same core as the API (snapshot, visitor from the `mosaic_vid` cookie, context from
 the request) and renders
@@ -64,7 +65,7 @@ def placement_decide(request, placement_key: str) -> Decision:
             request_context=request_context,
         )[placement_key]
     except Exception:
-        logger.exception("mosaic_placement %r failed; serving an empty placement", placement_key)
+        logger.exception("placement %r: decision failed; serving it empty", placement_key)
         return Decision(placement_key, None, "", {}, "fallback:error")
 
 
@@ -83,7 +84,11 @@ def mosaic_placement(context, placement_key) -> SafeString:
             mark_safe(decision.html),
         )
     except Exception:  # a template tag must never break the page
-        logger.exception("mosaic_placement %r failed while rendering", key)
+        logger.exception("placement %r: tag failed while rendering", key)
         return format_html(
             '<div data-mosaic-placement="{}" data-mosaic-reason="fallback:error"></div>', key
         )
+
+
+# DESIGN.md's name for the same tag: one function, so both spellings take one code path.
+register.simple_tag(mosaic_placement, takes_context=True, name="personalized_block")
