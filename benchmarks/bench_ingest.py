@@ -308,6 +308,25 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes (clock ticks from /proc/<pid>/stat)."""
+    total = 0
+    for p in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _postgres_pids() -> list[int]:
+    found = []
+    for comm in glob.glob("/proc/[0-9]*/comm"):
+        with contextlib.suppress(OSError):
+            if Path(comm).read_text().strip().startswith("postgres"):
+                found.append(int(Path(comm).parent.name))
+    return found
+
+
 def _peak_rss_mb(pid: int) -> tuple[float, int]:
     """Sum of VmHWM over the process and its descendants (MB), and how many processes."""
     total = 0
@@ -429,6 +448,14 @@ def run(
                 time.sleep(0.1)
             base = _count(conninfo)
 
+            # CPU per component over the measured window (all share the same cores).
+            groups = {
+                "web": [web.pid, *_children(web.pid)],
+                "worker": [worker.pid, *_children(worker.pid)],
+                "postgres": _postgres_pids(),
+                "load generator": [os.getpid()],
+            }
+            cpu_before = {name: _cpu_seconds(pids) for name, pids in groups.items()}
             started = time.perf_counter()
             stop_at = time.monotonic() + time_limit
             stats = _post_all(web_port, bodies, threads, stop_at)
@@ -447,6 +474,7 @@ def run(
                 time.sleep(0.05)
             aggregated = time.perf_counter()
             pending_left = _count(conninfo, "segments_pendingaggregate")
+            cpu = {name: _cpu_seconds(pids) - cpu_before[name] for name, pids in groups.items()}
 
             web_rss, web_n = _peak_rss_mb(web.pid)
             worker_rss, worker_n = _peak_rss_mb(worker.pid)
@@ -465,6 +493,7 @@ def run(
                 "seconds": finished - started,
                 "rate": stored / (finished - started),
                 "aggregated_seconds": aggregated - started,
+                "cpu": cpu,
                 "pending_left": pending_left,
                 "http_rate": accepted / (stats["posted_at"] - started),
                 "raw_seconds": raw_seconds,
@@ -551,6 +580,14 @@ def main(argv: list[str] | None = None) -> int:
     for name, value, target, ok in rows:
         mark = "" if ok is None else ("yes" if ok else "NO")
         print(f"{name:<40} {value:>14} {target:>12}  {mark}")
+    # Where the CPU went, from the first POST until the aggregates were current (the load
+    # generator's figure includes this script's polling; redis-server is not counted).
+    per_event = {k: v / max(result["stored"], 1) * 1e6 for k, v in result["cpu"].items()}
+    print(
+        "CPU µs per event: "
+        + ", ".join(f"{name} {us:.0f}" for name, us in per_event.items())
+        + f" (total {sum(per_event.values()):.0f})"
+    )
     print(f"(python {sys.version.split()[0]}, {os.cpu_count()} CPUs)")
     return 0 if rate_ok and ratio_ok else 1
 

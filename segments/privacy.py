@@ -37,7 +37,7 @@ from .selectors import (
 )
 from .services import (
     AGGREGATE_LOCK,
-    INGEST_LOCK,
+    ingest_lanes,
     profiles_get_or_create,
     profiles_recompute_aggregates,
     profiles_refresh,
@@ -149,10 +149,10 @@ def profile_erase(*, profile_key: str, actor: str) -> ErasureResult:
 
     A key merged into another profile (identity aliases) erases that whole profile, aliases too.
 
-    Holds both ingestion locks, so no batch in flight re-creates the profile from events read
-    before the erasure, and no aggregation run re-writes its cached document after it. Redis goes
-    first: if it fails, nothing is erased and the caller can retry; the database part is one
-    transaction. Raises ErasureBusy or redis.RedisError.
+    Holds every ingestion lock (each lane's and aggregation's), so no batch in flight re-creates
+    the profile from events read before the erasure, and no aggregation run re-writes its cached
+    document after it. Redis goes first: if it fails, nothing is erased and the caller can retry;
+    the database part is one transaction. Raises ErasureBusy or redis.RedisError.
     """
     r = get_redis()
     locks = [
@@ -161,7 +161,7 @@ def profile_erase(*, profile_key: str, actor: str) -> ErasureResult:
             timeout=settings.MOSAIC_INGEST_LOCK_SECONDS,
             blocking_timeout=ERASE_LOCK_WAIT_SECONDS,
         )
-        for name in (INGEST_LOCK, AGGREGATE_LOCK)
+        for name in (*(lock for _, lock in ingest_lanes()), AGGREGATE_LOCK)
     ]
     held = []
     for lock in locks:

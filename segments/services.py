@@ -119,13 +119,27 @@ return items
 """
 
 
-def _queue_take(r, count: int) -> list[bytes]:
-    return r.register_script(_TAKE_SCRIPT)(keys=[EVENT_QUEUE, EVENT_PROCESSING], args=[count])
+def _queue_take(r, processing: str, count: int) -> list[bytes]:
+    return r.register_script(_TAKE_SCRIPT)(keys=[EVENT_QUEUE, processing], args=[count])
+
+
+def ingest_lanes() -> list[tuple[str, str]]:
+    """(processing list, lock) of each ingestion lane (MOSAIC_INGEST_LANES of them).
+
+    Lanes let several stage-1 runs write batches at once, each with its own processing list for
+    crash recovery. Lane 0 keeps the names a single-lane version used.
+    """
+    lanes = [(EVENT_PROCESSING, INGEST_LOCK)]
+    for lane in range(1, settings.MOSAIC_INGEST_LANES):
+        lanes.append((f"{EVENT_PROCESSING}:{lane}", f"{INGEST_LOCK}:{lane}"))
+    return lanes
 
 
 def events_queue_length() -> int:
-    r = get_redis()
-    return int(r.llen(EVENT_QUEUE)) + int(r.llen(EVENT_PROCESSING))
+    pipe = get_redis().pipeline(transaction=False)
+    for name in (EVENT_QUEUE, *(processing for processing, _ in ingest_lanes())):
+        pipe.llen(name)
+    return sum(int(n) for n in pipe.execute())
 
 
 def events_ingest_pending(*, max_events: int) -> IngestResult:
@@ -135,19 +149,20 @@ def events_ingest_pending(*, max_events: int) -> IngestResult:
     (`profiles_aggregate_pending`), which the task triggers after each run.
     """
     r = get_redis()
-    lock = r.lock(INGEST_LOCK, timeout=settings.MOSAIC_INGEST_LOCK_SECONDS, blocking_timeout=0)
-    if not lock.acquire(blocking=False):
+    lane = _lane_acquire(r)
+    if lane is None:
         return IngestResult(0, 0, 0, 0, skipped_locked=True)
+    processing, lock = lane
     try:
         # A crashed run's batch comes first, so nothing accepted is ever stranded.
-        raw = r.lrange(EVENT_PROCESSING, 0, -1)
+        raw = r.lrange(processing, 0, -1)
         if not raw:
-            raw = _queue_take(r, max_events)
+            raw = _queue_take(r, processing, max_events)
         if not raw:
             return IngestResult(0, 0, 0, 0)
         events = [orjson.loads(item) for item in raw]
         result = events_store(events=events)
-        r.delete(EVENT_PROCESSING)
+        r.delete(processing)
         return IngestResult(
             taken=len(events),
             stored=result.stored,
@@ -157,6 +172,15 @@ def events_ingest_pending(*, max_events: int) -> IngestResult:
         )
     finally:
         lock.release()
+
+
+def _lane_acquire(r) -> tuple[str, Any] | None:
+    """The first free lane's processing list and its (acquired) lock; None when all are busy."""
+    for processing, lock_name in ingest_lanes():
+        lock = r.lock(lock_name, timeout=settings.MOSAIC_INGEST_LOCK_SECONDS, blocking_timeout=0)
+        if lock.acquire(blocking=False):
+            return processing, lock
+    return None
 
 
 def _parse_time(value: str | None) -> datetime:
@@ -202,7 +226,8 @@ def events_store(*, events: list[dict[str, Any]]) -> StoreResult:
             if not purpose_allowed(known[k][1] if k in known else None, ANALYTICS)
         }
         dropped = sum(len(by_visitor.pop(k)) for k in refused)
-        missing = [k for k in by_visitor if k not in known]
+        # Sorted: lanes creating the same new profiles wait on each other in one order only.
+        missing = sorted(k for k in by_visitor if k not in known)
         if missing:
             Profile.objects.bulk_create([Profile(key=k) for k in missing], ignore_conflicts=True)
             known.update(_profiles_for_ingest(keys=missing))
@@ -482,8 +507,12 @@ def _profiles_write_aggregates(*, profiles: list[Profile]) -> None:
 
 
 def _profiles_locked_by_id(*, profile_ids: list[int]) -> list[Profile]:
-    """These profiles, locked for the transaction in pk order (no deadlock between lockers)."""
-    query = Profile.objects.select_for_update().order_by("pk")
+    """These profiles, locked for the transaction in pk order (no deadlock between lockers).
+
+    FOR NO KEY UPDATE: the aggregates are rewritten, the key is not; stage 1's foreign-key
+    checks on new events (FOR KEY SHARE) go on meanwhile instead of waiting for this run.
+    """
+    query = Profile.objects.select_for_update(no_key=True).order_by("pk")
     return list(filter_in(query, "id", profile_ids, cast="bigint"))
 
 

@@ -6,6 +6,7 @@ crash, a re-run, an identify merge, the retention purge or an erasure.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from unittest import mock
 
@@ -17,7 +18,7 @@ from segments import privacy, services
 from segments.models import Event, PendingAggregate, Profile
 from segments.pseudonym import pseudonymize
 from segments.selectors import profile_cache_key, profile_get_cached
-from tests.factories import aggregate_all, event, make_segment
+from tests.factories import aggregate_all, event, make_segment, store
 
 
 def profile_of(visitor: str) -> Profile:
@@ -215,3 +216,88 @@ def test_stage2__pending_row_of_a_deleted_event__dropped_quietly():
     assert result.events == 1
     assert profile_of("ann").aggregates["event_count"] == 1
     assert not PendingAggregate.objects.exists()
+
+
+# --- stage 1 lanes ------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_stage1__first_lane_busy__second_lane_stores_the_batch(redis_client, settings):
+    # Given two lanes, the first one held by a running batch, and queued events
+    settings.MOSAIC_INGEST_LANES = 2
+    (first_list, first_lock), (second_list, _) = services.ingest_lanes()
+    services.events_enqueue(events=[event("ann"), event("bob")])
+    held = redis_client.lock(first_lock, timeout=5)
+    assert held.acquire(blocking=False)
+    try:
+        # When stage 1 runs
+        result = services.events_ingest_pending(max_events=100)
+    finally:
+        held.release()
+    # Then the second lane took and stored the batch, and left nothing in either list
+    assert (result.taken, result.stored) == (2, 2)
+    assert redis_client.llen(first_list) == redis_client.llen(second_list) == 0
+    assert services.events_queue_length() == 0
+
+
+@pytest.mark.django_db
+def test_stage1__all_lanes_busy__skipped_and_nothing_taken(redis_client, settings):
+    # Given every lane held and a queued event
+    settings.MOSAIC_INGEST_LANES = 2
+    locks = [redis_client.lock(name, timeout=5) for _, name in services.ingest_lanes()]
+    services.events_enqueue(events=[event("ann")])
+    assert all(lock.acquire(blocking=False) for lock in locks)
+    try:
+        # When stage 1 runs
+        result = services.events_ingest_pending(max_events=100)
+    finally:
+        for lock in locks:
+            lock.release()
+    # Then it says so, and the event is still queued
+    assert result.skipped_locked
+    assert services.events_queue_length() == 1
+    assert not Event.objects.exists()
+
+
+@pytest.mark.django_db
+def test_stage1__crashed_batch_in_second_lane__re_processed_by_it(redis_client, settings):
+    # Given a batch a crashed run left in the second lane's processing list (and the first lane
+    # busy), plus a newer queued event
+    settings.MOSAIC_INGEST_LANES = 2
+    (_, first_lock), (second_list, _) = services.ingest_lanes()
+    left = [event("ann", "purchase", value="2.00"), event("ann")]
+    redis_client.rpush(second_list, *[json.dumps(e) for e in left])
+    services.events_enqueue(events=[event("bob")])
+    held = redis_client.lock(first_lock, timeout=5)
+    assert held.acquire(blocking=False)
+    try:
+        # When stage 1 runs on the second lane
+        result = services.events_ingest_pending(max_events=100)
+    finally:
+        held.release()
+    # Then the left-over batch is written first, and the queued event stays for the next run
+    assert (result.taken, result.stored) == (2, 2)
+    assert redis_client.llen(second_list) == 0
+    assert services.events_queue_length() == 1
+
+
+@pytest.mark.django_db
+def test_erase__a_lane_busy__waits_then_refuses_busy_and_erases_nothing(redis_client, settings):
+    # Given a stored visitor and the second lane held by a batch that does not finish
+    settings.MOSAIC_INGEST_LANES = 2
+    store(events=[event("ann")])
+    (_, _), (_, second_lock) = services.ingest_lanes()
+    held = redis_client.lock(second_lock, timeout=5)
+    assert held.acquire(blocking=False)
+    try:
+        # When an erasure is asked, with a short wait
+        with (
+            mock.patch.object(privacy, "ERASE_LOCK_WAIT_SECONDS", 0.2),
+            pytest.raises(privacy.ErasureBusy),
+        ):
+            privacy.profile_erase(profile_key=pseudonymize("ann"), actor="test")
+    finally:
+        held.release()
+    # Then nothing was erased, and no lock is left behind for the next attempt
+    assert Profile.objects.filter(key=pseudonymize("ann")).exists()
+    assert privacy.profile_erase(profile_key=pseudonymize("ann"), actor="test").erased

@@ -14,6 +14,9 @@ MOSAIC_EMBEDDED_REDIS_PORT = ENV.embedded_redis_port
 MOSAIC_EVENT_BATCH_SIZE = ENV.event_batch_size
 # Stage 2 of ingestion: at most this many stored events folded into profiles per transaction.
 MOSAIC_AGGREGATE_BATCH_SIZE = ENV.aggregate_batch_size
+# Stage-1 runs that may write batches at once (each needs a worker process; lower it only
+# once the queue is drained: a lane's leftover batch is retried by that lane only).
+MOSAIC_INGEST_LANES = ENV.ingest_lanes
 # How long a crashed ingestion run blocks the next one; longer than one batch ever takes.
 MOSAIC_INGEST_LOCK_SECONDS = ENV.ingest_lock_seconds
 # A variant render slower than this serves the placement's default (logged and counted).

@@ -46,6 +46,7 @@ class MosaicEnv:
     event_batch_size: int
     ingest_lock_seconds: int
     aggregate_batch_size: int
+    ingest_lanes: int
     render_budget_ms: float
     event_max_batch: int
     consent_default: str
@@ -91,6 +92,7 @@ class MosaicEnv:
             segment_recompute_minutes=_reader.int("SEGMENT_RECOMPUTE_MINUTES", default=5),
             event_batch_size=_reader.int("EVENT_BATCH_SIZE", default=5000),
             aggregate_batch_size=_reader.int("MOSAIC_AGGREGATE_BATCH_SIZE", default=20000),
+            ingest_lanes=max(1, _reader.int("MOSAIC_INGEST_LANES", default=2)),
             ingest_lock_seconds=_reader.int("MOSAIC_INGEST_LOCK_SECONDS", default=60),
             render_budget_ms=_reader.float("MOSAIC_RENDER_BUDGET_MS", default=50.0),
             event_max_batch=_reader.int("EVENT_MAX_BATCH", default=500),
