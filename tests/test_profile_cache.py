@@ -10,13 +10,14 @@ import time
 import pytest
 import redis
 
-from personalization import profile_cache
+from personalization import metrics, profile_cache
 from personalization.profile_cache import ProfileCache
 from segments import services
 from segments.models import Profile
 from segments.pseudonym import pseudonymize
 from segments.selectors import profile_cache_key
 from tests.conftest import wait_for
+from tests.factories import make_placement, make_variant
 
 KEY = profile_cache_key("cache-test-visitor")
 
@@ -385,3 +386,59 @@ def test_profile_cache__forked_child__own_cache_and_channel(redis_client):
     # Then it started without the parent's entries and subscribed on its own connection
     assert os.read(read_end, 16) == b"ok"
     assert status == 0
+
+
+@pytest.mark.django_db
+def test_decide__profile_cache__no_database_query_and_sees_changes(
+    client, redis_client, django_assert_num_queries, monkeypatch
+):
+    # Given a visitor with a profile and a warm decision path
+    placement = make_placement("hero")
+    make_variant(placement, "gold", condition={"profile.traits.tier": "gold"})
+    services.profile_set_traits(visitor="ann", traits={"tier": "silver"})
+
+    def variant():
+        body = client.get("/api/v1/decide", {"placements": "hero", "visitor": "ann"}).json()
+        assert body["profile"] == "found"
+        return body["placements"]["hero"]["variant"]
+
+    assert variant() == "default"
+    wait_for(lambda: profile_cache.current().redirect_id, timeout=5, interval=0.01)
+    variant()  # now through the tracked connection
+    hits = profile_cache.current().counts["hits"]
+    # When deciding again
+    with django_assert_num_queries(0):
+        assert variant() == "default"
+    # Then the profile came from the cache, without any database query
+    assert profile_cache.current().counts["hits"] == hits + 1
+    # And a change made in this process is seen by the very next decision, even before Redis's
+    # invalidation message is handled (held back here)
+    cache = profile_cache.current()
+    forget = cache.forget
+    monkeypatch.setattr(
+        cache, "forget", lambda keys, from_server=False: from_server or forget(keys)
+    )
+    services.profile_set_traits(visitor="ann", traits={"tier": "gold"})
+    with django_assert_num_queries(0):
+        assert variant() == "gold"
+    monkeypatch.undo()
+    # And so is a change made by another process, once Redis has told this one
+    key = profile_cache_key(pseudonymize("ann"))
+    document = json.loads(redis_client.get(key))
+    document["traits"]["tier"] = "silver"
+    redis_client.set(key, json.dumps(document))
+    wait_for(lambda: variant() == "default", timeout=5, interval=0.01)
+
+
+@pytest.mark.django_db
+def test_metrics__profile_cache__counters_exposed(client, redis_client):
+    # Given a process that has served a profile read
+    redis_client.set(KEY, b"{}")
+    profile_cache.profile_raw(KEY)
+    # When /metrics is scraped
+    text = client.get("/metrics").content.decode()
+    # Then the cache's counters are there, with help texts
+    for name in ("hits", "misses", "bypassed", "invalidations", "flushes"):
+        assert f"mosaic_profile_cache_{name}_total{{pid=" in text
+        assert f"# HELP mosaic_profile_cache_{name}_total" in text
+    assert set(profile_cache.metrics()) <= set(metrics.HELP)
