@@ -8,12 +8,17 @@ exits 1 when a target is missed.
 
 a. In process: 3 placements x 10 conditional variants (request and profile conditions), one
    running experiment, a Jinja render per placement. Median over rounds of the mean time per
-   decision: ``decide()`` on a pre-loaded profile, and the full path with ``visitor_load`` (the
-   Redis GET). The ``growthbook`` package evaluates three equivalent features (same conditions
-   as force rules, plus one experiment rule) on the same attributes.
+   decision: ``decide()`` on a pre-loaded profile, and the full path with ``visitor_load``, once
+   with the profile cache off (one Redis GET per call) and once warm (served from the process's
+   invalidated cache, personalization.profile_cache); ``visitor_load`` alone both ways too. The
+   ``growthbook`` package evaluates three equivalent features (same conditions as force rules,
+   plus one experiment rule) on the same attributes.
 b. Over HTTP: gunicorn on 127.0.0.1, load from ``wrk`` (32 connections), against
    /api/v1/decide (rotating over 1,000 visitors with cached profiles) and against a bare
-   Django JsonResponse view on the same server (benchmarks.bench_settings / bench_urls).
+   Django JsonResponse view on the same server (benchmarks.bench_settings / bench_urls). A
+   decide load of half the duration (at least 3 s) first fills the workers' profile caches; their
+   hit rate during the measured decide load is read from /metrics (MOSAIC_PROFILE_CACHE_SIZE=0
+   in the environment runs the server with the cache off, for comparison).
 c. Memory: RSS of this process after building a snapshot of 1,000 placements x 5 variants, the
    RSS delta of the build, and the rebuild time.
 """
@@ -106,13 +111,21 @@ def _calibrate(fn) -> int:
         n *= 2
 
 
-def _interleaved_us(fns: dict[str, Any], rounds: int = ROUNDS) -> dict[str, float]:
+def _interleaved_us(
+    fns: dict[str, Any], rounds: int = ROUNDS, enter: dict[str, Any] | None = None
+) -> dict[str, float]:
     """Median over rounds of the mean µs per call, the functions taking turns round by round
-    (so that a noisy neighbour slows every engine alike rather than whichever ran then)."""
-    calls = {name: _calibrate(fn) for name, fn in fns.items()}
+    (so that a noisy neighbour slows every engine alike rather than whichever ran then).
+    `enter[name]`, if given, runs untimed before each of that function's turns."""
+    enter = enter or {}
+    calls = {}
+    for name, fn in fns.items():
+        enter.get(name, lambda: None)()
+        calls[name] = _calibrate(fn)
     samples: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
+            enter.get(name, lambda: None)()
             n = calls[name]
             start = time.perf_counter()
             for _ in range(n):
@@ -228,8 +241,10 @@ def growthbook_features() -> dict[str, Any]:
 
 
 def bench_in_process() -> dict[str, Any]:
+    from django.conf import settings
     from growthbook import GrowthBook
 
+    from personalization import profile_cache
     from personalization.context import build_request_context
     from personalization.decide import Visitor, decide
     from personalization.snapshot import snapshot_build
@@ -263,6 +278,33 @@ def bench_in_process() -> dict[str, Any]:
             snapshot=snapshot, placement_keys=keys, visitor=loaded, request_context=request_context
         )
 
+    def load_only() -> None:
+        visitor_load(visitor_id=VISITOR)
+
+    # Cold and warm take turns without rebuilding the cache: "cold" parks the process's cache
+    # and turns the setting off (visitor_load then takes its cache-off path: a plain GET);
+    # "warm" puts the same, still subscribed, cache back.
+    size = settings.MOSAIC_PROFILE_CACHE_SIZE or 10_000
+    settings.MOSAIC_PROFILE_CACHE_SIZE = size
+    profile_cache.reset()
+    assert visitor_load(visitor_id=VISITOR)[1] == "found"
+    deadline = time.monotonic() + 10
+    warm = profile_cache.current()
+    while warm.redirect_id is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    visitor_load(visitor_id=VISITOR)  # read through the tracked connection: now cached
+    hits = warm.counts["hits"]
+    visitor_load(visitor_id=VISITOR)
+    assert warm.counts["hits"] == hits + 1, "profile cache not serving"
+
+    def cache_off() -> None:
+        settings.MOSAIC_PROFILE_CACHE_SIZE = 0
+        profile_cache._current = None
+
+    def cache_warm() -> None:
+        settings.MOSAIC_PROFILE_CACHE_SIZE = size
+        profile_cache._current = warm
+
     attributes = {"id": profile_key, "request": request_context, "profile": PROFILE}
     gb = GrowthBook(attributes=attributes, features=growthbook_features())
     values = {k: gb.eval_feature(k).value for k in keys}
@@ -274,8 +316,22 @@ def bench_in_process() -> dict[str, Any]:
             gb.eval_feature(feature)
 
     result = _interleaved_us(
-        {"decide_us": mosaic_decide, "growthbook_us": growthbook_eval, "full_us": mosaic_full}
+        {
+            "decide_us": mosaic_decide,
+            "growthbook_us": growthbook_eval,
+            "full_us": mosaic_full,
+            "full_warm_us": mosaic_full,
+            "load_us": load_only,
+            "load_warm_us": load_only,
+        },
+        enter={
+            "full_us": cache_off,
+            "load_us": cache_off,
+            "full_warm_us": cache_warm,
+            "load_warm_us": cache_warm,
+        },
     )
+    cache_warm()
     gb.destroy()
     result["speedup"] = result["growthbook_us"] / result["decide_us"]
     return result
@@ -334,6 +390,20 @@ end
 """
 
 
+def _profile_cache_counts(base: str, workers: int) -> dict[str, dict[str, int]]:
+    """Each worker's profile cache counters, by pid (each /metrics answer is one worker's: asked
+    until every worker has answered, or 50 times)."""
+    pattern = re.compile(r'^mosaic_profile_cache_(\w+)_total\{pid="(\d+)"\} (\d+)$', re.M)
+    per_pid: dict[str, dict[str, int]] = {}
+    for _ in range(50):
+        text = urllib.request.urlopen(f"{base}/metrics", timeout=5).read().decode()
+        for name, pid, count in pattern.findall(text):
+            per_pid.setdefault(pid, {})[name] = int(count)
+        if len(per_pid) >= workers:
+            break
+    return per_pid
+
+
 def bench_http(
     env: dict[str, str],
     seconds: int,
@@ -371,8 +441,18 @@ def bench_http(
                 time.sleep(0.2)
         for _ in range(20):  # warm both workers' snapshots
             urllib.request.urlopen(decide_url, timeout=5).read()
+        # Steady state: both workers' profile caches hold the rotating visitors before measuring.
+        _wrk(decide_url, max(3, seconds // 2), script)
+        before = _profile_cache_counts(base, workers=2)
         bare = _wrk(f"{base}/bench/bare", seconds)
         decide_result = _wrk(decide_url, seconds, script)
+        after = _profile_cache_counts(base, workers=2)
+        cache = {
+            name: sum(c.get(name, 0) for c in after.values())
+            - sum(c.get(name, 0) for c in before.values())
+            for name in ("hits", "misses", "bypassed")
+        }
+        cache["workers_seen"] = len(after.keys() & before.keys())
         extra = {}
         if extra_connections:  # not the target's load: p99 when the server is not saturated
             light = max(5, seconds // 3)
@@ -388,6 +468,7 @@ def bench_http(
         "bare": bare,
         "decide": decide_result,
         "ratio": decide_result["rps"] / bare["rps"],
+        "cache": cache,
         "extra": extra,
     }
 
@@ -446,6 +527,15 @@ def bench_memory() -> dict[str, float]:
 # --- report ------------------------------------------------------------------------------------
 
 
+def _hit_rate(counts: dict[str, int]) -> str:
+    reads = sum(counts.get(name, 0) for name in ("hits", "misses", "bypassed"))
+    if not reads:
+        return "no reads"
+    return f"{counts.get('hits', 0) / reads:.1%} of {reads}" + (
+        f" ({counts['workers_seen']} workers)" if counts.get("workers_seen") != 2 else ""
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="5 s HTTP loads instead of 30 s")
@@ -471,7 +561,12 @@ def main() -> int:
         rows += [
             ("decide(), profile pre-loaded", f"{a['decide_us']:.1f} µs",
              f"≤ {TARGET_DECIDE_US:.0f} µs", a["decide_us"] <= TARGET_DECIDE_US),
-            ("visitor_load (Redis GET) + decide()", f"{a['full_us']:.1f} µs", "-", True),
+            ("visitor_load (cache off: Redis GET) + decide()", f"{a['full_us']:.1f} µs", "-",
+             True),
+            ("visitor_load (profile cache warm) + decide()", f"{a['full_warm_us']:.1f} µs", "-",
+             True),
+            ("visitor_load alone: cache off / warm",
+             f"{a['load_us']:.1f} / {a['load_warm_us']:.1f} µs", "-", True),
             ("growthbook eval_feature x3", f"{a['growthbook_us']:.1f} µs", "-", True),
             ("speed-up vs growthbook", f"{a['speedup']:.2f}x",
              f"≥ {TARGET_VS_GROWTHBOOK}x", a["speedup"] >= TARGET_VS_GROWTHBOOK),
@@ -495,6 +590,8 @@ def main() -> int:
                 ("decide p99 latency", f"{dec['p99_ms']:.2f} ms", f"≤ {TARGET_P99_MS:.0f} ms",
                  dec["p99_ms"] <= TARGET_P99_MS),
                 ("bare p99 latency", f"{bare['p99_ms']:.2f} ms", "-", True),
+                ("profile cache hit rate (workers, measured decide load)", _hit_rate(b["cache"]),
+                 "-", True),
                 ("decide / bare mean latency",
                  f"{dec['avg_ms']:.2f} / {bare['avg_ms']:.2f} ms", "-", True),
                 ("decide non-2xx / socket errors",
@@ -521,6 +618,9 @@ def main() -> int:
              f"≤ {TARGET_REBUILD_S * 1000:.0f} ms", c["rebuild_s"] <= TARGET_REBUILD_S),
         ]  # fmt: skip
     finally:
+        from personalization import profile_cache
+
+        profile_cache.reset()  # before its Redis goes away (no "channel lost" warning)
         redis_process.terminate()
         redis_process.wait(timeout=10)
         shutil.rmtree(tmp, ignore_errors=True)

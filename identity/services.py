@@ -21,6 +21,7 @@ from typing import Any
 import redis
 from django.db import IntegrityError, models, transaction
 
+from personalization import profile_cache
 from personalization.redis import get_redis
 from segments import services as segment_services
 from segments.models import ConsentRecord, Profile
@@ -141,10 +142,12 @@ def _related_move(*, source: Profile, target: Profile) -> None:
 def _cache_forget(*, keys: list[str]) -> None:
     if not keys:
         return
+    names = [profile_cache_key(k) for k in keys]
     try:
-        get_redis().delete(*[profile_cache_key(k) for k in keys])
+        get_redis().delete(*names)
     except redis.RedisError:
         logger.warning("identify: Redis unavailable; merged profiles' cache entries expire later")
+    profile_cache.forget(names)
 
 
 def visitor_set_traits(*, visitor: str, traits: dict[str, Any]) -> Profile:

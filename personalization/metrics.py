@@ -19,6 +19,13 @@ HELP = {
     "mosaic_render_errors_total": "Variant renders that raised (served the default instead).",
     "mosaic_render_over_budget_total": "Variant renders slower than MOSAIC_RENDER_BUDGET_MS.",
     "mosaic_exposures_lost_total": "Exposures that could not be buffered (Redis unavailable).",
+    "mosaic_profile_cache_hits_total": "Profile reads served from this process's cache.",
+    "mosaic_profile_cache_misses_total": "Profile reads sent to Redis over the tracked connection.",
+    "mosaic_profile_cache_bypassed_total": (
+        "Profile reads sent to Redis untracked: cache not ready, or its channel lost."
+    ),
+    "mosaic_profile_cache_invalidations_total": "Keys Redis reported changed (read here).",
+    "mosaic_profile_cache_flushes_total": "Times the whole profile cache was dropped.",
 }
 
 

@@ -9,7 +9,7 @@ from django.shortcuts import render
 
 from experiments.services import exposures_lost
 
-from . import metrics
+from . import metrics, profile_cache
 from .redis import get_redis
 from .templatetags.mosaic import VISITOR_COOKIE
 
@@ -79,5 +79,6 @@ def healthz(request):
 
 def metrics_view(request):
     """Counters of fallbacks and failures of this process (Prometheus text format)."""
-    text = metrics.render_text(extra={"mosaic_exposures_lost_total": exposures_lost.value})
+    extra = {"mosaic_exposures_lost_total": exposures_lost.value, **profile_cache.metrics()}
+    text = metrics.render_text(extra=extra)
     return HttpResponse(text, content_type="text/plain; version=0.0.4")

@@ -1,15 +1,18 @@
-"""Loading the visitor for a decision: one Redis round trip, consent applied, failures visible."""
+"""Loading the visitor for a decision: from the process's invalidated profile cache or one Redis
+round trip (personalization.profile_cache), consent applied, failures visible."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 import redis
 
 from segments.consent import purpose_allowed
 from segments.pseudonym import pseudonymize
-from segments.selectors import profile_get_cached
+from segments.selectors import profile_cache_key
 
+from . import profile_cache
 from .decide import Visitor
 
 logger = logging.getLogger(__name__)
@@ -21,11 +24,13 @@ def visitor_load(*, visitor_id: str | None) -> tuple[Visitor, str]:
         return Visitor(None, None, purpose_allowed(None, "personalization")), "anonymous"
     profile_key = pseudonymize(visitor_id)
     try:
-        profile = profile_get_cached(profile_key=profile_key)
+        # A fresh parse per call: the cache holds bytes, and nobody shares the dict.
+        raw = profile_cache.profile_raw(profile_cache_key(profile_key))
     except redis.RedisError:
         logger.warning("decide: Redis unavailable, deciding without the profile")
         return Visitor(profile_key, None, purpose_allowed(None, "personalization")), "unavailable"
-    if profile is None:
+    if not raw:
         return Visitor(profile_key, None, purpose_allowed(None, "personalization")), "new"
+    profile = json.loads(raw)
     allowed = purpose_allowed(profile.get("consent"), "personalization")
     return Visitor(profile_key, profile, allowed), "found"

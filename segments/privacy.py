@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import transaction
 
 from experiments.models import Exposure
+from personalization import profile_cache
 from personalization.redis import get_redis
 
 from .consent import consent_merge
@@ -207,7 +208,10 @@ def _redis_erase(*, profile_keys: list[str]) -> dict[str, int]:
     for name, items in found["list_items"].items():
         for raw in items:
             pipe.lrem(name, 0, raw)
-    results = pipe.execute()
+    try:
+        results = pipe.execute()
+    finally:
+        profile_cache.forget(found["keys"])
     keys_deleted = sum(int(n) for n in results[: len(found["keys"])])
     items_removed = sum(int(n) for n in results[len(found["keys"]) :])
     return {"redis_keys": keys_deleted, "redis_pending_items": items_removed}

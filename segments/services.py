@@ -32,6 +32,7 @@ from django.db.models import Count
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from personalization import profile_cache
 from personalization.redis import get_redis, key
 from personalization.rules import compile_condition
 
@@ -679,14 +680,19 @@ def profile_cache_write(*, profile_ids: list[int], profiles: list[Profile] | Non
     segment_keys = profile_segment_keys(profile_ids=[p.pk for p in profiles])
     aliases = profile_alias_keys(profile_ids=[p.pk for p in profiles])
     pipe = get_redis().pipeline(transaction=False)
+    written: list[str] = []
     for profile in profiles:
         document = orjson.dumps(
             profile_document(profile=profile, segment_keys=segment_keys[profile.pk])
         )
         # Merged-away visitor ids read the same document: decide stays one GET for them too.
         for profile_key in (profile.key, *aliases.get(profile.pk, ())):
-            pipe.set(profile_cache_key(profile_key), document, ex=PROFILE_CACHE_TTL)
-    pipe.execute()
+            written.append(profile_cache_key(profile_key))
+            pipe.set(written[-1], document, ex=PROFILE_CACHE_TTL)
+    try:
+        pipe.execute()
+    finally:  # other processes hear of it from Redis; this one sees its own write at once
+        profile_cache.forget(written)
     return len(profiles)
 
 

@@ -61,9 +61,12 @@ def _use_test_redis(redis_url):
 
 @pytest.fixture(autouse=True)
 def _clean_redis(redis_url):
+    from personalization import profile_cache
     from personalization.snapshot import holder
 
     redis.Redis.from_url(redis_url).flushdb()
+    # A fresh profile cache per test: the old one would hear of this flush only asynchronously.
+    profile_cache.reset()
     holder.reset()
     yield
     holder.reset()

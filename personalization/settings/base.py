@@ -32,6 +32,10 @@ MOSAIC_REQUIRE_API_KEY = ENV.require_api_key
 MOSAIC_IDENTIFY_SECRET = ENV.identify_secret
 # Traits without a TraitDefinition: "accept" (stored as sent) or "reject" (400 naming the trait).
 MOSAIC_UNDECLARED_TRAITS = ENV.undeclared_traits
+# Per-process copy of the profile documents decisions read, invalidated by Redis (CLIENT TRACKING):
+# most entries it holds (0 turns it off) and the age after which an entry is re-read regardless.
+MOSAIC_PROFILE_CACHE_SIZE = ENV.profile_cache_size
+MOSAIC_PROFILE_CACHE_MAX_AGE = ENV.profile_cache_max_age
 # Browsers send publishable keys in this header too; CORS preflight must let it through.
 CORS_ALLOW_HEADERS = (*default_headers, "x-mosaic-key")
 

@@ -54,6 +54,8 @@ class MosaicEnv:
     require_api_key: bool
     identify_secret: str
     undeclared_traits: str
+    profile_cache_size: int
+    profile_cache_max_age: float
 
     @classmethod
     def load(cls) -> MosaicEnv:
@@ -106,6 +108,8 @@ class MosaicEnv:
                 else secret("MOSAIC_IDENTIFY_SECRET")
             ),
             undeclared_traits=_reader.str("MOSAIC_UNDECLARED_TRAITS", default="accept"),
+            profile_cache_size=_reader.int("MOSAIC_PROFILE_CACHE_SIZE", default=10_000),
+            profile_cache_max_age=_reader.float("MOSAIC_PROFILE_CACHE_MAX_AGE", default=60.0),
         )
 
 
