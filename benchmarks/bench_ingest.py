@@ -455,7 +455,9 @@ def run(
                 "postgres": _postgres_pids(),
                 "load generator": [os.getpid()],
             }
-            cpu_before = {name: _cpu_seconds(pids) for name, pids in groups.items()}
+            cpu_before = {
+                name: {pid: _cpu_seconds([pid]) for pid in pids} for name, pids in groups.items()
+            }
             started = time.perf_counter()
             stop_at = time.monotonic() + time_limit
             stats = _post_all(web_port, bodies, threads, stop_at)
@@ -474,7 +476,19 @@ def run(
                 time.sleep(0.05)
             aggregated = time.perf_counter()
             pending_left = _count(conninfo, "segments_pendingaggregate")
-            cpu = {name: _cpu_seconds(pids) - cpu_before[name] for name, pids in groups.items()}
+            # Processes started meanwhile (PostgreSQL backends, pool children) count from zero.
+            groups_after = {
+                "web": [web.pid, *_children(web.pid)],
+                "worker": [worker.pid, *_children(worker.pid)],
+                "postgres": _postgres_pids(),
+                "load generator": [os.getpid()],
+            }
+            cpu = {
+                name: sum(
+                    _cpu_seconds([pid]) - before_by_pid.get(pid, 0.0) for pid in groups_after[name]
+                )
+                for name, before_by_pid in cpu_before.items()
+            }
 
             web_rss, web_n = _peak_rss_mb(web.pid)
             worker_rss, worker_n = _peak_rss_mb(worker.pid)
@@ -516,7 +530,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=None)
     parser.add_argument("--visitors", type=int, default=None)
     parser.add_argument("--threads", type=int, default=4, help="load generator connections")
-    parser.add_argument("--worker-concurrency", type=int, default=2)
+    parser.add_argument(
+        "--worker-concurrency",
+        type=int,
+        default=3,
+        help="Celery processes: one per ingestion lane (MOSAIC_INGEST_LANES, 2) plus aggregation",
+    )
     parser.add_argument("--time-limit", type=float, default=300.0, help="seconds, at most")
     args = parser.parse_args(argv)
     total = args.events or (20_000 if args.quick else 200_000)

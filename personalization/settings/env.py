@@ -93,7 +93,7 @@ class MosaicEnv:
             celery_task_always_eager=_reader.bool("CELERY_TASK_ALWAYS_EAGER", default=False),
             segment_recompute_minutes=_reader.int("SEGMENT_RECOMPUTE_MINUTES", default=5),
             event_batch_size=_reader.int("EVENT_BATCH_SIZE", default=5000),
-            aggregate_batch_size=_reader.int("MOSAIC_AGGREGATE_BATCH_SIZE", default=20000),
+            aggregate_batch_size=_reader.int("MOSAIC_AGGREGATE_BATCH_SIZE", default=50000),
             ingest_lanes=max(1, _reader.int("MOSAIC_INGEST_LANES", default=2)),
             ingest_lock_seconds=_reader.int("MOSAIC_INGEST_LOCK_SECONDS", default=60),
             render_budget_ms=_reader.float("MOSAIC_RENDER_BUDGET_MS", default=50.0),
