@@ -94,7 +94,9 @@ def placement_save(*, placement: Placement, author: str, comment: str = "") -> P
         )
         return placement
     stored = (
-        Placement.objects.select_for_update().select_related("default_variant").get(pk=placement.pk)
+        Placement.objects.select_for_update(of=("self",))
+        .select_related("default_variant")
+        .get(pk=placement.pk)
     )
     if placement.key != stored.key:
         raise ValidationError({"key": "The key of a placement cannot change: pages use it."})

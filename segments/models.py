@@ -67,17 +67,25 @@ class Event(models.Model):
 
 
 class PendingAggregate(models.Model):
-    """An event stored but not yet folded into its profile's aggregates (the second stage).
+    """An event stored but not yet folded into its profile's aggregates (ingestion's stage 2).
 
-    Ingestion writes the event and this row in one transaction; aggregation deletes the row in
-    the transaction that folds the event in, so each event is counted exactly once whatever
-    crashes. No database constraint to the event (a COPY of thousands of rows would check each):
-    rows whose event was erased meanwhile are simply dropped by the next aggregation run.
+    Stage 1 writes the event and this row in one transaction; stage 2 deletes the row in the
+    transaction that folds the event in, so each event is counted exactly once whatever crashes.
+    The row carries what the fold needs (a copy of the event's fields), so stage 2 reads only
+    this table. No database constraint to the event (a COPY of thousands of rows would check
+    each); deleting an event through the ORM deletes its row (CASCADE, done by Django).
     """
 
     event = models.OneToOneField(
-        Event, on_delete=models.DO_NOTHING, db_constraint=False, primary_key=True, related_name="+"
+        Event, on_delete=models.CASCADE, db_constraint=False, primary_key=True, related_name="+"
     )
+    # The profile the event was stored for; a merge that moves the event deletes this row.
+    profile_id = models.BigIntegerField()
+    event_uuid = models.UUIDField()
+    type = models.CharField(max_length=32)
+    occurred_at = models.DateTimeField()
+    value = models.DecimalField(max_digits=14, decimal_places=2, null=True)
+    category = models.CharField(max_length=100, null=True)
 
     def __str__(self) -> str:
         return f"pending {self.event_id}"

@@ -205,17 +205,40 @@ def test_erase_between_stages__nothing_pending_and_no_document_recreated():
 
 
 @pytest.mark.django_db
-def test_stage2__pending_row_of_a_deleted_event__dropped_quietly():
-    # Given a pending row whose event no longer exists (deleted after stage 1)
+def test_event_deleted_between_stages__its_pending_mark_goes_with_it():
+    # Given two stored events waiting for aggregation
     services.events_enqueue(events=[event("ann"), event("ann", "search")])
     services.events_ingest_pending(max_events=100)
+    # When one event is deleted through the ORM before stage 2 runs
     Event.objects.filter(type="search").delete()
-    # When stage 2 runs
+    # Then its pending mark is gone too, and stage 2 folds only the remaining event
+    assert PendingAggregate.objects.count() == 1
     result = services.profiles_aggregate_pending(max_events=100)
-    # Then the remaining event is folded and the orphan row is gone
     assert result.events == 1
     assert profile_of("ann").aggregates["event_count"] == 1
     assert not PendingAggregate.objects.exists()
+
+
+@pytest.mark.django_db
+def test_stage2__fold_inputs_from_the_pending_rows__equal_a_rebuild_from_events():
+    # Given purchases, carts and categorised views of two visitors, stored by stage 1
+    services.events_enqueue(
+        events=[
+            event("ann", "product_view", properties={"category": "shoes"}),
+            event("ann", "add_to_cart", value="12.50", properties={"category": "shoes"}),
+            event("ann", "purchase", value="12.50", properties={"category": 7}),
+            event("bob", "add_to_cart", value="3.00", properties={"category": True}),
+            event("bob", "page_view"),
+        ]
+    )
+    services.events_ingest_pending(max_events=100)
+    # When stage 2 folds them from its pending rows alone
+    aggregate_all()
+    incremental = {p.pk: p.aggregates for p in Profile.objects.all()}
+    # Then the aggregates are those of a rebuild from the stored events
+    rebuilt = services.profiles_recompute_aggregates(profile_ids=list(incremental))
+    assert {pk: p.aggregates for pk, p in rebuilt.items()} == incremental
+    assert incremental[profile_of("ann").pk]["category_affinities"] == {"7": 5, "shoes": 4}
 
 
 # --- stage 1 lanes ------------------------------------------------------------------------------
