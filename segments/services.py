@@ -323,10 +323,11 @@ def _events_insert(*, rows: list[tuple]) -> list[int]:
             # Ids drawn up front (one round trip) so that COPY, which returns nothing, can write
             # them, and the pending-aggregation rows can name them.
             cursor.execute(
-                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                "SELECT array_agg(nextval(pg_get_serial_sequence(%s, 'id')))"
+                " FROM generate_series(1, %s)",
                 [Event._meta.db_table, len(rows)],
             )
-            pks = [pk for (pk,) in cursor.fetchall()]
+            (pks,) = cursor.fetchone()
             columns = ", ".join(_EVENT_COLUMNS)
             with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                 for pk, row in zip(pks, rows, strict=True):
