@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -53,6 +54,12 @@ class EventSerializer(StrictSerializer):
     occurred_at = serializers.DateTimeField(required=False)
     context = EventContextSerializer(required=False)
 
+    def validate_properties(self, value):
+        # PostgreSQL's jsonb cannot hold U+0000: such a batch would fail at every retry.
+        if _holds_nul(value):
+            raise serializers.ValidationError("Must not contain NUL characters (\\u0000).")
+        return value
+
     def validate_occurred_at(self, value):
         now = timezone.now()
         if value > now + MAX_FUTURE:
@@ -89,6 +96,16 @@ _CONTEXT_LIMITS = {"url": 2000, "referrer": 2000, "user_agent": 500, "locale": 3
 _EVENT_TYPES = frozenset(EventType.values)
 _PLAIN_AMOUNT = re.compile(r"-?[0-9]{1,12}(?:\.[0-9]{1,2})?")
 _CURRENCY = re.compile(r"[A-Z]{3}")
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False
 
 
 def _plain_text(value: Any, max_length: int, *, allow_blank: bool) -> str | None:
@@ -142,7 +159,9 @@ def event_fast_validate(
         return None
     data["name"] = name
     properties = raw.get("properties", {})
-    if type(properties) is not dict:
+    # NUL check, conservatively: orjson writes U+0000 as \u0000; a literal backslash-u0000 also
+    # matches and goes to EventSerializer, which looks precisely.
+    if type(properties) is not dict or (properties and b"\\u0000" in orjson.dumps(properties)):
         return None
     data["properties"] = properties
     if "value" in raw:

@@ -125,3 +125,26 @@ def test_events__redis_down__503_with_retry_after(client, settings):
 @pytest.mark.django_db
 def test_events__get__405(client):
     assert client.get(URL).status_code == 405
+
+
+@pytest.mark.django_db
+def test_events__nul_character_in_properties__rejected_by_index(client, redis_client):
+    # Given a batch whose second event carries U+0000 in a nested property value (PostgreSQL's
+    # jsonb cannot store it: queued, it would fail its batch at every retry), and a third event
+    # whose property holds a literal backslash-u0000 text (which is fine)
+    batch = {
+        "events": [
+            event("v1"),
+            event("v1", properties={"a": {"b": ["x\u0000y"]}}),
+            event("v1", properties={"a": "\\u0000 is how JSON writes NUL"}),
+        ]
+    }
+    # When posted
+    response = post(client, batch)
+    # Then only the NUL one is refused, naming properties; the others are queued
+    assert response.status_code == 202
+    body = response.json()
+    assert body["accepted"] == 2
+    assert [r["index"] for r in body["rejected"]] == [1]
+    assert {e["field"] for e in body["rejected"][0]["errors"]} == {"properties"}
+    assert redis_client.llen(EVENT_QUEUE) == 2

@@ -324,3 +324,36 @@ def test_erase__a_lane_busy__waits_then_refuses_busy_and_erases_nothing(redis_cl
     # Then nothing was erased, and no lock is left behind for the next attempt
     assert Profile.objects.filter(key=pseudonymize("ann")).exists()
     assert privacy.profile_erase(profile_key=pseudonymize("ann"), actor="test").erased
+
+
+@pytest.mark.django_db
+def test_stage1__awkward_text__stored_exactly_as_sent():
+    # Given events whose text needs escaping in COPY's text format (tab, newline, carriage
+    # return, backslash, quotes, non-ASCII, a JSON escape sequence)
+    awkward = 'tab\there\nnew\rline back\\slash "quoted" naïve ✓ \\n literal'
+    services.events_enqueue(
+        events=[
+            event(
+                "ann",
+                "custom",
+                name="sign\tup\\now",
+                properties={"note": awkward, "nested": {"k\\ey": [awkward, 1.5, None, True]}},
+                context={"url": "https://x.test/a?b=c\\d", "utm": {"source": "news\tletter"}},
+            ),
+            event("ann", "purchase", value="12.50", properties={"category": "bo\\oks\t"}),
+        ]
+    )
+    # When stage 1 writes them and stage 2 folds them
+    services.events_ingest_pending(max_events=100)
+    aggregate_all()
+    # Then every value reads back as sent
+    custom = Event.objects.get(type="custom")
+    assert custom.name == "sign\tup\\now"
+    assert custom.properties == {
+        "note": awkward,
+        "nested": {"k\\ey": [awkward, 1.5, None, True]},
+    }
+    assert custom.context == {"url": "https://x.test/a?b=c\\d", "utm": {"source": "news\tletter"}}
+    purchase = Event.objects.get(type="purchase")
+    assert str(purchase.value) == "12.50"
+    assert profile_of("ann").aggregates["category_affinities"] == {"bo\\oks": 5}
