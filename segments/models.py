@@ -83,7 +83,9 @@ class PendingAggregate(models.Model):
     profile_id = models.BigIntegerField()
     event_uuid = models.UUIDField()
     type = models.CharField(max_length=32)
-    occurred_at = models.DateTimeField()
+    # The event's occurred_at as microseconds since the Unix epoch: an integer reads back far
+    # faster than a timestamp, and stage 2 reads thousands per run.
+    occurred_us = models.BigIntegerField()
     value = models.DecimalField(max_digits=14, decimal_places=2, null=True)
     category = models.CharField(max_length=100, null=True)
 

@@ -21,7 +21,7 @@ import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -271,7 +271,7 @@ def events_store(*, events: list[dict[str, Any]]) -> StoreResult:
                     row[1],
                     row[0],
                     row[2],
-                    row[8],
+                    (row[8] - _EPOCH) // _MICROSECOND,
                     row[5],
                     category_of(row[4]) if row[2] in AFFINITY_WEIGHTS else None,
                 )
@@ -409,12 +409,12 @@ def _pending_add(*, rows: list[tuple]) -> None:
 
 
 def _pending_copy_line(row: tuple) -> str:
-    event_pk, profile_id, event_uuid, type_, occurred_at, value, category = row
+    event_pk, profile_id, event_uuid, type_, occurred_us, value, category = row
     category = _COPY_NULL if category is None else _copy_text(category)
     value = _COPY_NULL if value is None else value
     return (
         f"{event_pk}\t{profile_id}\t{event_uuid}\t{_copy_text(type_)}\t"
-        f"{occurred_at.isoformat()}\t{value}\t{category}\n"
+        f"{occurred_us}\t{value}\t{category}\n"
     )
 
 
@@ -480,7 +480,9 @@ def profiles_aggregate_all_pending() -> AggregateResult:
             return AggregateResult(events, profiles, skipped_locked=result.skipped_locked)
 
 
-_PENDING_FIELDS = ("profile_id", "event_uuid", "type", "occurred_at", "value", "category")
+_PENDING_FIELDS = ("profile_id", "event_uuid", "type", "occurred_us", "value", "category")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def _pending_claim(*, event_pks: list[int]) -> list[tuple[int, AggEvent]]:
@@ -501,8 +503,8 @@ def _pending_claim(*, event_pks: list[int]) -> list[tuple[int, AggEvent]]:
         rows = list(query.values_list(*_PENDING_FIELDS))
         query.delete()
     return [
-        (profile_id, AggEvent(str(event_uuid), type_, occurred_at, value, category))
-        for profile_id, event_uuid, type_, occurred_at, value, category in rows
+        (profile_id, AggEvent(str(event_uuid), type_, _EPOCH + us * _MICROSECOND, value, category))
+        for profile_id, event_uuid, type_, us, value, category in rows
     ]
 
 
@@ -665,6 +667,7 @@ def segment_memberships_refresh(
 
 
 def _memberships_apply(*, add: set[tuple[int, int]], remove: set[tuple[int, int]]) -> None:
+    now = timezone.now()
     with transaction.atomic():
         # One DELETE per segment, not per (segment, profile): bounded by the segment count.
         removals: dict[int, list[int]] = defaultdict(list)
@@ -675,7 +678,8 @@ def _memberships_apply(*, add: set[tuple[int, int]], remove: set[tuple[int, int]
                 segment_id=segment_id, profile_id__in=profile_ids
             ).delete()
         SegmentMembership.objects.bulk_create(
-            [SegmentMembership(segment_id=s, profile_id=p) for s, p in add],
+            # `since` given once: its default (timezone.now per object) showed in the profile.
+            [SegmentMembership(segment_id=s, profile_id=p, since=now) for s, p in add],
             ignore_conflicts=True,
             batch_size=500,
         )
