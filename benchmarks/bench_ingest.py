@@ -350,7 +350,13 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 def run(
-    *, total: int, visitors: int, threads: int, worker_concurrency: int, time_limit: float
+    *,
+    total: int,
+    visitors: int,
+    threads: int,
+    worker_concurrency: int,
+    time_limit: float,
+    keep_logs: Path | None = None,
 ) -> dict:
     pg_bin = _pg_bin()
     if pg_bin is None:
@@ -521,6 +527,11 @@ def run(
     finally:
         for process in processes:
             _stop(process)
+        if keep_logs is not None:
+            keep_logs.mkdir(parents=True, exist_ok=True)
+            for name in ("web.log", "worker.log"):
+                with contextlib.suppress(OSError):
+                    shutil.copy(workdir / name, keep_logs / name)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -537,6 +548,9 @@ def main(argv: list[str] | None = None) -> int:
         help="Celery processes: one per ingestion lane (MOSAIC_INGEST_LANES, 2) plus aggregation",
     )
     parser.add_argument("--time-limit", type=float, default=300.0, help="seconds, at most")
+    parser.add_argument(
+        "--keep-logs", type=Path, default=None, help="copy the web and worker logs to this folder"
+    )
     args = parser.parse_args(argv)
     total = args.events or (20_000 if args.quick else 200_000)
     visitors = args.visitors or (1_000 if args.quick else 5_000)
@@ -547,6 +561,7 @@ def main(argv: list[str] | None = None) -> int:
         threads=args.threads,
         worker_concurrency=args.worker_concurrency,
         time_limit=args.time_limit,
+        keep_logs=args.keep_logs,
     )
     if "skipped" in result:
         banner = "!" * 78

@@ -65,7 +65,8 @@ def profiles_aggregate_pending(self) -> dict[str, int]:
     # Bounded like stage 1; each run takes everything pending up to the batch size.
     for _ in range(20):
         result = services.profiles_aggregate_pending(
-            max_events=settings.MOSAIC_AGGREGATE_BATCH_SIZE
+            max_events=settings.MOSAIC_AGGREGATE_BATCH_SIZE,
+            yield_seconds=settings.MOSAIC_AGGREGATE_YIELD_SECONDS,
         )
         skipped = result.skipped_locked
         if skipped or not result.events:

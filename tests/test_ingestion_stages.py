@@ -7,6 +7,7 @@ crash, a re-run, an identify merge, the retention purge or an erasure.
 from __future__ import annotations
 
 import json
+import time
 from datetime import timedelta
 from unittest import mock
 
@@ -357,3 +358,34 @@ def test_stage1__awkward_text__stored_exactly_as_sent():
     purchase = Event.objects.get(type="purchase")
     assert str(purchase.value) == "12.50"
     assert profile_of("ann").aggregates["category_affinities"] == {"bo\\oks": 5}
+
+
+# --- stage 2 gives way to a stage-1 backlog ------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_stage2__stage1_backlog__waits_up_to_yield_seconds_then_folds(settings):
+    # Given stored events waiting for aggregation, and more queued than one stage-1 batch
+    settings.MOSAIC_EVENT_BATCH_SIZE = 2
+    services.events_enqueue(events=[event("ann"), event("bob")])
+    services.events_ingest_pending(max_events=100)
+    services.events_enqueue(events=[event(f"v{i}") for i in range(3)])
+    # When stage 2 runs with a yield of 0.3 s
+    started = time.monotonic()
+    result = services.profiles_aggregate_pending(max_events=100, yield_seconds=0.3)
+    # Then it waited for the backlog that long at most, then folded what was stored
+    assert time.monotonic() - started >= 0.3
+    assert result.events == 2
+
+
+@pytest.mark.django_db
+def test_stage2__no_backlog__does_not_wait(settings):
+    # Given stored events waiting for aggregation and nothing queued
+    services.events_enqueue(events=[event("ann")])
+    services.events_ingest_pending(max_events=100)
+    # When stage 2 runs with a long yield
+    started = time.monotonic()
+    result = services.profiles_aggregate_pending(max_events=100, yield_seconds=30)
+    # Then it folds at once
+    assert time.monotonic() - started < 10
+    assert result.events == 1

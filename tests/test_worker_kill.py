@@ -16,7 +16,12 @@ pytestmark = [pytest.mark.worker, pytest.mark.slow]
 
 EVENTS = 4000
 VISITORS = 200
-WORKER_ENV = {"EVENT_BATCH_SIZE": "100", "MOSAIC_INGEST_LOCK_SECONDS": "2"}
+# A short yield: with batches of 100, stage 2 would otherwise wait its 3 s default per run.
+WORKER_ENV = {
+    "EVENT_BATCH_SIZE": "100",
+    "MOSAIC_INGEST_LOCK_SECONDS": "2",
+    "MOSAIC_AGGREGATE_YIELD_SECONDS": "0.2",
+}
 
 
 @pytest.mark.django_db(transaction=True)

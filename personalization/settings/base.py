@@ -14,6 +14,8 @@ MOSAIC_EMBEDDED_REDIS_PORT = ENV.embedded_redis_port
 MOSAIC_EVENT_BATCH_SIZE = ENV.event_batch_size
 # Stage 2 of ingestion: at most this many stored events folded into profiles per transaction.
 MOSAIC_AGGREGATE_BATCH_SIZE = ENV.aggregate_batch_size
+# How long a stage-2 run waits while stage 1 has a backlog (bounds the aggregates' extra lag).
+MOSAIC_AGGREGATE_YIELD_SECONDS = ENV.aggregate_yield_seconds
 # Stage-1 runs that may write batches at once (each needs a worker process; lower it only
 # once the queue is drained: a lane's leftover batch is retried by that lane only).
 MOSAIC_INGEST_LANES = ENV.ingest_lanes

@@ -47,6 +47,7 @@ class MosaicEnv:
     ingest_lock_seconds: int
     aggregate_batch_size: int
     ingest_lanes: int
+    aggregate_yield_seconds: float
     render_budget_ms: float
     event_max_batch: int
     consent_default: str
@@ -95,6 +96,7 @@ class MosaicEnv:
             event_batch_size=_reader.int("EVENT_BATCH_SIZE", default=5000),
             aggregate_batch_size=_reader.int("MOSAIC_AGGREGATE_BATCH_SIZE", default=50000),
             ingest_lanes=max(1, _reader.int("MOSAIC_INGEST_LANES", default=2)),
+            aggregate_yield_seconds=_reader.float("MOSAIC_AGGREGATE_YIELD_SECONDS", default=3.0),
             ingest_lock_seconds=_reader.int("MOSAIC_INGEST_LOCK_SECONDS", default=60),
             render_budget_ms=_reader.float("MOSAIC_RENDER_BUDGET_MS", default=50.0),
             event_max_batch=_reader.int("EVENT_MAX_BATCH", default=500),
