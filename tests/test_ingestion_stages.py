@@ -389,3 +389,19 @@ def test_stage2__no_backlog__does_not_wait(settings):
     # Then it folds at once
     assert time.monotonic() - started < 10
     assert result.events == 1
+
+
+@pytest.mark.django_db
+def test_stage1__batch_mixing_stored_and_new__new_ones_stored_and_marked_once():
+    # Given one event already stored and aggregated
+    first = event("ann", "purchase", value="5.00")
+    store(events=[first])
+    # When a batch holding it again plus two new events is written
+    services.events_enqueue(events=[event("ann", "purchase", value="1.00"), first, event("bob")])
+    result = services.events_ingest_pending(max_events=100)
+    aggregate_all()
+    # Then only the two new ones were stored and marked, and each counts once
+    assert (result.taken, result.stored, result.duplicates) == (3, 2, 1)
+    assert Event.objects.count() == 3
+    aggregates = profile_of("ann").aggregates
+    assert (aggregates["frequency"], aggregates["monetary"]) == (2, 6.0)
