@@ -58,6 +58,12 @@ class EventSerializer(StrictSerializer):
         # PostgreSQL's jsonb cannot hold U+0000: such a batch would fail at every retry.
         if _holds_nul(value):
             raise serializers.ValidationError("Must not contain NUL characters (\\u0000).")
+        # The queue and the storage path write JSON with orjson, which keeps integers exact only
+        # within 64 bits: refused here rather than rounded later.
+        if _holds_big_int(value):
+            raise serializers.ValidationError(
+                "Integers must lie between -2**63 and 2**64 - 1 (send larger ones as strings)."
+            )
         return value
 
     def validate_occurred_at(self, value):
@@ -105,6 +111,16 @@ def _holds_nul(value: Any) -> bool:
         return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
     if isinstance(value, list):
         return any(_holds_nul(item) for item in value)
+    return False
+
+
+def _holds_big_int(value: Any) -> bool:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return not -(2**63) <= value < 2**64
+    if isinstance(value, dict):
+        return any(_holds_big_int(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_big_int(item) for item in value)
     return False
 
 
@@ -159,10 +175,17 @@ def event_fast_validate(
         return None
     data["name"] = name
     properties = raw.get("properties", {})
-    # NUL check, conservatively: orjson writes U+0000 as \u0000; a literal backslash-u0000 also
-    # matches and goes to EventSerializer, which looks precisely.
-    if type(properties) is not dict or (properties and b"\\u0000" in orjson.dumps(properties)):
+    # Two checks in one orjson call, conservatively: it writes U+0000 as \u0000 (a literal
+    # backslash-u0000 text also matches), and it refuses integers beyond 64 bits. Either way
+    # EventSerializer looks precisely and words the error.
+    if type(properties) is not dict:
         return None
+    if properties:
+        try:
+            if b"\\u0000" in orjson.dumps(properties):
+                return None
+        except TypeError:
+            return None
     data["properties"] = properties
     if "value" in raw:
         value = raw["value"]

@@ -148,3 +148,38 @@ def test_events__nul_character_in_properties__rejected_by_index(client, redis_cl
     assert [r["index"] for r in body["rejected"]] == [1]
     assert {e["field"] for e in body["rejected"][0]["errors"]} == {"properties"}
     assert redis_client.llen(EVENT_QUEUE) == 2
+
+
+@pytest.mark.django_db
+def test_events__integer_beyond_64_bits__rejected_by_index_not_rounded(client, redis_client):
+    # Given an event whose property is an integer too large for 64 bits, and a valid one with
+    # the largest unsigned 64-bit integer
+    big = 123456789012345678901234567890
+    batch = {
+        "events": [
+            event("v1", properties={"n": big}),
+            event("v1", properties={"n": 2**64 - 1, "m": -(2**63)}),
+        ]
+    }
+    # When posted
+    response = post(client, batch)
+    # Then the first is refused naming properties (never silently rounded to a float), and the
+    # second is queued with its integers exact
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert [r["index"] for r in body["rejected"]] == [0]
+    assert {e["field"] for e in body["rejected"][0]["errors"]} == {"properties"}
+    queued = json.loads(redis_client.lrange(EVENT_QUEUE, 0, -1)[0])
+    assert queued["properties"] == {"n": 2**64 - 1, "m": -(2**63)}
+
+
+@pytest.mark.django_db
+def test_events__nan__400_naming_body(client):
+    # Given a body with NaN (not JSON), When posted, Then the whole body is refused naming it
+    response = client.post(
+        "/api/v1/events",
+        data='{"events": [{"value": NaN}]}',
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    assert {e["field"] for e in response.json()["errors"]} == {"body"}

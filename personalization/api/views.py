@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-import orjson
 from django.conf import settings
 from django.http import HttpResponse
 from django.utils.cache import patch_vary_headers
@@ -22,6 +21,7 @@ from personalization.snapshot import holder
 from personalization.visitors import visitor_load
 from segments.consent import purpose_allowed
 
+from .parsers import json_loads
 from .serializers import (
     CONTEXT_TEXT_MAX_LENGTHS,
     MAX_PLACEMENTS,
@@ -129,8 +129,8 @@ def _json_body(request) -> object | None:
         return None
     try:
         # The parser DRF uses here (personalization.api.parsers): same acceptance, same data.
-        return orjson.loads(request.body)
-    except ValueError:  # orjson.JSONDecodeError, invalid UTF-8 included
+        return json_loads(request.body)
+    except ValueError:  # JSONDecodeError, invalid UTF-8 included
         return None
 
 
