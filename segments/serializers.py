@@ -102,6 +102,7 @@ _CONTEXT_LIMITS = {"url": 2000, "referrer": 2000, "user_agent": 500, "locale": 3
 _EVENT_TYPES = frozenset(EventType.values)
 _PLAIN_AMOUNT = re.compile(r"-?[0-9]{1,12}(?:\.[0-9]{1,2})?")
 _CURRENCY = re.compile(r"[A-Z]{3}")
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def _holds_nul(value: Any) -> bool:
@@ -156,10 +157,13 @@ def event_fast_validate(
     event_id = raw.get("event_id")
     if type(event_id) is not str:
         return None
-    try:
-        event_id = str(uuid.UUID(hex=event_id))
-    except ValueError:
-        return None
+    # The canonical form (what clients and mosaic.js send) is what str(UUID(...)) gives back: a
+    # regular expression confirms it in a tenth of the time of building a UUID.
+    if not _CANONICAL_UUID.fullmatch(event_id):
+        try:
+            event_id = str(uuid.UUID(hex=event_id))
+        except ValueError:
+            return None
     visitor = _plain_text(raw.get("visitor"), 200, allow_blank=False)
     event_type = raw.get("type")
     if visitor is None or type(event_type) is not str or event_type not in _EVENT_TYPES:
