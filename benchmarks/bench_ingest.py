@@ -10,7 +10,8 @@ re-evaluated and its cached document rewritten); the clock runs from the first P
 event is a row in ``segments_event`` (polled with COUNT). Baseline: the same rows inserted with
 COPY (psycopg's write_row) into a copy of the events table (same indexes), 500 rows per committed
 transaction, in the same run after the servers stop; median of three rounds. A stricter second
-baseline (COPY lines formatted by hand with orjson) is reported beside it. Peak RSS (VmHWM) of the gunicorn and Celery processes is read from /proc at the end.
+baseline (COPY lines formatted by hand with orjson) is reported beside it. Peak RSS (VmHWM)
+of the gunicorn and Celery processes is read from /proc at the end.
 
 Exits 1 when a target is missed: >= 10,000 events/s, and >= 0.5 of the raw insert rate. Exits 0
 with a loud message when no PostgreSQL binaries are installed (nothing measured).

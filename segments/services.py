@@ -27,6 +27,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
+import redis
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count
@@ -67,7 +68,27 @@ EVENT_PROCESSING = key("events", "processing")
 INGEST_LOCK = key("events", "ingest-lock")
 AGGREGATE_LOCK = key("events", "aggregate-lock")
 PROFILE_CACHE_TTL = 60 * 60 * 24 * 30
+TRIGGER_TTL_MS = 2000
 DROPPED_COUNTER_TTL = 60 * 60 * 24 * 90
+
+
+def task_trigger_claim(name: str) -> bool:
+    """True when no trigger of task `name` is pending: the caller enqueues the task then.
+
+    Ingestion used to enqueue a task per accepted request and per stored batch, most of which
+    found the work taken and did nothing, at a few milliseconds of worker CPU each. A pending
+    trigger (a Redis key the task deletes when it starts) stands for all requests until then;
+    it expires after TRIGGER_TTL_MS in case its task was lost. Redis down: True (enqueue).
+    """
+    try:
+        return bool(get_redis().set(key("trigger", name), "1", nx=True, px=TRIGGER_TTL_MS))
+    except redis.RedisError:
+        return True
+
+
+def task_trigger_release(name: str) -> None:
+    """Called by the task as it starts: work arriving from now on triggers it again."""
+    get_redis().delete(key("trigger", name))
 
 
 def events_dropped_counter_key(day: datetime) -> str:

@@ -16,6 +16,10 @@ from .models import Segment
 
 logger = logging.getLogger(__name__)
 
+# Names of the pending-trigger keys (services.task_trigger_claim) of the two ingestion stages.
+INGEST_TRIGGER = "events-ingest"
+AGGREGATE_TRIGGER = "profiles-aggregate"
+
 
 @shared_task(
     bind=True,
@@ -27,6 +31,7 @@ logger = logging.getLogger(__name__)
 )
 def events_ingest_pending(self) -> dict[str, int]:
     """Stage 1: drain the event queue into rows in bounded batches; says what it took and stored."""
+    services.task_trigger_release(INGEST_TRIGGER)
     totals = {"batches": 0, "taken": 0, "stored": 0, "duplicates": 0}
     skipped = False
     # Bounded: at most 20 batches per run; the beat safety net or the next trigger does the rest.
@@ -35,13 +40,17 @@ def events_ingest_pending(self) -> dict[str, int]:
         skipped = result.skipped_locked
         if result.skipped_locked or result.taken == 0:
             break
+        if totals["batches"] == 0 and (
+            services.events_queue_length() > settings.MOSAIC_EVENT_BATCH_SIZE
+        ):
+            # A backlog: one more run, which takes the next free lane (or finds none and ends).
+            events_ingest_pending.delay()
         totals["batches"] += 1
         totals["taken"] += result.taken
         totals["stored"] += result.stored
         totals["duplicates"] += result.duplicates
-        if result.stored:
-            # Stage 2 runs beside this loop (another pool process); while it is busy, its
-            # triggers are skipped and it re-triggers itself, taking everything pending at once.
+        if result.stored and services.task_trigger_claim(AGGREGATE_TRIGGER):
+            # Stage 2 runs beside this loop (another pool process), taking everything pending.
             profiles_aggregate_pending.delay()
     # Events queued while this run held the lock had their own trigger skipped (locked): the lock
     # holder, having released it, re-triggers once if anything is left, instead of leaving it to
@@ -60,6 +69,7 @@ def events_ingest_pending(self) -> dict[str, int]:
 )
 def profiles_aggregate_pending(self) -> dict[str, int]:
     """Stage 2: fold stored events into profiles, segments and cached documents; says how many."""
+    services.task_trigger_release(AGGREGATE_TRIGGER)
     totals = {"runs": 0, "events": 0, "profiles": 0}
     skipped = False
     # Bounded like stage 1; each run takes everything pending up to the batch size.

@@ -88,7 +88,8 @@ def _batch_events(data) -> list:
 def _trigger_ingestion() -> None:
     # The batch is already durable in Redis; if the trigger is lost, the beat safety net drains it.
     try:
-        tasks.events_ingest_pending.delay()
+        if services.task_trigger_claim(tasks.INGEST_TRIGGER):
+            tasks.events_ingest_pending.delay()
     except Exception:
         logger.warning("events: could not enqueue the ingestion task; beat will drain the queue")
 

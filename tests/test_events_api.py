@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.test import override_settings
 
+from segments import services, tasks
 from segments.services import EVENT_QUEUE
 from tests.factories import event
 
@@ -183,3 +184,25 @@ def test_events__nan__400_naming_body(client):
     )
     assert response.status_code == 400
     assert {e["field"] for e in response.json()["errors"]} == {"body"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_events__posts_while_a_trigger_is_pending__one_ingestion_task(client, redis_client):
+    # Given no ingestion task pending (the broker is this Redis's "celery" list)
+    assert redis_client.llen("celery") == 0
+    # When three batches are posted before any worker starts the task
+    for visitor in ("v1", "v2", "v3"):
+        assert post(client, {"events": [event(visitor)]}).status_code == 202
+    # Then one task stands for all three: the later requests found its trigger pending
+    assert redis_client.llen("celery") == 1
+    # And once the task has started (it releases the trigger), the next batch triggers again
+    services.task_trigger_release(tasks.INGEST_TRIGGER)
+    assert post(client, {"events": [event("v4")]}).status_code == 202
+    assert redis_client.llen("celery") == 2
+
+
+@pytest.mark.django_db
+def test_task_trigger__redis_down__claims_so_the_task_is_still_enqueued(settings):
+    # Given Redis unreachable, When a trigger is claimed, Then the caller is told to enqueue
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    assert services.task_trigger_claim("anything") is True
