@@ -152,33 +152,48 @@ REVISIONED_FIELDS = (
 )
 
 
-class VariantRevision(models.Model):
+class Revision(models.Model):
+    """Who saved an object's state, when and why: the history behind "revert" (abstract)."""
+
+    author = models.CharField(max_length=150, blank=True, default="")
+    comment = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.subject} @ {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def subject(self) -> models.Model:
+        raise NotImplementedError
+
+
+class VariantRevision(Revision):
     """A saved state of a variant, written on every editor save, so any change can be reverted."""
 
     variant = models.ForeignKey(Variant, on_delete=models.CASCADE, related_name="revisions")
     state = models.JSONField(help_text="The variant's editable fields at that time.")
-    author = models.CharField(max_length=150, blank=True, default="")
-    comment = models.CharField(max_length=200, blank=True, default="")
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
-    class Meta:
-        ordering = ["-created_at", "-id"]
+    class Meta(Revision.Meta):
+        pass
 
-    def __str__(self) -> str:
-        return f"{self.variant} @ {self.created_at:%Y-%m-%d %H:%M:%S}"
+    @property
+    def subject(self) -> Variant:
+        return self.variant
 
 
-class PlacementRevision(models.Model):
+class PlacementRevision(Revision):
     """A saved state of a placement, written on every editor change, so it can be reverted."""
 
     placement = models.ForeignKey(Placement, on_delete=models.CASCADE, related_name="revisions")
     state = models.JSONField(help_text="The placement's editable fields at that time.")
-    author = models.CharField(max_length=150, blank=True, default="")
-    comment = models.CharField(max_length=200, blank=True, default="")
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
-    class Meta:
-        ordering = ["-created_at", "-id"]
+    class Meta(Revision.Meta):
+        pass
 
-    def __str__(self) -> str:
-        return f"{self.placement} @ {self.created_at:%Y-%m-%d %H:%M:%S}"
+    @property
+    def subject(self) -> Placement:
+        return self.placement
