@@ -223,8 +223,9 @@ class DecideView(APIView):
         request_context = build_request_context(
             url=ctx.get("url", ""),
             referrer=ctx.get("referrer", ""),
-            user_agent=request.headers.get("User-Agent", ""),
-            accept_language=request.headers.get("Accept-Language", ""),
+            # META, not request.headers: the same values, without a KeyError per absent header.
+            user_agent=request.META.get("HTTP_USER_AGENT", ""),
+            accept_language=request.META.get("HTTP_ACCEPT_LANGUAGE", ""),
             locale=ctx.get("locale", ""),
             device=ctx.get("device", ""),
             utm=ctx.get("utm"),
