@@ -108,6 +108,51 @@ def test_fast_path__utf8_charset__still_fast(client, placements):
     _same(fast, drf)
 
 
+DATA_CASES = [
+    {"headline": 'Hi \u2028 \u2029 é \U0001f600 \x00\x1f\x7f \\ " / <b>', "n": -3, "ok": True},
+    {"nested": [{"a": None, "b": [1, 2, {"c": "d"}]}, [], {}], "big": 2**63},
+    {"price": 19.99, "tiny": 1e-05, "huge": 1e16, "neg": -0.0},  # floats: the DRF encoder
+    {"list": [1, 2.5]},
+    {"beyond_64_bits": 2**70},
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("data", DATA_CASES)
+def test_fast_path__variant_data__same_bytes_as_drf(client, placements, data):
+    # Given a variant whose data holds any kind of JSON value
+    make_variant(placements, "data-hero", priority=1, data=data)
+    (fast, used_drf), (drf, _) = _both(lambda: _get(client, {"placements": "hero"}))
+    assert not used_drf
+    _same(fast, drf)
+    assert fast.json()["placements"]["hero"]["data"] == data
+
+
+@pytest.mark.parametrize("data", [*DATA_CASES, {"x": float("nan")}, {"x": "\ud800"}])
+def test_json_bytes__as_drf_json_renderer(data):
+    # The fast path's encoder writes JSONRenderer's bytes, or fails as it does.
+    from rest_framework.renderers import JSONRenderer
+
+    from personalization.api.views import _json_bytes
+
+    payload = {
+        "profile": "found",
+        "personalization": True,
+        "snapshot": 7,
+        "placements": {
+            "a": {"variant": "v", "html": "<p>\u2028</p>", "data": data, "reason": "default"},
+            "b": {"variant": None, "html": "", "data": {}, "reason": "x", "experiment": None},
+        },
+    }
+    try:
+        expected = JSONRenderer().render(payload)
+    except Exception as exc:  # NaN (ValueError), a lone surrogate (UnicodeEncodeError)
+        with pytest.raises(type(exc)):
+            _json_bytes(payload)
+    else:
+        assert _json_bytes(payload) == expected
+
+
 UNUSUAL_GET = [
     ({"placements": "hero", "explain": "1"}, None),
     ({"placements": "hero", "utm_source": "news"}, None),

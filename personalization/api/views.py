@@ -135,15 +135,64 @@ def _json_body(request) -> object | None:
 
 
 _json_encode = JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+# orjson writes exactly the DRF encoder's bytes for these exact types (compact; strings as UTF-8
+# with the same escapes, every code point checked; ints within 64 bits, else it raises). Not for
+# floats (1e-05 is "0.00001" or "1e-5" there, NaN "null"), so those never reach it.
+_PLAIN_JSON_TYPES = frozenset((str, int, bool, type(None)))
+# Anything but dicts, lists and the plain types (str subclasses, dataclasses, datetimes...)
+# makes orjson raise instead of encoding it its own way.
+_ORJSON_STRICT = (
+    orjson.OPT_PASSTHROUGH_SUBCLASS
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+)
+
+
+def _plain_json(value: object) -> bool:
+    """Whether `value` is JSON made only of dicts (str keys), lists and _PLAIN_JSON_TYPES."""
+    kind = type(value)
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or (
+                type(item) not in _PLAIN_JSON_TYPES and not _plain_json(item)
+            ):
+                return False
+        return True
+    if kind is list:
+        for item in value:
+            if type(item) not in _PLAIN_JSON_TYPES and not _plain_json(item):
+                return False
+        return True
+    return kind in _PLAIN_JSON_TYPES
+
+
+def _json_bytes(payload: dict) -> bytes:
+    """DRF's JSONRenderer bytes for a decide answer: compact UTF-8, U+2028/U+2029 escaped.
+
+    orjson when the variants' `data` (the only free-form JSON in the answer, which may hold
+    floats) is plain; the DRF encoder otherwise, or when orjson refuses something (a lone
+    surrogate, an int beyond 64 bits...), which then fails or encodes as it always did."""
+    for decision in payload["placements"].values():
+        if not _plain_json(decision["data"]):
+            break
+    else:
+        try:
+            raw = orjson.dumps(payload, option=_ORJSON_STRICT)
+        except orjson.JSONEncodeError:
+            pass
+        else:
+            # UTF-8 of U+2028/U+2029; in valid UTF-8 these bytes can only be those characters.
+            return raw.replace(b"\xe2\x80\xa8", b"\\u2028").replace(b"\xe2\x80\xa9", b"\\u2029")
+    text = _json_encode(payload).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    return text.encode()
 
 
 def _json_response(payload: dict, allow: str) -> HttpResponse:
-    """The bytes DRF's JSONRenderer produces for `payload` (compact, UTF-8, U+2028/U+2029
-    escaped) and the headers its APIView adds (Allow), without the Response machinery. Also
-    `Vary: Cookie`, which the session middleware adds on the DRF path (its SessionAuthentication
-    reads the session): the answer may depend on a staff session (explain)."""
-    text = _json_encode(payload).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
-    response = HttpResponse(text.encode(), content_type="application/json")
+    """The bytes DRF's JSONRenderer produces for `payload` (see _json_bytes) and the headers its
+    APIView adds (Allow), without the Response machinery. Also `Vary: Cookie`, which the session
+    middleware adds on the DRF path (its SessionAuthentication reads the session): the answer may
+    depend on a staff session (explain)."""
+    response = HttpResponse(_json_bytes(payload), content_type="application/json")
     response["Allow"] = allow
     patch_vary_headers(response, ("Cookie",))
     return response
