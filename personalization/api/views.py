@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 
 from access.permissions import request_is_secret_or_staff
 from experiments.services import ExposureRecord, exposures_log
-from personalization.context import DEVICES, UTM_KEYS, build_request_context
+from personalization.context import DEVICES, UTM_PARAMETERS, build_request_context
 from personalization.decide import Decision, Visitor, decide
 from personalization.snapshot import holder
 from personalization.visitors import visitor_load
@@ -148,7 +148,7 @@ def _query_to_body(params) -> dict:
     context = {
         name: params[name] for name in ("url", "referrer", "locale", "device") if name in params
     }
-    utm = {k: params[f"utm_{k}"] for k in UTM_KEYS if f"utm_{k}" in params}
+    utm = {k: params[name] for k, name in UTM_PARAMETERS if name in params}
     if utm:
         context["utm"] = utm
     if context:
