@@ -7,12 +7,43 @@ and autoescaping makes every context value (traits, UTM parameters) inert text.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from jinja2 import TemplateSyntaxError, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 
-_env = SandboxedEnvironment(
+# Every attribute an instance of these exact types has: its type's and its bases' (dir() of a
+# type lists them all; the instances have no __dict__ and the types no __getattr__).
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+_MAPPINGPROXY_ATTRIBUTES = frozenset(dir(MappingProxyType))
+
+
+class _Sandbox(SandboxedEnvironment):
+    """The sandbox, with `x.name` on a plain dict (profile, request) or mappingproxy (data,
+    fields) answered as SandboxedEnvironment.getattr answers it, without its detour: there,
+    getattr(obj, "name") raises AttributeError for a key that is no attribute of the type, and
+    only then is obj["name"] looked up. Here that case is recognised up front (the exact type,
+    not a subclass; the name not one of the type's attributes) and goes straight to the item
+    lookup, with the same outcome when it fails. Methods, other types and names: unchanged."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        kind = type(obj)
+        if kind is dict:
+            names = _DICT_ATTRIBUTES
+        elif kind is MappingProxyType:
+            names = _MAPPINGPROXY_ATTRIBUTES
+        else:
+            return super().getattr(obj, attribute)
+        if type(attribute) is str and attribute not in names:
+            try:
+                return obj[attribute]
+            except (TypeError, LookupError):
+                return self.undefined(obj=obj, name=attribute)
+        return super().getattr(obj, attribute)
+
+
+_env = _Sandbox(
     autoescape=select_autoescape(default=True, default_for_string=True),
     trim_blocks=True,
     lstrip_blocks=True,

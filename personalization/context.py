@@ -15,9 +15,12 @@ _MOBILE = re.compile(r"Mobi|iPhone|Android.*Mobile|Windows Phone", re.I)
 _TABLET = re.compile(r"iPad|Tablet|Android(?!.*Mobile)", re.I)
 DEVICES = ("mobile", "tablet", "desktop")
 UTM_KEYS = ("source", "medium", "campaign", "term", "content")
+UTM_PARAMETERS = tuple((key, f"utm_{key}") for key in UTM_KEYS)  # (key, its query parameter)
 
 
 def device_from_user_agent(user_agent: str) -> str:
+    if not user_agent:  # neither pattern matches an empty string
+        return "desktop"
     if _TABLET.search(user_agent):
         return "tablet"
     if _MOBILE.search(user_agent):
@@ -39,8 +42,9 @@ def build_request_context(
 ) -> dict[str, Any]:
     parts = urlsplit(url) if url else None
     query = parse_qs(parts.query) if parts else {}
-    utm_values = {k: query[f"utm_{k}"][0] for k in UTM_KEYS if f"utm_{k}" in query}
-    utm_values.update(utm or {})
+    utm_values = {k: query[name][0] for k, name in UTM_PARAMETERS if name in query} if query else {}
+    if utm:
+        utm_values.update(utm)
     if not locale and accept_language:
         locale = accept_language.split(",")[0].split(";")[0].strip()
     moment = now or datetime.now(UTC)

@@ -16,12 +16,34 @@ from typing import Any
 from django.conf import settings
 
 from content.rendering import RenderError, template_render
-from experiments.engine import assign
+from experiments.engine import Assignment, ExperimentSpec, assign
 
 from . import metrics
 from .snapshot import CompiledVariant, PlacementPlan, Snapshot
 
 logger = logging.getLogger(__name__)
+
+# A visitor's arm is a pure function of the experiment's spec and the visitor's key, but hashing
+# the 64-character key (FNV-1a in Python, over UTF-16 code units, twice) takes several µs per
+# experiment per decision: the process remembers the arms of its recent visitors, whose repeat
+# page views then reuse them. Bounded and emptied when full, like the exposures this process
+# recently logged (experiments.services). An entry holds its spec, so no other spec can take
+# that spec's id while the entry lives; a snapshot rebuild brings new specs, and new entries.
+ASSIGNMENT_MEMO_SIZE = 10_000
+_assignments: dict[tuple[int, str], tuple[ExperimentSpec, Assignment | None]] = {}
+
+
+def _assign(spec: ExperimentSpec, unit_id: str) -> Assignment | None:
+    """assign(spec, unit_id), remembered for this process's recent visitors."""
+    memo_key = (id(spec), unit_id)
+    entry = _assignments.get(memo_key)
+    if entry is not None and entry[0] is spec:
+        return entry[1]
+    assignment = assign(spec, unit_id)
+    if len(_assignments) >= ASSIGNMENT_MEMO_SIZE:
+        _assignments.clear()
+    _assignments[memo_key] = (spec, assignment)
+    return assignment
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +121,7 @@ def _decide_placement(
             consent_skipped = True
             _note(trace, f"experiment:{experiment.key}", "skipped: reads the profile, no consent")
         elif experiment.eligible is None or _safe_match(experiment.eligible, attributes):
-            assignment = assign(experiment.spec, visitor.key)
+            assignment = _assign(experiment.spec, visitor.key)
             if assignment is not None:
                 chosen = plan.by_key[experiment.arm_variants[assignment.arm_index]]
                 reason = f"experiment:{experiment.key}/{assignment.arm_key}"

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
+import orjson
 import redis
 
 from segments.consent import purpose_allowed
@@ -16,6 +18,29 @@ from . import profile_cache
 from .decide import Visitor
 
 logger = logging.getLogger(__name__)
+
+# orjson parses a document json.loads parses into the same values, with two exceptions it does
+# not refuse: integers beyond 64 bits, which it turns into floats (they take 19 digits or more),
+# and nesting a little deeper than json.loads manages (RecursionError there; orjson allows 1024
+# levels, and each takes a "[" or "{"). Documents that might hold either, and whatever orjson
+# refuses (NaN, a lone surrogate escape, a BOM, UTF-16...), are left to json.loads, which parses
+# them, or fails, as it always did.
+# raw.translate(_SHAPE): digits -> "0", "[" and "{" -> "[", any other byte -> " ".
+_SHAPE = bytes(48 if 48 <= i <= 57 else 91 if i in b"[{" else 32 for i in range(256))
+_LONG_NUMBER = b"0" * 19
+_MAX_OPENINGS = 256
+
+
+def _profile_parse(raw: bytes) -> Any:
+    """json.loads(raw), faster."""
+    if type(raw) is bytes:
+        shape = raw.translate(_SHAPE)
+        if _LONG_NUMBER not in shape and shape.count(b"[") < _MAX_OPENINGS:
+            try:
+                return orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                pass
+    return json.loads(raw)
 
 
 def visitor_load(*, visitor_id: str | None) -> tuple[Visitor, str]:
@@ -31,6 +56,6 @@ def visitor_load(*, visitor_id: str | None) -> tuple[Visitor, str]:
         return Visitor(profile_key, None, purpose_allowed(None, "personalization")), "unavailable"
     if not raw:
         return Visitor(profile_key, None, purpose_allowed(None, "personalization")), "new"
-    profile = json.loads(raw)
+    profile = _profile_parse(raw)
     allowed = purpose_allowed(profile.get("consent"), "personalization")
     return Visitor(profile_key, profile, allowed), "found"

@@ -82,6 +82,64 @@ def test_fast_path__get__same_bytes_and_headers_as_drf(client, placements, param
     _same(fast, drf)
 
 
+RAW_QUERIES = [
+    "placements=promo&placements=hero&&visitor=ann&x",
+    "placements=hero,,promo,&visitor=&device=mobile&",
+    "placements=hero&visitor=a=b&locale=de",
+    "visitor=ann&placements=hero&url=https://shop.example/a?b=c;d",
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("query", RAW_QUERIES)
+def test_fast_path__raw_query__same_bytes_and_headers_as_drf(client, placements, query):
+    (fast, fast_used_drf), (drf, _) = _both(lambda: client.get(f"{URL}?{query}"))
+    assert fast.status_code == 200
+    assert not fast_used_drf
+    _same(fast, drf)
+
+
+QUERY_STRINGS = [
+    "",
+    "a",
+    "a=",
+    "=b",
+    "a=1&a=2&b=3",
+    "&&a=1&&",
+    "a==b&c=d=e",
+    "placements=hero,promo&visitor=x&device=mobile",
+    "a+b=c+d",
+    "a=%41%2C&b=%zz",
+    "a=\u00e9",  # non-ASCII, as WSGI hands it over (latin-1 decoded UTF-8 bytes)
+    "a=\u00c3\u00a9",
+    "a=1;b=2",
+    "a=1&b=2&c=3&d=4",  # over the limit below
+]
+
+
+@pytest.mark.parametrize("query", QUERY_STRINGS)
+@pytest.mark.parametrize("charset", ["utf-8", "latin-1", "utf-16"])
+def test_query_params__same_as_request_get(rf, settings, query, charset):
+    from django.core.exceptions import TooManyFieldsSent
+
+    from personalization.api.views import _query_params
+
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 3
+    settings.DEFAULT_CHARSET = charset
+
+    def outcome(read):
+        request = rf.get(URL)
+        request.META["QUERY_STRING"] = query
+        try:
+            params = read(request)
+        except TooManyFieldsSent:
+            return "too many fields"
+        names = set(params) | {"a", "b", "", "placements", "visitor", "c"}
+        return {name: params[name] for name in names if name in params}
+
+    assert outcome(_query_params) == outcome(lambda request: request.GET)
+
+
 POST_CASES = [
     {"placements": ["hero"], "visitor": "ann"},
     {"placements": ["hero", "promo", "nope"], "visitor": "bob", "context": {"device": ""}},
@@ -106,6 +164,51 @@ def test_fast_path__utf8_charset__still_fast(client, placements):
     )
     assert not used_drf
     _same(fast, drf)
+
+
+DATA_CASES = [
+    {"headline": 'Hi \u2028 \u2029 é \U0001f600 \x00\x1f\x7f \\ " / <b>', "n": -3, "ok": True},
+    {"nested": [{"a": None, "b": [1, 2, {"c": "d"}]}, [], {}], "big": 2**63},
+    {"price": 19.99, "tiny": 1e-05, "huge": 1e16, "neg": -0.0},  # floats: the DRF encoder
+    {"list": [1, 2.5]},
+    {"beyond_64_bits": 2**70},
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("data", DATA_CASES)
+def test_fast_path__variant_data__same_bytes_as_drf(client, placements, data):
+    # Given a variant whose data holds any kind of JSON value
+    make_variant(placements, "data-hero", priority=1, data=data)
+    (fast, used_drf), (drf, _) = _both(lambda: _get(client, {"placements": "hero"}))
+    assert not used_drf
+    _same(fast, drf)
+    assert fast.json()["placements"]["hero"]["data"] == data
+
+
+@pytest.mark.parametrize("data", [*DATA_CASES, {"x": float("nan")}, {"x": "\ud800"}])
+def test_json_bytes__as_drf_json_renderer(data):
+    # The fast path's encoder writes JSONRenderer's bytes, or fails as it does.
+    from rest_framework.renderers import JSONRenderer
+
+    from personalization.api.views import _json_bytes
+
+    payload = {
+        "profile": "found",
+        "personalization": True,
+        "snapshot": 7,
+        "placements": {
+            "a": {"variant": "v", "html": "<p>\u2028</p>", "data": data, "reason": "default"},
+            "b": {"variant": None, "html": "", "data": {}, "reason": "x", "experiment": None},
+        },
+    }
+    try:
+        expected = JSONRenderer().render(payload)
+    except Exception as exc:  # NaN (ValueError), a lone surrogate (UnicodeEncodeError)
+        with pytest.raises(type(exc)):
+            _json_bytes(payload)
+    else:
+        assert _json_bytes(payload) == expected
 
 
 UNUSUAL_GET = [

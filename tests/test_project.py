@@ -111,3 +111,21 @@ def test_openapi__schema_and_docs__served(client):
 @pytest.mark.django_db
 def test_healthz__database_and_redis_up__all_ok(client):
     assert client.get("/healthz").json() == {"status": "ok", "database": "ok", "redis": "ok"}
+
+
+def test_urls__decide_tried_first__no_other_view_for_its_path():
+    # The hot path is the first pattern; putting it there changes no URL's view: no other
+    # pattern takes its path, and it takes no other path.
+    from django.urls import URLResolver, get_resolver
+    from django.urls.exceptions import Resolver404
+    from django.urls.resolvers import RegexPattern
+
+    from personalization import urls
+
+    first, *others = urls.urlpatterns
+    assert first.name == "api-decide"
+    with pytest.raises(Resolver404):
+        URLResolver(RegexPattern(r"^/"), others).resolve("/api/v1/decide")
+    assert get_resolver().resolve("/api/v1/decide").url_name == "api-decide"
+    for path in ["api/v1/decide/", "api/v1/decides", "api/v1/decide/x", "api/v1/", ""]:
+        assert first.resolve(path) is None

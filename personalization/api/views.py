@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Mapping
 
 from django.conf import settings
-from django.http import HttpResponse
-from django.utils.cache import patch_vary_headers
+from django.http import HttpResponse, QueryDict
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
@@ -15,7 +16,7 @@ from rest_framework.views import APIView
 
 from access.permissions import request_is_secret_or_staff
 from experiments.services import ExposureRecord, exposures_log
-from personalization.context import DEVICES, UTM_KEYS, build_request_context
+from personalization.context import DEVICES, UTM_PARAMETERS, build_request_context
 from personalization.decide import Decision, Visitor, decide
 from personalization.snapshot import holder
 from personalization.visitors import visitor_load
@@ -100,6 +101,42 @@ def _fast_validated(body: object) -> dict | None:
     return data
 
 
+@functools.lru_cache(maxsize=8)
+def _ascii_compatible(charset: str) -> bool:
+    """Whether ASCII bytes decode to the same characters in `charset` (not UTF-16, say)."""
+    ascii_bytes = bytes(range(128))
+    try:
+        return ascii_bytes.decode(charset) == ascii_bytes.decode("ascii")
+    except (LookupError, UnicodeDecodeError):
+        return False
+
+
+def _query_params(request) -> Mapping[str, str] | QueryDict:
+    """What `request.GET[name]` (the last value) and `name in request.GET` give, as a dict read
+    straight from the query string when that is plain: ASCII without "%" or "+" (so that
+    parse_qsl's unquoting and QueryDict's decoding change nothing), within
+    DATA_UPLOAD_MAX_NUMBER_FIELDS. Then, as parse_qsl(keep_blank_values=True) does: fields split
+    on "&", empty ones skipped, the name up to the first "=", the value after it ("" without one).
+    Anything else is request.GET itself (its parsing, its TooManyFieldsSent)."""
+    query = request.META.get("QUERY_STRING", "")
+    if (
+        query.isascii()
+        and "%" not in query
+        and "+" not in query
+        and request.encoding is None
+        and _ascii_compatible(settings.DEFAULT_CHARSET)
+    ):
+        limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+        if limit is None or (1 + query.count("&") if query else 0) <= limit:
+            params: dict[str, str] = {}
+            for field in query.split("&"):
+                if field:
+                    name, _, value = field.partition("=")
+                    params[name] = value
+            return params
+    return request.GET
+
+
 def _query_to_body(params) -> dict:
     body: dict = {}
     if "placements" in params:
@@ -111,7 +148,7 @@ def _query_to_body(params) -> dict:
     context = {
         name: params[name] for name in ("url", "referrer", "locale", "device") if name in params
     }
-    utm = {k: params[f"utm_{k}"] for k in UTM_KEYS if f"utm_{k}" in params}
+    utm = {k: params[name] for k, name in UTM_PARAMETERS if name in params}
     if utm:
         context["utm"] = utm
     if context:
@@ -135,18 +172,69 @@ def _json_body(request) -> object | None:
 
 
 _json_encode = JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+# orjson writes exactly the DRF encoder's bytes for these exact types (compact; strings as UTF-8
+# with the same escapes, every code point checked; ints within 64 bits, else it raises). Not for
+# floats (1e-05 is "0.00001" or "1e-5" there, NaN "null"), so those never reach it.
+_PLAIN_JSON_TYPES = frozenset((str, int, bool, type(None)))
+# Anything but dicts, lists and the plain types (str subclasses, dataclasses, datetimes...)
+# makes orjson raise instead of encoding it its own way.
+_ORJSON_STRICT = (
+    orjson.OPT_PASSTHROUGH_SUBCLASS
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+)
+
+
+def _plain_json(value: object) -> bool:
+    """Whether `value` is JSON made only of dicts (str keys), lists and _PLAIN_JSON_TYPES."""
+    kind = type(value)
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or (
+                type(item) not in _PLAIN_JSON_TYPES and not _plain_json(item)
+            ):
+                return False
+        return True
+    if kind is list:
+        for item in value:
+            if type(item) not in _PLAIN_JSON_TYPES and not _plain_json(item):
+                return False
+        return True
+    return kind in _PLAIN_JSON_TYPES
+
+
+def _json_bytes(payload: dict) -> bytes:
+    """DRF's JSONRenderer bytes for a decide answer: compact UTF-8, U+2028/U+2029 escaped.
+
+    orjson when the variants' `data` (the only free-form JSON in the answer, which may hold
+    floats) is plain; the DRF encoder otherwise, or when orjson refuses something (a lone
+    surrogate, an int beyond 64 bits...), which then fails or encodes as it always did."""
+    for decision in payload["placements"].values():
+        if not _plain_json(decision["data"]):
+            break
+    else:
+        try:
+            raw = orjson.dumps(payload, option=_ORJSON_STRICT)
+        except orjson.JSONEncodeError:
+            pass
+        else:
+            # UTF-8 of U+2028/U+2029; in valid UTF-8 these bytes can only be those characters.
+            return raw.replace(b"\xe2\x80\xa8", b"\\u2028").replace(b"\xe2\x80\xa9", b"\\u2029")
+    text = _json_encode(payload).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    return text.encode()
 
 
 def _json_response(payload: dict, allow: str) -> HttpResponse:
-    """The bytes DRF's JSONRenderer produces for `payload` (compact, UTF-8, U+2028/U+2029
-    escaped) and the headers its APIView adds (Allow), without the Response machinery. Also
-    `Vary: Cookie`, which the session middleware adds on the DRF path (its SessionAuthentication
-    reads the session): the answer may depend on a staff session (explain)."""
-    text = _json_encode(payload).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
-    response = HttpResponse(text.encode(), content_type="application/json")
-    response["Allow"] = allow
-    patch_vary_headers(response, ("Cookie",))
-    return response
+    """The bytes DRF's JSONRenderer produces for `payload` (see _json_bytes) and the headers its
+    APIView adds (Allow), without the Response machinery. Also `Vary: Cookie`, which the session
+    middleware adds on the DRF path (its SessionAuthentication reads the session): the answer may
+    depend on a staff session (explain). The headers in the order, and with the values, that
+    content_type=, response["Allow"] and patch_vary_headers(response, ("Cookie",)) give a new
+    response, set in one go."""
+    return HttpResponse(
+        _json_bytes(payload),
+        headers={"Content-Type": "application/json", "Allow": allow, "Vary": "Cookie"},
+    )
 
 
 class DecideView(APIView):
@@ -181,7 +269,7 @@ class DecideView(APIView):
             return None
         method = request.method
         if method == "GET":
-            data = _fast_validated(_query_to_body(request.GET))
+            data = _fast_validated(_query_to_body(_query_params(request)))
         elif method == "POST":
             data = _fast_validated(_json_body(request))
         else:
@@ -223,8 +311,9 @@ class DecideView(APIView):
         request_context = build_request_context(
             url=ctx.get("url", ""),
             referrer=ctx.get("referrer", ""),
-            user_agent=request.headers.get("User-Agent", ""),
-            accept_language=request.headers.get("Accept-Language", ""),
+            # META, not request.headers: the same values, without a KeyError per absent header.
+            user_agent=request.META.get("HTTP_USER_AGENT", ""),
+            accept_language=request.META.get("HTTP_ACCEPT_LANGUAGE", ""),
             locale=ctx.get("locale", ""),
             device=ctx.get("device", ""),
             utm=ctx.get("utm"),
