@@ -411,6 +411,15 @@ def _event_copy_line(pk: int, row: tuple) -> str:
     )
 
 
+def _document_bytes(document: dict[str, Any]) -> bytes:
+    """JSON of a profile document: orjson, or the standard library for what orjson refuses
+    (an undeclared trait may hold an integer beyond 64 bits; the API parses those exactly)."""
+    try:
+        return orjson.dumps(document)
+    except TypeError:
+        return json.dumps(document).encode()
+
+
 def _json_text(value: Any) -> str:
     return orjson.dumps(value).decode()
 
@@ -784,7 +793,7 @@ def profile_cache_write(*, profile_ids: list[int], profiles: list[Profile] | Non
     pipe = get_redis().pipeline(transaction=False)
     written: list[str] = []
     for profile in profiles:
-        document = orjson.dumps(
+        document = _document_bytes(
             profile_document(profile=profile, segment_keys=segment_keys[profile.pk])
         )
         # Merged-away visitor ids read the same document: decide stays one GET for them too.

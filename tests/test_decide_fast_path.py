@@ -167,7 +167,8 @@ def test_fast_path__utf8_charset__still_fast(client, placements):
 
 
 DATA_CASES = [
-    {"headline": 'Hi \u2028 \u2029 é \U0001f600 \x00\x1f\x7f \\ " / <b>', "n": -3, "ok": True},
+    # (no U+0000: PostgreSQL's jsonb cannot store it)
+    {"headline": 'Hi \u2028 \u2029 é \U0001f600 \x01\x1f\x7f \\ " / <b>', "n": -3, "ok": True},
     {"nested": [{"a": None, "b": [1, 2, {"c": "d"}]}, [], {}], "big": 2**63},
     {"price": 19.99, "tiny": 1e-05, "huge": 1e16, "neg": -0.0},  # floats: the DRF encoder
     {"list": [1, 2.5]},

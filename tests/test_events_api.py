@@ -206,3 +206,33 @@ def test_task_trigger__redis_down__claims_so_the_task_is_still_enqueued(settings
     # Given Redis unreachable, When a trigger is claimed, Then the caller is told to enqueue
     settings.REDIS_URL = "redis://127.0.0.1:1/0"
     assert services.task_trigger_claim("anything") is True
+
+
+@pytest.mark.django_db
+def test_events__deeply_nested_body_with_long_digits__400_naming_body(client):
+    # Given a body that the standard library must parse (a 19-digit run) and that nests deeper
+    # than it can recurse
+    body = '{"events": [{"properties": {"n": 1234567890123456789, "x": ' + "[" * 5000
+    body += "]" * 5000 + "}}]}"
+    # When posted, Then it is refused as a body, not answered with a 500
+    response = client.post("/api/v1/events", data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert {e["field"] for e in response.json()["errors"]} == {"body"}
+
+
+@pytest.mark.django_db
+def test_traits__undeclared_integer_beyond_64_bits__cached_document_keeps_it(client):
+    # Given an undeclared trait holding an integer too large for 64 bits, set through the API
+    big = 123456789012345678901234567890
+    response = client.post(
+        "/api/v1/traits",
+        data=json.dumps({"visitor": "v-big", "traits": {"loyalty_id": big}}),
+        content_type="application/json",
+    )
+    # Then it is stored, and the decision path's cached document holds the same integer
+    assert response.status_code in (200, 201), response.content
+    from segments.pseudonym import pseudonymize
+    from segments.selectors import profile_get_cached
+
+    cached = profile_get_cached(profile_key=pseudonymize("v-big"))
+    assert cached["traits"]["loyalty_id"] == big

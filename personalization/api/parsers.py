@@ -47,3 +47,5 @@ class FastJSONParser(JSONParser):
             return json_loads(raw)
         except (ValueError, LookupError) as exc:  # JSONDecodeError, UnicodeDecodeError
             raise ParseError(f"JSON parse error - {exc}") from exc
+        except RecursionError as exc:  # the standard library, on very deep nesting
+            raise ParseError("JSON parse error - nested too deeply") from exc

@@ -6,6 +6,7 @@ import functools
 import re
 from collections.abc import Mapping
 
+import orjson
 from django.conf import settings
 from django.http import HttpResponse, QueryDict
 from drf_spectacular.types import OpenApiTypes
@@ -167,7 +168,7 @@ def _json_body(request) -> object | None:
     try:
         # The parser DRF uses here (personalization.api.parsers): same acceptance, same data.
         return json_loads(request.body)
-    except ValueError:  # JSONDecodeError, invalid UTF-8 included
+    except (ValueError, RecursionError):  # JSONDecodeError, invalid UTF-8 included
         return None
 
 
