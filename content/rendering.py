@@ -76,6 +76,17 @@ def template_compile(source: str):
     return _env.from_string(source or "")
 
 
+def template_prepare(template) -> None:
+    """Compile a lazily compiled template now, if it is one; failures raise RenderError."""
+    prepare = getattr(template, "prepare", None)
+    if prepare is None:
+        return
+    try:
+        prepare()
+    except Exception as exc:  # a template that does not compile is a fallback, not a 500
+        raise RenderError(f"{type(exc).__name__}: {exc}") from exc
+
+
 def template_render(template, context: dict[str, Any]) -> str:
     try:
         return template.render(context)

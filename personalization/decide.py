@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 
-from content.rendering import RenderError, template_render
+from content.rendering import RenderError, template_prepare, template_render
 from experiments.engine import Assignment, ExperimentSpec, assign
 
 from . import metrics
@@ -168,8 +168,11 @@ def _render(
     interrupted without a thread per request): a slow template is served the fallback from
     then on, per request, and counted, so editors see it.
     """
-    start = time.perf_counter()
     try:
+        # Compiling (once per template and process, tens of ms for a large one) is not rendering:
+        # outside the budget, or each process's first visitor would get the fallback.
+        template_prepare(variant.template)
+        start = time.perf_counter()
         html = template_render(
             variant.template, {**template_context, "data": variant.data, "fields": variant.fields}
         )

@@ -55,17 +55,21 @@ class LazyTemplate:
         self._compiled: tuple[Any, dict[str, Any]] | None = None
         self._error: Exception | None = None
 
-    def render(self, context: Mapping[str, Any]) -> str:
-        compiled = self._compiled
-        if compiled is None:
+    def prepare(self) -> None:
+        """Compile now (once per process); raises what compiling raises, every time."""
+        if self._compiled is None:
             if self._error is not None:
                 raise self._error
             try:
-                compiled = self._compiled = _template_compiled(self.source)
+                self._compiled = _template_compiled(self.source)
             except Exception as exc:
                 self._error = exc
                 raise
-        template, template_globals = compiled
+
+    def render(self, context: Mapping[str, Any]) -> str:
+        if self._compiled is None:
+            self.prepare()
+        template, template_globals = self._compiled
         environment = template.environment
         jinja_context = environment.context_class(
             environment,

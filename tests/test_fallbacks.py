@@ -86,3 +86,37 @@ def test_decide__explain_with_key__secret_only(client, kind, explained):
         HTTP_AUTHORIZATION=f"Bearer {raw}",
     ).json()["placements"]["hero"]
     assert ("explain" in answer) is explained
+
+
+@pytest.mark.django_db
+def test_render__slow_first_compile__not_counted_against_the_budget(client, settings, monkeypatch):
+    # Given a 20 ms budget and a template whose first compile in this process takes 60 ms
+    # (a large template does), but whose render is quick
+    import time
+
+    from personalization import snapshot
+
+    settings.MOSAIC_RENDER_BUDGET_MS = 20
+    real_compiled = snapshot._template_compiled
+
+    def slow_compiled(source):
+        time.sleep(0.06)
+        return real_compiled(source)
+
+    monkeypatch.setattr(snapshot, "_template_compiled", slow_compiled)
+    placement = make_placement("hero")
+    make_variant(placement, "first", priority=1, template="<p>{{ 'first visitor' }}</p>")
+    # When the first visitor is decided
+    answer = hero(client)["placements"]["hero"]
+    # Then the variant is served: compiling is not rendering
+    assert answer["reason"] == "targeted:first"
+
+
+@pytest.mark.django_db
+def test_render__template_does_not_compile__default_with_render_error(client):
+    # Given a variant whose template does not compile (stored without the admin's check)
+    placement = make_placement("hero")
+    make_variant(placement, "broken", priority=1, template="{% if %}")
+    # When deciding, Then the default is served, saying why
+    answer = hero(client)["placements"]["hero"]
+    assert (answer["variant"], answer["reason"]) == ("default", "fallback:render_error")
