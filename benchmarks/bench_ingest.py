@@ -361,6 +361,16 @@ def _cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def _cpu_groups(web: subprocess.Popen, worker: subprocess.Popen) -> dict[str, list[int]]:
+    """The processes whose CPU time is reported, by component (taken anew: pools fork)."""
+    return {
+        "web": [web.pid, *_children(web.pid)],
+        "worker": [worker.pid, *_children(worker.pid)],
+        "postgres": _postgres_pids(),
+        "load generator": [os.getpid()],
+    }
+
+
 def _postgres_pids() -> list[int]:
     found = []
     for comm in glob.glob("/proc/[0-9]*/comm"):
@@ -498,14 +508,9 @@ def run(
             base = _count(conninfo)
 
             # CPU per component over the measured window (all share the same cores).
-            groups = {
-                "web": [web.pid, *_children(web.pid)],
-                "worker": [worker.pid, *_children(worker.pid)],
-                "postgres": _postgres_pids(),
-                "load generator": [os.getpid()],
-            }
             cpu_before = {
-                name: {pid: _cpu_seconds([pid]) for pid in pids} for name, pids in groups.items()
+                name: {pid: _cpu_seconds([pid]) for pid in pids}
+                for name, pids in _cpu_groups(web, worker).items()
             }
             started = time.perf_counter()
             stop_at = time.monotonic() + time_limit
@@ -526,12 +531,7 @@ def run(
             aggregated = time.perf_counter()
             pending_left = _count(conninfo, "segments_pendingaggregate")
             # Processes started meanwhile (PostgreSQL backends, pool children) count from zero.
-            groups_after = {
-                "web": [web.pid, *_children(web.pid)],
-                "worker": [worker.pid, *_children(worker.pid)],
-                "postgres": _postgres_pids(),
-                "load generator": [os.getpid()],
-            }
+            groups_after = _cpu_groups(web, worker)
             cpu = {
                 name: sum(
                     _cpu_seconds([pid]) - before_by_pid.get(pid, 0.0) for pid in groups_after[name]
