@@ -259,13 +259,25 @@ class VariantRevisionAdmin(admin.ModelAdmin):
         state = obj.state
         return f"{state.get('status')} · priority {state.get('priority')} · {state.get('name')}"
 
-    @admin.action(description="Revert the variant to the selected revision")
+    def has_revert_permission(self, request) -> bool:
+        return request.user.has_perm("content.change_variant")
+
+    @admin.action(description="Revert the variant to the selected revision", permissions=["revert"])
     def revert(self, request, queryset) -> None:
         if queryset.count() != 1:
             self.message_user(request, "Select exactly one revision to revert to.", messages.ERROR)
             return
         revision = queryset.get()
-        variant = services.variant_revert(revision=revision, author=_author(request))
+        try:
+            variant = services.variant_revert(revision=revision, author=_author(request))
+        except ValidationError as exc:  # a refusal is a message for the editor, never a 500
+            self.message_user(
+                request,
+                f"{revision.variant} cannot go back to the revision of "
+                f"{revision.created_at:%Y-%m-%d %H:%M:%S}: " + " ".join(exc.messages),
+                messages.ERROR,
+            )
+            return
         self.message_user(request, f"{variant} reverted; the revert is itself a new revision.")
 
 

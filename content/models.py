@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
@@ -51,6 +52,20 @@ class Placement(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+    def clean(self) -> None:
+        # The default is served to everyone whenever nothing else matches or anything fails: it
+        # must be published content, like any variant a visitor sees.
+        default = self.default_variant if self.default_variant_id else None
+        if default is not None and default.status != VariantStatus.LIVE:
+            raise ValidationError(
+                {
+                    "default_variant": (
+                        f'"{default.key}" is a draft: make it live (and save) before choosing '
+                        "it as the default, which every visitor may be served."
+                    )
+                }
+            )
 
     def revision_state(self) -> dict:
         """The editable fields a revision keeps (the key is immutable once created), plus the
@@ -127,6 +142,23 @@ class Variant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.placement.key}/{self.key}" if self.placement_id else self.key
+
+    def clean(self) -> None:
+        super().clean()
+        if (
+            self.pk is not None
+            and self.status != VariantStatus.LIVE
+            and Placement.objects.filter(default_variant_id=self.pk).exists()
+        ):
+            raise ValidationError(
+                {
+                    "status": (
+                        "This variant is its placement's default, served whenever nothing else "
+                        "matches or anything fails: choose another default before making it a "
+                        "draft."
+                    )
+                }
+            )
 
     def render_source(self) -> str:
         """The template that renders this variant: its block type's, else its own."""

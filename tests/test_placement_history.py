@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from content.models import Placement, PlacementRevision, Variant, VariantStatus
 from content.selectors import placement_history
-from content.services import placement_revert, placement_save
+from content.services import placement_revert, placement_save, variant_revert, variant_save
 from personalization.snapshot import holder
 from tests.factories import make_placement, make_variant
 
@@ -44,6 +44,7 @@ def editor(db, django_user_model):
         "view_variant",
         "change_variant",
         "view_placementrevision",
+        "view_variantrevision",
     ]
     user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
     return user
@@ -470,3 +471,117 @@ def test_admin_placement_history__more_revisions__same_number_of_queries(editor_
     _rename(hero, 15)
     # Then its pages take no more queries (no query per row)
     assert _queries(editor_client, url(hero)) <= few + 1  # + the count past the history limit
+
+
+# --- the default is live content; variant reverts -------------------------------------------
+
+
+def test_admin_placement_change__draft_default__refused_at_the_field(editor_client, hero):
+    # Given a draft variant of the placement
+    make_variant(hero, "wip", status=VariantStatus.DRAFT)
+    data = _change_form_data(editor_client.get(_change_url(hero)))
+    # When the editor chooses it as the default
+    data["default_variant"] = _variant(hero, "wip").pk
+    response = editor_client.post(_change_url(hero), data)
+    # Then the page comes back with the reason at the field and nothing is saved
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors["default_variant"]
+    assert "is a draft" in errors[0]
+    hero.refresh_from_db()
+    assert hero.default_variant.key == "default"
+
+
+def test_admin_placement_change__default_made_draft__refused_at_its_status(editor_client, hero):
+    # Given the change page, with the default variant among the inline variants
+    page = editor_client.get(_change_url(hero))
+    data = _change_form_data(page)
+    [formset] = [inline.formset for inline in page.context["inline_admin_formsets"]]
+    [index] = [i for i, form in enumerate(formset.forms) if form.instance.key == "default"]
+    # When the editor makes the default a draft
+    data[f"{formset.prefix}-{index}-status"] = VariantStatus.DRAFT
+    response = editor_client.post(_change_url(hero), data)
+    # Then it is refused at the variant's status, and the default stays live
+    assert response.status_code == 200
+    [errored] = [f for f in response.context["inline_admin_formsets"][0].formset.forms if f.errors]
+    assert "choose another default" in errored.errors["status"][0]
+    assert _variant(hero, "default").status == VariantStatus.LIVE
+
+
+def test_variant_revert__to_a_draft_state_while_default__refused_nothing_written(hero):
+    # Given the default variant, once a draft (a revision recorded then), live and default now
+    default = _variant(hero, "default")
+    default.status = VariantStatus.DRAFT
+    variant_save(variant=default, author="ed")
+    draft_revision = default.revisions.first()
+    default.status = VariantStatus.LIVE
+    variant_save(variant=default, author="ed")
+    revisions = default.revisions.count()
+    # When someone reverts it to the draft revision
+    with pytest.raises(ValidationError) as refused:
+        variant_revert(revision=draft_revision, author="ed")
+    # Then it is refused, saying why, and nothing changed
+    assert "choose another default" in " ".join(refused.value.messages)
+    default.refresh_from_db()
+    assert default.status == VariantStatus.LIVE
+    assert default.revisions.count() == revisions
+
+
+def _variant_revision_action(client, revision) -> object:
+    return client.post(
+        reverse("admin:content_variantrevision_changelist"),
+        {"action": "revert", "_selected_action": [revision.pk]},
+        follow=True,
+    )
+
+
+def test_admin_variant_revision_action__refused__error_message_not_500(editor_client, hero):
+    # Given a revision of the default variant as a draft
+    default = _variant(hero, "default")
+    default.status = VariantStatus.DRAFT
+    variant_save(variant=default, author="ed")
+    draft_revision = default.revisions.first()
+    default.status = VariantStatus.LIVE
+    variant_save(variant=default, author="ed")
+    # When the editor reverts to it from the revisions list
+    response = _variant_revision_action(editor_client, draft_revision)
+    # Then they read why, as an error message, and the variant is unchanged
+    assert response.status_code == 200
+    [message] = response.context["messages"]
+    assert message.level_tag == "error"
+    assert "choose another default" in str(message)
+    assert _variant(hero, "default").status == VariantStatus.LIVE
+
+
+def test_admin_variant_revision_action__editor__variant_restored(editor_client, hero):
+    spring = _variant(hero, "spring")
+    spring.priority = 50
+    variant_save(variant=spring, author="ed")
+    first = spring.revisions.last()
+    spring.priority = 5
+    variant_save(variant=spring, author="ed")
+    response = _variant_revision_action(editor_client, first)
+    assert response.status_code == 200
+    assert _variant(hero, "spring").priority == 50
+
+
+def test_admin_variant_revision_action__view_only_staff__not_offered(
+    client, django_user_model, hero
+):
+    # Given a staff user who may read variant revisions but not change variants
+    spring = _variant(hero, "spring")
+    spring.priority = 50
+    variant_save(variant=spring, author="ed")
+    first = spring.revisions.last()
+    spring.priority = 5
+    variant_save(variant=spring, author="ed")
+    viewer = django_user_model.objects.create_user("viewer", password="x", is_staff=True)
+    viewer.user_permissions.set(Permission.objects.filter(codename="view_variantrevision"))
+    client.force_login(viewer)
+    # When they post the revert action anyway
+    response = _variant_revision_action(client, first)
+    # Then the action is not offered and nothing changes
+    assert response.status_code == 200
+    action_form = response.context["action_form"]
+    offered = [name for name, _ in action_form.fields["action"].choices] if action_form else []
+    assert "revert" not in offered
+    assert _variant(hero, "spring").priority == 5
