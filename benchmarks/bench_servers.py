@@ -1,0 +1,141 @@
+"""Benchmark: gunicorn configurations side by side, for the decide load of bench_decide.py.
+
+Run ``.venv/bin/python benchmarks/bench_servers.py`` (``--rounds``, ``--seconds``). It starts
+one gunicorn server (2 workers) per configuration at once, on the same throwaway SQLite database
+and redis-server as bench_decide.py, then loads them in turn, round after round: ``wrk -t2 -c32``
+for a few seconds against the bare JsonResponse view, then against /api/v1/decide rotating over
+1,000 visitors. Alternating short rounds is what makes configurations comparable on a shared,
+noisy machine (a slower minute slows every configuration's round in it); each figure printed is
+the median over rounds, with the median of the per-round decide / bare ratios.
+
+It informs a choice, it judges nothing (bench_decide.py holds the targets), and exits 0.
+
+Configurations:
+- ``sync``: the Procfile's server (sync workers), as deployed.
+- ``gthread-2t`` / ``gthread-4t``: threaded workers with keep-alive connections.
+- ``sync-no-linger``: sync workers with gunicorn's closing handshake replaced by a plain close,
+  through benchmarks/gunicorn_no_linger.py (a gunicorn config file): **measurement only**, to
+  size what the handshake costs; Mosaic does not run that way (see that file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if __package__ in (None, ""):
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import bench_decide as bd  # noqa: E402  (needs ROOT on the path first)
+
+CONFIGURATIONS: dict[str, list[str]] = {
+    "sync": [],
+    "gthread-2t": ["--worker-class", "gthread", "--threads", "2"],
+    "gthread-4t": ["--worker-class", "gthread", "--threads", "4"],
+    "sync-no-linger": ["-c", str(ROOT / "benchmarks" / "gunicorn_no_linger.py")],
+}
+
+
+def _wrk(url: str, seconds: int, script: Path | None) -> tuple[float, float]:
+    command = ["wrk", "-t2", f"-c{bd.CONNECTIONS}", f"-d{seconds}s", "--timeout", "5s"]
+    command += ["--latency", *(["-s", str(script)] if script else []), url]
+    out = subprocess.run(
+        command, capture_output=True, text=True, timeout=seconds + 60, check=True
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()
+    return rps, float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--seconds", type=int, default=5, help="per load, per round")
+    parser.add_argument(
+        "--only", nargs="*", choices=list(CONFIGURATIONS), help="a subset of the configurations"
+    )
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk not found: apt-get install -y wrk")
+    names = args.only or list(CONFIGURATIONS)
+
+    tmp = Path(tempfile.mkdtemp(prefix="mosaic-bench-servers-"))
+    redis_process, env = bd.environment_start(tmp)
+    servers: dict[str, tuple[subprocess.Popen, str]] = {}
+    try:
+        bd.seed_small()
+        for i in range(1, bd.HTTP_VISITORS + 1):
+            bd.profile_store(f"bench-{i}")
+        decide_path = f"/api/v1/decide?placements={','.join(bd.PLACEMENTS)}"
+        script = tmp / "rotate.lua"
+        script.write_text(bd.ROTATE_LUA % {"visitors": bd.HTTP_VISITORS, "path": decide_path})
+        for name in names:
+            port = bd._free_port()
+            command = [
+                sys.executable, "-m", "gunicorn", "personalization.wsgi",
+                "--bind", f"127.0.0.1:{port}", "--workers", "2", "--log-level", "warning",
+                *CONFIGURATIONS[name],
+            ]  # fmt: skip
+            process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env})
+            servers[name] = (process, f"http://127.0.0.1:{port}")
+        for name, (process, base) in servers.items():
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    urllib.request.urlopen(f"{base}/bench/bare", timeout=1).read()
+                    break
+                except OSError:
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"gunicorn ({name}) did not start") from None
+                    time.sleep(0.2)
+            _wrk(f"{base}{decide_path}&visitor=warm", 3, script)  # snapshots, profile caches
+
+        results: dict[str, dict[str, list[tuple[float, float]]]] = {
+            name: {"bare": [], "decide": []} for name in names
+        }
+        for round_index in range(args.rounds):
+            for name, (_, base) in servers.items():
+                results[name]["bare"].append(_wrk(f"{base}/bench/bare", args.seconds, None))
+                decide_url = f"{base}{decide_path}&visitor=x"
+                results[name]["decide"].append(_wrk(decide_url, args.seconds, script))
+            print(f"round {round_index + 1}/{args.rounds} done", file=sys.stderr)
+    finally:
+        for process, _ in servers.values():
+            process.terminate()
+            process.wait(timeout=30)
+        redis_process.terminate()
+        redis_process.wait(timeout=10)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    def median(values) -> float:
+        return statistics.median(values)
+
+    print(
+        f"{args.rounds} rounds of {args.seconds} s per load, wrk -t2 -c{bd.CONNECTIONS}; "
+        "medians over rounds"
+    )
+    header = ("configuration", "bare req/s", "bare p99", "decide req/s", "decide p99", "ratio")
+    print("{:<16} {:>11} {:>10} {:>13} {:>11} {:>6}".format(*header))
+    for name, r in results.items():
+        ratios = [d[0] / b[0] for d, b in zip(r["decide"], r["bare"], strict=True)]
+        print(
+            f"{name:<16} {median(x[0] for x in r['bare']):>11.0f}"
+            f" {median(x[1] for x in r['bare']):>7.1f} ms"
+            f" {median(x[0] for x in r['decide']):>13.0f}"
+            f" {median(x[1] for x in r['decide']):>8.1f} ms {median(ratios):>6.2f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
