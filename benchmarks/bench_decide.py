@@ -15,7 +15,9 @@ a. In process: 3 placements x 10 conditional variants (request and profile condi
    plus one experiment rule) on the same attributes.
 b. Over HTTP: gunicorn on 127.0.0.1, load from ``wrk`` (32 connections), against
    /api/v1/decide (rotating over 1,000 visitors with cached profiles) and against a bare
-   Django JsonResponse view on the same server (benchmarks.bench_settings / bench_urls). A
+   Django JsonResponse view on the same server (benchmarks.bench_settings / bench_urls), each
+   for the whole duration in alternating 10 s segments (bare, decide, decide, bare, ...), so that
+   a slow spell of the shared machine weighs on both; the judged p99 is the worst segment's. A
    decide load of half the duration (at least 3 s) first fills the workers' profile caches; their
    hit rate during the measured decide load is read from /metrics (MOSAIC_PROFILE_CACHE_SIZE=0
    in the environment runs the server with the cache off, for comparison).
@@ -54,6 +56,7 @@ TARGET_RSS_MB = 200.0
 TARGET_REBUILD_S = 1.0
 CONNECTIONS = 32
 HTTP_VISITORS = 1000  # wrk rotates over this many visitors (each with a cached profile)
+SEGMENT_SECONDS = 10  # the HTTP loads alternate between the endpoints in segments this long
 
 PLACEMENTS = ("hero", "promo-bar", "recs")
 VISITOR = "bench-visitor-42"
@@ -372,6 +375,23 @@ def _wrk(
     }
 
 
+def _combined(parts: list[dict[str, float]]) -> dict[str, float]:
+    """One endpoint's segments as one load: requests and errors summed, throughput over their
+    total duration, mean latency weighted by requests, and the p99 of the worst segment (wrk
+    reports percentiles per run; the worst one is the conservative reading of the whole)."""
+    requests = sum(p["requests"] for p in parts)
+    return {
+        "rps": requests / sum(p["requests"] / p["rps"] for p in parts),
+        "requests": requests,
+        "p99_ms": max(p["p99_ms"] for p in parts),
+        "p99_parts_ms": [p["p99_ms"] for p in parts],
+        "avg_ms": sum(p["avg_ms"] * p["requests"] for p in parts) / requests,
+        "non2xx": sum(p["non2xx"] for p in parts),
+        "timeouts": sum(p["timeouts"] for p in parts),
+        "socket_errors": sum(p["socket_errors"] for p in parts),
+    }
+
+
 # The requests are formatted once, in init (wrk.format on every request costs wrk - which shares
 # the cores with the server - several times the CPU of a static request).
 ROTATE_LUA = """
@@ -444,8 +464,21 @@ def bench_http(
         # Steady state: both workers' profile caches hold the rotating visitors before measuring.
         _wrk(decide_url, max(3, seconds // 2), script)
         before = _profile_cache_counts(base, workers=2)
-        bare = _wrk(f"{base}/bench/bare", seconds)
-        decide_result = _wrk(decide_url, seconds, script)
+        # Each endpoint gets `seconds` of load in all, in alternating segments (bare, decide, then
+        # decide, bare, ...): a slower minute of this shared machine then weighs on both sides of
+        # the ratio instead of on whichever endpoint it happened to fall in.
+        segments = max(1, seconds // SEGMENT_SECONDS)
+        bare_parts: list[dict[str, float]] = []
+        decide_parts: list[dict[str, float]] = []
+        for index in range(segments):
+            length = seconds // segments + (1 if index < seconds % segments else 0)
+            order = ("bare", "decide") if index % 2 == 0 else ("decide", "bare")
+            for endpoint in order:
+                if endpoint == "bare":
+                    bare_parts.append(_wrk(f"{base}/bench/bare", length))
+                else:
+                    decide_parts.append(_wrk(decide_url, length, script))
+        bare, decide_result = _combined(bare_parts), _combined(decide_parts)
         after = _profile_cache_counts(base, workers=2)
         cache = {
             name: sum(c.get(name, 0) for c in after.values())
@@ -587,9 +620,13 @@ def main() -> int:
                  True),
                 ("decide / bare", f"{b['ratio']:.2f}", f"≥ {TARGET_HTTP_RATIO}",
                  b["ratio"] >= TARGET_HTTP_RATIO),
-                ("decide p99 latency", f"{dec['p99_ms']:.2f} ms", f"≤ {TARGET_P99_MS:.0f} ms",
-                 dec["p99_ms"] <= TARGET_P99_MS),
-                ("bare p99 latency", f"{bare['p99_ms']:.2f} ms", "-", True),
+                ("decide p99 latency (worst segment)", f"{dec['p99_ms']:.2f} ms",
+                 f"≤ {TARGET_P99_MS:.0f} ms", dec["p99_ms"] <= TARGET_P99_MS),
+                ("decide p99 per segment",
+                 " / ".join(f"{v:.1f}" for v in dec["p99_parts_ms"]) + " ms", "-", True),
+                ("bare p99 latency (worst segment)", f"{bare['p99_ms']:.2f} ms", "-", True),
+                ("bare p99 per segment",
+                 " / ".join(f"{v:.1f}" for v in bare["p99_parts_ms"]) + " ms", "-", True),
                 ("profile cache hit rate (workers, measured decide load)", _hit_rate(b["cache"]),
                  "-", True),
                 ("decide / bare mean latency",

@@ -19,8 +19,8 @@ Writes made through `forget()` in this process are seen by it at once. Nothing i
 the invalidation channel is down: losing it (or the data connection, whose tracking dies with it)
 empties the cache, and reads go straight to Redis until the thread has subscribed again and a
 fresh data connection tracks for the new id. A silent network loss is noticed by a PING within
-about 3 s. Entries older than MOSAIC_PROFILE_CACHE_MAX_AGE are re-read anyway (a safety net, not
-the mechanism).
+about 3 s. Entries are re-read anyway after 75-100 % of MOSAIC_PROFILE_CACHE_MAX_AGE (a safety
+net, not the mechanism; spread so that entries read together are not re-read together).
 
 Raw bytes are kept, not parsed dicts: variant templates run in a sandbox that still allows calling
 `dict.update`, so a shared dict could be changed by one render for every later decision.
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import threading
 import time
 from collections import OrderedDict
@@ -49,6 +50,7 @@ PING_AFTER_SECONDS = 2.0  # silence after which the thread checks the connection
 PONG_WITHIN_SECONDS = 1.0
 DATA_RETRY_SECONDS = 1.0  # after a data connection failure, plain GETs only for this long
 MAX_RECONNECT_DELAY = 5.0
+MAX_AGE_JITTER = 0.25  # entries live between (1 - this) and 1 times MOSAIC_PROFILE_CACHE_MAX_AGE
 
 _SETTINGS = ("REDIS_URL", "MOSAIC_PROFILE_CACHE_SIZE", "MOSAIC_PROFILE_CACHE_MAX_AGE")
 # Exported at /metrics as mosaic_profile_cache_<name>_total (help texts in metrics.HELP).
@@ -176,8 +178,11 @@ class ProfileCache:
                 del self._in_flight[key]
                 self._dirty.discard(key)
             if store and not dirty and epoch == self._epoch:
-                # Aged from before the GET was sent: max_age is never exceeded.
-                self._entries[key] = (value, started)
+                # Aged from before the GET was sent, so max_age is never exceeded; and by up to a
+                # quarter of it more, at random: entries read together (a warm-up, a burst of
+                # visitors) are re-read spread over that quarter, not in one storm of GETs.
+                aged = started - self.max_age * MAX_AGE_JITTER * random.random()
+                self._entries[key] = (value, aged)
                 self._entries.move_to_end(key)
                 if len(self._entries) > self.max_entries:
                     self._entries.popitem(last=False)

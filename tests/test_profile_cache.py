@@ -317,6 +317,23 @@ def test_profile_cache__older_than_max_age__read_again(make_cache, redis_client)
     assert gets_served(redis_client) == 1
 
 
+def test_profile_cache__entries_read_together__expire_spread_out(make_cache, redis_client):
+    # Given 100 profiles read at the same moment by a cache whose entries live 1.5-2 s
+    cache = make_cache(max_age=2.0)
+    keys = [f"{KEY}-{i}" for i in range(100)]
+    for key in keys:
+        redis_client.set(key, b"v")
+        cache.get(key)
+    # When they are read again in the middle of that window
+    time.sleep(1.75)
+    redis_client.config_resetstat()
+    for key in keys:
+        cache.get(key)
+    # Then some were re-read from Redis and some were still served from the cache: re-reads are
+    # spread over the window, not one storm of GETs at max_age
+    assert 0 < gets_served(redis_client) < len(keys)
+
+
 def test_profile_cache__size_zero__disabled(settings, redis_client):
     # Given the cache turned off
     settings.MOSAIC_PROFILE_CACHE_SIZE = 0
