@@ -424,6 +424,20 @@ def _profile_cache_counts(base: str, workers: int) -> dict[str, dict[str, int]]:
     return per_pid
 
 
+def server_wait(server: subprocess.Popen, base: str, timeout: float = 30.0) -> None:
+    """Until the gunicorn server at `base` answers the bare view; RuntimeError if it exits or
+    does not answer within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(f"{base}/bench/bare", timeout=1).read()
+            return
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"gunicorn at {base} did not start") from None
+            time.sleep(0.2)
+
+
 def bench_http(
     env: dict[str, str],
     seconds: int,
@@ -450,15 +464,7 @@ def bench_http(
     base = f"http://127.0.0.1:{port}"
     decide_url = f"{base}{decide_path}&visitor={VISITOR}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/bench/bare", timeout=1).read()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("gunicorn did not start") from None
-                time.sleep(0.2)
+        server_wait(server, base)
         for _ in range(20):  # warm both workers' snapshots
             urllib.request.urlopen(decide_url, timeout=5).read()
         # Steady state: both workers' profile caches hold the rotating visitors before measuring.

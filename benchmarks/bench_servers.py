@@ -28,8 +28,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,16 +86,8 @@ def main() -> int:
             ]  # fmt: skip
             process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env})
             servers[name] = (process, f"http://127.0.0.1:{port}")
-        for name, (process, base) in servers.items():
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    urllib.request.urlopen(f"{base}/bench/bare", timeout=1).read()
-                    break
-                except OSError:
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"gunicorn ({name}) did not start") from None
-                    time.sleep(0.2)
+        for process, base in servers.values():
+            bd.server_wait(process, base)
             _wrk(f"{base}{decide_path}&visitor=warm", 3, script)  # snapshots, profile caches
 
         results: dict[str, dict[str, list[tuple[float, float]]]] = {

@@ -10,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from content.models import Placement, PlacementRevision, Variant, VariantStatus
+from content.models import Placement, PlacementRevision, Variant, VariantRevision, VariantStatus
 from content.selectors import placement_history
 from content.services import placement_revert, placement_save, variant_revert, variant_save
 from personalization.snapshot import holder
@@ -507,14 +507,20 @@ def test_admin_placement_change__default_made_draft__refused_at_its_status(edito
     assert _variant(hero, "default").status == VariantStatus.LIVE
 
 
+def _draft_revision_of(variant: Variant):
+    """A revision of `variant` as a draft, recorded by saving it as one; live again afterwards."""
+    variant.status = VariantStatus.DRAFT
+    variant_save(variant=variant, author="ed")
+    revision = variant.revisions.first()
+    variant.status = VariantStatus.LIVE
+    variant_save(variant=variant, author="ed")
+    return revision
+
+
 def test_variant_revert__to_a_draft_state_while_default__refused_nothing_written(hero):
     # Given the default variant, once a draft (a revision recorded then), live and default now
     default = _variant(hero, "default")
-    default.status = VariantStatus.DRAFT
-    variant_save(variant=default, author="ed")
-    draft_revision = default.revisions.first()
-    default.status = VariantStatus.LIVE
-    variant_save(variant=default, author="ed")
+    draft_revision = _draft_revision_of(default)
     revisions = default.revisions.count()
     # When someone reverts it to the draft revision
     with pytest.raises(ValidationError) as refused:
@@ -536,12 +542,7 @@ def _variant_revision_action(client, revision) -> object:
 
 def test_admin_variant_revision_action__refused__error_message_not_500(editor_client, hero):
     # Given a revision of the default variant as a draft
-    default = _variant(hero, "default")
-    default.status = VariantStatus.DRAFT
-    variant_save(variant=default, author="ed")
-    draft_revision = default.revisions.first()
-    default.status = VariantStatus.LIVE
-    variant_save(variant=default, author="ed")
+    draft_revision = _draft_revision_of(_variant(hero, "default"))
     # When the editor reverts to it from the revisions list
     response = _variant_revision_action(editor_client, draft_revision)
     # Then they read why, as an error message, and the variant is unchanged
@@ -552,28 +553,30 @@ def test_admin_variant_revision_action__refused__error_message_not_500(editor_cl
     assert _variant(hero, "default").status == VariantStatus.LIVE
 
 
-def test_admin_variant_revision_action__editor__variant_restored(editor_client, hero):
+@pytest.fixture
+def spring_at_50(hero) -> VariantRevision:
+    """The "spring" variant's revision at priority 50; its priority is 5 now."""
     spring = _variant(hero, "spring")
     spring.priority = 50
     variant_save(variant=spring, author="ed")
-    first = spring.revisions.last()
+    revision = spring.revisions.first()
     spring.priority = 5
     variant_save(variant=spring, author="ed")
+    return revision
+
+
+def test_admin_variant_revision_action__editor__variant_restored(editor_client, hero, spring_at_50):
+    first = spring_at_50
     response = _variant_revision_action(editor_client, first)
     assert response.status_code == 200
     assert _variant(hero, "spring").priority == 50
 
 
 def test_admin_variant_revision_action__view_only_staff__not_offered(
-    client, django_user_model, hero
+    client, django_user_model, hero, spring_at_50
 ):
     # Given a staff user who may read variant revisions but not change variants
-    spring = _variant(hero, "spring")
-    spring.priority = 50
-    variant_save(variant=spring, author="ed")
-    first = spring.revisions.last()
-    spring.priority = 5
-    variant_save(variant=spring, author="ed")
+    first = spring_at_50
     viewer = django_user_model.objects.create_user("viewer", password="x", is_staff=True)
     viewer.user_permissions.set(Permission.objects.filter(codename="view_variantrevision"))
     client.force_login(viewer)
