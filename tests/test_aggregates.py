@@ -189,7 +189,35 @@ def test_aggregates__late_batches__order_free_fields_still_agree(events, cuts):
     assert {k: v for k, v in incremental.items() if k not in order_dependent} == {
         k: v for k, v in expected.items() if k not in order_dependent
     }
-    assert incremental["sessions"] <= expected["sessions"]
+    # And sessions are off by at most one per late event: a late event (older than the latest
+    # applied before its batch) never opens a session, and cannot merge two already counted,
+    # while in a rebuild one event opens, merges or joins sessions, one count either way.
+    assert abs(incremental["sessions"] - expected["sessions"]) <= _late_events(batches)
+
+
+def _late_events(batches: list[list[AggEvent]]) -> int:
+    late, latest = 0, None
+    for batch in batches:
+        late += sum(1 for e in batch if latest is not None and e.occurred_at < latest)
+        batch_latest = max((e.occurred_at for e in batch), default=None)
+        if batch_latest is not None and (latest is None or batch_latest > latest):
+            latest = batch_latest
+    return late
+
+
+def test_aggregates__late_event_bridges_a_gap__rebuild_counts_one_session_fewer():
+    # Given two batches: 9:00 and 9:31 (two sessions, 31 minutes apart), then a late 9:01
+    def at(minute: int, n: int) -> AggEvent:
+        moment = datetime(2026, 11, 1, 9, 0, tzinfo=UTC) + timedelta(minutes=minute)
+        return AggEvent(f"00000000-0000-0000-0000-00000000000{n}", "page_view", moment)
+
+    first, late = [at(0, 1), at(31, 2)], [at(1, 3)]
+    # When the late batch is folded in, and when everything is rebuilt
+    incremental = aggregates_apply(aggregates_apply(None, first), late)
+    rebuilt = aggregates_from_events(first + late)
+    # Then the incremental count keeps its two sessions, the rebuild sees one (9:01 bridges the
+    # gap): the documented approximation, in the direction the old test assumed impossible
+    assert (incremental["sessions"], rebuilt["sessions"]) == (2, 1)
 
 
 # --- ingestion ----------------------------------------------------------------------------------
