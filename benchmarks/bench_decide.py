@@ -455,7 +455,8 @@ def bench_http(
     script.write_text(ROTATE_LUA % {"visitors": HTTP_VISITORS, "path": decide_path})
     port = _free_port()
     command = [
-        sys.executable, "-m", "gunicorn", "personalization.wsgi", "--bind", f"127.0.0.1:{port}",
+        sys.executable, "-m", "gunicorn", "-c", "python:personalization.gunicorn_conf",
+        "personalization.wsgi", "--bind", f"127.0.0.1:{port}",
         "--workers", "2", "--worker-class", worker_class, "--log-level", "warning",
     ]  # fmt: skip
     if worker_class == "gthread":

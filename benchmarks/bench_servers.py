@@ -11,7 +11,9 @@ the median over rounds, with the median of the per-round decide / bare ratios.
 It informs a choice, it judges nothing (bench_decide.py holds the targets), and exits 0.
 
 Configurations:
-- ``sync``: the Procfile's server (sync workers), as deployed.
+- ``sync``: the Procfile's server (sync workers, personalization/gunicorn_conf.py), as deployed.
+- ``sync-gunicorn-close``: sync workers without that config: gunicorn's own close, which lingers
+  after every request.
 - ``gthread-2t`` / ``gthread-4t``: threaded workers with keep-alive connections.
 - ``sync-no-linger``: sync workers with gunicorn's closing handshake replaced by a plain close,
   through benchmarks/gunicorn_no_linger.py (a gunicorn config file): **measurement only**, to
@@ -37,7 +39,8 @@ if __package__ in (None, ""):
 from benchmarks import bench_decide as bd  # noqa: E402  (needs ROOT on the path first)
 
 CONFIGURATIONS: dict[str, list[str]] = {
-    "sync": [],
+    "sync": ["-c", "python:personalization.gunicorn_conf"],
+    "sync-gunicorn-close": [],
     "gthread-2t": ["--worker-class", "gthread", "--threads", "2"],
     "gthread-4t": ["--worker-class", "gthread", "--threads", "4"],
     "sync-no-linger": ["-c", str(ROOT / "benchmarks" / "gunicorn_no_linger.py")],
