@@ -15,7 +15,6 @@ refuses it by index, naming `properties`).
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import orjson
@@ -23,7 +22,17 @@ from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
 _UTF8 = {"utf-8", "utf8"}
-_LONG_DIGITS = re.compile(rb"[0-9]{19,}")
+# Every ASCII digit to "0", every other byte to ".": a run of 19 digits is then a substring
+# search. On a 500-event body (200 KB) it takes ~0.26 ms against ~3.1 ms for re's
+# `[0-9]{19,}` (which was five times orjson's own parse). In UTF-8 the bytes 0x30-0x39 are only
+# ever those digits, so this finds exactly what the pattern would.
+_DIGIT_MASK = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x2E for byte in range(256))
+_LONG_DIGIT_RUN = b"0" * 19
+
+
+def has_long_digit_run(raw: bytes) -> bool:
+    """Whether `raw` holds 19 or more ASCII digits in a row."""
+    return _LONG_DIGIT_RUN in raw.translate(_DIGIT_MASK)
 
 
 def _strict_constant(value: str):
@@ -32,7 +41,7 @@ def _strict_constant(value: str):
 
 def json_loads(raw: bytes) -> Any:
     """Parse a UTF-8 JSON body; ValueError (orjson.JSONDecodeError included) when malformed."""
-    if _LONG_DIGITS.search(raw):
+    if has_long_digit_run(raw):
         return json.loads(raw.decode("utf-8"), parse_constant=_strict_constant)
     return orjson.loads(raw)
 
