@@ -9,8 +9,8 @@ That wait guards against one danger: if request bytes are left unread when a soc
 body the application refused before reading it, say a 413 or a 401), the kernel answers them
 with a reset, and a reset can destroy the answer before the client has read it. But the worker
 is blocked for that wait on every request, although almost every request was read to its end
-(a GET, a POST whose body the view read). On the decide benchmark the wait cost 7-21 % of
-throughput (docs/benchmarks.md).
+(a GET, a POST whose body the view read). On the decide benchmark a plain close measured 7-21 %
+more throughput than the wait, and this file's close 2-8 % (docs/benchmarks.md).
 
 So the worker lingers only when the danger exists, as nginx's default ``lingering_close on``
 does ("only if heuristics suggests that a client may be sending more data"): when the request's
@@ -68,7 +68,7 @@ def _bytes_waiting(sock) -> bool:
         return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b""
     except BlockingIOError:
         return False
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a TLS socket takes no recv flags
         return True
 
 

@@ -153,3 +153,36 @@ def test_close_after_answer__read_whole_and_nothing_waiting__closes_at_once():
     client.settimeout(1)
     assert client.recv(10) == b""
     client.close()
+
+
+class _TLSLikeSocket:
+    """What matters here of an ssl.SSLSocket: recv refuses flags."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def recv(self, size, flags=0):
+        if flags:
+            raise ValueError("non-zero flags not allowed in calls to recv() on SSLSocket")
+        self.calls.append("recv")
+        return b""
+
+    def settimeout(self, timeout) -> None:
+        pass
+
+    def shutdown(self, how) -> None:
+        self.calls.append("shutdown")
+
+    def close(self) -> None:
+        self.calls.append("close")
+
+
+def test_close_after_answer__tls_socket__lingers_instead_of_failing():
+    # Given a TLS connection (gunicorn can terminate TLS) whose request was read whole
+    sock = _TLSLikeSocket()
+    conf._request_read_whole = True
+    # When it is closed
+    close_after_answer(sock, timeout=1)
+    # Then the peek's refusal is no error: gunicorn's lingering close ran (half-close first)
+    assert sock.calls[0] == "shutdown"
+    assert sock.calls[-1] == "close"
