@@ -9,6 +9,7 @@ from segments.views import ConsentView, EventsView, ProfileEraseView, ProfileExp
 
 from . import admin_views, views
 from .api.views import DecideView
+from .middleware import DECIDE_PATH
 
 admin.site.site_header = "Mosaic"
 admin.site.site_title = "Mosaic admin"
@@ -18,7 +19,7 @@ urlpatterns = [
     # First: the hot path (Django tries the patterns in order; each failing one costs a little,
     # the admin include a Resolver404). No other pattern matches "api/v1/decide", so the order
     # changes no URL's view.
-    path("api/v1/decide", DecideView.as_view(), name="api-decide"),
+    path(DECIDE_PATH.removeprefix("/"), DecideView.as_view(), name="api-decide"),
     path("", views.demo, name="demo"),
     path("demo/server", views.demo_server, name="demo-server"),
     path("healthz", views.healthz, name="healthz"),

@@ -19,6 +19,7 @@ from access.permissions import request_is_secret_or_staff
 from experiments.services import ExposureRecord, exposures_log
 from personalization.context import DEVICES, UTM_PARAMETERS, build_request_context
 from personalization.decide import Decision, Visitor, decide
+from personalization.middleware import keyless_anonymous
 from personalization.snapshot import holder
 from personalization.visitors import visitor_load
 from segments.consent import purpose_allowed
@@ -260,13 +261,7 @@ class DecideView(APIView):
         return super().dispatch(request, *args, **kwargs)
 
     def _fast_answer(self, request) -> HttpResponse | None:
-        meta = request.META
-        if (
-            "HTTP_AUTHORIZATION" in meta
-            or "HTTP_X_MOSAIC_KEY" in meta
-            or settings.SESSION_COOKIE_NAME in request.COOKIES
-            or settings.MOSAIC_REQUIRE_API_KEY
-        ):
+        if not keyless_anonymous(request):
             return None
         method = request.method
         if method == "GET":

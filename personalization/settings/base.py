@@ -60,15 +60,17 @@ INSTALLED_APPS = [
     "identity",
 ]
 
+# Sessions, users and messages: Django's, stepped over on keyless decide calls
+# (personalization/middleware.py). CSRF stays Django's own class: `check --deploy` looks for it.
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "personalization.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "personalization.middleware.AuthenticationMiddleware",
+    "personalization.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
