@@ -700,10 +700,11 @@ def segment_memberships_refresh(
         return
     if profiles is None:
         profiles = list(Profile.objects.filter(pk__in=profile_ids))
+    memberships = SegmentMembership.objects.filter(segment__in=[s for s, _ in compiled])
     current = set(
-        SegmentMembership.objects.filter(
-            profile_id__in=profile_ids, segment__in=[s for s, _ in compiled]
-        ).values_list("segment_id", "profile_id")
+        filter_in(memberships, "profile", profile_ids, cast="bigint").values_list(
+            "segment_id", "profile_id"
+        )
     )
     wanted = set()
     for profile in profiles:
@@ -722,9 +723,8 @@ def _memberships_apply(*, add: set[tuple[int, int]], remove: set[tuple[int, int]
         for segment_id, profile_id in remove:
             removals[segment_id].append(profile_id)
         for segment_id, profile_ids in removals.items():
-            SegmentMembership.objects.filter(
-                segment_id=segment_id, profile_id__in=profile_ids
-            ).delete()
+            members = SegmentMembership.objects.filter(segment_id=segment_id)
+            filter_in(members, "profile", profile_ids, cast="bigint").delete()
         SegmentMembership.objects.bulk_create(
             # `since` given once: its default (timezone.now per object) showed in the profile.
             [SegmentMembership(segment_id=s, profile_id=p, since=now) for s, p in add],
