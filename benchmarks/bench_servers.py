@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -48,14 +47,9 @@ CONFIGURATIONS: dict[str, list[str]] = {
 
 
 def _wrk(url: str, seconds: int, script: Path | None) -> tuple[float, float]:
-    command = ["wrk", "-t2", f"-c{bd.CONNECTIONS}", f"-d{seconds}s", "--timeout", "5s"]
-    command += ["--latency", *(["-s", str(script)] if script else []), url]
-    out = subprocess.run(
-        command, capture_output=True, text=True, timeout=seconds + 60, check=True
-    ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()
-    return rps, float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+    """bench_decide's wrk load (same flags); its requests per second and p99 in ms."""
+    result = bd._wrk(url, seconds, script)
+    return result["rps"], result["p99_ms"]
 
 
 def main() -> int:
@@ -110,22 +104,20 @@ def main() -> int:
         redis_process.wait(timeout=10)
         shutil.rmtree(tmp, ignore_errors=True)
 
-    def median(values) -> float:
-        return statistics.median(values)
-
     print(
         f"{args.rounds} rounds of {args.seconds} s per load, wrk -t2 -c{bd.CONNECTIONS}; "
         "medians over rounds"
     )
     header = ("configuration", "bare req/s", "bare p99", "decide req/s", "decide p99", "ratio")
-    print("{:<16} {:>11} {:>10} {:>13} {:>11} {:>6}".format(*header))
+    print("{:<20} {:>11} {:>10} {:>13} {:>11} {:>6}".format(*header))
     for name, r in results.items():
         ratios = [d[0] / b[0] for d, b in zip(r["decide"], r["bare"], strict=True)]
         print(
-            f"{name:<16} {median(x[0] for x in r['bare']):>11.0f}"
-            f" {median(x[1] for x in r['bare']):>7.1f} ms"
-            f" {median(x[0] for x in r['decide']):>13.0f}"
-            f" {median(x[1] for x in r['decide']):>8.1f} ms {median(ratios):>6.2f}"
+            f"{name:<20} {statistics.median(x[0] for x in r['bare']):>11.0f}"
+            f" {statistics.median(x[1] for x in r['bare']):>7.1f} ms"
+            f" {statistics.median(x[0] for x in r['decide']):>13.0f}"
+            f" {statistics.median(x[1] for x in r['decide']):>8.1f} ms"
+            f" {statistics.median(ratios):>6.2f}"
         )
     return 0
 

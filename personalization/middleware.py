@@ -41,7 +41,8 @@ def keyless_anonymous(request) -> bool:
 
 
 def keyless_decide(request) -> bool:
-    """A keyless, anonymous decide call (remembered on the request: three middleware ask)."""
+    """A keyless, anonymous decide call (remembered on the request: the middleware and the decide
+    view ask)."""
     try:
         return request._mosaic_keyless_decide
     except AttributeError:

@@ -19,7 +19,7 @@ from access.permissions import request_is_secret_or_staff
 from experiments.services import ExposureRecord, exposures_log
 from personalization.context import DEVICES, UTM_PARAMETERS, build_request_context
 from personalization.decide import Decision, Visitor, decide
-from personalization.middleware import keyless_anonymous
+from personalization.middleware import keyless_decide
 from personalization.snapshot import holder
 from personalization.visitors import visitor_load
 from segments.consent import purpose_allowed
@@ -261,7 +261,8 @@ class DecideView(APIView):
         return super().dispatch(request, *args, **kwargs)
 
     def _fast_answer(self, request) -> HttpResponse | None:
-        if not keyless_anonymous(request):
+        # Already asked (and remembered on the request) by the session middleware.
+        if not keyless_decide(request):
             return None
         method = request.method
         if method == "GET":
