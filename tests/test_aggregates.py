@@ -299,7 +299,8 @@ def test_aggregates__batch_of_200_events_over_50_visitors__bounded_queries(
     make_segment("carts", {"profile.aggregates.cart_value": {"$gt": 0}})
     services.events_enqueue(events=_random_history(seed=11, visitors=50, count=200))
     # When it is stored (stage 1), then folded into the profiles, segments and cache (stage 2)
-    with django_assert_max_num_queries(13):
+    # (stage 1: 14 with new visitors, whose keys are checked for a merge that raced the batch)
+    with django_assert_max_num_queries(14):
         result = services.events_ingest_pending(max_events=1000)
     with django_assert_max_num_queries(20):
         folded = services.profiles_aggregate_pending(max_events=1000)

@@ -246,6 +246,9 @@ def test_pseudonymize__key_changed__different_64_char_key(settings):
     settings.PSEUDONYMIZATION_KEY = "k2"
     assert pseudonymize("ann") != first
     assert first == hmac.new(b"k1", b"ann", hashlib.sha256).hexdigest()
+    # And the keyed state is reused without carrying one id's bytes into the next digest
+    assert pseudonymize("bob") == hmac.new(b"k2", b"bob", hashlib.sha256).hexdigest()
+    assert pseudonymize("bob") == pseudonymize("bob")
 
 
 @pytest.mark.django_db
