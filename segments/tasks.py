@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import logging
-import os
-import sys
-import threading
-from collections.abc import Callable
 from datetime import timedelta
-from typing import TypeVar
 
 import redis
 from celery import shared_task
 from django.conf import settings
-from django.db import IntegrityError, OperationalError, connections
+from django.db import IntegrityError, OperationalError
 from django.utils import timezone
 
 from . import privacy, selectors, services
 from .models import Segment
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 # Names of the pending-trigger keys (services.task_trigger_claim) of the two ingestion stages.
 INGEST_TRIGGER = "events-ingest"
@@ -77,15 +70,6 @@ def events_ingest_pending(self) -> dict[str, int]:
 def profiles_aggregate_pending(self) -> dict[str, int]:
     """Stage 2: fold stored events into profiles, segments and cached documents; says how many."""
     services.task_trigger_release(AGGREGATE_TRIGGER)
-    # Aggregates may lag a burst by seconds; accepting events and making them durable may not.
-    # An eager call (tests, commands) runs here, inside its caller's transaction.
-    nice = 0 if self.request.is_eager else settings.MOSAIC_AGGREGATE_NICE
-    totals = run_at_lower_priority(_aggregate_runs, nice=nice)
-    logger.info("profiles_aggregate_pending %s", totals)
-    return totals
-
-
-def _aggregate_runs() -> dict[str, int]:
     totals = {"runs": 0, "events": 0, "profiles": 0}
     skipped = False
     # Bounded like stage 1; each run takes everything pending up to the batch size.
@@ -102,42 +86,8 @@ def _aggregate_runs() -> dict[str, int]:
         totals["profiles"] += result.profiles
     if not skipped and services.events_pending_aggregation():
         profiles_aggregate_pending.delay()
+    logger.info("profiles_aggregate_pending %s", totals)
     return totals
-
-
-def run_at_lower_priority(fn: Callable[[], T], *, nice: int) -> T:
-    """`fn()` in a thread of its own whose CPU priority is `nice` steps lower; its result or error.
-
-    Linux keeps a nice value per thread, so the pool process itself, which runs other tasks
-    next, keeps its priority and nothing has to be raised back (which would need privileges).
-    Elsewhere, or with `nice` 0, `fn` simply runs here. The thread's database connections are
-    closed when it ends. The database server's own work for `fn` keeps its normal priority.
-    """
-    if nice <= 0 or sys.platform != "linux":
-        return fn()
-    outcome: dict[str, object] = {}
-
-    def target() -> None:
-        try:
-            tid = threading.get_native_id()
-            os.setpriority(
-                os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice)
-            )
-        except OSError as exc:  # a sandbox refusing it: run at the normal priority
-            logger.warning("could not lower the CPU priority of %s: %s", fn.__name__, exc)
-        try:
-            outcome["result"] = fn()
-        except BaseException as exc:  # re-raised in the caller, so Celery retries as usual
-            outcome["error"] = exc
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=target, name=f"low-priority {fn.__name__}")
-    thread.start()
-    thread.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["result"]  # type: ignore[return-value]
 
 
 @shared_task(bind=True, autoretry_for=(redis.RedisError,), retry_backoff=5)

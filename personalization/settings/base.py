@@ -16,9 +16,6 @@ MOSAIC_EVENT_BATCH_SIZE = ENV.event_batch_size
 MOSAIC_AGGREGATE_BATCH_SIZE = ENV.aggregate_batch_size
 # How long a stage-2 run waits while stage 1 has a backlog (bounds the aggregates' extra lag).
 MOSAIC_AGGREGATE_YIELD_SECONDS = ENV.aggregate_yield_seconds
-# How much lower stage 2 runs in CPU priority (nice steps; 0: same as the rest), so that under
-# load the CPU goes first to accepting events and making them durable.
-MOSAIC_AGGREGATE_NICE = ENV.aggregate_nice
 # Stage-1 runs that may write batches at once (each needs a worker process; lower it only
 # once the queue is drained: a lane's leftover batch is retried by that lane only).
 MOSAIC_INGEST_LANES = ENV.ingest_lanes

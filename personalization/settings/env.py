@@ -48,7 +48,6 @@ class MosaicEnv:
     aggregate_batch_size: int
     ingest_lanes: int
     aggregate_yield_seconds: float
-    aggregate_nice: int
     render_budget_ms: float
     event_max_batch: int
     consent_default: str
@@ -98,7 +97,6 @@ class MosaicEnv:
             aggregate_batch_size=_reader.int("MOSAIC_AGGREGATE_BATCH_SIZE", default=50000),
             ingest_lanes=max(1, _reader.int("MOSAIC_INGEST_LANES", default=2)),
             aggregate_yield_seconds=_reader.float("MOSAIC_AGGREGATE_YIELD_SECONDS", default=3.0),
-            aggregate_nice=min(19, max(0, _reader.int("MOSAIC_AGGREGATE_NICE", default=10))),
             ingest_lock_seconds=_reader.int("MOSAIC_INGEST_LOCK_SECONDS", default=60),
             render_budget_ms=_reader.float("MOSAIC_RENDER_BUDGET_MS", default=50.0),
             event_max_batch=_reader.int("EVENT_MAX_BATCH", default=500),
