@@ -389,9 +389,16 @@ def _events_insert(*, rows: list[tuple]) -> list[int]:
                 [Event._meta.db_table, len(rows)],
             )
             (pks,) = cursor.fetchone()
+            # A batch shares one received_at (events_store's `now`): formatted once, not per row
+            # (an aware datetime's isoformat costs about 1 µs).
+            received = rows[0][9]
+            shared = received.isoformat() if all(row[9] is received for row in rows) else None
+            lines = "".join(
+                [_event_copy_line(pk, row, shared) for pk, row in zip(pks, rows, strict=True)]
+            )
             columns = ", ".join(_EVENT_COLUMNS)
             with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-                copy.write("".join(map(_event_copy_line, pks, rows)))
+                copy.write(lines)
         return pks
     created = Event.objects.bulk_create(
         [Event(**dict(zip(_EVENT_COLUMNS[1:], row, strict=True))) for row in rows],
@@ -420,7 +427,7 @@ def _copy_json(value: Any) -> str:
     return orjson.dumps(value).decode().replace("\\", "\\\\")
 
 
-def _event_copy_line(pk: int, row: tuple) -> str:
+def _event_copy_line(pk: int, row: tuple, received_text: str | None = None) -> str:
     event_id, profile_id, type_, name, properties, value, currency, context, occurred, received = (
         row
     )
@@ -428,7 +435,8 @@ def _event_copy_line(pk: int, row: tuple) -> str:
     return (
         f"{pk}\t{event_id}\t{profile_id}\t{_copy_text(type_)}\t{_copy_text(name)}\t"
         f"{_copy_json(properties)}\t{value}\t{_copy_text(currency)}\t"
-        f"{_copy_json(context)}\t{occurred.isoformat()}\t{received.isoformat()}\n"
+        f"{_copy_json(context)}\t{occurred.isoformat()}\t"
+        f"{received_text or received.isoformat()}\n"
     )
 
 
