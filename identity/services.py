@@ -48,6 +48,11 @@ def visitor_identify(*, visitor: str, user_id: str) -> IdentifyResult:
     """Link `visitor` to `user_id`, merging every profile of that user into the oldest one."""
     visitor_key = pseudonymize(visitor)
     user_key = pseudonymize(user_id)
+    if not VisitorAlias.objects.filter(alias_key=visitor_key).exists():
+        # A new visitor's profile is created, and committed, before the merge's transaction
+        # locks anything: an ingestion batch creating the same profile would otherwise wait for
+        # this transaction while holding share locks that the merge waits for (a deadlock).
+        segment_services.profiles_get_or_create(keys=[visitor_key])
     with transaction.atomic():
         candidates: dict[int, Profile] = {}
         # Both the visitor's own profile and, if it was merged before, the profile it became
@@ -57,7 +62,7 @@ def visitor_identify(*, visitor: str, user_id: str) -> IdentifyResult:
         for profile in (own, *(a.profile for a in alias)):
             if profile is not None:
                 candidates[profile.pk] = profile
-        if not candidates:
+        if not candidates:  # erased since: a new one
             profile = segment_services.profiles_get_or_create(keys=[visitor_key])[visitor_key]
             candidates[profile.pk] = profile
         if any(p.user_key and p.user_key != user_key for p in candidates.values()):

@@ -45,19 +45,23 @@ def _in_thread(fn) -> tuple[threading.Thread, dict]:
     return thread, outcome
 
 
+def _blocked_on_a_lock() -> bool:
+    with connection.cursor() as cursor:
+        # Activity is read once per transaction unless the snapshot is cleared (the caller may
+        # be inside one).
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+        return cursor.fetchone()[0] > 0
+
+
 def _wait_until_blocked_on_a_lock(timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with connection.cursor() as cursor:
-            # Activity is read once per transaction unless the snapshot is cleared (the caller
-            # may be inside one).
-            cursor.execute("SELECT pg_stat_clear_snapshot()")
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity"
-                " WHERE wait_event_type = 'Lock' AND datname = current_database()"
-            )
-            if cursor.fetchone()[0]:
-                return
+        if _blocked_on_a_lock():
+            return
         time.sleep(0.02)
     raise AssertionError("nothing waited on a row lock")
 
@@ -131,4 +135,46 @@ def test_ingest__merge_locked_profile_first__batch_refused_then_stored_on_surviv
     assert services.events_store(events=batch).stored == 1
     assert Event.objects.get(event_id=batch[0]["event_id"]).profile_id == survivor.pk
     assert not Profile.objects.filter(pk=anonymous.pk).exists()
+    assert _orphans() == 0
+
+
+def _wait_until(done, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def test_identify__new_visitor_while_batch_holds_users_profile__no_deadlock(
+    user_and_anonymous_visitor, monkeypatch
+):
+    # Given identify of a brand-new device pausing right after it made the device's profile
+    survivor, _ = user_and_anonymous_visitor
+    created, go = threading.Event(), threading.Event()
+    original = services.profiles_get_or_create
+
+    def create_then_pause(*, keys):
+        found = original(keys=keys)
+        created.set()
+        go.wait(10)
+        return found
+
+    monkeypatch.setattr(services, "profiles_get_or_create", create_then_pause)
+    identify, identify_outcome = _in_thread(
+        lambda: identity_services.visitor_identify(visitor="tablet", user_id="u-1")
+    )
+    assert created.wait(10)
+    # When a batch holding the user's profile and the new device's first event comes in
+    batch = [event("laptop", "page_view"), event("tablet", "page_view")]
+    store, store_outcome = _in_thread(lambda: services.events_store(events=batch))
+    _wait_until(lambda: not store.is_alive() or _blocked_on_a_lock())
+    go.set()
+    identify.join(15)
+    store.join(15)
+    # Then neither was chosen as a deadlock victim, and the batch's events end on the user's
+    # profile (the new device's merged into it)
+    assert "error" not in identify_outcome, identify_outcome.get("error")
+    assert "error" not in store_outcome, store_outcome.get("error")
+    assert identify_outcome["result"].profile.pk == survivor.pk
+    stored = Event.objects.filter(event_id__in=[e["event_id"] for e in batch])
+    assert set(stored.values_list("profile_id", flat=True)) == {survivor.pk}
     assert _orphans() == 0
