@@ -8,7 +8,6 @@ events. Whichever comes second waits; either way no event is left on a deleted p
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from django.db import IntegrityError, connection, connections, transaction
@@ -17,6 +16,7 @@ from identity import services as identity_services
 from segments import services
 from segments.models import Event, Profile
 from segments.pseudonym import pseudonymize
+from tests.conftest import wait_for
 from tests.factories import event
 
 pytestmark = [
@@ -57,13 +57,8 @@ def _blocked_on_a_lock() -> bool:
         return cursor.fetchone()[0] > 0
 
 
-def _wait_until_blocked_on_a_lock(timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if _blocked_on_a_lock():
-            return
-        time.sleep(0.02)
-    raise AssertionError("nothing waited on a row lock")
+def _wait_until_blocked_on_a_lock() -> None:
+    wait_for(_blocked_on_a_lock, timeout=10, interval=0.02, message="nothing waited on a row lock")
 
 
 def _orphans() -> int:
@@ -138,12 +133,6 @@ def test_ingest__merge_locked_profile_first__batch_refused_then_stored_on_surviv
     assert _orphans() == 0
 
 
-def _wait_until(done, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not done() and time.monotonic() < deadline:
-        time.sleep(0.02)
-
-
 def test_identify__new_visitor_while_batch_holds_users_profile__no_deadlock(
     user_and_anonymous_visitor, monkeypatch
 ):
@@ -166,7 +155,7 @@ def test_identify__new_visitor_while_batch_holds_users_profile__no_deadlock(
     # When a batch holding the user's profile and the new device's first event comes in
     batch = [event("laptop", "page_view"), event("tablet", "page_view")]
     store, store_outcome = _in_thread(lambda: services.events_store(events=batch))
-    _wait_until(lambda: not store.is_alive() or _blocked_on_a_lock())
+    wait_for(lambda: not store.is_alive() or _blocked_on_a_lock(), timeout=10, interval=0.02)
     go.set()
     identify.join(15)
     store.join(15)
