@@ -98,6 +98,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
+# Project-wide assets served by Mosaic itself (vendored chart library: no CDN).
+STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = ENV.var_dir / "staticfiles"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns on a missing root
 STORAGES = {
