@@ -1,17 +1,77 @@
-"""Admin for product teams: experiments with their arms inline."""
+"""Admin for product teams: metrics, experiments with their arms and metrics inline, results."""
 
 from __future__ import annotations
 
 from django.contrib import admin
+from django.core.exceptions import ValidationError
+from django.forms.models import BaseInlineFormSet
 
-from .models import Arm, Experiment, Exposure
+from .lifecycle import ArmSpec, experiment_stamp, experiment_validate
+from .models import Arm, Experiment, ExperimentMetric, Exposure, Metric, MetricRole, ResultSnapshot
+
+
+class ArmFormSet(BaseInlineFormSet):
+    """Validates the experiment's setup as a whole (arms and the experiment's own fields), so
+    that a setup that cannot run is refused at save with the field named."""
+
+    def clean(self) -> None:
+        super().clean()
+        if any(self.errors):
+            return
+        arms = []
+        for form in self.forms:
+            data = getattr(form, "cleaned_data", None)
+            if not data or data.get("DELETE"):
+                continue
+            arms.append(
+                ArmSpec(
+                    key=data.get("key") or "",
+                    variant=data.get("variant"),
+                    weight=float(data.get("weight") or 0),
+                    is_control=bool(data.get("is_control")),
+                    name=data.get("name") or "",
+                )
+            )
+        errors = experiment_validate(experiment=self.instance, arms=arms)
+        if errors:
+            raise ValidationError([f"{field}: {message}" for field, message in errors.items()])
 
 
 class ArmInline(admin.TabularInline):
     model = Arm
+    formset = ArmFormSet
     extra = 0
     fields = ["key", "name", "variant", "weight", "is_control", "position"]
     raw_id_fields = ["variant"]
+
+
+class ExperimentMetricFormSet(BaseInlineFormSet):
+    def clean(self) -> None:
+        super().clean()
+        if any(self.errors):
+            return
+        roles = [
+            f.cleaned_data.get("role")
+            for f in self.forms
+            if getattr(f, "cleaned_data", None) and not f.cleaned_data.get("DELETE")
+        ]
+        if roles and roles.count(MetricRole.PRIMARY) != 1:
+            raise ValidationError("metrics: exactly one metric must be primary.")
+
+
+class ExperimentMetricInline(admin.TabularInline):
+    model = ExperimentMetric
+    formset = ExperimentMetricFormSet
+    extra = 0
+    fields = ["metric", "role"]
+
+
+@admin.register(Metric)
+class MetricAdmin(admin.ModelAdmin):
+    list_display = ["name", "key", "kind", "event_type", "event_name", "window_hours"]
+    list_filter = ["kind", "event_type"]
+    search_fields = ["name", "key", "event_name"]
+    prepopulated_fields = {"key": ["name"]}
 
 
 @admin.register(Experiment)
@@ -20,8 +80,43 @@ class ExperimentAdmin(admin.ModelAdmin):
     list_filter = ["status", "placement"]
     search_fields = ["name", "key", "hypothesis"]
     prepopulated_fields = {"key": ["name"]}
-    inlines = [ArmInline]
+    inlines = [ArmInline, ExperimentMetricInline]
     list_select_related = ["placement"]
+    readonly_fields = ["started_at", "ended_at", "analysis_started_at"]
+    fieldsets = [
+        (None, {"fields": ["name", "key", "hypothesis", "placement", "status", "rollout_arm"]}),
+        (
+            "Assignment",
+            {
+                "fields": ["coverage", "seed", "sticky", "layer", "layer_start", "layer_end"],
+                "description": "Changing weights of a started experiment: a sticky experiment "
+                "keeps exposed visitors in their arm; otherwise the seed must change too, which "
+                "reassigns everyone and restarts the analysis.",
+            },
+        ),
+        ("Eligibility", {"fields": ["condition"]}),
+        (
+            "Analysis",
+            {
+                "fields": [
+                    "engine",
+                    "cuped",
+                    "cuped_days",
+                    "planned_sample_size",
+                    "bandit",
+                    "bandit_min_weight",
+                    "started_at",
+                    "ended_at",
+                    "analysis_started_at",
+                ]
+            },
+        ),
+    ]
+
+    def save_model(self, request, obj, form, change):
+        previous = Experiment.objects.filter(pk=obj.pk).first() if change else None
+        experiment_stamp(experiment=obj, previous=previous)
+        super().save_model(request, obj, form, change)
 
 
 @admin.register(Arm)
@@ -31,6 +126,21 @@ class ArmAdmin(admin.ModelAdmin):
     search_fields = ["key", "name", "experiment__key"]
     # Variant.__str__ reads the placement: join it rather than a query per row.
     list_select_related = ["experiment", "variant__placement"]
+
+
+@admin.register(ResultSnapshot)
+class ResultSnapshotAdmin(admin.ModelAdmin):
+    """Read-only: written by the results task."""
+
+    list_display = ["experiment", "computed_at", "users", "srm_p_value", "duration_ms"]
+    list_filter = ["experiment"]
+    readonly_fields = ["experiment", "computed_at", "users", "srm_p_value", "data", "duration_ms"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(Exposure)

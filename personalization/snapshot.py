@@ -19,6 +19,8 @@ from types import MappingProxyType
 from typing import Any
 
 import redis
+from django.conf import settings
+from django.db.models import Case, Q, When
 
 from content.models import Placement, Variant, VariantStatus
 from content.rendering import template_compile
@@ -113,10 +115,13 @@ class CompiledVariant:
 @dataclass(frozen=True, slots=True)
 class CompiledExperiment:
     key: str
-    spec: ExperimentSpec
+    spec: ExperimentSpec | None  # None for a rollout
     arm_variants: tuple[str, ...]  # variant key per arm, by arm index
     eligible: Matcher | None
     reads_profile: bool
+    sticky: bool = False
+    # A stopped experiment rolling out its winner: this variant for everyone, nothing logged.
+    rollout_variant: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +137,10 @@ class PlacementPlan:
 class Snapshot:
     version: int
     placements: Mapping[str, PlacementPlan]
+    # Share of visitors (0..1) who never enter any experiment (the global holdout).
+    holdout: float = 0.0
+    # Whether any running experiment is sticky (decide then reads the visitor's sticky arms).
+    any_sticky: bool = False
 
 
 def _compile_variant(variant: Variant) -> CompiledVariant:
@@ -159,9 +168,13 @@ def snapshot_build(version: int) -> Snapshot:
         variants_by_placement.setdefault(variant.placement_id, []).append(variant)
     experiments = {
         e.placement_id: e
-        for e in Experiment.objects.filter(status=ExperimentStatus.RUNNING)
+        for e in Experiment.objects.filter(
+            Q(status=ExperimentStatus.RUNNING)
+            | Q(status=ExperimentStatus.STOPPED, rollout_arm__isnull=False)
+        )
         .prefetch_related("arms__variant")
-        .order_by("created_at")
+        # Running experiments last, so one wins over a rollout of the same placement.
+        .order_by(Case(When(status=ExperimentStatus.RUNNING, then=1), default=0), "created_at")
     }
     plans: dict[str, PlacementPlan] = {}
     for placement in placements:
@@ -184,13 +197,39 @@ def snapshot_build(version: int) -> Snapshot:
             by_key=MappingProxyType({c.key: c for c in compiled.values()}),
             experiment=_compile_experiment(experiment, compiled) if experiment else None,
         )
-    return Snapshot(version=version, placements=MappingProxyType(plans))
+    return Snapshot(
+        version=version,
+        placements=MappingProxyType(plans),
+        holdout=_holdout(),
+        any_sticky=any(p.experiment is not None and p.experiment.sticky for p in plans.values()),
+    )
+
+
+def _holdout() -> float:
+    """MOSAIC_EXPERIMENTS_HOLDOUT_PERCENT as a share; absurd values mean no holdout (logged)."""
+    value = getattr(settings, "MOSAIC_EXPERIMENTS_HOLDOUT_PERCENT", 0) or 0
+    if isinstance(value, int | float) and 0 <= value <= 100:
+        return float(value) / 100
+    logger.warning("MOSAIC_EXPERIMENTS_HOLDOUT_PERCENT=%r ignored: not in [0, 100]", value)
+    return 0.0
 
 
 def _compile_experiment(
     experiment: Experiment, compiled: dict[int, CompiledVariant]
 ) -> CompiledExperiment | None:
     arms = list(experiment.arms.all())
+    if experiment.status == ExperimentStatus.STOPPED:
+        rollout = next((a for a in arms if a.pk == experiment.rollout_arm_id), None)
+        if rollout is None or rollout.variant_id not in compiled:
+            return None
+        return CompiledExperiment(
+            key=experiment.key,
+            spec=None,
+            arm_variants=(),
+            eligible=None,
+            reads_profile=False,
+            rollout_variant=compiled[rollout.variant_id].key,
+        )
     if len(arms) < 2 or any(arm.variant_id not in compiled for arm in arms):
         logger.warning("experiment %s skipped: needs two arms on its placement", experiment.key)
         return None
@@ -202,6 +241,11 @@ def _compile_experiment(
             arm_keys=tuple(arm.key for arm in arms),
             weights=_normalised([arm.weight for arm in arms]),
             coverage=experiment.coverage,
+            namespace=(
+                (experiment.layer, experiment.layer_start, experiment.layer_end)
+                if experiment.layer
+                else None
+            ),
         )
     except ValueError as exc:
         logger.warning("experiment %s skipped: %s", experiment.key, exc)
@@ -212,6 +256,7 @@ def _compile_experiment(
         arm_variants=tuple(compiled[arm.variant_id].key for arm in arms),
         eligible=compile_condition(condition) if condition else None,
         reads_profile=_reads_profile(condition),
+        sticky=experiment.sticky,
     )
 
 
