@@ -133,6 +133,8 @@ def experiment_validate(*, experiment: Experiment, arms: Sequence[ArmSpec]) -> d
             errors["rollout_arm"] = "Only a stopped experiment can roll out an arm."
         elif experiment.rollout_arm.experiment_id != experiment.pk:
             errors["rollout_arm"] = "The rolled-out arm must be one of this experiment's arms."
+    if experiment.bandit and not experiment.sticky:
+        errors["sticky"] = "A bandit moves weights every run: it must be sticky."
     if experiment.bandit and not 0 <= experiment.bandit_min_weight <= 1 / max(len(arms), 1):
         errors["bandit_min_weight"] = "The bandit's minimum weight must be in [0, 1/arms]."
     return errors

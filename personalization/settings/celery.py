@@ -44,4 +44,9 @@ CELERY_BEAT_SCHEDULE = {
         "task": "experiments.tasks.exposures_flush",
         "schedule": timedelta(seconds=10),
     },
+    "experiments-results": {
+        # Results of running experiments (and bandit weights), never computed on page load.
+        "task": "experiments.tasks.results_compute_running",
+        "schedule": timedelta(minutes=15),
+    },
 }

@@ -21,3 +21,46 @@ def promo_placement(db):
     for key in ("a", "b"):
         make_variant(placement, f"promo-{key}", priority=500)
     return placement
+
+
+def make_metrics():
+    """The three metric kinds on purchases: conversion, revenue per visitor, revenue per order."""
+    from experiments.models import Metric
+
+    orders = Metric.objects.create(
+        key="orders", name="Orders", kind="mean", event_type="purchase", aggregation="count"
+    )
+    return {
+        "purchase": Metric.objects.create(
+            key="purchase",
+            name="Purchase",
+            kind="conversion",
+            event_type="purchase",
+            window_hours=48,
+        ),
+        "revenue": Metric.objects.create(
+            key="revenue",
+            name="Revenue",
+            kind="mean",
+            event_type="purchase",
+            aggregation="sum_value",
+        ),
+        "aov": Metric.objects.create(
+            key="aov",
+            name="Revenue per order",
+            kind="ratio",
+            event_type="purchase",
+            aggregation="sum_value",
+            denominator=orders,
+        ),
+        "orders": orders,
+        "bounce": Metric.objects.create(
+            key="bounce",
+            name="Bounces",
+            kind="conversion",
+            event_type="custom",
+            event_name="bounce",
+            property_filter={"page": "home"},
+            higher_is_better=False,
+        ),
+    }
