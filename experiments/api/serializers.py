@@ -1,0 +1,89 @@
+"""Serializers of the experiments API: strict input (unknown fields refused), documented output."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from segments.serializers import StrictSerializer
+
+from ..models import ExperimentStatus, MetricRole, StatsEngine
+
+KEY = r"^[-a-zA-Z0-9_]+$"
+
+
+class ArmInputSerializer(StrictSerializer):
+    key = serializers.RegexField(KEY, max_length=100)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    variant = serializers.RegexField(KEY, max_length=100, help_text="Variant key on the placement.")
+    weight = serializers.FloatField(default=1.0, min_value=0, max_value=1e6)
+    is_control = serializers.BooleanField(default=False)
+
+
+class MetricLinkSerializer(StrictSerializer):
+    metric = serializers.RegexField(KEY, max_length=100, help_text="Metric key.")
+    role = serializers.ChoiceField(choices=MetricRole.choices)
+
+
+class ExperimentCreateSerializer(StrictSerializer):
+    key = serializers.RegexField(KEY, max_length=100)
+    name = serializers.CharField(max_length=200)
+    hypothesis = serializers.CharField(max_length=5000, required=False, allow_blank=True)
+    placement = serializers.RegexField(KEY, max_length=100, help_text="Placement key.")
+    coverage = serializers.FloatField(default=1.0, min_value=0, max_value=1)
+    seed = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    sticky = serializers.BooleanField(default=False)
+    layer = serializers.RegexField(KEY, max_length=100, required=False, allow_blank=True)
+    layer_start = serializers.FloatField(default=0.0, min_value=0, max_value=1)
+    layer_end = serializers.FloatField(default=1.0, min_value=0, max_value=1)
+    engine = serializers.ChoiceField(choices=StatsEngine.choices, default=StatsEngine.FREQUENTIST)
+    cuped = serializers.BooleanField(default=True)
+    planned_sample_size = serializers.IntegerField(
+        required=False, allow_null=True, min_value=2, max_value=10**10
+    )
+    arms = ArmInputSerializer(many=True, min_length=2, max_length=50)
+    metrics = MetricLinkSerializer(many=True, required=False, max_length=50)
+
+
+class StatusSerializer(StrictSerializer):
+    rollout_arm = serializers.RegexField(
+        KEY, max_length=100, required=False, help_text="Stop only: arm to serve to everyone."
+    )
+
+
+class ArmOutputSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    name = serializers.CharField()
+    variant = serializers.CharField(source="variant.key")
+    weight = serializers.FloatField()
+    is_control = serializers.BooleanField()
+
+
+class ExperimentOutputSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    name = serializers.CharField()
+    hypothesis = serializers.CharField()
+    placement = serializers.CharField(source="placement.key")
+    status = serializers.ChoiceField(choices=ExperimentStatus.choices)
+    coverage = serializers.FloatField()
+    sticky = serializers.BooleanField()
+    layer = serializers.CharField()
+    layer_start = serializers.FloatField()
+    layer_end = serializers.FloatField()
+    engine = serializers.CharField()
+    cuped = serializers.BooleanField()
+    planned_sample_size = serializers.IntegerField(allow_null=True)
+    started_at = serializers.DateTimeField(allow_null=True)
+    ended_at = serializers.DateTimeField(allow_null=True)
+    rollout_arm = serializers.CharField(source="rollout_arm.key", allow_null=True, default=None)
+    arms = ArmOutputSerializer(many=True, source="arms.all")
+
+
+class ResultsSerializer(serializers.Serializer):
+    experiment = serializers.CharField()
+    computed_at = serializers.DateTimeField(allow_null=True)
+    users = serializers.IntegerField()
+    srm_p_value = serializers.FloatField(allow_null=True)
+    data = serializers.JSONField(help_text="Arms, metrics, per-arm statistics and estimates.")
+    history = serializers.ListField(
+        child=serializers.JSONField(), help_text="Earlier computations: time, users, lifts."
+    )

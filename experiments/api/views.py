@@ -1,0 +1,284 @@
+"""`/api/v1/experiments`: create, start, stop, read experiments and their results (JSON, CSV).
+
+Secret API keys or staff only. Every refusal is a 4xx in the project's error shape naming the
+field; results are read from the stored snapshots (computed by beat), never computed here.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from access.permissions import IsSecretKeyOrStaff
+from content.models import Placement, Variant
+from personalization.api.errors import error_response
+
+from ..lifecycle import ArmSpec, experiment_create, experiment_set_status
+from ..models import Experiment, ExperimentStatus, Metric
+from ..selectors import results_history, results_latest
+from .serializers import (
+    ExperimentCreateSerializer,
+    ExperimentOutputSerializer,
+    ResultsSerializer,
+    StatusSerializer,
+)
+
+MAX_LIST = 200
+
+
+def _validation_response(exc: DjangoValidationError) -> Response:
+    errors = [
+        {"field": field, "message": message}
+        for field, messages in exc.message_dict.items()
+        for message in messages
+    ]
+    return Response({"errors": errors}, status=status.HTTP_400_BAD_REQUEST)
+
+
+def _experiment(key: str) -> Experiment | None:
+    return (
+        Experiment.objects.select_related("placement", "rollout_arm")
+        .prefetch_related("arms__variant")
+        .filter(key=key)
+        .first()
+    )
+
+
+class _Base(APIView):
+    permission_classes = [IsSecretKeyOrStaff]
+    publishable_key_allowed = False
+
+
+class ExperimentListView(_Base):
+    @extend_schema(responses=ExperimentOutputSerializer(many=True))
+    def get(self, request):
+        experiments = (
+            Experiment.objects.select_related("placement", "rollout_arm")
+            .prefetch_related("arms__variant")
+            .order_by("-created_at")[:MAX_LIST]
+        )
+        return Response(ExperimentOutputSerializer(experiments, many=True).data)
+
+    @extend_schema(request=ExperimentCreateSerializer, responses={201: ExperimentOutputSerializer})
+    def post(self, request):
+        serializer = ExperimentCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        placement = Placement.objects.filter(key=data["placement"]).first()
+        if placement is None:
+            return error_response(400, "placement", f"No placement {data['placement']!r}.")
+        if Experiment.objects.filter(key=data["key"]).exists():
+            return error_response(400, "key", f"An experiment {data['key']!r} exists already.")
+        variants = {v.key: v for v in Variant.objects.filter(placement=placement)}
+        arms = []
+        for index, arm in enumerate(data["arms"]):
+            variant = variants.get(arm["variant"])
+            if variant is None:
+                return error_response(
+                    400,
+                    f"arms[{index}].variant",
+                    f"No variant {arm['variant']!r} on placement {placement.key}.",
+                )
+            arms.append(
+                ArmSpec(arm["key"], variant, arm["weight"], arm["is_control"], arm.get("name", ""))
+            )
+        links = []
+        metric_keys = [m["metric"] for m in data.get("metrics", [])]
+        known = {m.key: m for m in Metric.objects.filter(key__in=metric_keys)}
+        for index, link in enumerate(data.get("metrics", [])):
+            metric = known.get(link["metric"])
+            if metric is None:
+                return error_response(
+                    400, f"metrics[{index}].metric", f"No metric {link['metric']!r}."
+                )
+            links.append((metric, link["role"]))
+        if len(set(metric_keys)) != len(metric_keys):
+            return error_response(400, "metrics", "A metric may be attached once.")
+        fields = {
+            name: data[name]
+            for name in (
+                "key",
+                "name",
+                "coverage",
+                "sticky",
+                "layer_start",
+                "layer_end",
+                "engine",
+                "cuped",
+            )
+        }
+        fields.update(
+            placement=placement,
+            hypothesis=data.get("hypothesis", ""),
+            seed=data.get("seed", ""),
+            layer=data.get("layer", ""),
+            planned_sample_size=data.get("planned_sample_size"),
+        )
+        try:
+            experiment = experiment_create(fields=fields, arms=arms, metrics=links)
+        except DjangoValidationError as exc:
+            return _validation_response(exc)
+        return Response(
+            ExperimentOutputSerializer(_experiment(experiment.key)).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class ExperimentDetailView(_Base):
+    @extend_schema(responses=ExperimentOutputSerializer)
+    def get(self, request, key: str):
+        experiment = _experiment(key)
+        if experiment is None:
+            return error_response(404, "key", f"No experiment {key!r}.")
+        return Response(ExperimentOutputSerializer(experiment).data)
+
+
+class _StatusView(_Base):
+    target: str = ""
+
+    @extend_schema(request=StatusSerializer, responses=ExperimentOutputSerializer)
+    def post(self, request, key: str):
+        experiment = _experiment(key)
+        if experiment is None:
+            return error_response(404, "key", f"No experiment {key!r}.")
+        serializer = StatusSerializer(data=request.data or {})
+        serializer.is_valid(raise_exception=True)
+        rollout = None
+        rollout_key = serializer.validated_data.get("rollout_arm")
+        if rollout_key:
+            if self.target != ExperimentStatus.STOPPED:
+                return error_response(400, "rollout_arm", "Only a stop can roll out an arm.")
+            rollout = experiment.arms.filter(key=rollout_key).first()
+            if rollout is None:
+                return error_response(400, "rollout_arm", f"No arm {rollout_key!r}.")
+        try:
+            experiment_set_status(experiment=experiment, status=self.target, rollout_arm=rollout)
+        except DjangoValidationError as exc:
+            return _validation_response(exc)
+        return Response(ExperimentOutputSerializer(_experiment(key)).data)
+
+
+class ExperimentStartView(_StatusView):
+    target = ExperimentStatus.RUNNING
+
+
+class ExperimentPauseView(_StatusView):
+    target = ExperimentStatus.PAUSED
+
+
+class ExperimentStopView(_StatusView):
+    target = ExperimentStatus.STOPPED
+
+
+class ExperimentResultsView(_Base):
+    @extend_schema(responses=ResultsSerializer)
+    def get(self, request, key: str):
+        experiment = Experiment.objects.filter(key=key).first()
+        if experiment is None:
+            return error_response(404, "key", f"No experiment {key!r}.")
+        latest = results_latest(experiment=experiment)
+        return Response(
+            {
+                "experiment": experiment.key,
+                "computed_at": latest.computed_at if latest else None,
+                "users": latest.users if latest else 0,
+                "srm_p_value": latest.srm_p_value if latest else None,
+                "data": latest.data if latest else None,
+                "history": results_history(experiment=experiment),
+            }
+        )
+
+
+CSV_COLUMNS = [
+    "metric",
+    "role",
+    "arm",
+    "users",
+    "sum",
+    "mean",
+    "relative_lift",
+    "relative_ci_low",
+    "relative_ci_high",
+    "absolute_lift",
+    "absolute_ci_low",
+    "absolute_ci_high",
+    "p_value",
+    "chance_to_win",
+    "cuped",
+]
+
+
+def _cell(value) -> str:
+    text = "" if value is None else str(value)
+    # Spreadsheet formula injection: a text cell starting with these is shown as text.
+    return (
+        "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not _number(text) else text
+    )
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def results_csv_rows(data: dict) -> list[list[str]]:
+    rows = []
+    for metric in data.get("metrics", []):
+        for arm in metric["arms"]:
+            entry = metric["estimates"].get(arm["arm"], {})
+            for label in ("plain", "cuped"):
+                est = entry.get(label)
+                if est is None and (label == "cuped" or entry):
+                    continue
+                rel = (est or {}).get("relative", {})
+                ab = (est or {}).get("absolute", {})
+                rows.append(
+                    [
+                        _cell(v)
+                        for v in (
+                            metric["key"],
+                            metric["role"],
+                            arm["arm"],
+                            arm["n"],
+                            arm["sum"],
+                            arm["mean"],
+                            rel.get("expected"),
+                            rel.get("ci_low"),
+                            rel.get("ci_high"),
+                            ab.get("expected"),
+                            ab.get("ci_low"),
+                            ab.get("ci_high"),
+                            rel.get("p_value"),
+                            rel.get("chance_to_win"),
+                            label == "cuped",
+                        )
+                    ]
+                )
+    return rows
+
+
+class ExperimentResultsCsvView(_Base):
+    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR})
+    def get(self, request, key: str):
+        experiment = Experiment.objects.filter(key=key).first()
+        if experiment is None:
+            return error_response(404, "key", f"No experiment {key!r}.")
+        latest = results_latest(experiment=experiment)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(CSV_COLUMNS)
+        writer.writerows(results_csv_rows(latest.data if latest else {}))
+        response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{experiment.key}-results.csv"'
+        return response
