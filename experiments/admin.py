@@ -76,15 +76,27 @@ class MetricAdmin(admin.ModelAdmin):
 
 @admin.register(Experiment)
 class ExperimentAdmin(admin.ModelAdmin):
-    list_display = ["name", "key", "placement", "status", "coverage", "started_at", "ended_at"]
     list_filter = ["status", "placement"]
     search_fields = ["name", "key", "hypothesis"]
     prepopulated_fields = {"key": ["name"]}
     inlines = [ArmInline, ExperimentMetricInline]
     list_select_related = ["placement"]
-    readonly_fields = ["started_at", "ended_at", "analysis_started_at"]
+    readonly_fields = ["started_at", "ended_at", "analysis_started_at", "results_link"]
     fieldsets = [
-        (None, {"fields": ["name", "key", "hypothesis", "placement", "status", "rollout_arm"]}),
+        (
+            None,
+            {
+                "fields": [
+                    "name",
+                    "key",
+                    "hypothesis",
+                    "placement",
+                    "status",
+                    "rollout_arm",
+                    "results_link",
+                ]
+            },
+        ),
         (
             "Assignment",
             {
@@ -112,6 +124,41 @@ class ExperimentAdmin(admin.ModelAdmin):
             },
         ),
     ]
+
+    list_display = [
+        "name",
+        "key",
+        "placement",
+        "status",
+        "coverage",
+        "started_at",
+        "ended_at",
+        "results_link",
+    ]
+
+    def get_urls(self):
+        from django.urls import path
+
+        from .admin_views import experiment_results_view
+
+        return [
+            path(
+                "<int:object_id>/results/",
+                self.admin_site.admin_view(experiment_results_view),
+                name="experiments_experiment_results",
+            ),
+            *super().get_urls(),
+        ]
+
+    @admin.display(description="Results")
+    def results_link(self, obj):
+        from django.urls import reverse
+        from django.utils.html import format_html
+
+        if obj is None or obj.pk is None:
+            return "-"
+        url = reverse("admin:experiments_experiment_results", args=[obj.pk])
+        return format_html('<a href="{}">Results</a>', url)
 
     def save_model(self, request, obj, form, change):
         previous = Experiment.objects.filter(pk=obj.pk).first() if change else None

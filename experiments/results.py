@@ -296,18 +296,22 @@ def results_compute(*, experiment: Experiment, as_of: datetime | None = None) ->
                 **result,
             }
         )
-        for arm_key in result["estimates"]:
-            p_refs.append((len(metrics_out) - 1, arm_key, "plain"))
+        for arm_key, entry in result["estimates"].items():
+            for label in entry:
+                p_refs.append((len(metrics_out) - 1, arm_key, label))
 
     # Multiple comparisons across arms x metrics (frequentist p-values, relative effects).
-    if experiment.engine != StatsEngine.BAYESIAN and p_refs:
+    # Adjusted within each analysis (with CUPED, without): one family of arms x metrics each.
+    for family in ("plain", "cuped"):
+        refs = [r for r in p_refs if r[2] == family]
+        if experiment.engine == StatsEngine.BAYESIAN or not refs:
+            continue
         raw = [
-            metrics_out[m]["estimates"][arm][label]["relative"]["p_value"]
-            for m, arm, label in p_refs
+            metrics_out[m]["estimates"][arm][label]["relative"]["p_value"] for m, arm, label in refs
         ]
         raw = [1.0 if p is None or not 0 <= p <= 1 else p for p in raw]
         for (m, arm, label), h, bh in zip(
-            p_refs, stats.holm(raw), stats.benjamini_hochberg(raw), strict=True
+            refs, stats.holm(raw), stats.benjamini_hochberg(raw), strict=True
         ):
             rel = metrics_out[m]["estimates"][arm][label]["relative"]
             rel["p_holm"] = h

@@ -330,6 +330,10 @@ class Command(BaseCommand):
             for segment in segments:
                 result = segment_services.segment_recompute(segment_id=segment.pk)
                 self.stdout.write(f"segment {result.segment_key}: {result.members} members")
+            from experiments.demo import demo_experiment_seed
+
+            demo = demo_experiment_seed()
+            self.stdout.write(f"experiment {demo.key if demo else '-'}: A/B test with traffic")
         if options["admin_password"]:
             user, _ = get_user_model().objects.get_or_create(
                 username="admin", defaults={"is_staff": True, "is_superuser": True}
