@@ -12,8 +12,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from content.models import Placement, Variant, VariantStatus
+from core.pseudonym import pseudonymize
 from segments.models import Event, Profile
-from segments.pseudonym import pseudonymize
 
 from .engine import ExperimentSpec, assign
 from .models import (

@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 
 from access.permissions import IsSecretKeyOrStaff
 from content.models import Placement, Variant
-from personalization.api.errors import error_response
+from core.errors import error_response
 
 from ..lifecycle import ArmSpec, experiment_create, experiment_set_status
 from ..models import Experiment, ExperimentStatus, Metric
