@@ -30,9 +30,16 @@ class ArmFormSet(BaseInlineFormSet):
                     weight=float(data.get("weight") or 0),
                     is_control=bool(data.get("is_control")),
                     name=data.get("name") or "",
+                    extra_variants=tuple(data.get("extra_variants") or ()),
                 )
             )
-        errors = experiment_validate(experiment=self.instance, arms=arms)
+        # The parent form's placements (its M2M is saved after the inlines are validated).
+        extra = getattr(self.instance, "_pending_extra_placements", None)
+        errors = experiment_validate(
+            experiment=self.instance,
+            arms=arms,
+            extra_placements=list(extra) if extra is not None else None,
+        )
         if errors:
             raise ValidationError([f"{field}: {message}" for field, message in errors.items()])
 
@@ -41,8 +48,8 @@ class ArmInline(admin.TabularInline):
     model = Arm
     formset = ArmFormSet
     extra = 0
-    fields = ["key", "name", "variant", "weight", "is_control", "position"]
-    raw_id_fields = ["variant"]
+    fields = ["key", "name", "variant", "extra_variants", "weight", "is_control", "position"]
+    raw_id_fields = ["variant", "extra_variants"]
 
 
 class ExperimentMetricFormSet(BaseInlineFormSet):
@@ -91,6 +98,7 @@ class ExperimentAdmin(admin.ModelAdmin):
                     "key",
                     "hypothesis",
                     "placement",
+                    "extra_placements",
                     "status",
                     "rollout_arm",
                     "results_link",
@@ -159,6 +167,11 @@ class ExperimentAdmin(admin.ModelAdmin):
             return "-"
         url = reverse("admin:experiments_experiment_results", args=[obj.pk])
         return format_html('<a href="{}">Results</a>', url)
+
+    def save_form(self, request, form, change):
+        obj = super().save_form(request, form, change)
+        obj._pending_extra_placements = form.cleaned_data.get("extra_placements") or []
+        return obj
 
     def save_model(self, request, obj, form, change):
         previous = Experiment.objects.filter(pk=obj.pk).first() if change else None

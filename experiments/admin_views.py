@@ -150,6 +150,15 @@ def results_context(experiment: Experiment, *, cuped: bool) -> dict[str, Any]:
                 }
             )
         ctx["metrics"].append({**metric, "rows": rows, "rel_scale": rel_scale})
+    factorial = data.get("factorial")
+    if factorial:
+        names = {m["key"]: m["name"] for m in data["metrics"]}
+        ctx["factorial"] = [
+            {"metric": names.get(key, key), **effects}
+            for key, effects in factorial["metrics"].items()
+            if effects
+        ]
+        ctx["factors"] = factorial["factors"]
     ctx["guardrails_flagged"] = [
         (m["name"], arm) for m in data["metrics"] for arm in m.get("guardrail_flagged", [])
     ]

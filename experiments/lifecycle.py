@@ -13,13 +13,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import product
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from content.models import Variant
+from content.models import Placement, Variant
 
 from .models import Arm, Experiment, ExperimentMetric, ExperimentStatus, Metric, MetricRole
 
@@ -41,6 +42,8 @@ class ArmSpec:
     weight: float
     is_control: bool
     name: str = ""
+    # Multivariate: the arm's variant on each of the experiment's other placements.
+    extra_variants: tuple[Variant, ...] = ()
 
 
 def _weights_of(arms: Sequence[ArmSpec]) -> dict[str, float]:
@@ -48,9 +51,27 @@ def _weights_of(arms: Sequence[ArmSpec]) -> dict[str, float]:
     return {a.key: round(a.weight / total, 9) for a in arms}
 
 
-def experiment_validate(*, experiment: Experiment, arms: Sequence[ArmSpec]) -> dict[str, str]:
+def experiment_validate(
+    *,
+    experiment: Experiment,
+    arms: Sequence[ArmSpec],
+    extra_placements: Sequence[Placement] | None = None,
+) -> dict[str, str]:
     """Problems that keep this setup from running, by field name (empty when it can run)."""
     errors: dict[str, str] = {}
+    if extra_placements is None:
+        extra_placements = list(experiment.extra_placements.all()) if experiment.pk else []
+    extra_ids = {p.pk for p in extra_placements}
+    if experiment.placement_id in extra_ids:
+        errors["extra_placements"] = "The main placement cannot also be an extra placement."
+    for arm in arms:
+        got = sorted(v.placement_id for v in arm.extra_variants)
+        if got != sorted(extra_ids):
+            names = ", ".join(sorted(p.key for p in extra_placements)) or "none"
+            errors["extra_variants"] = (
+                f"Arm {arm.key} must have exactly one variant on each extra placement ({names})."
+            )
+            break
     if not (math.isfinite(experiment.coverage) and 0 <= experiment.coverage <= 1):
         errors["coverage"] = "Coverage must be between 0 and 1."
 
@@ -73,9 +94,11 @@ def experiment_validate(*, experiment: Experiment, arms: Sequence[ArmSpec]) -> d
         errors["variant"] = (
             f"Arms must serve variants of placement {placement}; not: {', '.join(off)}."
         )
-    distinct = {a.variant.pk for a in arms if a.variant is not None}
-    if "arms" not in errors and len(distinct) < 2:
+    combos = [(a.variant.pk, *sorted(v.pk for v in a.extra_variants)) for a in arms if a.variant]
+    if "arms" not in errors and len(set(combos)) < 2:
         errors["arms"] = "An experiment needs at least two arms serving distinct variants."
+    elif "arms" not in errors and len(set(combos)) != len(combos):
+        errors["arms"] = "Two arms serve the same variants: each arm must differ."
     controls = sum(1 for a in arms if a.is_control)
     if controls != 1:
         errors["is_control"] = f"Exactly one arm must be the control (found {controls})."
@@ -164,7 +187,17 @@ def _raise(errors: dict[str, str]) -> None:
 
 
 def arm_specs(arms: Sequence[Arm]) -> list[ArmSpec]:
-    return [ArmSpec(a.key, a.variant, float(a.weight), a.is_control, a.name) for a in arms]
+    return [
+        ArmSpec(
+            a.key,
+            a.variant,
+            float(a.weight),
+            a.is_control,
+            a.name,
+            tuple(a.extra_variants.all()) if a.pk else (),
+        )
+        for a in arms
+    ]
 
 
 @transaction.atomic
@@ -173,11 +206,14 @@ def experiment_create(
     fields: dict[str, Any],
     arms: Sequence[ArmSpec],
     metrics: Sequence[tuple[Metric, str]] = (),
+    extra_placements: Sequence[Placement] = (),
 ) -> Experiment:
     """Create an experiment with its arms and metrics in one transaction, or raise
     ValidationError naming the field (nothing written)."""
     experiment = Experiment(**fields)
-    errors = experiment_validate(experiment=experiment, arms=arms)
+    errors = experiment_validate(
+        experiment=experiment, arms=arms, extra_placements=list(extra_placements)
+    )
     primaries = sum(1 for _, role in metrics if role == MetricRole.PRIMARY)
     if metrics and primaries != 1:
         errors["metrics"] = "Exactly one metric must be primary."
@@ -185,7 +221,8 @@ def experiment_create(
     experiment.full_clean(exclude=["metrics"])
     experiment_stamp(experiment=experiment, previous=None)
     experiment.save()
-    Arm.objects.bulk_create(
+    experiment.extra_placements.set(extra_placements)
+    created = Arm.objects.bulk_create(
         [
             Arm(
                 experiment=experiment,
@@ -199,6 +236,9 @@ def experiment_create(
             for i, a in enumerate(arms)
         ]
     )
+    for arm, spec in zip(created, arms, strict=True):
+        if spec.extra_variants:
+            arm.extra_variants.set(spec.extra_variants)
     ExperimentMetric.objects.bulk_create(
         [ExperimentMetric(experiment=experiment, metric=m, role=role) for m, role in metrics]
     )
@@ -223,3 +263,38 @@ def experiment_set_status(
     experiment_stamp(experiment=locked, previous=previous)
     locked.save()
     return locked
+
+
+def experiment_create_factorial(
+    *,
+    fields: dict[str, Any],
+    factors: Sequence[tuple[Placement, Sequence[Variant]]],
+    metrics: Sequence[tuple[Metric, str]] = (),
+) -> Experiment:
+    """A full-factorial multivariate experiment: one arm per combination of the factors'
+    variants (the first placement is the experiment's main placement; the combination of every
+    factor's first variant is the control), equal weights."""
+    if len(factors) < 2:
+        raise ValidationError({"factors": ["A multivariate experiment needs two factors."]})
+    if any(len(variants) < 2 for _, variants in factors):
+        raise ValidationError({"factors": ["Each factor needs at least two variants."]})
+    combinations = list(product(*[variants for _, variants in factors]))
+    if len(combinations) > 50:
+        raise ValidationError({"factors": ["At most 50 combinations."]})
+    arms = [
+        ArmSpec(
+            key="-".join(v.key for v in combo)[:100],
+            variant=combo[0],
+            weight=1.0,
+            is_control=index == 0,
+            name=" x ".join(v.name for v in combo)[:200],
+            extra_variants=tuple(combo[1:]),
+        )
+        for index, combo in enumerate(combinations)
+    ]
+    return experiment_create(
+        fields={**fields, "placement": factors[0][0]},
+        arms=arms,
+        metrics=metrics,
+        extra_placements=[placement for placement, _ in factors[1:]],
+    )

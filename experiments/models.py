@@ -88,6 +88,12 @@ class Experiment(models.Model):
     placement = models.ForeignKey(
         "content.Placement", on_delete=models.CASCADE, related_name="experiments"
     )
+    extra_placements = models.ManyToManyField(
+        "content.Placement",
+        blank=True,
+        related_name="multivariate_experiments",
+        help_text="Multivariate: the other placements (factors) this experiment spans.",
+    )
     status = models.CharField(
         max_length=8, choices=ExperimentStatus.choices, default=ExperimentStatus.DRAFT
     )
@@ -169,6 +175,12 @@ class Arm(models.Model):
     )
     is_control = models.BooleanField(default=False)
     position = models.PositiveSmallIntegerField(default=0)
+    extra_variants = models.ManyToManyField(
+        "content.Variant",
+        blank=True,
+        related_name="experiment_arms_extra",
+        help_text="Multivariate: this arm's variant on each of the experiment's other placements.",
+    )
 
     class Meta:
         ordering = ["experiment", "position", "id"]

@@ -450,8 +450,42 @@ def results_compute(*, experiment: Experiment, as_of: datetime | None = None) ->
             rel["p_holm"] = h
             rel["p_bh"] = bh
 
+    factorial = None
+    extra = list(experiment.extra_placements.all())
+    if extra and control is not None:
+        from .factorial import factorial_effects
+
+        arm_levels = {}
+        for arm in experiment.arms.select_related("variant__placement").prefetch_related(
+            "extra_variants__placement"
+        ):
+            levels = {arm.variant.placement.key: arm.variant.key}
+            levels.update({v.placement.key: v.key for v in arm.extra_variants.all()})
+            arm_levels[arm.key] = levels
+
+        def comparer(better: bool):
+            def compare(a, b, *, relative):
+                return _compare(experiment.engine, a, b, relative=relative, higher_is_better=better)
+
+            return compare
+
+        factorial = {
+            "factors": [experiment.placement.key, *(p.key for p in extra)],
+            "arm_levels": arm_levels,
+            "metrics": {
+                m["key"]: factorial_effects(
+                    arm_levels=arm_levels,
+                    control_arm=control.key,
+                    metric=m,
+                    compare=comparer(m["higher_is_better"]),
+                )
+                for m in metrics_out
+            },
+        }
+
     data = {
         "as_of": as_of.isoformat(),
+        "factorial": factorial,
         "engine": experiment.engine,
         "alpha": ALPHA,
         "analysis_started_at": (

@@ -166,23 +166,34 @@ def snapshot_build(version: int) -> Snapshot:
         "priority", "created_at", "id"
     ):
         variants_by_placement.setdefault(variant.placement_id, []).append(variant)
-    experiments = {
-        e.placement_id: e
-        for e in Experiment.objects.filter(
+    experiments: dict[int, Experiment] = {}
+    for e in (
+        Experiment.objects.filter(
             Q(status=ExperimentStatus.RUNNING)
             | Q(status=ExperimentStatus.STOPPED, rollout_arm__isnull=False)
         )
-        .prefetch_related("arms__variant")
+        .prefetch_related("arms__variant", "arms__extra_variants", "extra_placements")
         # Running experiments last, so one wins over a rollout of the same placement.
         .order_by(Case(When(status=ExperimentStatus.RUNNING, then=1), default=0), "created_at")
-    }
+    ):
+        # A multivariate experiment serves each of its placements (one factor each).
+        for placement_id in (e.placement_id, *(p.pk for p in e.extra_placements.all())):
+            experiments[placement_id] = e
     plans: dict[str, PlacementPlan] = {}
     for placement in placements:
         variants = variants_by_placement.get(placement.pk, [])
         compiled = {v.pk: _compile_variant(v) for v in variants}
         default = compiled.get(placement.default_variant_id)
         experiment = experiments.get(placement.pk)
-        arm_variant_ids = {arm.variant_id for arm in experiment.arms.all()} if experiment else set()
+        arm_variant_ids = (
+            {
+                v_id
+                for arm in experiment.arms.all()
+                for v_id in (arm.variant_id, *(v.pk for v in arm.extra_variants.all()))
+            }
+            if experiment
+            else set()
+        )
         targeted = tuple(
             compiled[v.pk]
             for v in variants
@@ -218,9 +229,11 @@ def _compile_experiment(
     experiment: Experiment, compiled: dict[int, CompiledVariant]
 ) -> CompiledExperiment | None:
     arms = list(experiment.arms.all())
+    # Each arm's variant on this placement (the main one, or a multivariate factor's).
+    on_placement = {arm.pk: _arm_variant_id(arm, compiled) for arm in arms}
     if experiment.status == ExperimentStatus.STOPPED:
-        rollout = next((a for a in arms if a.pk == experiment.rollout_arm_id), None)
-        if rollout is None or rollout.variant_id not in compiled:
+        rollout_variant = on_placement.get(experiment.rollout_arm_id)
+        if rollout_variant is None:
             return None
         return CompiledExperiment(
             key=experiment.key,
@@ -228,9 +241,9 @@ def _compile_experiment(
             arm_variants=(),
             eligible=None,
             reads_profile=False,
-            rollout_variant=compiled[rollout.variant_id].key,
+            rollout_variant=compiled[rollout_variant].key,
         )
-    if len(arms) < 2 or any(arm.variant_id not in compiled for arm in arms):
+    if len(arms) < 2 or any(on_placement[arm.pk] is None for arm in arms):
         logger.warning("experiment %s skipped: needs two arms on its placement", experiment.key)
         return None
     condition = experiment.condition or {}
@@ -253,11 +266,17 @@ def _compile_experiment(
     return CompiledExperiment(
         key=experiment.key,
         spec=spec,
-        arm_variants=tuple(compiled[arm.variant_id].key for arm in arms),
+        arm_variants=tuple(compiled[on_placement[arm.pk]].key for arm in arms),
         eligible=compile_condition(condition) if condition else None,
         reads_profile=_reads_profile(condition),
         sticky=experiment.sticky,
     )
+
+
+def _arm_variant_id(arm, compiled: dict[int, CompiledVariant]) -> int | None:
+    if arm.variant_id in compiled:
+        return arm.variant_id
+    return next((v.pk for v in arm.extra_variants.all() if v.pk in compiled), None)
 
 
 def _normalised(weights: list[float]) -> tuple[float, ...]:
