@@ -87,3 +87,34 @@ class ResultsSerializer(serializers.Serializer):
     history = serializers.ListField(
         child=serializers.JSONField(), help_text="Earlier computations: time, users, lifts."
     )
+
+
+class PlanInputSerializer(StrictSerializer):
+    baseline = serializers.FloatField(
+        min_value=1e-9, max_value=1e9, help_text="Control conversion rate, or mean (with std)."
+    )
+    std = serializers.FloatField(
+        required=False, min_value=1e-9, max_value=1e9, help_text="Per-visitor std (means)."
+    )
+    users_per_arm = serializers.IntegerField(required=False, min_value=2, max_value=10**10)
+    effect = serializers.FloatField(
+        required=False, min_value=1e-6, max_value=100, help_text="Relative lift to detect."
+    )
+    power = serializers.FloatField(default=0.8, min_value=0.5, max_value=0.99)
+    alpha = serializers.FloatField(default=0.05, min_value=0.001, max_value=0.2)
+
+    def validate(self, attrs):
+        if "std" not in attrs and not 0 < attrs["baseline"] < 1:
+            raise serializers.ValidationError(
+                {"baseline": "A conversion rate must be between 0 and 1 (or give std)."}
+            )
+        if "users_per_arm" not in attrs and "effect" not in attrs:
+            raise serializers.ValidationError(
+                {"users_per_arm": "Give users_per_arm (for the MDE) or effect (for the size)."}
+            )
+        return attrs
+
+
+class PlanOutputSerializer(serializers.Serializer):
+    minimum_detectable_effect = serializers.FloatField(allow_null=True, required=False)
+    users_per_arm = serializers.IntegerField(allow_null=True, required=False)

@@ -6,6 +6,8 @@ from . import views
 
 urlpatterns = [
     path("experiments", views.ExperimentListView.as_view(), name="api-experiments"),
+    # Before experiments/<key>: "plan" is not an experiment key.
+    path("experiments/plan", views.ExperimentPlanView.as_view(), name="api-experiments-plan"),
     path("experiments/<slug:key>", views.ExperimentDetailView.as_view(), name="api-experiment"),
     path("experiments/<slug:key>/start", views.ExperimentStartView.as_view()),
     path("experiments/<slug:key>/pause", views.ExperimentPauseView.as_view()),

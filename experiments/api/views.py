@@ -21,12 +21,15 @@ from access.permissions import IsSecretKeyOrStaff
 from content.models import Placement, Variant
 from core.errors import error_response
 
+from .. import stats
 from ..lifecycle import ArmSpec, experiment_create, experiment_set_status
 from ..models import Experiment, ExperimentStatus, Metric
 from ..selectors import results_history, results_latest
 from .serializers import (
     ExperimentCreateSerializer,
     ExperimentOutputSerializer,
+    PlanInputSerializer,
+    PlanOutputSerializer,
     ResultsSerializer,
     StatusSerializer,
 )
@@ -282,3 +285,34 @@ class ExperimentResultsCsvView(_Base):
         response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{experiment.key}-results.csv"'
         return response
+
+
+class ExperimentPlanView(_Base):
+    """Planning: the minimum detectable relative effect for a size, or the size for an effect."""
+
+    @extend_schema(parameters=[PlanInputSerializer], responses=PlanOutputSerializer)
+    def get(self, request):
+        serializer = PlanInputSerializer(data=request.query_params.dict())
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        binary = "std" not in data
+        mean = data["baseline"]
+        variance = mean * (1 - mean) if binary else data["std"] ** 2
+        common = {
+            "mean": mean,
+            "variance": variance,
+            "power": data["power"],
+            "alpha": data["alpha"],
+            "binary": binary,
+        }
+        out = {}
+        if "users_per_arm" in data:
+            out["minimum_detectable_effect"] = stats.minimum_detectable_effect(
+                n_per_arm=data["users_per_arm"], **common
+            )
+        if "effect" in data:
+            try:
+                out["users_per_arm"] = stats.sample_size(effect=data["effect"], **common)
+            except ValueError as exc:
+                return error_response(400, "effect", str(exc))
+        return Response(out)

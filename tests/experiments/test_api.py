@@ -192,3 +192,30 @@ def test_api__schema__documents_experiments_endpoints(client, secret, db):
     assert "/api/v1/experiments" in schema["paths"]
     assert "/api/v1/experiments/{key}/results" in schema["paths"]
     assert "post" in schema["paths"]["/api/v1/experiments/{key}/stop"]
+
+
+def test_api__plan__mde_and_sample_size(client, secret):
+    # Given a 10 % rate, When asking the MDE at 14,749 per arm and the size for +10 %
+    body = client.get(
+        f"{URL}/plan", {"baseline": 0.1, "users_per_arm": 14749, "effect": 0.1}, **secret
+    ).json()
+    # Then both answers agree with each other (about +10 %, 14,749 per arm)
+    assert body["users_per_arm"] == 14749
+    assert body["minimum_detectable_effect"] == pytest.approx(0.1, abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"baseline": 2, "users_per_arm": 10}, "baseline"),
+        ({"baseline": 0.1}, "users_per_arm"),
+        ({"baseline": 0.1, "effect": "x"}, "effect"),
+        ({"baseline": 0.9, "effect": 0.5}, "effect"),
+        ({"baseline": 0.1, "users_per_arm": 10, "power": 5}, "power"),
+        ({"baseline": 0.1, "users_per_arm": 10, "junk": 1}, "junk"),
+    ],
+)
+def test_api__plan__bad_input__400_names_field(client, secret, params, field):
+    response = client.get(f"{URL}/plan", params, **secret)
+    assert response.status_code == 400
+    assert field in _fields(response)
