@@ -125,15 +125,52 @@ def sticky_key(profile_key: str) -> str:
     return key("experiments", "sticky", profile_key)
 
 
-def sticky_arms(*, profile_key: str) -> dict[str, str] | None:
-    """The visitor's remembered arms (one Redis round trip), or None when Redis fails (the
-    caller then hashes as usual and says so in the logs)."""
+class _StickyMemo:
+    """Process-local copy of visitors' sticky arms. A sticky arm never changes once set (HSETNX),
+    so a repeat visitor's arms are served from here without the Redis read. Bounded: emptied
+    when full (the Redis hash stays the truth)."""
+
+    def __init__(self, max_entries: int = 50_000) -> None:
+        self.max_entries = max_entries
+        self._arms: dict[tuple[str, str], str] = {}
+
+    def known(self, profile_key: str, experiments) -> dict[str, str] | None:
+        arms = {}
+        for experiment in experiments:
+            arm = self._arms.get((profile_key, experiment))
+            if arm is None:
+                return None
+            arms[experiment] = arm
+        return arms
+
+    def remember(self, profile_key: str, arms: dict[str, str]) -> None:
+        if len(self._arms) + len(arms) > self.max_entries:
+            self._arms.clear()
+        for experiment, arm in arms.items():
+            self._arms[(profile_key, experiment)] = arm
+
+    def clear(self) -> None:
+        self._arms.clear()
+
+
+sticky_memo = _StickyMemo()
+
+
+def sticky_arms(*, profile_key: str, experiments=()) -> dict[str, str] | None:
+    """The visitor's remembered arms: from this process's memory when it knows the arms of all
+    `experiments`, else one Redis round trip; None when Redis fails (the caller then hashes as
+    usual, and the failure is logged)."""
+    known = sticky_memo.known(profile_key, experiments) if experiments else None
+    if known is not None:
+        return known
     try:
         raw = get_redis().hgetall(sticky_key(profile_key))
     except redis.RedisError as exc:
         logger.warning("experiments: sticky arms unavailable (%s)", exc)
         return None
-    return {k.decode(): v.decode() for k, v in raw.items()}
+    arms = {k.decode(): v.decode() for k, v in raw.items()}
+    sticky_memo.remember(profile_key, arms)
+    return arms
 
 
 def _log_script(client: redis.Redis):
@@ -187,6 +224,10 @@ def exposures_log(
         _count_lost(records, f"{type(exc).__name__}: {exc}")
         return 0
     exposures_recently_logged.remember(records, moment)
+    for record in records:
+        if record.sticky:
+            # Set by HSETNX only if the visitor had none: it had none when decide read it.
+            sticky_memo.remember(record.profile_key, {record.experiment: record.arm})
     return pushed
 
 

@@ -64,9 +64,7 @@ def test_decide__experiment_arm__exposure_logged_once(client, promo, redis_clien
 
 
 @pytest.mark.django_db
-def test_decide__no_analytics_consent__default_experience_no_exposure(
-    client, promo, redis_client
-):
+def test_decide__no_analytics_consent__default_experience_no_exposure(client, promo, redis_client):
     # Given a visitor who refused analytics (but allows personalization)
     profile = services.profile_set_traits(visitor="cy", traits={"tier": "gold"})
     Profile.objects.filter(pk=profile.pk).update(

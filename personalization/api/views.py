@@ -347,10 +347,10 @@ class DecideView(APIView):
         sticky = None
         if snapshot.any_sticky and visitor.key and visitor.analytics_allowed:
             plans = (snapshot.placements.get(k) for k in placement_keys)
-            if any(
-                p is not None and p.experiment is not None and p.experiment.sticky for p in plans
-            ):
-                sticky = sticky_arms(profile_key=visitor.key)
+            wanted = [p.experiment.key for p in plans if p and p.experiment and p.experiment.sticky]
+            if wanted:
+                # Served from this process's memory for repeat visitors (no round trip).
+                sticky = sticky_arms(profile_key=visitor.key, experiments=wanted)
         decisions = decide(
             snapshot=snapshot,
             placement_keys=placement_keys,
