@@ -196,3 +196,21 @@ def test_rollout__stopped_with_winner__everyone_gets_it_nothing_logged(client, h
     assert {s["variant"] for s in served} == {winner.variant.key}
     assert {s["reason"] for s in served} == {"rollout:exp"}
     assert redis_client.llen(exposure_services.BUFFER_KEY) == 0
+
+
+@pytest.mark.django_db
+def test_erasure__sticky_visitor__sticky_arms_key_deleted(client, hero, redis_client):
+    # Given a visitor exposed to a sticky experiment (their arm remembered in Redis)
+    from core.pseudonym import pseudonymize
+    from segments.models import Profile
+    from segments.privacy import profile_erase
+
+    _start(hero, sticky=True)
+    _serve(client, "erase-me")
+    profile_key = pseudonymize("erase-me")
+    Profile.objects.get_or_create(key=profile_key)
+    assert redis_client.exists(exposure_services.sticky_key(profile_key))
+    # When the visitor is erased
+    profile_erase(profile_key=profile_key, actor="test")
+    # Then the sticky arms are gone too
+    assert not redis_client.exists(exposure_services.sticky_key(profile_key))
