@@ -146,10 +146,11 @@ def results(exposures: int, arms: int) -> dict:
                 [sys.executable, "manage.py", *args],
                 cwd=ROOT,
                 env=env,
-                check=True,
                 capture_output=True,
                 text=True,
             )
+            if out.returncode:
+                raise SystemExit(f"manage.py {args[0]} failed:\n{out.stderr[-3000:]}")
             return out.stdout
 
         manage("migrate", "--noinput", "-v", "0")

@@ -47,6 +47,7 @@ from .models import (
 )
 
 ALPHA = 0.05
+HOLDOUT_ARM = "__holdout__"  # personalization.decide.HOLDOUT_ARM (no import: no cycle)
 SRM_THRESHOLD = 0.001
 
 
@@ -352,9 +353,35 @@ def metric_results(
                 ).as_dict(),
             }
         estimates[row["arm"]] = entry
+    holdout = None
+    held = aggregates.get(HOLDOUT_ARM)
+    if held and held.get("n"):
+        # The global holdout against every arm pooled: the experiences as a whole vs none.
+        pooled = dict(EMPTY)
+        for row in per_arm:
+            for name, value in row["_agg"].items():
+                pooled[name] = pooled.get(name, 0) + value
+        a = _statistic(metric, {**EMPTY, **held}, cuped=False)
+        b = _statistic(metric, pooled, cuped=False)
+        holdout = {
+            "n": held["n"],
+            "sum": held["post_sum"],
+            "exposed_n": pooled["n"],
+            "exposed_sum": pooled["post_sum"],
+            **{
+                scale: _compare(
+                    experiment.engine,
+                    a,
+                    b,
+                    relative=scale == "relative",
+                    higher_is_better=metric.higher_is_better,
+                ).as_dict()
+                for scale in ("relative", "absolute")
+            },
+        }
     for row in per_arm:
         row.pop("_agg")
-    return {"arms": per_arm, "estimates": estimates}
+    return {"arms": per_arm, "estimates": estimates, "holdout": holdout}
 
 
 def _significant_wrong_way(estimate: dict, higher_is_better: bool, engine: str) -> bool:

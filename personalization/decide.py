@@ -57,6 +57,9 @@ class Visitor:
 
 
 HOLDOUT_SEED = "mosaic-global-holdout"
+# The arm key under which held-out visitors' exposures are logged (results compare them with
+# the experiment's arms pooled: the experiences as a whole against none of them).
+HOLDOUT_ARM = "__holdout__"
 
 
 def in_holdout(snapshot: Snapshot, visitor_key: str) -> bool:
@@ -76,6 +79,8 @@ class Decision:
     reason: str
     experiment: dict[str, str] | None = None
     trace: list[dict[str, str]] | None = None
+    # Key of the experiment this visitor was held out of (global holdout; logged, not shown).
+    holdout: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out = {
@@ -136,6 +141,7 @@ def _decide_placement(
     chosen: CompiledVariant | None = None
     reason = "default"
     experiment_info = None
+    held_out_of = None
 
     experiment = plan.experiment
     if experiment is not None and experiment.rollout_variant is not None:
@@ -156,6 +162,7 @@ def _decide_placement(
         if not visitor.analytics_allowed:
             _note(trace, f"experiment:{experiment.key}", "skipped: no analytics consent")
         elif holdout:
+            held_out_of = experiment.key
             _note(trace, f"experiment:{experiment.key}", "skipped: global holdout")
         elif experiment.reads_profile and not visitor.personalization_allowed:
             consent_skipped = True
@@ -196,7 +203,14 @@ def _decide_placement(
     html, failure = _render(plan.key, chosen, template_context)
     if failure is None:
         return Decision(
-            plan.key, chosen.key, html, dict(chosen.data), reason, experiment_info, trace
+            plan.key,
+            chosen.key,
+            html,
+            dict(chosen.data),
+            reason,
+            experiment_info,
+            trace,
+            held_out_of,
         )
     default = plan.default
     if default is not None and default is not chosen:

@@ -19,7 +19,7 @@ from access.permissions import request_is_secret_or_staff
 from core.parsers import json_loads
 from experiments.services import ExposureRecord, exposures_log, sticky_arms
 from personalization.context import DEVICES, UTM_PARAMETERS, build_request_context
-from personalization.decide import Decision, Visitor, decide
+from personalization.decide import HOLDOUT_ARM, Decision, Visitor, decide
 from personalization.middleware import keyless_decide
 from personalization.snapshot import holder
 from personalization.visitors import visitor_load
@@ -44,14 +44,19 @@ def _log_exposures(visitor: Visitor, profile_status: str, decisions: dict[str, D
         for d in decisions.values()
         if d.experiment is not None and not d.experiment.get("forced")
     ]
-    if not served or not visitor.key:
+    held_out = [d.holdout for d in decisions.values() if d.holdout is not None]
+    if (not served and not held_out) or not visitor.key:
         return
     consent = (visitor.profile or {}).get("consent")
     if not purpose_allowed(consent, "analytics"):
         return
     exposures_log(
         records=[
-            ExposureRecord(e["key"], e["arm"], visitor.key, bool(e.get("sticky"))) for e in served
+            *(
+                ExposureRecord(e["key"], e["arm"], visitor.key, bool(e.get("sticky")))
+                for e in served
+            ),
+            *(ExposureRecord(key, HOLDOUT_ARM, visitor.key) for key in held_out),
         ],
         redis_available=profile_status != "unavailable",
     )

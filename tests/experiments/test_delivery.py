@@ -130,7 +130,7 @@ def test_layers__two_experiments_one_layer__no_visitor_in_both(client, hero, pro
 
 @pytest.mark.django_db
 @override_settings(MOSAIC_EXPERIMENTS_HOLDOUT_PERCENT=20)
-def test_holdout__20_percent__never_in_any_experiment(client, hero, promo_placement):
+def test_holdout__20_percent__never_in_any_experiment(client, hero, promo_placement, redis_client):
     # Given a 20 % global holdout and two experiments
     _start(hero)
     _start(promo_placement, key="promo-exp")
@@ -143,6 +143,9 @@ def test_holdout__20_percent__never_in_any_experiment(client, hero, promo_placem
         assert len(states) == 1
         held += states == {True}
     assert 70 < held < 130
+    # And held-out visitors are logged as such (per experiment), for the holdout comparison
+    buffered = [json.loads(x) for x in redis_client.lrange(exposure_services.BUFFER_KEY, 0, -1)]
+    assert sum(1 for e in buffered if e[1] == "__holdout__") == 2 * held
 
 
 @pytest.mark.django_db

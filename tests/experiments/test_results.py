@@ -230,3 +230,32 @@ def test_results__bayesian_engine__chance_to_win_and_risk(running):
     got = _metric(snapshot, "purchase")["estimates"]["treat"]["plain"]["relative"]
     assert 0 <= got["chance_to_win"] <= 1
     assert len(got["risk"]) == 2
+
+
+@pytest.mark.django_db
+def test_results__global_holdout__compared_with_all_arms_pooled(running):
+    # Given exposed visitors converting ~15 % and 300 held-out visitors converting 5 %
+    truth = _populate(running)
+    start = running.analysis_started_at + timedelta(minutes=1)
+    for i in range(300):
+        profile = Profile.objects.create(key=f"held-{i:05d}".ljust(64, "h"))
+        Exposure.objects.create(
+            experiment=running,
+            arm_key="__holdout__",
+            profile_key=profile.key,
+            first_exposed_at=start,
+        )
+        if i < 15:
+            Event.objects.create(profile=profile, type="purchase", occurred_at=start)
+    # When results are computed
+    snapshot = results_compute(experiment=running)
+    holdout = _metric(snapshot, "purchase")["holdout"]
+    # Then the holdout is compared with both arms pooled, and arms are unaffected
+    exposed = sum(truth["control"]["conv"]) + sum(truth["treat"]["conv"])
+    expected = stats.ttest(
+        stats.Proportion(n=300, conversions=15), stats.Proportion(n=420, conversions=exposed)
+    )
+    assert holdout["n"] == 300
+    assert holdout["exposed_n"] == 420
+    assert holdout["relative"]["expected"] == pytest.approx(expected.expected)
+    assert [a["users"] for a in snapshot.data["arms"]] == [200, 220]
