@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
 from scipy.stats import chi2
@@ -25,10 +26,10 @@ def srm_p_value(users: Sequence[int], weights: Sequence[float]) -> float:
     if len(users) < 2:
         raise ValueError("at least two arms are needed")
     for u in users:
-        if isinstance(u, bool) or not isinstance(u, int) or u < 0:
-            raise ValueError(f"users must be non-negative integers, got {u!r}")
+        if isinstance(u, bool) or not isinstance(u, numbers.Real) or not math.isfinite(u) or u < 0:
+            raise ValueError(f"users must be non-negative counts, got {u!r}")
     for w in weights:
-        if isinstance(w, bool) or not isinstance(w, int | float) or not math.isfinite(w):
+        if isinstance(w, bool) or not isinstance(w, numbers.Real) or not math.isfinite(w):
             raise ValueError(f"weights must be finite numbers, got {w!r}")
     total = sum(users)
     if not total:

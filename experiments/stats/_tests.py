@@ -19,6 +19,7 @@ no variance) returns an uninformative estimate with ``error`` set rather than ra
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 from scipy.stats import norm
@@ -50,7 +51,7 @@ class GaussianPrior:
 
 
 def _check_alpha(alpha: float) -> None:
-    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 < alpha < 1:
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
 
 
@@ -162,7 +163,7 @@ def sequential_ttest(
     ``sequential_tuning_parameter``).
     """
     _check_alpha(alpha)
-    if isinstance(tuning, bool) or not isinstance(tuning, int | float) or not tuning > 0:
+    if isinstance(tuning, bool) or not isinstance(tuning, numbers.Real) or not tuning > 0:
         raise ValueError(f"tuning must be a positive number, got {tuning!r}")
     a, b = _prepare(control, treatment)
     error = _frequentist_error(a, b)

@@ -8,19 +8,25 @@ uses the population variance ``p (1 - p)``, a mean the sample variance with ``n 
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, replace
 
 __all__ = ["Cuped", "Estimate", "Mean", "Proportion", "Ratio", "Statistic"]
 
 
 def _check_n(n: object) -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+    """A count of units: any integral number (numpy integers and 10.0 included)."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Real):
         raise ValueError(f"n must be a non-negative integer, got {n!r}")
-    return n
+    if not isinstance(n, numbers.Integral) and not (math.isfinite(n) and float(n).is_integer()):
+        raise ValueError(f"n must be a non-negative integer, got {n!r}")
+    if n < 0:
+        raise ValueError(f"n must be a non-negative integer, got {n!r}")
+    return int(n)
 
 
 def _check_finite(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
     return float(value)
 
@@ -33,10 +39,11 @@ class Proportion:
     conversions: float
 
     def __post_init__(self) -> None:
-        _check_n(self.n)
+        object.__setattr__(self, "n", _check_n(self.n))
         c = _check_finite("conversions", self.conversions)
         if c < 0 or c > self.n:
             raise ValueError(f"conversions must be between 0 and n={self.n}, got {c!r}")
+        object.__setattr__(self, "conversions", c)
 
     @property
     def sum(self) -> float:
@@ -69,10 +76,11 @@ class Mean:
     sum_squares: float
 
     def __post_init__(self) -> None:
-        _check_n(self.n)
-        _check_finite("sum", self.sum)
+        object.__setattr__(self, "n", _check_n(self.n))
+        object.__setattr__(self, "sum", _check_finite("sum", self.sum))
         if _check_finite("sum_squares", self.sum_squares) < 0:
             raise ValueError(f"sum_squares must be non-negative, got {self.sum_squares!r}")
+        object.__setattr__(self, "sum_squares", float(self.sum_squares))
 
     @property
     def mean(self) -> float:
@@ -100,8 +108,8 @@ class Ratio:
     sum_products: float
 
     def __post_init__(self) -> None:
-        _check_n(self.n)
-        _check_finite("sum_products", self.sum_products)
+        object.__setattr__(self, "n", _check_n(self.n))
+        object.__setattr__(self, "sum_products", _check_finite("sum_products", self.sum_products))
 
     @property
     def mean(self) -> float:

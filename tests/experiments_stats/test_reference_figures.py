@@ -127,3 +127,15 @@ def test_import__experiments_stats__imports_neither_django_nor_gbstats():
     )
     # Then it pulled in none of them
     assert result.returncode == 0, result.stderr
+
+
+def test_statistics__numpy_and_float_counts__accepted_like_ints():
+    # Given counts as numpy integers and integral floats (as data frames hand them over)
+    import numpy as np
+
+    a = Proportion(n=np.int64(1000), conversions=np.int64(100))
+    b = Proportion(n=1000.0, conversions=np.float32(125))
+    # When testing, Then the reference figures hold and n is a plain int
+    assert round(ttest(a, b).p_value, 4) == 0.1140
+    assert type(a.n) is int
+    assert round(srm_p_value(np.array([1000, 1100]), np.array([0.5, 0.5])), 4) == 0.0291
