@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from segments.serializers import StrictSerializer
@@ -24,11 +25,20 @@ class MetricLinkSerializer(StrictSerializer):
     role = serializers.ChoiceField(choices=MetricRole.choices)
 
 
+class FactorSerializer(StrictSerializer):
+    placement = serializers.RegexField(KEY, max_length=100)
+    variants = serializers.ListField(
+        child=serializers.RegexField(KEY, max_length=100), min_length=2, max_length=10
+    )
+
+
 class ExperimentCreateSerializer(StrictSerializer):
     key = serializers.RegexField(KEY, max_length=100)
     name = serializers.CharField(max_length=200)
     hypothesis = serializers.CharField(max_length=5000, required=False, allow_blank=True)
-    placement = serializers.RegexField(KEY, max_length=100, help_text="Placement key.")
+    placement = serializers.RegexField(
+        KEY, max_length=100, required=False, help_text="Placement key (A/B and A/B/n tests)."
+    )
     coverage = serializers.FloatField(default=1.0, min_value=0, max_value=1)
     seed = serializers.CharField(max_length=100, required=False, allow_blank=True)
     sticky = serializers.BooleanField(default=False)
@@ -40,8 +50,27 @@ class ExperimentCreateSerializer(StrictSerializer):
     planned_sample_size = serializers.IntegerField(
         required=False, allow_null=True, min_value=2, max_value=10**10
     )
-    arms = ArmInputSerializer(many=True, min_length=2, max_length=50)
+    arms = ArmInputSerializer(many=True, min_length=2, max_length=50, required=False)
+    factors = FactorSerializer(
+        many=True,
+        required=False,
+        min_length=2,
+        max_length=4,
+        help_text="Multivariate instead of placement and arms: a full factorial, one arm per "
+        "combination of the factors' variants (the first variants make the control).",
+    )
     metrics = MetricLinkSerializer(many=True, required=False, max_length=50)
+
+    def validate(self, attrs):
+        if "factors" in attrs:
+            for name in ("placement", "arms"):
+                if name in attrs:
+                    raise serializers.ValidationError({name: "Give factors or this, not both."})
+        else:
+            for name in ("placement", "arms"):
+                if name not in attrs:
+                    raise serializers.ValidationError({name: "This field is required."})
+        return attrs
 
 
 class StatusSerializer(StrictSerializer):
@@ -54,6 +83,12 @@ class ArmOutputSerializer(serializers.Serializer):
     key = serializers.CharField()
     name = serializers.CharField()
     variant = serializers.CharField(source="variant.key")
+    extra_variants = serializers.SerializerMethodField()
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_extra_variants(self, arm) -> list[str]:
+        return [v.key for v in arm.extra_variants.all()]
+
     weight = serializers.FloatField()
     is_control = serializers.BooleanField()
 
@@ -63,6 +98,7 @@ class ExperimentOutputSerializer(serializers.Serializer):
     name = serializers.CharField()
     hypothesis = serializers.CharField()
     placement = serializers.CharField(source="placement.key")
+    extra_placements = serializers.SerializerMethodField()
     status = serializers.ChoiceField(choices=ExperimentStatus.choices)
     coverage = serializers.FloatField()
     sticky = serializers.BooleanField()
@@ -76,6 +112,10 @@ class ExperimentOutputSerializer(serializers.Serializer):
     ended_at = serializers.DateTimeField(allow_null=True)
     rollout_arm = serializers.CharField(source="rollout_arm.key", allow_null=True, default=None)
     arms = ArmOutputSerializer(many=True, source="arms.all")
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_extra_placements(self, experiment) -> list[str]:
+        return [p.key for p in experiment.extra_placements.all()]
 
 
 class ResultsSerializer(serializers.Serializer):

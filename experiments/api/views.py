@@ -22,7 +22,12 @@ from content.models import Placement, Variant
 from core.errors import error_response
 
 from .. import stats
-from ..lifecycle import ArmSpec, experiment_create, experiment_set_status
+from ..lifecycle import (
+    ArmSpec,
+    experiment_create,
+    experiment_create_factorial,
+    experiment_set_status,
+)
 from ..models import Experiment, ExperimentStatus, Metric
 from ..selectors import results_history, results_latest
 from .serializers import (
@@ -49,7 +54,7 @@ def _validation_response(exc: DjangoValidationError) -> Response:
 def _experiment(key: str) -> Experiment | None:
     return (
         Experiment.objects.select_related("placement", "rollout_arm")
-        .prefetch_related("arms__variant")
+        .prefetch_related("arms__variant", "arms__extra_variants", "extra_placements")
         .filter(key=key)
         .first()
     )
@@ -65,7 +70,7 @@ class ExperimentListView(_Base):
     def get(self, request):
         experiments = (
             Experiment.objects.select_related("placement", "rollout_arm")
-            .prefetch_related("arms__variant")
+            .prefetch_related("arms__variant", "arms__extra_variants", "extra_placements")
             .order_by("-created_at")[:MAX_LIST]
         )
         return Response(ExperimentOutputSerializer(experiments, many=True).data)
@@ -75,6 +80,8 @@ class ExperimentListView(_Base):
         serializer = ExperimentCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        if "factors" in data:
+            return self._create_factorial(data)
         placement = Placement.objects.filter(key=data["placement"]).first()
         if placement is None:
             return error_response(400, "placement", f"No placement {data['placement']!r}.")
@@ -93,38 +100,11 @@ class ExperimentListView(_Base):
             arms.append(
                 ArmSpec(arm["key"], variant, arm["weight"], arm["is_control"], arm.get("name", ""))
             )
-        links = []
-        metric_keys = [m["metric"] for m in data.get("metrics", [])]
-        known = {m.key: m for m in Metric.objects.filter(key__in=metric_keys)}
-        for index, link in enumerate(data.get("metrics", [])):
-            metric = known.get(link["metric"])
-            if metric is None:
-                return error_response(
-                    400, f"metrics[{index}].metric", f"No metric {link['metric']!r}."
-                )
-            links.append((metric, link["role"]))
-        if len(set(metric_keys)) != len(metric_keys):
-            return error_response(400, "metrics", "A metric may be attached once.")
-        fields = {
-            name: data[name]
-            for name in (
-                "key",
-                "name",
-                "coverage",
-                "sticky",
-                "layer_start",
-                "layer_end",
-                "engine",
-                "cuped",
-            )
-        }
-        fields.update(
-            placement=placement,
-            hypothesis=data.get("hypothesis", ""),
-            seed=data.get("seed", ""),
-            layer=data.get("layer", ""),
-            planned_sample_size=data.get("planned_sample_size"),
-        )
+        links, error = _metric_links(data)
+        if error is not None:
+            return error
+        fields = _fields(data)
+        fields["placement"] = placement
         try:
             experiment = experiment_create(fields=fields, arms=arms, metrics=links)
         except DjangoValidationError as exc:
@@ -133,6 +113,72 @@ class ExperimentListView(_Base):
             ExperimentOutputSerializer(_experiment(experiment.key)).data,
             status=status.HTTP_201_CREATED,
         )
+
+    def _create_factorial(self, data) -> Response:
+        factors = []
+        for index, factor in enumerate(data["factors"]):
+            placement = Placement.objects.filter(key=factor["placement"]).first()
+            if placement is None:
+                return error_response(
+                    400, f"factors[{index}].placement", f"No placement {factor['placement']!r}."
+                )
+            variants = {v.key: v for v in Variant.objects.filter(placement=placement)}
+            missing = [k for k in factor["variants"] if k not in variants]
+            if missing:
+                return error_response(
+                    400,
+                    f"factors[{index}].variants",
+                    f"No variant {missing[0]!r} on placement {placement.key}.",
+                )
+            factors.append((placement, [variants[k] for k in factor["variants"]]))
+        if len({p.pk for p, _ in factors}) != len(factors):
+            return error_response(400, "factors", "Each factor needs its own placement.")
+        if Experiment.objects.filter(key=data["key"]).exists():
+            return error_response(400, "key", f"An experiment {data['key']!r} exists already.")
+        links, error = _metric_links(data)
+        if error is not None:
+            return error
+        try:
+            experiment = experiment_create_factorial(
+                fields=_fields(data), factors=factors, metrics=links
+            )
+        except DjangoValidationError as exc:
+            return _validation_response(exc)
+        return Response(
+            ExperimentOutputSerializer(_experiment(experiment.key)).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+
+def _fields(data) -> dict:
+    fields = {
+        name: data[name]
+        for name in ("key", "name", "coverage", "sticky", "layer_start", "layer_end", "engine")
+    }
+    fields.update(
+        cuped=data["cuped"],
+        hypothesis=data.get("hypothesis", ""),
+        seed=data.get("seed", ""),
+        layer=data.get("layer", ""),
+        planned_sample_size=data.get("planned_sample_size"),
+    )
+    return fields
+
+
+def _metric_links(data) -> tuple[list, Response | None]:
+    links = []
+    metric_keys = [m["metric"] for m in data.get("metrics", [])]
+    known = {m.key: m for m in Metric.objects.filter(key__in=metric_keys)}
+    for index, link in enumerate(data.get("metrics", [])):
+        metric = known.get(link["metric"])
+        if metric is None:
+            return [], error_response(
+                400, f"metrics[{index}].metric", f"No metric {link['metric']!r}."
+            )
+        links.append((metric, link["role"]))
+    if len(set(metric_keys)) != len(metric_keys):
+        return [], error_response(400, "metrics", "A metric may be attached once.")
+    return links, None
 
 
 class ExperimentDetailView(_Base):

@@ -219,3 +219,61 @@ def test_api__plan__bad_input__400_names_field(client, secret, params, field):
     response = client.get(f"{URL}/plan", params, **secret)
     assert response.status_code == 400
     assert field in _fields(response)
+
+
+def test_api__factorial__four_arms_over_two_placements(client, hero, promo_placement, secret):
+    # Given two factors of two variants, When creating a multivariate experiment
+    response = _post(
+        client,
+        URL,
+        {
+            "key": "mvt",
+            "name": "Hero x promo",
+            "factors": [
+                {"placement": "hero", "variants": ["hero-a", "hero-b"]},
+                {"placement": "promo", "variants": ["promo-a", "promo-b"]},
+            ],
+        },
+        secret,
+    )
+    # Then one arm per combination, the first combination the control
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["extra_placements"] == ["promo"]
+    assert len(body["arms"]) == 4
+    assert body["arms"][0]["is_control"]
+    assert body["arms"][3]["extra_variants"] == ["promo-b"]
+
+
+@pytest.mark.parametrize(
+    ("factors", "field"),
+    [
+        ([{"placement": "hero", "variants": ["hero-a", "hero-b"]}], "factors"),
+        (
+            [
+                {"placement": "hero", "variants": ["hero-a", "hero-b"]},
+                {"placement": "nope", "variants": ["a", "b"]},
+            ],
+            "factors[1].placement",
+        ),
+        (
+            [
+                {"placement": "hero", "variants": ["hero-a", "hero-b"]},
+                {"placement": "promo", "variants": ["promo-a", "zzz"]},
+            ],
+            "factors[1].variants",
+        ),
+        (
+            [
+                {"placement": "hero", "variants": ["hero-a", "hero-b"]},
+                {"placement": "hero", "variants": ["hero-a", "hero-c"]},
+            ],
+            "factors",
+        ),
+    ],
+)
+def test_api__factorial_bad__400_names_field(client, hero, promo_placement, secret, factors, field):
+    response = _post(client, URL, {"key": "m", "name": "M", "factors": factors}, secret)
+    assert response.status_code == 400, response.content
+    assert field in _fields(response)
+    assert not Experiment.objects.exists()
