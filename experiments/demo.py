@@ -93,6 +93,12 @@ def demo_experiment_seed(*, visitors: int = 6000, seed: int = 14) -> Experiment 
         analysis_started_at=started,
         planned_sample_size=visitors,
         cuped=True,
+        # Visitors the hero already targets (loyal customers, cart abandoners, mobile) keep their
+        # personalised hero: the test runs on everyone else.
+        condition={
+            "profile.segments": {"$nin": ["loyal", "cart-abandoners"]},
+            "request.device": {"$ne": "mobile"},
+        },
     )
     arms = [
         Arm.objects.create(
