@@ -16,7 +16,7 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import (
     Count,
     DateTimeField,
@@ -49,6 +49,7 @@ from .models import (
 ALPHA = 0.05
 HOLDOUT_ARM = "__holdout__"  # personalization.decide.HOLDOUT_ARM (no import: no cycle)
 SRM_THRESHOLD = 0.001
+POSTGRES_WORK_MEM = "256MB"
 
 
 def _events(metric: Metric, start, end, as_of: datetime):
@@ -209,7 +210,10 @@ def _aggregate_postgres(
             GROUP BY x.id, x.arm_key
         ) u GROUP BY u.arm_key
     """
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        # One group per exposure: enough memory that the hash aggregate does not spill to disk
+        # (this transaction only).
+        cursor.execute(f"SET LOCAL work_mem = '{POSTGRES_WORK_MEM}'")
         cursor.execute(sql, [*select_params, *join_params, *where_params])
         rows = cursor.fetchall()
     out: dict[str, dict[str, dict[str, float]]] = {m.key: {} for m in metrics}
