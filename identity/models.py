@@ -19,7 +19,7 @@ class TraitType(models.TextChoices):
 
 class TraitDefinition(models.Model):
     """A declared trait: its type, and optional validation rules checked at ingestion (a value
-    breaking one is refused, naming the trait; see identity/traits.py and docs/segments-time.md).
+    breaking one is refused, naming the trait; see identity/traits.py and docs/events.md).
     """
 
     name = models.CharField(max_length=100, unique=True)

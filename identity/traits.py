@@ -17,8 +17,8 @@ from typing import Any
 from django.conf import settings
 from django.utils.dateparse import parse_date, parse_datetime
 
-from personalization import metrics
-from personalization.rules.regex import PatternError, compile_matcher
+from core import metrics
+from rules.regex import PatternError, compile_matcher
 
 from .models import TraitType
 from .selectors import trait_definition_rows

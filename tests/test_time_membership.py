@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from core.pseudonym import pseudonymize
 from segments import services
 from segments.models import Profile, SegmentMembership
-from segments.pseudonym import pseudonymize
 from segments.selectors import profile_get_cached
 from tests.conftest import wait_for
 from tests.factories import event, ingest, make_segment

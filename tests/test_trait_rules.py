@@ -9,11 +9,11 @@ import time
 import pytest
 from django.core.exceptions import ValidationError
 
+from core import metrics
+from core.pseudonym import pseudonymize
 from identity.models import TraitDefinition
 from identity.traits import TraitSpec, traits_coerce
-from personalization import metrics
 from segments.models import Profile
-from segments.pseudonym import pseudonymize
 from segments.selectors import profile_get_cached
 
 URL = "/api/v1/traits"

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 
+from core.pseudonym import pseudonymize
 from personalization.decide import decide
 from personalization.snapshot import snapshot_build
 from personalization.visitors import visitor_load
@@ -20,7 +21,6 @@ from segments.aggregates import (
     aggregates_from_events,
 )
 from segments.models import Profile, SegmentMembership
-from segments.pseudonym import pseudonymize
 from segments.selectors import profile_get_cached
 from segments.windows import windows_fold, windows_next_change, windows_read
 from tests.factories import event, ingest, make_placement, make_segment, make_variant

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from personalization.rules import (
+from rules import (
     compile_condition,
     describe_condition,
     evaluate,

@@ -10,7 +10,7 @@ answer* for the values it saw: a ``$ago``/``$ahead`` clause on an attribute hold
 with offset ``d`` flips only when ``now`` crosses ``v ± d``. Short-circuited clauses need not be
 collected: the answer depends only on the clauses that were evaluated, and none of those changes
 before the earliest of their crossings. Mosaic schedules a profile's re-evaluation at that instant
-(see docs/segments-time.md).
+(see docs/conditions.md).
 """
 
 from __future__ import annotations

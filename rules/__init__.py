@@ -30,7 +30,7 @@ these decisions:
 * Regular expressions run on RE2 in linear time, so no input can stall a decision. Patterns RE2
   refuses (lookarounds, backreferences) are rejected: ``validate_condition`` reports them, and the
   evaluator compiles a condition holding one into a function that never matches. No fallback to
-  ``re``. See :mod:`personalization.rules.regex`.
+  ``re``. See :mod:`rules.regex`.
 * Fail closed: a condition the evaluator cannot run as written (unknown operator, refused regex,
   ``$or`` without a list) never matches as a whole, so a ``$not`` above the fault cannot turn it
   into a match. Mosaic validates before storing, so this is a safety net.
@@ -38,7 +38,7 @@ these decisions:
   (ISO string, epoch seconds or milliseconds, datetime) with ``now`` minus (``$ago``) or plus
   (``$ahead``) a duration (s, m, h, d, w; "1h30m"). ``now`` is the evaluation's: passed to the
   compiled function, set by ``evaluation_clock``, else the wall clock at the call. See
-  :mod:`personalization.rules.timing` and docs/conditions.md.
+  :mod:`rules.timing` and docs/conditions.md.
 * Saved groups map a group id to a list of members (or ``{"type": "list", "values": [...]}``). Pass
   them at compile time (memberships are precomputed) or to the compiled function per call (they
   replace the compile-time ones for that call; each list is indexed once per list object, so treat
