@@ -18,6 +18,7 @@ import json
 import operator
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
+from datetime import UTC, datetime
 from functools import lru_cache
 from time import time
 from typing import Any
@@ -499,14 +500,32 @@ def _relative_ordering(op: str, operand: Mapping[str, Any], compiler: _Compiler)
     compiler.uses_time = True
     compare = _COMPARE[op]
     clock_var = CLOCK
+    fromisoformat = datetime.fromisoformat
 
     def relative_order(value: Any) -> bool:
-        instant = instant_seconds(value)
-        if instant is None:
+        if value is None:  # the common case for a profile that never did it: no clock read
             return False
         clock = clock_var.get()
         if clock is None:  # a sub-function called directly, outside its compiled root
-            return compare(instant, time() + offset)
+            clock = Clock(time())
+        if value.__class__ is str and len(value) >= 10 and value[4] == "-" and value[7] == "-":
+            # Extended ISO-8601, as the aggregates store instants: the C parser, and a datetime
+            # comparison with the clock's cached threshold (no conversion to a number).
+            try:
+                parsed = fromisoformat(value)
+            except ValueError:
+                parsed = None
+            if parsed is not None:
+                if parsed.tzinfo is None:
+                    parsed = parsed.replace(tzinfo=UTC)
+                threshold = clock.thresholds.get(offset) or clock.threshold(offset)
+                if clock.collect and parsed > threshold:
+                    # value > now + offset: the crossing (value - offset) is still ahead.
+                    clock.note(parsed.timestamp() - offset)
+                return compare(parsed, threshold)
+        instant = instant_seconds(value)
+        if instant is None:
+            return False
         if clock.collect:
             clock.note(instant - offset)
         return compare(instant, clock.now + offset)

@@ -88,14 +88,26 @@ def relative_offset(operand: Any) -> int | None:
 
 
 class Clock:
-    """The evaluation's ``now`` (epoch seconds) and, when collecting, the earliest crossing seen."""
+    """The evaluation's ``now`` (epoch seconds) and, when collecting, the earliest crossing seen.
 
-    __slots__ = ("collect", "next_change", "now")
+    One clock may serve a whole batch of evaluations at the same ``now``: reset ``next_change``
+    to None before each profile. Thresholds (``now + offset`` as an aware datetime) are computed
+    once per offset and clock.
+    """
+
+    __slots__ = ("collect", "next_change", "now", "thresholds")
 
     def __init__(self, now: float, collect: bool = False) -> None:
         self.now = now
         self.collect = collect
         self.next_change: float | None = None
+        self.thresholds: dict[int, datetime] = {}
+
+    def threshold(self, offset: int) -> datetime:
+        instant = self.thresholds.get(offset)
+        if instant is None:
+            instant = self.thresholds[offset] = datetime.fromtimestamp(self.now + offset, UTC)
+        return instant
 
     def note(self, crossing: float) -> None:
         if crossing > self.now:

@@ -65,7 +65,7 @@ from .selectors import (
     profile_segment_keys,
     segments_active_condition,
 )
-from .windows import windows_fold, windows_next_change, windows_read
+from .windows import Windows, windows_next_change, windows_read
 
 logger = logging.getLogger(__name__)
 
@@ -756,7 +756,7 @@ def _evaluation_attributes(
 ) -> dict[str, Any]:
     document = profile_document(profile=profile, segment_keys=[])
     if plan.windows:
-        document["windows"] = windows_fold(profile.aggregates, now)
+        document["windows"] = Windows(profile.aggregates, now)
     return {"profile": document}
 
 
@@ -783,14 +783,16 @@ def segment_memberships_refresh(
     wanted = set()
     now = time.time() if now is None else now
     due: dict[int, float | None] = {}
-    for profile in profiles:
-        attributes = _evaluation_attributes(profile=profile, plan=plan, now=now)
-        with evaluation_clock(now) as clock:
+    # One clock for the batch (one `now`), its next_change reset per profile.
+    with evaluation_clock(now) as clock:
+        for profile in profiles:
+            attributes = _evaluation_attributes(profile=profile, plan=plan, now=now)
+            clock.next_change = None
             for segment, matches in compiled:
                 if matches(attributes):
                     wanted.add((segment.pk, profile.pk))
-        if plan.timed:
-            due[profile.pk] = _next_change(clock.next_change, profile, plan, now)
+            if plan.timed:
+                due[profile.pk] = _next_change(clock.next_change, profile, plan, now)
     _memberships_apply(add=wanted - current, remove=current - wanted)
     if plan.timed:
         time_due_schedule(due=due)
@@ -916,20 +918,27 @@ def segment_recompute(*, segment_id: int, chunk_size: int = 2000) -> RecomputeRe
     evaluated = 0
     now = time.time()
     due: dict[int, float | None] = {}
-    for profile in Profile.objects.only("pk", "traits", "aggregates", "consent").iterator(
-        chunk_size=chunk_size
-    ):
-        evaluated += 1
-        with evaluation_clock(now) as clock:
+    clock_scope = evaluation_clock(now)
+    clock = clock_scope.__enter__()
+    try:
+        for profile in Profile.objects.only("pk", "traits", "aggregates", "consent").iterator(
+            chunk_size=chunk_size
+        ):
+            evaluated += 1
+            clock.next_change = None
             if matches(_evaluation_attributes(profile=profile, plan=plan, now=now)):
                 members.add(profile.pk)
-        next_change = _next_change(clock.next_change, profile, plan, now) if plan.timed else None
-        if next_change is not None:
-            # Only added, never removed here: another segment may still need the profile.
-            due[profile.pk] = next_change
-            if len(due) >= chunk_size:
-                _time_due_earliest(due=due)
-                due = {}
+            if not plan.timed:
+                continue
+            next_change = _next_change(clock.next_change, profile, plan, now)
+            if next_change is not None:
+                # Only added, never removed here: another segment may still need the profile.
+                due[profile.pk] = next_change
+                if len(due) >= chunk_size:
+                    _time_due_earliest(due=due)
+                    due = {}
+    finally:
+        clock_scope.__exit__(None, None, None)
     with transaction.atomic():
         current = set(
             SegmentMembership.objects.select_for_update()

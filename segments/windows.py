@@ -14,8 +14,8 @@ views" (``{"$lt": 3}``) is true for a visitor with none; a category never seen i
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from .aggregates import EVENT_TYPES, day_key, hour_key
@@ -24,6 +24,7 @@ from .aggregates import EVENT_TYPES, day_key, hour_key
 WINDOWS = {"1d": ("hours", 24), "7d": ("days", 7), "30d": ("days", 30)}
 _GRAIN_STEP = {"hours": timedelta(hours=1), "days": timedelta(days=1)}
 _GRAIN_KEY = {"hours": hour_key, "days": day_key}
+_TYPES = frozenset(EVENT_TYPES)
 
 
 def _as_datetime(now: Any) -> datetime:
@@ -32,35 +33,122 @@ def _as_datetime(now: Any) -> datetime:
     return datetime.fromtimestamp(float(now), UTC)
 
 
-def windows_fold(aggregates: Any, now: Any) -> dict[str, dict[str, Any]]:
-    """``{"1d"|"7d"|"30d": {event type: {"count", "sum", "category": {name: count}}}}`` at now."""
-    moment = _as_datetime(now)
-    buckets = aggregates.get("buckets") if isinstance(aggregates, dict) else None
-    out: dict[str, dict[str, Any]] = {}
-    for name, (grain, span) in WINDOWS.items():
-        first = _GRAIN_KEY[grain](moment - _GRAIN_STEP[grain] * (span - 1))
-        counts = dict.fromkeys(EVENT_TYPES, 0)
-        sums: dict[str, Decimal] = {}
-        categories: dict[str, dict[str, int]] = {}
-        for key_, bucket in ((buckets or {}).get(grain) or {}).items():
-            if key_ < first:
+def _epoch(now: Any) -> float:
+    return _as_datetime(now).timestamp() if isinstance(now, datetime) else float(now)
+
+
+_UNITS = {name: 3600 if grain == "hours" else 86400 for name, (grain, _) in WINDOWS.items()}
+#: (window, hour or day index of now) -> oldest bucket key inside; bounded (cleared when full).
+_FIRSTS: dict[tuple[str, int], str] = {}
+
+
+def _first_key(name: str, unit_index: int) -> str:
+    """The oldest bucket key inside window `name` when now lies in hour/day `unit_index`."""
+    grain, span = WINDOWS[name]
+    start = datetime.fromtimestamp((unit_index - (span - 1)) * _UNITS[name], UTC)
+    if len(_FIRSTS) > 1024:
+        _FIRSTS.clear()
+    first = _FIRSTS[(name, unit_index)] = _GRAIN_KEY[grain](start)
+    return first
+
+
+class Window(Mapping):
+    """One window at one instant: ``{event type: {"count", "sum", "category"}}``, each type
+    summed from the buckets on first access (a condition reads one or two of them)."""
+
+    __slots__ = ("_cache", "_entries")
+
+    def __init__(self, entries: list[dict[str, Any]]) -> None:
+        self._entries = entries
+        self._cache: dict[str, dict[str, Any]] = {}
+
+    def get(self, event_type: Any, default: Any = None) -> Any:
+        folded = self._cache.get(event_type)
+        if folded is not None:
+            return folded
+        if event_type not in _TYPES:
+            return default
+        count = 0
+        total = 0.0
+        categories: dict[str, int] = {}
+        for bucket in self._entries:
+            entry = bucket.get(event_type)
+            if entry is None:
                 continue
-            for event_type, entry in bucket.items():
-                counts[event_type] = counts.get(event_type, 0) + entry.get("n", 0)
-                if entry.get("v"):
-                    sums[event_type] = sums.get(event_type, Decimal(0)) + Decimal(str(entry["v"]))
-                for category, n in (entry.get("c") or {}).items():
-                    per_type = categories.setdefault(event_type, {})
-                    per_type[category] = per_type.get(category, 0) + n
-        out[name] = {
-            event_type: {
-                "count": n,
-                "sum": float(sums.get(event_type, 0)),
-                "category": categories.get(event_type, {}),
-            }
-            for event_type, n in counts.items()
+            count += entry["n"]
+            total += entry["v"]
+            if "c" in entry:
+                for category, n in entry["c"].items():
+                    categories[category] = categories.get(category, 0) + n
+        folded = self._cache[event_type] = {
+            # Each bucket holds cents exactly (2 decimals); rounding the float sum back to cents
+            # is exact for any realistic total (below 2**53 cents), and ~20x cheaper than Decimal.
+            "count": count,
+            "sum": round(total, 2),
+            "category": categories,
         }
-    return out
+        return folded
+
+    def __getitem__(self, event_type: str) -> dict[str, Any]:
+        folded = self.get(event_type)
+        if folded is None:
+            raise KeyError(event_type)
+        return folded
+
+    def __iter__(self):
+        return iter(EVENT_TYPES)
+
+    def __len__(self) -> int:
+        return len(EVENT_TYPES)
+
+
+class Windows(Mapping):
+    """``profile.windows`` at one instant: ``{"1d"|"7d"|"30d": Window}``, folded lazily from the
+    aggregates' buckets, so a decision or an evaluation pays only for the window and event type
+    its conditions read."""
+
+    __slots__ = ("_buckets", "_cache", "_now")
+
+    def __init__(self, aggregates: Any, now: Any) -> None:
+        buckets = aggregates.get("buckets") if isinstance(aggregates, dict) else None
+        self._buckets = buckets if isinstance(buckets, dict) else {}
+        self._now = _epoch(now)
+        self._cache: dict[str, Window] = {}
+
+    def get(self, name: Any, default: Any = None) -> Any:
+        # The path a compiled condition takes (`value.get(segment)`): kept free of exceptions.
+        window = self._cache.get(name)
+        if window is not None:
+            return window
+        unit = _UNITS.get(name)
+        if unit is None:
+            return default
+        index = int(self._now // unit)
+        first = _FIRSTS.get((name, index))
+        if first is None:
+            first = _first_key(name, index)
+        grain_buckets = self._buckets.get(WINDOWS[name][0]) or {}
+        window = self._cache[name] = Window([b for k, b in grain_buckets.items() if k >= first])
+        return window
+
+    def __getitem__(self, name: str) -> Window:
+        window = self.get(name)
+        if window is None:
+            raise KeyError(name)
+        return window
+
+    def __iter__(self):
+        return iter(WINDOWS)
+
+    def __len__(self) -> int:
+        return len(WINDOWS)
+
+
+def windows_fold(aggregates: Any, now: Any) -> dict[str, dict[str, Any]]:
+    """Every window, every type, as plain dicts (``Windows`` materialised): for export and tests.
+    ``{"1d"|"7d"|"30d": {event type: {"count", "sum", "category": {name: count}}}}``."""
+    view = Windows(aggregates, now)
+    return {name: {t: dict(view[name][t]) for t in EVENT_TYPES} for name in WINDOWS}
 
 
 def windows_next_change(
@@ -100,5 +188,5 @@ def windows_read(fields: set[str]) -> set[str]:
 
 
 def profile_windowed(profile: dict[str, Any], now: Any) -> dict[str, Any]:
-    """The profile document with ``windows`` folded at ``now`` (a shallow copy)."""
-    return {**profile, "windows": windows_fold(profile.get("aggregates"), now)}
+    """The profile document with ``windows`` at ``now`` (a shallow copy; folded on access)."""
+    return {**profile, "windows": Windows(profile.get("aggregates"), now)}
