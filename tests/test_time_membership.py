@@ -147,3 +147,25 @@ def test_time_driven__real_worker_and_beat__abandoner_enters_within_seconds_of_i
     assert "profiles_refresh_time_due" in celery_worker.output()
     # And the visitor who bought never entered
     assert profile_get_cached(profile_key=pseudonymize("stayer"))["segments"] == []
+
+
+@pytest.mark.django_db
+def test_segment_save__bad_relative_instant__refused_with_its_path() -> None:
+    # Given a segment whose $ago has a unit that does not exist
+    from django.core.exceptions import ValidationError
+
+    from segments.models import Segment
+
+    segment = Segment(
+        key="bad",
+        name="bad",
+        condition={"profile.aggregates.last_add_to_cart_at": {"$lte": {"$ago": "10x"}}},
+    )
+
+    # When validated as the admin and the API do before saving
+    with pytest.raises(ValidationError) as caught:
+        segment.full_clean()
+
+    # Then the error names the path of the bad duration
+    (message,) = caught.value.message_dict["condition"]
+    assert message.startswith("$['profile.aggregates.last_add_to_cart_at'].$lte.$ago: ")
