@@ -93,7 +93,7 @@ def empty_aggregates() -> dict[str, Any]:
         cart_value=0.0,
         last_add_to_cart_at=None,
         purchased_since_last_add_to_cart=False,
-        buckets={"hours": {}, "days": {}},
+        buckets={"hours": {"keys": []}, "days": {"keys": []}},
     )
     return agg
 
@@ -148,7 +148,7 @@ def aggregates_apply(
     cart = _money(agg["cart_value"])
     affinities: dict[str, int] = agg["category_affinities"]
     counts = {t: agg.get(f"{t}_count", 0) for t in EVENT_TYPES}
-    buckets = _buckets_copy(agg.get("buckets"))
+    buckets = _buckets_decode(agg.get("buckets"))
     hours, days = buckets["hours"], buckets["days"]
     sessions = agg["sessions"]
     frequency = agg["frequency"]
@@ -205,7 +205,7 @@ def aggregates_apply(
             last_add and last_purchase and last_purchase >= last_add
         ),
     )
-    agg["buckets"] = _buckets_pruned(buckets, last_seen)
+    agg["buckets"] = buckets_encode(_buckets_pruned(buckets, last_seen))
     return agg
 
 
@@ -219,16 +219,68 @@ def day_key(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d")
 
 
-def _buckets_copy(buckets: Any) -> dict[str, dict[str, Any]]:
+def _buckets_decode(stored: Any) -> dict[str, dict[str, Any]]:
+    """The stored (column) form as ``{grain: {bucket key: {type: {"n", "v", "c"}}}}``, a fresh
+    copy; anything malformed reads as no buckets."""
     out: dict[str, dict[str, Any]] = {"hours": {}, "days": {}}
-    if not isinstance(buckets, dict):
+    if not isinstance(stored, dict):
         return out
     for grain in ("hours", "days"):
-        for key_, bucket in (buckets.get(grain) or {}).items():
-            out[grain][key_] = {
-                t: {**entry, "c": dict(entry["c"])} if "c" in entry else dict(entry)
-                for t, entry in bucket.items()
-            }
+        column = stored.get(grain)
+        keys = column.get("keys") if isinstance(column, dict) else None
+        if not isinstance(keys, list):
+            continue
+        buckets: dict[str, dict[str, Any]] = {k: {} for k in keys}
+        for event_type, series in column.items():
+            if event_type == "keys" or not isinstance(series, dict):
+                continue
+            counts, sums = series.get("n") or [], series.get("v") or []
+            for index, key_ in enumerate(keys):
+                if index < len(counts) and counts[index]:
+                    buckets[key_][event_type] = {"n": counts[index], "v": sums[index]}
+            flat = series.get("c") or []
+            for j in range(0, len(flat) - 2, 3):
+                category, index, n = flat[j], flat[j + 1], flat[j + 2]
+                if isinstance(index, int) and 0 <= index < len(keys):
+                    entry = buckets[keys[index]].get(event_type)
+                    if entry is not None:
+                        entry.setdefault("c", {})[category] = n
+        out[grain] = buckets
+    return out
+
+
+def buckets_encode(buckets: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The stored form: per grain, the sorted bucket keys and, per event type, aligned columns
+    (``n`` counts, ``v`` sums) plus ``c``, a flat ``[category, bucket index, count, ...]`` list.
+
+    Columns, not an object per bucket: the decision path parses the profile document on every
+    decision, and a handful of number arrays parse far faster than dozens of small objects (and
+    stay under the container count of its fast JSON path, personalization/visitors.py).
+    """
+    out: dict[str, Any] = {}
+    for grain in ("hours", "days"):
+        grain_buckets = buckets[grain]
+        keys = sorted(grain_buckets)
+        column: dict[str, Any] = {"keys": keys}
+        for event_type in sorted({t for bucket in grain_buckets.values() for t in bucket}):
+            counts: list[int] = []
+            sums: list[float] = []
+            flat: list[Any] = []
+            for index, key_ in enumerate(keys):
+                entry = grain_buckets[key_].get(event_type)
+                if entry is None:
+                    counts.append(0)
+                    sums.append(0.0)
+                    continue
+                counts.append(entry["n"])
+                sums.append(entry["v"])
+                for category, n in sorted((entry.get("c") or {}).items()):
+                    flat.extend((category, index, n))
+            series: dict[str, Any] = {"n": counts, "v": sums}
+            if flat:
+                series["c"] = flat
+            column[event_type] = series
+        out[grain] = column
     return out
 
 

@@ -14,6 +14,7 @@ views" (``{"$lt": 3}``) is true for a visitor with none; a category never seen i
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -54,12 +55,13 @@ def _first_key(name: str, unit_index: int) -> str:
 
 class Window(Mapping):
     """One window at one instant: ``{event type: {"count", "sum", "category"}}``, each type
-    summed from the buckets on first access (a condition reads one or two of them)."""
+    summed from its bucket columns on first access (a condition reads one or two of them)."""
 
-    __slots__ = ("_cache", "_entries")
+    __slots__ = ("_cache", "_column", "_start")
 
-    def __init__(self, entries: list[dict[str, Any]]) -> None:
-        self._entries = entries
+    def __init__(self, column: dict[str, Any], start: int) -> None:
+        self._column = column  # the grain's stored columns (segments/aggregates.py)
+        self._start = start  # index of the oldest bucket inside the window
         self._cache: dict[str, dict[str, Any]] = {}
 
     def get(self, event_type: Any, default: Any = None) -> Any:
@@ -68,23 +70,26 @@ class Window(Mapping):
             return folded
         if event_type not in _TYPES:
             return default
-        count = 0
-        total = 0.0
+        series = self._column.get(event_type)
+        start = self._start
         categories: dict[str, int] = {}
-        for bucket in self._entries:
-            entry = bucket.get(event_type)
-            if entry is None:
-                continue
-            count += entry["n"]
-            total += entry["v"]
-            if "c" in entry:
-                for category, n in entry["c"].items():
-                    categories[category] = categories.get(category, 0) + n
+        if isinstance(series, dict):
+            counts = series.get("n") or ()
+            count = sum(counts[start:])
+            # Each bucket holds cents exactly (2 decimals); rounding the float sum back to
+            # cents is exact for any realistic total (below 2**53 cents).
+            total = round(sum((series.get("v") or ())[start:]), 2) if count else 0.0
+            flat = series.get("c")
+            if flat:
+                for j in range(0, len(flat) - 2, 3):
+                    if flat[j + 1] >= start:
+                        name = flat[j]
+                        categories[name] = categories.get(name, 0) + flat[j + 2]
+        else:
+            count, total = 0, 0.0
         folded = self._cache[event_type] = {
-            # Each bucket holds cents exactly (2 decimals); rounding the float sum back to cents
-            # is exact for any realistic total (below 2**53 cents), and ~20x cheaper than Decimal.
             "count": count,
-            "sum": round(total, 2),
+            "sum": total,
             "category": categories,
         }
         return folded
@@ -100,6 +105,9 @@ class Window(Mapping):
 
     def __len__(self) -> int:
         return len(EVENT_TYPES)
+
+
+_NO_BUCKETS: dict[str, Any] = {"keys": []}
 
 
 class Windows(Mapping):
@@ -127,8 +135,11 @@ class Windows(Mapping):
         first = _FIRSTS.get((name, index))
         if first is None:
             first = _first_key(name, index)
-        grain_buckets = self._buckets.get(WINDOWS[name][0]) or {}
-        window = self._cache[name] = Window([b for k, b in grain_buckets.items() if k >= first])
+        column = self._buckets.get(WINDOWS[name][0])
+        keys = column.get("keys") if isinstance(column, dict) else None
+        if not isinstance(keys, list):
+            column, keys = _NO_BUCKETS, []
+        window = self._cache[name] = Window(column, bisect_left(keys, first))
         return window
 
     def __getitem__(self, name: str) -> Window:
@@ -165,7 +176,9 @@ def windows_next_change(
         grain, span = WINDOWS[name]
         fmt = "%Y-%m-%dT%H" if grain == "hours" else "%Y-%m-%d"
         reach = _GRAIN_STEP[grain] * span
-        for key_ in buckets.get(grain) or {}:
+        column = buckets.get(grain)
+        keys = column.get("keys") if isinstance(column, dict) else None
+        for key_ in keys if isinstance(keys, list) else ():
             leaves = datetime.strptime(key_, fmt).replace(tzinfo=UTC) + reach
             if leaves > moment and (earliest is None or leaves < earliest):
                 earliest = leaves
