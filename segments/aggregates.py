@@ -63,7 +63,7 @@ HOUR_BUCKETS = 24
 DAY_BUCKETS = 30
 #: Categories counted per event type per bucket; a hostile stream of distinct categories cannot
 #: grow a profile past this (the weakest, ties the greatest name, is dropped).
-BUCKET_CATEGORY_TOP = 20
+BUCKET_CATEGORY_TOP = 10
 
 
 @dataclass(frozen=True, slots=True)
