@@ -201,5 +201,8 @@ def windows_read(fields: set[str]) -> set[str]:
 
 
 def profile_windowed(profile: dict[str, Any], now: Any) -> dict[str, Any]:
-    """The profile document with ``windows`` at ``now`` (a shallow copy; folded on access)."""
+    """The profile document with ``windows`` at ``now`` (a shallow copy; folded on access).
+    Stored documents never hold ``windows``; one that does (a preview's typed profile) is kept."""
+    if "windows" in profile:
+        return profile
     return {**profile, "windows": Windows(profile.get("aggregates"), now)}

@@ -218,3 +218,27 @@ def test_decide__window_condition__folded_at_the_decisions_now() -> None:
     assert snapshot.reads_windows
     assert early["hero"].variant == "loyal"
     assert late["hero"].variant == "default"
+
+
+@pytest.mark.django_db
+def test_preview__window_condition__matches_like_the_decision(admin_client) -> None:
+    # Given a variant for buyers of the last 30 days, and a visitor who bought 2 days ago
+    from django.urls import reverse
+
+    placement = make_placement()
+    variant = make_variant(
+        placement, "loyal", condition={"profile.windows.30d.purchase.count": {"$gte": 1}}
+    )
+    ago = (datetime.now(UTC) - timedelta(days=2)).isoformat()
+    services.events_enqueue(events=[event("pre", "purchase", value="5", occurred_at=ago)])
+    ingest(max_events=10)
+
+    # When the editor previews the variant as that visitor
+    url = reverse("mosaic-variant-preview", args=[variant.pk])
+    response = admin_client.get(url, {"visitor": "pre", "url": "https://shop/"})
+
+    # Then the condition matches, the decision agrees, and the folded windows are shown
+    result = response.context["result"]
+    assert result["matches"] is True
+    assert result["decision"].variant == "loyal"
+    assert '"30d"' in result["attributes_json"]
