@@ -851,14 +851,31 @@ def profiles_refresh_time_due(*, max_profiles: int, now: float | None = None) ->
         if not raw:
             return TimeDueResult(0, 0)
         ids = [int(x) for x in raw]
-        # Taken off first: the refresh below schedules each existing profile's next instant;
-        # ids of profiles erased or merged away meanwhile simply drop out.
-        r.zrem(TIME_DUE, *raw)
         profiles = list(filter_in(Profile.objects.all(), "id", ids, cast="bigint"))
         profiles_refresh(profile_ids=[p.pk for p in profiles], profiles=profiles, now=now)
+        # Only now, after the refresh succeeded (a failure leaves them due for the retry): the
+        # refresh rescheduled each profile that still has a time-dependent segment to a later
+        # instant; what is still due now (profiles erased or merged away, or with no such
+        # segment any more) is taken off.
+        r.register_script(_UNSCHEDULE_DUE)(keys=[TIME_DUE], args=[now, *raw])
         return TimeDueResult(len(ids), len(profiles))
     finally:
         lock.release()
+
+
+# Removes the given members whose score is still <= ARGV[1] (one round trip, atomic).
+_UNSCHEDULE_DUE = """
+local now = tonumber(ARGV[1])
+local removed = 0
+for i = 2, #ARGV do
+  local score = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if score and tonumber(score) <= now then
+    redis.call('ZREM', KEYS[1], ARGV[i])
+    removed = removed + 1
+  end
+end
+return removed
+"""
 
 
 def _time_due_earliest(*, due: dict[int, float | None]) -> None:
@@ -918,9 +935,7 @@ def segment_recompute(*, segment_id: int, chunk_size: int = 2000) -> RecomputeRe
     evaluated = 0
     now = time.time()
     due: dict[int, float | None] = {}
-    clock_scope = evaluation_clock(now)
-    clock = clock_scope.__enter__()
-    try:
+    with evaluation_clock(now) as clock:
         for profile in Profile.objects.only("pk", "traits", "aggregates", "consent").iterator(
             chunk_size=chunk_size
         ):
@@ -928,17 +943,15 @@ def segment_recompute(*, segment_id: int, chunk_size: int = 2000) -> RecomputeRe
             clock.next_change = None
             if matches(_evaluation_attributes(profile=profile, plan=plan, now=now)):
                 members.add(profile.pk)
-            if not plan.timed:
-                continue
-            next_change = _next_change(clock.next_change, profile, plan, now)
+            next_change = (
+                _next_change(clock.next_change, profile, plan, now) if plan.timed else None
+            )
             if next_change is not None:
                 # Only added, never removed here: another segment may still need the profile.
                 due[profile.pk] = next_change
                 if len(due) >= chunk_size:
                     _time_due_earliest(due=due)
                     due = {}
-    finally:
-        clock_scope.__exit__(None, None, None)
     with transaction.atomic():
         current = set(
             SegmentMembership.objects.select_for_update()

@@ -169,3 +169,39 @@ def test_segment_save__bad_relative_instant__refused_with_its_path() -> None:
     # Then the error names the path of the bad duration
     (message,) = caught.value.message_dict["condition"]
     assert message.startswith("$['profile.aggregates.last_add_to_cart_at'].$lte.$ago: ")
+
+
+@pytest.mark.django_db
+def test_time_due__segment_deactivated__profile_taken_off_once_refreshed() -> None:
+    # Given a scheduled abandoner-to-be, then the segment is switched off
+    segment = make_segment("abandoners", ABANDONERS)
+    services.events_enqueue(events=[event("idle", "add_to_cart")])
+    ingest(max_events=10)
+    segment.is_active = False
+    segment.save()
+
+    # When its instant comes and the due task runs
+    result = services.profiles_refresh_time_due(max_profiles=10, now=time.time() + 3600)
+
+    # Then it was refreshed once and is no longer scheduled (no endless re-evaluation)
+    assert result.refreshed == 1
+    assert services.get_redis().zcard(services.TIME_DUE) == 0
+
+
+@pytest.mark.django_db
+def test_time_due__refresh_fails__profile_stays_due_for_the_retry(monkeypatch) -> None:
+    # Given a scheduled profile
+    make_segment("abandoners", ABANDONERS)
+    services.events_enqueue(events=[event("retry", "add_to_cart")])
+    ingest(max_events=10)
+
+    # When the refresh fails (the database went away mid-run)
+    def broken(**kwargs):
+        raise RuntimeError("database unavailable")
+
+    monkeypatch.setattr(services, "profiles_refresh", broken)
+    with pytest.raises(RuntimeError):
+        services.profiles_refresh_time_due(max_profiles=10, now=time.time() + 3600)
+
+    # Then the profile is still due, for the task's retry
+    assert services.get_redis().zcard(services.TIME_DUE) == 1
