@@ -23,7 +23,7 @@ from django.db import IntegrityError, models, transaction
 
 from core.pseudonym import pseudonymize
 from core.redis import get_redis
-from personalization import profile_cache
+from core.signals import keys_written
 from segments import services as segment_services
 from segments.models import ConsentRecord, Profile
 from segments.selectors import profile_cache_key
@@ -161,7 +161,7 @@ def _cache_forget(*, keys: list[str]) -> None:
         get_redis().delete(*names)
     except redis.RedisError:
         logger.warning("identify: Redis unavailable; merged profiles' cache entries expire later")
-    profile_cache.forget(names)
+    keys_written(names)
 
 
 def visitor_set_traits(*, visitor: str, traits: dict[str, Any]) -> Profile:

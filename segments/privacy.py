@@ -19,8 +19,8 @@ from django.conf import settings
 from django.db import transaction
 
 from core.redis import get_redis
+from core.signals import keys_written
 from experiments.models import Exposure
-from personalization import profile_cache
 
 from .consent import consent_merge
 from .models import (
@@ -211,7 +211,7 @@ def _redis_erase(*, profile_keys: list[str]) -> dict[str, int]:
     try:
         results = pipe.execute()
     finally:
-        profile_cache.forget(found["keys"])
+        keys_written(found["keys"])
     keys_deleted = sum(int(n) for n in results[: len(found["keys"])])
     items_removed = sum(int(n) for n in results[len(found["keys"]) :])
     return {"redis_keys": keys_deleted, "redis_pending_items": items_removed}

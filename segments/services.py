@@ -37,8 +37,8 @@ from django.utils.dateparse import parse_datetime
 
 from core.pseudonym import pseudonymize
 from core.redis import get_redis, key
+from core.signals import keys_written
 from core.sqlin import filter_in
-from personalization import profile_cache
 from rules import compile_condition
 
 from .aggregates import (
@@ -835,7 +835,7 @@ def profile_cache_write(*, profile_ids: list[int], profiles: list[Profile] | Non
     try:
         pipe.execute()
     finally:  # other processes hear of it from Redis; this one sees its own write at once
-        profile_cache.forget(written)
+        keys_written(written)
     return len(profiles)
 
 
