@@ -21,6 +21,7 @@ from typing import Any
 import redis
 from django.db import IntegrityError, models, transaction
 
+from core.errors import Conflict
 from core.pseudonym import pseudonymize
 from core.redis import get_redis
 from core.signals import keys_written
@@ -34,8 +35,14 @@ from .selectors import profile_resolve
 logger = logging.getLogger(__name__)
 
 
-class IdentifyConflict(Exception):
-    """The visitor is already linked to a different user."""
+class IdentifyConflict(Conflict):
+    """The visitor is already linked to a different user (409)."""
+
+    field = "visitor"
+    message = (
+        "This visitor is already identified as another user; start a new visitor id "
+        "when a user signs out."
+    )
 
 
 @dataclass(frozen=True, slots=True)
