@@ -519,8 +519,8 @@ def _relative_ordering(op: str, operand: Mapping[str, Any], compiler: _Compiler)
                 if parsed.tzinfo is None:
                     parsed = parsed.replace(tzinfo=UTC)
                 threshold = clock.thresholds.get(offset) or clock.threshold(offset)
-                if clock.collect and parsed > threshold:
-                    # value > now + offset: the crossing (value - offset) is still ahead.
+                if clock.collect and parsed >= threshold:
+                    # value >= now + offset: the crossing (value - offset) is now or ahead.
                     clock.note(parsed.timestamp() - offset)
                 return compare(parsed, threshold)
         instant = instant_seconds(value)

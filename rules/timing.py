@@ -110,7 +110,9 @@ class Clock:
         return instant
 
     def note(self, crossing: float) -> None:
-        if crossing > self.now:
+        # A crossing at now itself counts: "value >= now - d" with value exactly now - d is true
+        # now and false just after.
+        if crossing >= self.now:
             crossing += CROSSING_MARGIN
             if self.next_change is None or crossing < self.next_change:
                 self.next_change = crossing

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rules import (
     compile_condition,
@@ -227,3 +229,58 @@ def test_instant_seconds__forms__epoch_seconds() -> None:
     assert instant_seconds(int(epoch)) == epoch
     assert instant_seconds(True) is None
     assert instant_seconds("2026-13-45") is None
+
+
+# --- next_change never misses a flip (property) ---------------------------------------------------
+
+_OPS = ("$gt", "$gte", "$lt", "$lte")
+_clause = st.builds(
+    lambda field, op, kind, seconds: {field: {op: {kind: f"{seconds}s"}}},
+    st.sampled_from(["a", "b", "c"]),
+    st.sampled_from(_OPS),
+    st.sampled_from(["$ago", "$ahead"]),
+    st.integers(0, 5000),
+)
+_conditions = st.recursive(
+    _clause,
+    lambda inner: st.one_of(
+        st.builds(lambda xs: {"$and": xs}, st.lists(inner, min_size=1, max_size=3)),
+        st.builds(lambda xs: {"$or": xs}, st.lists(inner, min_size=1, max_size=3)),
+        st.builds(lambda x: {"$not": x}, inner),
+    ),
+    max_leaves=6,
+)
+_millis = st.one_of(
+    st.integers(-8000, 8000).map(lambda s: s * 1000), st.integers(-8_000_000, 8_000_000)
+)
+_attributes = st.fixed_dictionaries(
+    {"a": _millis, "b": _millis, "c": st.one_of(st.none(), _millis), "as_number": st.booleans()}
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_conditions, _attributes, st.lists(st.floats(0, 1), min_size=1, max_size=8))
+def test_next_change__random_conditions__answer_constant_until_then(condition, offsets, probes):
+    # Given a random time condition and attributes holding instants around NOW (or missing)
+    now = NOW.timestamp()
+    as_number = offsets.pop("as_number")
+    attrs = {
+        k: None
+        if v is None
+        else (now + v / 1000 if as_number else (NOW + timedelta(milliseconds=v)).isoformat())
+        for k, v in offsets.items()
+    }
+    fn = compile_condition(condition)
+
+    # When evaluated at NOW under a collecting clock
+    with evaluation_clock(now) as clock:
+        answer = fn(attrs)
+    # (next_change is the crossing plus a 1 ms margin, so that a re-evaluation then sees it)
+    horizon = (
+        clock.next_change - timing.CROSSING_MARGIN if clock.next_change is not None else now + 20000
+    )
+
+    # Then at any instant before the crossing the answer is the same (no flip is missed)
+    for probe in probes:
+        at = now + probe * (horizon - now) * 0.999999
+        assert fn(attrs, now=at) is answer
