@@ -205,3 +205,21 @@ def test_time_due__refresh_fails__profile_stays_due_for_the_retry(monkeypatch) -
 
     # Then the profile is still due, for the task's retry
     assert services.get_redis().zcard(services.TIME_DUE) == 1
+
+
+@pytest.mark.django_db
+def test_segment_recompute__time_segment_added_later__profiles_scheduled() -> None:
+    # Given a visitor ingested while no time-dependent segment existed (nothing scheduled)
+    make_segment("buyers", {"profile.aggregates.purchase_count": {"$gte": 1}})
+    added = datetime.now(UTC) - timedelta(minutes=2)
+    services.events_enqueue(events=[event("late", "add_to_cart", occurred_at=added.isoformat())])
+    ingest(max_events=10)
+    assert services.get_redis().zcard(services.TIME_DUE) == 0
+
+    # When a cart-abandoner segment is created and recomputed in bulk
+    segment = make_segment("abandoners", ABANDONERS)
+    services.segment_recompute(segment_id=segment.pk)
+
+    # Then the visitor is scheduled for its moment
+    profile = Profile.objects.get(key=pseudonymize("late"))
+    assert _due(profile) == pytest.approx((added + timedelta(minutes=10)).timestamp(), abs=0.01)

@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.pseudonym import pseudonymize
 from personalization.decide import decide
@@ -242,3 +244,29 @@ def test_preview__window_condition__matches_like_the_decision(admin_client) -> N
     assert result["matches"] is True
     assert result["decision"].variant == "loyal"
     assert '"30d"' in result["attributes_json"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["product_view", "purchase"]), st.integers(0, 40 * 24 * 60)),
+        max_size=30,
+    ),
+    st.integers(0, 10 * 24 * 60),
+    st.lists(st.floats(0, 1), min_size=1, max_size=5),
+)
+def test_windows_next_change__random_history__windows_constant_until_then(events, later, probes):
+    # Given a random history (minutes before NOW) and an evaluation some minutes after NOW
+    agg = aggregates_from_events(
+        [_ev(t, NOW - timedelta(minutes=m), "1.50", "Jazz") for t, m in events]
+    )
+    now = (NOW + timedelta(minutes=later)).timestamp()
+
+    # When the next change of the windows is computed
+    change = windows_next_change(agg, now)
+    horizon = change if change is not None else now + 90 * 86400
+
+    # Then every window folds to the same figures until that instant
+    expected = windows_fold(agg, now)
+    for probe in probes:
+        assert windows_fold(agg, now + probe * (horizon - now) * 0.999999) == expected
