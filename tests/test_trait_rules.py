@@ -148,3 +148,41 @@ def test_trait_definition__bad_rules__refused_at_save_naming_field(fields, field
 
     # Then the offending field is named
     assert field in caught.value.message_dict
+
+
+@pytest.mark.django_db
+def test_admin__trait_definition_with_unsafe_pattern__form_error_nothing_saved(admin_client):
+    # Given the admin's add form for trait definitions
+    url = "/admin/identity/traitdefinition/add/"
+    assert admin_client.get(url).status_code == 200
+
+    # When a definition with a backtracking pattern is submitted
+    response = admin_client.post(
+        url,
+        {
+            "name": "code",
+            "type": "string",
+            "description": "",
+            "pattern": "^(?!x)",
+            "allowed_values": "[]",
+        },
+    )
+
+    # Then the form is shown again with the pattern's error, and nothing is saved
+    assert response.status_code == 200
+    assert "pattern" in response.context["adminform"].form.errors
+    assert not TraitDefinition.objects.exists()
+
+    # And a valid one with rules is saved and enforced
+    response = admin_client.post(
+        url,
+        {
+            "name": "code",
+            "type": "string",
+            "description": "",
+            "pattern": "[A-Z]{3}",
+            "allowed_values": "[]",
+        },
+    )
+    assert response.status_code == 302
+    assert "code" in traits_coerce({"code": "ab"})[1]
