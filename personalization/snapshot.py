@@ -28,6 +28,7 @@ from core.redis import get_redis, key
 from experiments.engine import ExperimentSpec
 from experiments.models import Experiment, ExperimentStatus
 from rules import compile_condition, condition_fields
+from segments.windows import windows_read
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +142,8 @@ class Snapshot:
     holdout: float = 0.0
     # Whether any running experiment is sticky (decide then reads the visitor's sticky arms).
     any_sticky: bool = False
+    #: Some live condition reads profile.windows: decide folds them at its now (segments.windows).
+    reads_windows: bool = False
 
 
 def _compile_variant(variant: Variant) -> CompiledVariant:
@@ -208,11 +211,16 @@ def snapshot_build(version: int) -> Snapshot:
             by_key=MappingProxyType({c.key: c for c in compiled.values()}),
             experiment=_compile_experiment(experiment, compiled) if experiment else None,
         )
+    conditions = [v.condition for vs in variants_by_placement.values() for v in vs] + [
+        e.condition for e in experiments.values()
+    ]
+    reads_windows = any(windows_read(condition_fields(c)) for c in conditions if c)
     return Snapshot(
         version=version,
         placements=MappingProxyType(plans),
         holdout=_holdout(),
         any_sticky=any(p.experiment is not None and p.experiment.sticky for p in plans.values()),
+        reads_windows=reads_windows,
     )
 
 

@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 
 from access.permissions import IsSecretKeyOrStaff
 from content.models import Placement, Variant
-from core.errors import error_response
+from core.errors import InvalidInput, NotFound
 
 from .. import stats
 from ..lifecycle import (
@@ -84,25 +84,22 @@ class ExperimentListView(_Base):
             return self._create_factorial(data)
         placement = Placement.objects.filter(key=data["placement"]).first()
         if placement is None:
-            return error_response(400, "placement", f"No placement {data['placement']!r}.")
+            raise InvalidInput(f"No placement {data['placement']!r}.", field="placement")
         if Experiment.objects.filter(key=data["key"]).exists():
-            return error_response(400, "key", f"An experiment {data['key']!r} exists already.")
+            raise InvalidInput(f"An experiment {data['key']!r} exists already.", field="key")
         variants = {v.key: v for v in Variant.objects.filter(placement=placement)}
         arms = []
         for index, arm in enumerate(data["arms"]):
             variant = variants.get(arm["variant"])
             if variant is None:
-                return error_response(
-                    400,
-                    f"arms[{index}].variant",
+                raise InvalidInput(
                     f"No variant {arm['variant']!r} on placement {placement.key}.",
+                    field=f"arms[{index}].variant",
                 )
             arms.append(
                 ArmSpec(arm["key"], variant, arm["weight"], arm["is_control"], arm.get("name", ""))
             )
-        links, error = _metric_links(data)
-        if error is not None:
-            return error
+        links = _metric_links(data)
         fields = _fields(data)
         fields["placement"] = placement
         try:
@@ -119,25 +116,22 @@ class ExperimentListView(_Base):
         for index, factor in enumerate(data["factors"]):
             placement = Placement.objects.filter(key=factor["placement"]).first()
             if placement is None:
-                return error_response(
-                    400, f"factors[{index}].placement", f"No placement {factor['placement']!r}."
+                raise InvalidInput(
+                    f"No placement {factor['placement']!r}.", field=f"factors[{index}].placement"
                 )
             variants = {v.key: v for v in Variant.objects.filter(placement=placement)}
             missing = [k for k in factor["variants"] if k not in variants]
             if missing:
-                return error_response(
-                    400,
-                    f"factors[{index}].variants",
+                raise InvalidInput(
                     f"No variant {missing[0]!r} on placement {placement.key}.",
+                    field=f"factors[{index}].variants",
                 )
             factors.append((placement, [variants[k] for k in factor["variants"]]))
         if len({p.pk for p, _ in factors}) != len(factors):
-            return error_response(400, "factors", "Each factor needs its own placement.")
+            raise InvalidInput("Each factor needs its own placement.", field="factors")
         if Experiment.objects.filter(key=data["key"]).exists():
-            return error_response(400, "key", f"An experiment {data['key']!r} exists already.")
-        links, error = _metric_links(data)
-        if error is not None:
-            return error
+            raise InvalidInput(f"An experiment {data['key']!r} exists already.", field="key")
+        links = _metric_links(data)
         try:
             experiment = experiment_create_factorial(
                 fields=_fields(data), factors=factors, metrics=links
@@ -165,20 +159,18 @@ def _fields(data) -> dict:
     return fields
 
 
-def _metric_links(data) -> tuple[list, Response | None]:
+def _metric_links(data) -> list:
     links = []
     metric_keys = [m["metric"] for m in data.get("metrics", [])]
     known = {m.key: m for m in Metric.objects.filter(key__in=metric_keys)}
     for index, link in enumerate(data.get("metrics", [])):
         metric = known.get(link["metric"])
         if metric is None:
-            return [], error_response(
-                400, f"metrics[{index}].metric", f"No metric {link['metric']!r}."
-            )
+            raise InvalidInput(f"No metric {link['metric']!r}.", field=f"metrics[{index}].metric")
         links.append((metric, link["role"]))
     if len(set(metric_keys)) != len(metric_keys):
-        return [], error_response(400, "metrics", "A metric may be attached once.")
-    return links, None
+        raise InvalidInput("A metric may be attached once.", field="metrics")
+    return links
 
 
 class ExperimentDetailView(_Base):
@@ -186,7 +178,7 @@ class ExperimentDetailView(_Base):
     def get(self, request, key: str):
         experiment = _experiment(key)
         if experiment is None:
-            return error_response(404, "key", f"No experiment {key!r}.")
+            raise NotFound(f"No experiment {key!r}.", field="key")
         return Response(ExperimentOutputSerializer(experiment).data)
 
 
@@ -197,17 +189,17 @@ class _StatusView(_Base):
     def post(self, request, key: str):
         experiment = _experiment(key)
         if experiment is None:
-            return error_response(404, "key", f"No experiment {key!r}.")
+            raise NotFound(f"No experiment {key!r}.", field="key")
         serializer = StatusSerializer(data=request.data or {})
         serializer.is_valid(raise_exception=True)
         rollout = None
         rollout_key = serializer.validated_data.get("rollout_arm")
         if rollout_key:
             if self.target != ExperimentStatus.STOPPED:
-                return error_response(400, "rollout_arm", "Only a stop can roll out an arm.")
+                raise InvalidInput("Only a stop can roll out an arm.", field="rollout_arm")
             rollout = experiment.arms.filter(key=rollout_key).first()
             if rollout is None:
-                return error_response(400, "rollout_arm", f"No arm {rollout_key!r}.")
+                raise InvalidInput(f"No arm {rollout_key!r}.", field="rollout_arm")
         try:
             experiment_set_status(experiment=experiment, status=self.target, rollout_arm=rollout)
         except DjangoValidationError as exc:
@@ -232,7 +224,7 @@ class ExperimentResultsView(_Base):
     def get(self, request, key: str):
         experiment = Experiment.objects.filter(key=key).first()
         if experiment is None:
-            return error_response(404, "key", f"No experiment {key!r}.")
+            raise NotFound(f"No experiment {key!r}.", field="key")
         latest = results_latest(experiment=experiment)
         return Response(
             {
@@ -322,7 +314,7 @@ class ExperimentResultsCsvView(_Base):
     def get(self, request, key: str):
         experiment = Experiment.objects.filter(key=key).first()
         if experiment is None:
-            return error_response(404, "key", f"No experiment {key!r}.")
+            raise NotFound(f"No experiment {key!r}.", field="key")
         latest = results_latest(experiment=experiment)
         buffer = io.StringIO()
         writer = csv.writer(buffer)
@@ -360,5 +352,5 @@ class ExperimentPlanView(_Base):
             try:
                 out["users_per_arm"] = stats.sample_size(effect=data["effect"], **common)
             except ValueError as exc:
-                return error_response(400, "effect", str(exc))
+                raise InvalidInput(str(exc), field="effect") from exc
         return Response(out)
