@@ -119,8 +119,8 @@ class Experiment(models.Model):
     )
     sticky = models.BooleanField(
         default=False,
-        help_text="Keep exposed visitors in their arm when weights change (one extra Redis "
-        "read per decision on this placement).",
+        help_text="Keep exposed visitors in their arm when weights change (costs one Redis "
+        "read the first time a process sees a visitor on this placement).",
     )
     layer = models.SlugField(
         max_length=100,
