@@ -76,6 +76,17 @@ class BlockTypeAdmin(admin.ModelAdmin):
     def variant_count(self, obj: BlockType) -> int:
         return obj.n_variants
 
+    def save_model(self, request, obj, form, change) -> None:
+        # BlockTypeForm ran services.block_type_problems, the API's rules.
+        services.block_type_save(block_type=obj, author=_author(request), validate=False)
+
+    def delete_model(self, request, obj) -> None:
+        services.block_type_delete(block_type=obj, author=_author(request))
+
+    def delete_queryset(self, request, queryset) -> None:
+        for block_type in queryset:
+            services.block_type_delete(block_type=block_type, author=_author(request))
+
 
 class VariantInline(admin.TabularInline):
     model = Variant
@@ -106,9 +117,15 @@ class PlacementAdmin(admin.ModelAdmin):
     def save_formset(self, request, form, formset, change) -> None:
         instances = formset.save(commit=False)
         for obj in formset.deleted_objects:
-            obj.delete()
+            try:
+                services.variant_delete(variant=obj, author=_author(request))
+            except ValidationError as exc:
+                messages.error(request, f"{obj} was not deleted: " + " ".join(exc.messages))
         for variant in instances:
-            services.variant_save(variant=variant, author=_author(request), comment="Edited inline")
+            # The inline forms ran services.variant_problems already (VariantForm._post_clean).
+            services.variant_save(
+                variant=variant, author=_author(request), comment="Edited inline", validate=False
+            )
         formset.save_m2m()
 
     def get_readonly_fields(self, request, obj=None):
@@ -117,10 +134,20 @@ class PlacementAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change) -> None:
         services.placement_save(
-            placement=obj, author=_author(request), comment="" if change else "Created"
+            placement=obj,
+            author=_author(request),
+            comment="" if change else "Created",
+            validate=False,  # PlacementForm ran services.placement_problems
         )
         if change and obj.default_variant_id is None and obj.variants.exists():
             messages.warning(request, "This placement has no default variant yet.")
+
+    def delete_model(self, request, obj) -> None:
+        services.placement_delete(placement=obj, author=_author(request))
+
+    def delete_queryset(self, request, queryset) -> None:
+        for placement in queryset:
+            services.placement_delete(placement=placement, author=_author(request))
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None and obj.pk:
@@ -236,7 +263,15 @@ class VariantAdmin(admin.ModelAdmin):
         ]
 
     def save_model(self, request, obj, form, change) -> None:
-        services.variant_save(variant=obj, author=_author(request))
+        # VariantForm ran services.variant_problems, the API's rules.
+        services.variant_save(variant=obj, author=_author(request), validate=False)
+
+    def delete_model(self, request, obj) -> None:
+        services.variant_delete(variant=obj, author=_author(request))
+
+    def delete_queryset(self, request, queryset) -> None:
+        for variant in queryset:
+            services.variant_delete(variant=variant, author=_author(request))
 
 
 @admin.register(VariantRevision)

@@ -5,24 +5,15 @@ It lives in the delivery layer because it runs the real decision path (the apps 
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.views.decorators import staff_member_required
 from django.shortcuts import get_object_or_404, render
 
 from content.models import Variant
-from content.rendering import RenderError, template_compile, template_render
-from personalization.rules import compile_condition, describe_condition
-from segments.models import Profile
-from segments.pseudonym import pseudonymize
-from segments.selectors import profile_document, profile_segment_keys
 
 from .context import DEVICES, build_request_context
-from .decide import Visitor, decide
-from .snapshot import holder
+from .preview import preview_profile, variant_preview_run
 
 
 class PreviewForm(forms.Form):
@@ -60,34 +51,17 @@ class PreviewForm(forms.Form):
         return value or {}
 
 
-def _profile_from(form: PreviewForm) -> tuple[dict[str, Any], str]:
-    if form.cleaned_data.get("profile"):
-        typed = form.cleaned_data["profile"]
-        typed.setdefault("traits", {})
-        typed.setdefault("aggregates", {})
-        typed.setdefault("segments", [])
-        return typed, "typed profile"
-    visitor = form.cleaned_data.get("visitor")
-    if visitor:
-        profile = Profile.objects.filter(key=pseudonymize(visitor)).first()
-        if profile is None:
-            return {}, f"no stored profile for {visitor!r}: a new visitor"
-        keys = profile_segment_keys(profile_ids=[profile.pk])[profile.pk]
-        return profile_document(
-            profile=profile, segment_keys=keys
-        ), f"stored profile of {visitor!r}"
-    return {}, "no profile (anonymous)"
-
-
 @staff_member_required
 def variant_preview(request, variant_id: int):
     variant = get_object_or_404(
         Variant.objects.select_related("placement", "block_type"), pk=variant_id
     )
     form = PreviewForm(request.GET if request.GET else None)
-    result: dict[str, Any] | None = None
+    result = None
     if form.is_bound and form.is_valid():
-        profile, profile_source = _profile_from(form)
+        profile, profile_source = preview_profile(
+            visitor=form.cleaned_data.get("visitor"), typed=form.cleaned_data.get("profile")
+        )
         request_context = build_request_context(
             url=form.cleaned_data["url"],
             user_agent=request.headers.get("User-Agent", ""),
@@ -95,34 +69,13 @@ def variant_preview(request, variant_id: int):
             locale=form.cleaned_data["locale"],
             attributes=form.cleaned_data["attributes"],
         )
-        attributes = {"request": request_context, "profile": profile}
-        condition = variant.condition or {}
-        matches = compile_condition(condition)(attributes) if condition else True
-        try:
-            html = template_render(
-                template_compile(variant.render_source()),
-                {**attributes, "data": variant.data, "fields": variant.block_fields},
-            )
-            render_error = ""
-        except RenderError as exc:
-            html, render_error = "", str(exc)
-        visitor_key = pseudonymize(form.cleaned_data.get("visitor") or "preview")
-        decision = decide(
-            snapshot=holder.get(),
-            placement_keys=[variant.placement.key],
-            visitor=Visitor(visitor_key, profile, personalization_allowed=True),
+        result = variant_preview_run(
+            variant=variant,
+            profile=profile,
+            profile_source=profile_source,
             request_context=request_context,
-            explain=True,
-        )[variant.placement.key]
-        result = {
-            "profile_source": profile_source,
-            "condition_text": describe_condition(condition),
-            "matches": matches,
-            "html": html,
-            "render_error": render_error,
-            "decision": decision,
-            "attributes_json": json.dumps(attributes, indent=2, default=str),
-        }
+            visitor=form.cleaned_data.get("visitor"),
+        )
     context = {
         **admin.site.each_context(request),
         "title": f"Preview {variant}",

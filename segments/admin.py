@@ -39,7 +39,13 @@ class ProfileAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
-    @admin.action(description="Export as JSON")
+    def has_export_permission(self, request) -> bool:
+        return request.user.has_perm("segments.export_profile")
+
+    def has_erase_permission(self, request) -> bool:
+        return request.user.has_perm("segments.erase_profile")
+
+    @admin.action(description="Export as JSON", permissions=["export"])
     def export_json(self, request, queryset):
         actor = request.user.get_username()
         exports = []
@@ -59,7 +65,7 @@ class ProfileAdmin(admin.ModelAdmin):
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         return response
 
-    @admin.action(description="Erase (every store, irreversible)")
+    @admin.action(description="Erase (every store, irreversible)", permissions=["erase"])
     def erase(self, request, queryset):
         if request.POST.get("confirm") != "yes":
             context = {

@@ -508,13 +508,13 @@ def test_admin_placement_change__default_made_draft__refused_at_its_status(edito
 
 
 def _draft_revision_of(variant: Variant):
-    """A revision of `variant` as a draft, recorded by saving it as one; live again afterwards."""
-    variant.status = VariantStatus.DRAFT
-    variant_save(variant=variant, author="ed")
-    revision = variant.revisions.first()
-    variant.status = VariantStatus.LIVE
-    variant_save(variant=variant, author="ed")
-    return revision
+    """A revision of `variant` as a draft (from before it became the default: variant_save now
+    refuses a draft default, so the revision is written as that earlier save wrote it)."""
+    return VariantRevision.objects.create(
+        variant=variant,
+        state={**variant.revision_state(), "status": VariantStatus.DRAFT},
+        author="ed",
+    )
 
 
 def test_variant_revert__to_a_draft_state_while_default__refused_nothing_written(hero):
