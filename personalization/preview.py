@@ -10,9 +10,9 @@ from typing import Any
 
 from content.models import Variant
 from content.rendering import RenderError, template_compile, template_render
-from personalization.rules import compile_condition, describe_condition
+from core.pseudonym import pseudonymize
+from rules import compile_condition, describe_condition
 from segments.models import Profile
-from segments.pseudonym import pseudonymize
 from segments.selectors import profile_document, profile_segment_keys
 
 from .decide import Decision, Visitor, decide

@@ -14,7 +14,7 @@ import json
 
 from rest_framework import status
 
-from personalization.api.errors import error_response
+from core.errors import error_response
 
 
 def etag_of(representation: dict) -> str:

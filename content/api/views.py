@@ -19,7 +19,7 @@ from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 
 from access.permissions import ApiKeyPolicy, ModelPermissionByRole
-from personalization.api.errors import error_response
+from core.errors import error_response
 
 from .. import services
 from ..models import BlockType, Placement, Variant
