@@ -79,10 +79,14 @@ def roles_sync(apps) -> dict[str, int]:
 
     for app_config in apps.get_app_configs():
         # Permissions are otherwise created after all migrations (post_migrate): a data
-        # migration must create them itself to grant them.
-        app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
+        # migration must create them itself to grant them. A migration's app configs have no
+        # models module, which create_permissions requires: set for the call, then restored.
+        original = getattr(app_config, "models_module", None)
+        app_config.models_module = original or True
+        try:
+            create_permissions(app_config, apps=apps, verbosity=0)
+        finally:
+            app_config.models_module = original
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
     permissions = list(

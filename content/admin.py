@@ -42,20 +42,78 @@ def _in_words(condition: dict | None) -> str:
         return "—"
 
 
-def _placement_revert(modeladmin: admin.ModelAdmin, request, revision: PlacementRevision) -> None:
-    """Revert through the service; a refusal is a message for the editor, never a 500."""
+def _revert(modeladmin: admin.ModelAdmin, request, revision) -> None:
+    """Revert a placement or variant through its service; a refusal is a message for the
+    editor, never a 500."""
+    revert = (
+        services.placement_revert
+        if isinstance(revision, PlacementRevision)
+        else services.variant_revert
+    )
     try:
-        placement = services.placement_revert(revision=revision, author=_author(request))
+        subject = revert(revision=revision, author=_author(request))
     except ValidationError as exc:
-        modeladmin.message_user(request, " ".join(exc.messages), messages.ERROR)
+        modeladmin.message_user(
+            request,
+            f"{revision.subject} cannot go back to the revision of "
+            f"{revision.created_at:%Y-%m-%d %H:%M:%S}: " + " ".join(exc.messages)
+            if isinstance(revision, VariantRevision)
+            else " ".join(exc.messages),
+            messages.ERROR,
+        )
         return
     modeladmin.message_user(
         request,
-        f'Placement "{placement}" is back to its revision of '
+        f'{subject._meta.verbose_name.capitalize()} "{subject}" is back to its revision of '
         f"{revision.created_at:%Y-%m-%d %H:%M:%S}; "
         "the revert is itself recorded in the history.",
         messages.SUCCESS,
     )
+
+
+class HistoryAdminMixin:
+    """The history on an object's change page (who changed what, a diff, "Revert to this") and
+    the revert view its buttons post to: one mechanism for placements and variants."""
+
+    revision_model: type  # PlacementRevision or VariantRevision
+    revision_subject: str  # the revision's foreign key to the object: "placement" or "variant"
+    history_selector = None  # selectors.placement_history or selectors.variant_history
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and obj.pk:
+            name = self.revision_subject
+            context["history"] = type(self).history_selector(**{name: obj})
+            context["revisions_url"] = (
+                reverse(f"admin:content_{name}revision_changelist") + f"?{name}__id__exact={obj.pk}"
+            )
+            context["revert_url_name"] = f"admin:content_{name}_revert"
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def get_urls(self):
+        name = self.revision_subject
+        revert = path(
+            "<path:object_id>/revert/<int:revision_id>/",
+            self.admin_site.admin_view(self.revert_view),
+            name=f"content_{name}_revert",
+        )
+        return [revert, *super().get_urls()]
+
+    def revert_view(self, request, object_id: str, revision_id: int):
+        """POST from a history row's button on the change page: revert, then back to the page."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            raise Http404("No such object.")
+        if not self.has_change_permission(request, obj):
+            raise PermissionDenied
+        revision = get_object_or_404(
+            self.revision_model, pk=revision_id, **{self.revision_subject: obj}
+        )
+        _revert(self, request, revision)
+        return HttpResponseRedirect(
+            reverse(f"admin:content_{self.revision_subject}_change", args=[obj.pk])
+        )
 
 
 @admin.register(BlockType)
@@ -88,6 +146,11 @@ class BlockTypeAdmin(admin.ModelAdmin):
             services.block_type_delete(block_type=block_type, author=_author(request))
 
 
+# Widths of the placement page's variant rows, so that the page fits a 1280 px window (the
+# admin's default text inputs are 20em wide each).
+_INLINE_WIDTHS = {"key": "10em", "name": "14em", "priority": "5em", "locale": "5em"}
+
+
 class VariantInline(admin.TabularInline):
     model = Variant
     form = VariantForm
@@ -95,9 +158,19 @@ class VariantInline(admin.TabularInline):
     fields = ["key", "name", "status", "priority", "locale", "block_type"]
     show_change_link = True
 
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        width = _INLINE_WIDTHS.get(db_field.name)
+        if field is not None and width:
+            field.widget.attrs["style"] = f"width: {width}"
+        return field
+
 
 @admin.register(Placement)
-class PlacementAdmin(admin.ModelAdmin):
+class PlacementAdmin(HistoryAdminMixin, admin.ModelAdmin):
+    revision_model = PlacementRevision
+    revision_subject = "placement"
+    history_selector = staticmethod(selectors.placement_history)
     form = PlacementForm
     fields = ["key", "name", "description", "default_variant"]  # the key stays first when read-only
     list_display = ["key", "name", "default_variant", "live_variants", "updated_at"]
@@ -149,39 +222,12 @@ class PlacementAdmin(admin.ModelAdmin):
         for placement in queryset:
             services.placement_delete(placement=placement, author=_author(request))
 
-    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
-        if obj is not None and obj.pk:
-            context["placement_history"] = selectors.placement_history(placement=obj)
-            context["placement_revisions_url"] = (
-                reverse("admin:content_placementrevision_changelist")
-                + f"?placement__id__exact={obj.pk}"
-            )
-        return super().render_change_form(request, context, add, change, form_url, obj)
-
-    def get_urls(self):
-        revert = path(
-            "<path:object_id>/revert/<int:revision_id>/",
-            self.admin_site.admin_view(self.revert_view),
-            name="content_placement_revert",
-        )
-        return [revert, *super().get_urls()]
-
-    def revert_view(self, request, object_id: str, revision_id: int):
-        """POST from a history row's button on the change page: revert, then back to the page."""
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        placement = self.get_object(request, unquote(object_id))
-        if placement is None:
-            raise Http404("No such placement.")
-        if not self.has_change_permission(request, placement):
-            raise PermissionDenied
-        revision = get_object_or_404(PlacementRevision, pk=revision_id, placement=placement)
-        _placement_revert(self, request, revision)
-        return HttpResponseRedirect(reverse("admin:content_placement_change", args=[placement.pk]))
-
 
 @admin.register(Variant)
-class VariantAdmin(admin.ModelAdmin):
+class VariantAdmin(HistoryAdminMixin, admin.ModelAdmin):
+    revision_model = VariantRevision
+    revision_subject = "variant"
+    history_selector = staticmethod(selectors.variant_history)
     form = VariantForm
     list_display = [
         "__str__",
@@ -289,6 +335,9 @@ class VariantRevisionAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # the history is the record: kept while its variant exists
+
     @admin.display(description="state")
     def changed(self, obj: VariantRevision) -> str:
         state = obj.state
@@ -302,18 +351,7 @@ class VariantRevisionAdmin(admin.ModelAdmin):
         if queryset.count() != 1:
             self.message_user(request, "Select exactly one revision to revert to.", messages.ERROR)
             return
-        revision = queryset.get()
-        try:
-            variant = services.variant_revert(revision=revision, author=_author(request))
-        except ValidationError as exc:  # a refusal is a message for the editor, never a 500
-            self.message_user(
-                request,
-                f"{revision.variant} cannot go back to the revision of "
-                f"{revision.created_at:%Y-%m-%d %H:%M:%S}: " + " ".join(exc.messages),
-                messages.ERROR,
-            )
-            return
-        self.message_user(request, f"{variant} reverted; the revert is itself a new revision.")
+        _revert(self, request, queryset.get())
 
 
 @admin.register(PlacementRevision)
@@ -330,6 +368,9 @@ class PlacementRevisionAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # the history is the record: kept while its placement exists
 
     def has_revert_permission(self, request) -> bool:
         return request.user.has_perm("content.change_placement")
@@ -352,4 +393,4 @@ class PlacementRevisionAdmin(admin.ModelAdmin):
         if queryset.count() != 1:
             self.message_user(request, "Select exactly one revision to revert to.", messages.ERROR)
             return
-        _placement_revert(self, request, queryset.get())
+        _revert(self, request, queryset.get())

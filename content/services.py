@@ -18,6 +18,7 @@ from segments.privacy import audit_record
 from .models import (
     PLACEMENT_REVISIONED_FIELDS,
     REVISIONED_FIELDS,
+    VARIANT_RESTORED_KEYS,
     BlockType,
     Placement,
     PlacementRevision,
@@ -137,7 +138,7 @@ def variant_validate(*, variant: Variant) -> None:
         raise ValidationError(errors)
 
 
-_VARIANT_AUDITED = (*REVISIONED_FIELDS, "block_type", "starts_at", "ends_at")
+_VARIANT_AUDITED = VARIANT_RESTORED_KEYS
 
 
 @transaction.atomic

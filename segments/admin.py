@@ -12,6 +12,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from . import privacy
+from .admin_audit import AuditedAdmin
 from .models import AuditEntry, ConsentRecord, Event, Profile, Segment, SegmentMembership
 
 
@@ -111,8 +112,21 @@ class ProfileAdmin(admin.ModelAdmin):
         return obj.aggregates.get("monetary", 0)
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records written by the system only: viewable, never added, changed or deleted by hand."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(ReadOnlyAdmin):
     list_display = ["type", "name", "value", "currency", "occurred_at", "received_at"]
     list_filter = ["type", "occurred_at"]
     search_fields = ["name", "event_id", "profile__key"]
@@ -122,23 +136,18 @@ class EventAdmin(admin.ModelAdmin):
 
 
 @admin.register(ConsentRecord)
-class ConsentRecordAdmin(admin.ModelAdmin):
+class ConsentRecordAdmin(ReadOnlyAdmin):
     list_display = ["profile", "purposes", "source", "policy_version", "gpc", "recorded_at"]
     list_filter = ["source", "gpc", "policy_version"]
     search_fields = ["profile__key"]
     raw_id_fields = ["profile"]
     list_select_related = ["profile"]
-
-    # Append-only: history is never edited or deleted by hand.
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+    # Append-only (ReadOnlyAdmin): consent is recorded by the consent endpoint and its audit,
+    # never added (back-dated...), edited or deleted by hand.
 
 
 @admin.register(Segment)
-class SegmentAdmin(admin.ModelAdmin):
+class SegmentAdmin(AuditedAdmin):
     list_display = ["name", "key", "kind", "is_active", "member_count", "computed_at"]
     list_filter = ["kind", "is_active"]
     search_fields = ["name", "key", "description"]
@@ -162,7 +171,7 @@ class SegmentAdmin(admin.ModelAdmin):
 
 
 @admin.register(SegmentMembership)
-class SegmentMembershipAdmin(admin.ModelAdmin):
+class SegmentMembershipAdmin(ReadOnlyAdmin):
     list_display = ["segment", "profile", "since"]
     list_filter = ["segment"]
     search_fields = ["profile__key", "segment__key"]

@@ -317,7 +317,7 @@ def test_admin_placement_change_page__history_with_revert_buttons_after_save(edi
     html = response.content.decode()
     # Then the history lists who changed what, with a revert button on every non-current state
     assert response.status_code == 200
-    assert 'id="placement-history"' in html
+    assert 'id="object-history"' in html
     assert "Homepage hero" in html
     oldest, middle = hero.revisions.last(), hero.revisions.all()[1]
     assert _revert_url(hero, oldest) in html
@@ -389,7 +389,7 @@ def test_admin_placement_revert__view_only_staff__forbidden_no_button(
     html = client.get(_change_url(hero)).content.decode()
     response = client.post(_revert_url(hero, hero.revisions.last()))
     # Then they see the history without buttons and the revert is refused
-    assert 'id="placement-history"' in html
+    assert 'id="object-history"' in html
     assert "formaction=" not in html
     assert response.status_code == 403
     hero.refresh_from_db()
