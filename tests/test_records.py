@@ -13,8 +13,8 @@ from access import services as key_services
 from content.models import VariantRevision
 from content.selectors import variant_history
 from content.services import variant_save
-from segments import services as segment_services
 from core.pseudonym import pseudonymize
+from segments import services as segment_services
 from segments.models import AuditAction, AuditEntry, ConsentRecord, Event, SegmentMembership
 from segments.privacy import consent_record
 from tests.factories import event, make_placement, make_segment, make_variant, store

@@ -14,7 +14,7 @@ from .conftest import SCREENSHOTS
 
 @pytest.fixture
 def admin_page(browser, demo_server, django_user_model):
-    """A 1280 × 900 page signed in to the admin as a superuser (demo seeded)."""
+    """A 1280 x 900 page signed in to the admin as a superuser (demo seeded)."""
     django_user_model.objects.create_superuser("boss", password="boss-pw-1")
     context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
     page = context.new_page()
