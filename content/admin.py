@@ -5,12 +5,14 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models
 from django.db.models import Count, Q
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html
 
+from core.forms import JSON_FORMFIELD_OVERRIDES
 from rules import describe_condition
 
 from . import selectors, services
@@ -118,6 +120,7 @@ class HistoryAdminMixin:
 
 @admin.register(BlockType)
 class BlockTypeAdmin(admin.ModelAdmin):
+    formfield_overrides = {models.JSONField: JSON_FORMFIELD_OVERRIDES}
     form = BlockTypeForm
     list_display = ["name", "key", "field_names", "variant_count", "updated_at"]
     search_fields = ["name", "key", "description"]
@@ -225,6 +228,7 @@ class PlacementAdmin(HistoryAdminMixin, admin.ModelAdmin):
 
 @admin.register(Variant)
 class VariantAdmin(HistoryAdminMixin, admin.ModelAdmin):
+    formfield_overrides = {models.JSONField: JSON_FORMFIELD_OVERRIDES}
     revision_model = VariantRevision
     revision_subject = "variant"
     history_selector = staticmethod(selectors.variant_history)

@@ -6,6 +6,8 @@ from typing import Any
 
 from django import forms
 
+from core.forms import PositionedJSONField
+
 from . import services
 from .models import BlockType, Placement, Variant
 
@@ -54,7 +56,7 @@ def schema_form_field(name: str, spec: dict[str, Any], required: bool) -> forms.
             min_value=spec.get("minimum"), max_value=spec.get("maximum"), **common
         )
     if kind in ("array", "object"):
-        return forms.JSONField(**common)
+        return PositionedJSONField(**common)
     if spec.get("format") == "uri":
         return forms.CharField(max_length=spec.get("maxLength"), **common)
     if spec.get("format") in ("html", "textarea"):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db import models
 
+from core.forms import JSON_FORMFIELD_OVERRIDES
 from segments.admin_audit import AuditedAdmin
 from segments.models import AuditAction
 
@@ -20,6 +22,7 @@ class ArmInline(admin.TabularInline):
 @admin.register(Experiment)
 class ExperimentAdmin(AuditedAdmin):
     audit_action = AuditAction.EXPERIMENT_CHANGE
+    formfield_overrides = {models.JSONField: JSON_FORMFIELD_OVERRIDES}
     list_display = ["name", "key", "placement", "status", "coverage", "started_at", "ended_at"]
     list_filter = ["status", "placement"]
     search_fields = ["name", "key", "hypothesis"]

@@ -11,6 +11,7 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.shortcuts import get_object_or_404, render
 
 from content.models import Variant
+from core.forms import PositionedJSONField
 
 from .context import DEVICES, build_request_context
 from .preview import preview_profile, variant_preview_run
@@ -22,7 +23,7 @@ class PreviewForm(forms.Form):
         max_length=200,
         help_text="A visitor id whose stored profile to use (e.g. demo-loyal).",
     )
-    profile = forms.JSONField(
+    profile = PositionedJSONField(
         required=False,
         help_text='Or a typed profile, e.g. {"traits": {"tier": "gold"}, "segments": ["loyal"]}.',
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
@@ -32,7 +33,7 @@ class PreviewForm(forms.Form):
         choices=[("", "from user agent")] + [(d, d) for d in DEVICES], required=False
     )
     locale = forms.CharField(required=False, max_length=35)
-    attributes = forms.JSONField(
+    attributes = PositionedJSONField(
         required=False,
         help_text="Custom request attributes (request.attributes.*).",
         widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),

@@ -6,14 +6,19 @@ from __future__ import annotations
 import redis
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.db import transaction
+from django.db import models, transaction
+from django.db.models import Q
 from django.http import HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from core.forms import JSON_FORMFIELD_OVERRIDES
+from core.pseudonym import pseudonymize
+
 from . import privacy
 from .admin_audit import AuditedAdmin
 from .models import AuditEntry, ConsentRecord, Event, Profile, Segment, SegmentMembership
+from .selectors import profile_keys_resolve
 
 
 class ConsentInline(admin.TabularInline):
@@ -35,6 +40,25 @@ class ProfileAdmin(admin.ModelAdmin):
     inlines = [ConsentInline]
     date_hierarchy = "last_seen"
     actions = ["export_json", "erase"]
+
+    search_help_text = (
+        "A visitor id or a user id (pseudonymised here, as stored: the raw id is never compared "
+        "or kept), or the start of a profile key."
+    )
+
+    def get_search_results(self, request, queryset, search_term):
+        """Profiles of the visitor or user id typed (by its keyed hash, as ingestion stores
+        them), or whose key starts with the term (a key copied from another page)."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        hashed = pseudonymize(term[:200])
+        # A merged-away visitor id resolves to the profile that absorbed it (VisitorAlias).
+        keys = {hashed, *profile_keys_resolve(profile_key=hashed)}
+        matches = Q(key__in=keys) | Q(user_key=hashed)
+        if len(term) >= 8 and all(c in "0123456789abcdef" for c in term.lower()):
+            matches |= Q(key__startswith=term.lower())
+        return queryset.filter(matches), False
 
     # Deleting a profile row would miss Redis and the audit log: "Erase" is the way.
     def has_delete_permission(self, request, obj=None) -> bool:
@@ -148,6 +172,7 @@ class ConsentRecordAdmin(ReadOnlyAdmin):
 
 @admin.register(Segment)
 class SegmentAdmin(AuditedAdmin):
+    formfield_overrides = {models.JSONField: JSON_FORMFIELD_OVERRIDES}
     list_display = ["name", "key", "kind", "is_active", "member_count", "computed_at"]
     list_filter = ["kind", "is_active"]
     search_fields = ["name", "key", "description"]

@@ -20,7 +20,10 @@ def banner_hero(db) -> Placement:
     banner = BlockType.objects.create(
         key="banner",
         name="Banner",
-        template="<h2>{{ fields.title }}{% if profile.traits %} {{ profile.traits.name }}{% endif %}</h2>",
+        template=(
+            "<h2>{{ fields.title }}"
+            "{% if profile.traits %} {{ profile.traits.name }}{% endif %}</h2>"
+        ),
         schema={"type": "object", "properties": {"title": {"type": "string"}}},
     )
     placement = Placement.objects.create(key="hero", name="Hero")
