@@ -315,6 +315,8 @@ class VariantAdmin(HistoryAdminMixin, admin.ModelAdmin):
     def save_model(self, request, obj, form, change) -> None:
         # VariantForm ran services.variant_problems, the API's rules.
         services.variant_save(variant=obj, author=_author(request), validate=False)
+        for finding in services.variant_warnings(variant=obj):
+            messages.warning(request, f"Condition: {finding}")
 
     def delete_model(self, request, obj) -> None:
         services.variant_delete(variant=obj, author=_author(request))

@@ -12,6 +12,7 @@ from django.utils.dateparse import parse_datetime
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
+from segments.catalogue import condition_findings
 from segments.models import AuditAction
 from segments.privacy import audit_record
 
@@ -129,6 +130,13 @@ def variant_problems(*, variant: Variant, exclude=None) -> dict[str, list[str]]:
     elif not variant.template and not variant.data:
         _merge(errors, "template", "Choose a block type, write a template, or give a data payload.")
     return errors
+
+
+def variant_warnings(*, variant: Variant, catalogue=None) -> list[str]:
+    """What the attribute catalogue says of the variant's condition (paths no context has,
+    values of the wrong type): saved anyway, shown to the editor (admin message, API field).
+    `catalogue`: segments.catalogue.attribute_catalogue(), read once for many variants."""
+    return [str(f) for f in condition_findings(variant.condition, catalogue=catalogue)]
 
 
 def variant_validate(*, variant: Variant) -> None:

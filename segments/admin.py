@@ -4,6 +4,7 @@ the audit log (read-only), segments."""
 from __future__ import annotations
 
 import redis
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.db import models, transaction
@@ -12,11 +13,12 @@ from django.http import HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from core.forms import JSON_FORMFIELD_OVERRIDES
+from core.forms import JSON_FORMFIELD_OVERRIDES, PositionedJSONField
 from core.pseudonym import pseudonymize
 
 from . import privacy
 from .admin_audit import AuditedAdmin
+from .catalogue import condition_findings
 from .models import AuditEntry, ConsentRecord, Event, Profile, Segment, SegmentMembership
 from .selectors import profile_keys_resolve
 
@@ -170,8 +172,30 @@ class ConsentRecordAdmin(ReadOnlyAdmin):
     # never added (back-dated...), edited or deleted by hand.
 
 
+class SegmentForm(forms.ModelForm):
+    """Refuses a condition on attributes a stored profile cannot have (a request attribute, a
+    path outside the attribute catalogue): such a segment would silently stay empty."""
+
+    class Meta:
+        model = Segment
+        fields = ["key", "name", "description", "kind", "condition", "is_active"]
+        field_classes = {"condition": PositionedJSONField}
+
+    def clean_condition(self):
+        condition = self.cleaned_data.get("condition")
+        errors = [
+            str(f)
+            for f in condition_findings(condition, profile_only=True)
+            if f.severity == "error"
+        ]
+        if errors:
+            raise forms.ValidationError(errors)
+        return condition
+
+
 @admin.register(Segment)
 class SegmentAdmin(AuditedAdmin):
+    form = SegmentForm
     formfield_overrides = {models.JSONField: JSON_FORMFIELD_OVERRIDES}
     list_display = ["name", "key", "kind", "is_active", "member_count", "computed_at"]
     list_filter = ["kind", "is_active"]
@@ -182,6 +206,8 @@ class SegmentAdmin(AuditedAdmin):
 
     def save_model(self, request, obj, form, change) -> None:
         super().save_model(request, obj, form, change)
+        for finding in condition_findings(obj.condition, profile_only=True):
+            messages.warning(request, f"Condition: {finding}")
         from .tasks import segment_recompute
 
         transaction.on_commit(lambda: segment_recompute.delay(obj.pk))

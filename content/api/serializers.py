@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from segments.catalogue import attribute_catalogue
 from segments.serializers import StrictSerializer
 
 from ..models import BlockType, Placement, Variant, VariantStatus
-from ..services import TEMPLATE_MAX_LENGTH
+from ..services import TEMPLATE_MAX_LENGTH, variant_warnings
 
 KEY_FIELD = {"max_length": 100}
 PRIORITY_BOUND = 1_000_000
@@ -133,6 +134,12 @@ class VariantSerializer(StrictSerializer):
     ends_at = serializers.DateTimeField(allow_null=True, required=False, default=None)
     created_at = serializers.DateTimeField(read_only=True)
     updated_at = serializers.DateTimeField(read_only=True)
+    warnings = serializers.ListField(
+        child=serializers.CharField(),
+        read_only=True,
+        help_text="What the attribute catalogue says of the condition (a path no context has, "
+        "a value of the wrong type): saved anyway, but it probably never matches.",
+    )
 
     def validate_placement(self, value: str) -> Placement:
         placement = Placement.objects.filter(key=value).first()
@@ -152,4 +159,7 @@ class VariantSerializer(StrictSerializer):
         data = super().to_representation(instance)
         data["placement"] = instance.placement.key
         data["block_type"] = instance.block_type.key if instance.block_type_id else None
+        if "catalogue" not in self.context:  # once per answer, however many variants it lists
+            self.context["catalogue"] = attribute_catalogue()
+        data["warnings"] = variant_warnings(variant=instance, catalogue=self.context["catalogue"])
         return data

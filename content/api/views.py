@@ -27,7 +27,7 @@ from .conditional import etag_of, precondition_problem
 from .serializers import BlockTypeSerializer, PlacementSerializer, VariantSerializer
 
 # Read-only keys left out of the ETag: they change without the object's own fields changing.
-_NOT_TAGGED = ("id", "variants", "created_at", "updated_at")
+_NOT_TAGGED = ("id", "variants", "created_at", "updated_at", "warnings")
 
 
 class ContentPagination(LimitOffsetPagination):
