@@ -10,6 +10,7 @@ from personalization import admin_views
 from personalization.api.preview import VariantPreviewView
 from personalization.api.views import DecideView
 from personalization.middleware import DECIDE_PATH
+from segments.builder import condition_check
 from segments.views import ConsentView, EventsView, ProfileEraseView, ProfileExportView
 
 from . import views
@@ -32,6 +33,7 @@ urlpatterns = [
         admin_views.variant_preview,
         name="mosaic-variant-preview",
     ),
+    path("admin/mosaic/conditions/check", condition_check, name="mosaic-condition-check"),
     path("admin/", admin.site.urls),
     path("api/v1/events", EventsView.as_view(), name="api-events"),
     path("api/v1/consent", ConsentView.as_view(), name="api-consent"),

@@ -299,7 +299,8 @@ class VariantAdmin(HistoryAdminMixin, admin.ModelAdmin):
             (None, {"fields": ["placement", "key", "name", "status", "priority"]}),
             (
                 "Targeting",
-                {"fields": ["condition", "condition_summary", "locale", "starts_at", "ends_at"]},
+                # The condition's words are the audience builder's, live beside its JSON.
+                {"fields": ["condition", "locale", "starts_at", "ends_at"]},
             ),
             (
                 f"Content — {block_type.name} block" if block_type else "Content",

@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 
 from core.forms import PositionedJSONField
+from segments.builder import ConditionBuilderWidget
 
 from . import services
 from .models import BlockType, Placement, Variant
@@ -89,6 +90,9 @@ class VariantForm(forms.ModelForm):
             "template",
             "data",
         ]
+        # The audience builder (pickers, nested groups, words and JSON side by side).
+        widgets = {"condition": ConditionBuilderWidget(scope="variant")}
+        field_classes = {"condition": PositionedJSONField}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

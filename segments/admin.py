@@ -18,6 +18,7 @@ from core.pseudonym import pseudonymize
 
 from . import privacy
 from .admin_audit import AuditedAdmin
+from .builder import ConditionBuilderWidget
 from .catalogue import condition_findings
 from .models import AuditEntry, ConsentRecord, Event, Profile, Segment, SegmentMembership
 from .selectors import profile_keys_resolve
@@ -180,6 +181,8 @@ class SegmentForm(forms.ModelForm):
         model = Segment
         fields = ["key", "name", "description", "kind", "condition", "is_active"]
         field_classes = {"condition": PositionedJSONField}
+        # The audience builder, for profile attributes only, with the live count of matches.
+        widgets = {"condition": ConditionBuilderWidget(scope="segment")}
 
     def clean_condition(self):
         condition = self.cleaned_data.get("condition")
