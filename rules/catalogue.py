@@ -403,7 +403,7 @@ def catalogue_findings(
                 )
                 continue
             if attribute is None:
-                close = difflib.get_close_matches(path, known, n=1, cutoff=0.6)
+                close = difflib.get_close_matches(path, known, n=1, cutoff=0.75)
                 hint = f' (did you mean "{close[0]}"?)' if close else ""
                 findings.append(
                     Finding(

@@ -14,6 +14,7 @@ from content.models import VariantRevision
 from content.selectors import variant_history
 from content.services import variant_save
 from core.pseudonym import pseudonymize
+from identity.models import TraitDefinition
 from segments import services as segment_services
 from segments.models import AuditAction, AuditEntry, ConsentRecord, Event, SegmentMembership
 from segments.privacy import consent_record
@@ -85,7 +86,8 @@ def test_record_admin__superuser__no_add_change_or_delete(admin_client, records,
 
 
 def test_segment_admin_change__audited_who_what_no_values(admin_client, db):
-    # Given a segment, When an analyst changes its condition in the admin
+    # Given a segment on a declared trait, When an analyst changes its condition in the admin
+    TraitDefinition.objects.create(name="tier", type="string")
     segment = make_segment("gold", {"profile.traits.tier": "gold"})
     response = admin_client.post(
         reverse("admin:segments_segment_change", args=[segment.pk]),

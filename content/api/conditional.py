@@ -13,8 +13,17 @@ import hashlib
 import json
 
 from rest_framework import status
+from rest_framework.response import Response
 
-from core.errors import error_response
+from core.errors import error_body
+
+
+def error_response(status_code: int, field: str, message: str, **headers: str) -> Response:
+    """An answer in the one error shape, with headers (the 412's current ETag)."""
+    response = Response(error_body(field, message), status=status_code)
+    for name, value in headers.items():
+        response[name.replace("_", "-")] = value
+    return response
 
 
 def etag_of(representation: dict) -> str:

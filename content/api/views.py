@@ -19,11 +19,10 @@ from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 
 from access.permissions import ApiKeyPolicy, ModelPermissionByRole
-from core.errors import error_response
 
 from .. import services
 from ..models import BlockType, Placement, Variant
-from .conditional import etag_of, precondition_problem
+from .conditional import error_response, etag_of, precondition_problem
 from .serializers import BlockTypeSerializer, PlacementSerializer, VariantSerializer
 
 # Read-only keys left out of the ETag: they change without the object's own fields changing.
