@@ -34,12 +34,40 @@ from .rendering import template_check
 TEMPLATE_MAX_LENGTH = 100_000
 
 
+# Schema keywords whose regular expressions jsonschema runs with Python's backtracking `re`: a
+# pattern such as "(a+)+$" would let one block value stall a save for minutes. Refused.
+_REGEX_KEYWORDS = ("pattern", "patternProperties")
+
+
+def _regex_keywords(node: Any, depth: int = 0) -> set[str]:
+    if depth > 50:
+        return {"(nested too deeply)"}
+    found: set[str] = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in _REGEX_KEYWORDS or (key == "format" and value == "regex"):
+                found.add(key)
+            found |= _regex_keywords(value, depth + 1)
+    elif isinstance(node, list):
+        for item in node:
+            found |= _regex_keywords(item, depth + 1)
+    return found
+
+
 def block_schema_problems(*, schema: dict[str, Any]) -> list[str]:
     """Problems with a block type's JSON schema itself (refused at save)."""
     try:
         Draft202012Validator.check_schema(schema or {})
     except SchemaError as exc:
         return [exc.message]
+    except RecursionError:
+        return ["The schema is nested too deeply."]
+    regexes = _regex_keywords(schema)
+    if regexes:
+        return [
+            f"Regular expressions ({', '.join(sorted(regexes))}) are not allowed in block "
+            "schemas: they would run unbounded on every value; use enum, maxLength or format."
+        ]
     if schema and schema.get("type", "object") != "object":
         return ['The schema of a block must be {"type": "object", ...}.']
     return []

@@ -323,6 +323,10 @@ def test_placement_get__unknown__404(editor_api, db):
         ({"template": "{{ fields.title "}, "template"),
         ({"schema": {"type": "array"}}, "schema"),
         ({"schema": {"type": "object", "properties": {"a": {"type": 5}}}}, "schema"),
+        (
+            {"schema": {"type": "object", "properties": {"a": {"pattern": "(a+)+$"}}}},
+            "schema",
+        ),
         ({"key": "banner"}, "key"),
     ],
 )
