@@ -8,6 +8,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.views.decorators import staff_member_required
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, render
 
 from content.models import Variant
@@ -54,6 +55,8 @@ class PreviewForm(forms.Form):
 
 @staff_member_required
 def variant_preview(request, variant_id: int):
+    if not request.user.has_perm("content.view_variant"):
+        raise PermissionDenied  # a role without content (the privacy officer...)
     variant = get_object_or_404(
         Variant.objects.select_related("placement", "block_type"), pk=variant_id
     )

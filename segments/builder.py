@@ -108,6 +108,11 @@ def condition_check(request):
         {"path": f.path, "severity": f.severity, "message": f.message}
         for f in condition_findings(condition, profile_only=segment)
     ]
-    if segment and not any(f["severity"] == "error" for f in answer["findings"]):
+    # Counting needs a segment editor's right: counts over arbitrary conditions could otherwise
+    # be used to probe what is stored about visitors.
+    may_count = request.user.has_perm("segments.add_segment") or request.user.has_perm(
+        "segments.change_segment"
+    )
+    if segment and may_count and not any(f["severity"] == "error" for f in answer["findings"]):
         answer["count"] = condition_match_count(condition)
     return JsonResponse(answer)

@@ -60,3 +60,18 @@ def test_check__anonymous__redirected_to_login(client, db):
     response = _check(client, {})
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
+
+
+def test_check__segment_count__needs_a_segment_editors_right(db, django_user_model):
+    from django.contrib.auth.models import Group
+    from django.test import Client
+
+    services.profile_set_traits(visitor="a", traits={})
+    editor = django_user_model.objects.create_user("ed", password=None, is_staff=True)
+    editor.groups.add(Group.objects.get(name="Editor"))
+    client = Client()
+    client.force_login(editor)
+    condition = {"profile.aggregates.event_count": {"$gte": 0}}
+    body = _check(client, condition, scope="segment").json()
+    assert body["description"]
+    assert body["count"] is None

@@ -119,3 +119,12 @@ def test_seed_demo__admin_password_again__session_kept(db, client):
 )
 def test_bind_base_url__mosaic_bind__the_url_it_binds(bind, url):
     assert bind_base_url(bind) == url
+
+
+def test_privacy_officer__variant_preview_page__403(staff_in):
+    from tests.factories import make_placement, make_variant
+
+    variant = make_variant(make_placement("hero"), "v")
+    url = reverse("mosaic-variant-preview", args=[variant.pk])
+    assert staff_in("Privacy officer").get(url).status_code == 403
+    assert staff_in("Editor").get(url).status_code == 200

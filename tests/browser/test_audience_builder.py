@@ -84,7 +84,10 @@ def test_builder__segment__live_count_of_stored_profiles(admin_page, demo_server
     rule.locator(".ab-value").dispatch_event("change")
     # Then the number (not the string) is in the JSON, and the live count is the stored truth
     assert _condition(admin_page) == {"profile.aggregates.purchase_count": {"$gte": 1}}
-    count = admin_page.locator(".ab-count")
-    admin_page.wait_for_function("document.querySelector('.ab-count').textContent.length > 0")
-    assert count.inner_text() == f"{buyers} of {total} stored profiles match"
+    expected = f"{buyers} of {total} stored profiles match"
+    admin_page.wait_for_function(
+        "expected => document.querySelector('.ab-count').textContent === expected", arg=expected
+    )
+    assert admin_page.locator(".ab-count").inner_text() == expected
+    assert buyers > 0
     _shot(admin_page, "audience-builder-segment")

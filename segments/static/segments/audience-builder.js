@@ -265,6 +265,7 @@
     var count = this.root.querySelector(".ab-count");
     if (cond === null) { words.textContent = "…"; problems.textContent = ""; count.textContent = ""; return; }
     clearTimeout(this.timer);
+    var sequence = (this.sequence = (this.sequence || 0) + 1);
     this.timer = setTimeout(function () {
       var token = document.querySelector("[name=csrfmiddlewaretoken]");
       fetch(self.checkUrl, {
@@ -273,6 +274,7 @@
         headers: { "Content-Type": "application/json", "X-CSRFToken": token ? token.value : "" },
         body: JSON.stringify({ condition: cond, scope: self.scope })
       }).then(function (r) { return r.json(); }).then(function (answer) {
+        if (sequence !== self.sequence) return; // an older check answering late
         words.textContent = answer.description || (answer.problems && answer.problems.length ? "—" : "everyone");
         problems.textContent = "";
         (answer.problems || []).forEach(function (p) {
