@@ -5,6 +5,7 @@ preview page and the management API's preview action."""
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,7 @@ from core.pseudonym import pseudonymize
 from rules import compile_condition, describe_condition
 from segments.models import Profile
 from segments.selectors import profile_document, profile_segment_keys
+from segments.windows import windows_fold
 
 from .decide import Decision, Visitor, decide
 from .snapshot import block_data, holder
@@ -33,6 +35,10 @@ class PreviewResult:
     @property
     def attributes_json(self) -> str:
         return json.dumps(self.attributes, indent=2, default=str)
+
+    def __getitem__(self, name: str):
+        # result["matches"] as well as result.matches: the admin's preview context was a dict.
+        return getattr(self, name)
 
 
 def preview_profile(
@@ -67,6 +73,9 @@ def variant_preview_run(
 ) -> PreviewResult:
     """Evaluate and render `variant` (draft or live) for the context, and run the real decision
     for its placement; nothing is stored or logged."""
+    # The rolling windows as a decision now would fold them (plain dicts: shown as JSON).
+    if profile and "windows" not in profile:  # a typed profile may state its own windows
+        profile = {**profile, "windows": windows_fold(profile.get("aggregates"), time.time())}
     attributes = {"request": request_context, "profile": profile}
     condition = variant.condition or {}
     matches = compile_condition(condition)(attributes) if condition else True

@@ -17,13 +17,14 @@ from rules.catalogue import (
 )
 from rules.operators import LOGICAL, VALUE_OPERATORS
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "conditions.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "conditions-reference.md"
 
 
 def test_conditions_page__committed__is_the_generators_output():
     # When the page is generated from the code, Then it is the committed one
     assert DOCS.read_text() == catalogue_markdown(), (
-        "docs/conditions.md is stale: python -m rules.catalogue > docs/conditions.md"
+        "docs/conditions-reference.md is stale: python -m rules.catalogue > "
+        "docs/conditions-reference.md"
     )
 
 
