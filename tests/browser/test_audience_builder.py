@@ -91,3 +91,27 @@ def test_builder__segment__live_count_of_stored_profiles(admin_page, demo_server
     assert admin_page.locator(".ab-count").inner_text() == expected
     assert buyers > 0
     _shot(admin_page, "audience-builder-segment")
+
+
+def test_builder__relative_instant__kept_as_an_object(admin_page, demo_server):
+    # Given a cart-abandoner condition typed as JSON (a relative instant, main's $ago)
+    admin_page.goto(f"{demo_server.url}/admin/segments/segment/add/")
+    condition = {
+        "profile.aggregates.last_add_to_cart_at": {"$lte": {"$ago": "10m"}},
+        "profile.aggregates.purchased_since_last_add_to_cart": False,
+    }
+    admin_page.locator("#id_condition").fill(json.dumps(condition))
+    admin_page.locator("#id_condition").dispatch_event("input")
+    # When the builder's value of the first rule is edited to 30 minutes
+    value = admin_page.locator(".ab-rule .ab-value").first
+    assert value.input_value() == '{"$ago":"10m"}'
+    value.fill('{"$ago": "30m"}')
+    value.dispatch_event("change")
+    # Then the JSON holds the object, not a string, and no problem is reported
+    assert _condition(admin_page)["profile.aggregates.last_add_to_cart_at"] == {
+        "$lte": {"$ago": "30m"}
+    }
+    admin_page.wait_for_function(
+        "document.querySelector('.ab-description').textContent.includes('30 minutes ago')"
+    )
+    assert admin_page.locator(".ab-problems li").count() == 0

@@ -105,6 +105,9 @@
   /* --- values ------------------------------------------------------------------------------ */
   function typed(text, type) {
     text = text.trim();
+    if (text[0] === "{") {  // an operand object such as {"$ago": "30m"} (relative instants)
+      try { return JSON.parse(text); } catch (e) { return text; }
+    }
     if (type === "number") { var n = Number(text); return text !== "" && !isNaN(n) ? n : text; }
     if (type === "boolean") return text === "true" ? true : text === "false" ? false : text;
     return text;
@@ -112,6 +115,7 @@
 
   function valueText(value) {
     if (Array.isArray(value)) return value.join(", ");
+    if (value !== null && typeof value === "object") return JSON.stringify(value);
     return value === undefined || value === null ? "" : String(value);
   }
 
@@ -231,7 +235,8 @@
       var a = self.attribute(path.value);
       help.textContent = a ? a.type + " · " + a.description + " e.g. " + JSON.stringify(a.example)
         : path.value ? "not in the catalogue" : "";
-      value.placeholder = LIST_OPS[op.value] ? "values, comma-separated" : op.value === "$exists" ? "true or false" : "value";
+      value.placeholder = LIST_OPS[op.value] ? "values, comma-separated" : op.value === "$exists" ? "true or false"
+        : a && a.type === "date" ? 'ISO date, or {"$ago": "30m"}' : "value";
     }
     value.value = valueText(rule.value);
     function commit() {
