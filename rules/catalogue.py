@@ -186,6 +186,12 @@ PROFILE_ATTRIBUTES: tuple[Attribute, ...] = (
 
 STATIC_ATTRIBUTES = REQUEST_ATTRIBUTES + PROFILE_ATTRIBUTES
 
+# Stored under the profile but not for conditions: what to read instead.
+INTERNAL_PATHS = {
+    "profile.aggregates.buckets": "the raw counts behind the rolling windows; read "
+    "profile.windows.<1d|7d|30d>.<type>.count instead",
+}
+
 OPERATORS: tuple[Operator, ...] = (
     Operator(
         "(a value)",
@@ -443,6 +449,12 @@ def catalogue_findings(
                         "only profile.* attributes can be used here",
                     )
                 )
+                continue
+            internal = next(
+                (why for prefix, why in INTERNAL_PATHS.items() if path.startswith(prefix)), None
+            )
+            if internal is not None:
+                findings.append(Finding(path, "error" if profile_only else "warning", internal))
                 continue
             if attribute is None:
                 close = difflib.get_close_matches(path, known, n=1, cutoff=0.75)

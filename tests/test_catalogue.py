@@ -11,7 +11,7 @@ from django.urls import reverse
 from content.models import Variant
 from identity.models import TraitDefinition
 from personalization.context import build_request_context
-from rules.catalogue import STATIC_ATTRIBUTES, attribute_for
+from rules.catalogue import INTERNAL_PATHS, STATIC_ATTRIBUTES, attribute_for
 from segments.aggregates import empty_aggregates
 from segments.catalogue import attribute_catalogue, condition_findings
 from segments.models import Segment
@@ -28,10 +28,17 @@ def test_catalogue__every_request_attribute_decide_builds__listed():
             assert attribute_for(path, STATIC_ATTRIBUTES) is not None, path
 
 
-def test_catalogue__every_aggregate_ingestion_keeps__listed():
+def test_catalogue__every_aggregate_ingestion_keeps__listed_or_internal():
     for name, value in empty_aggregates().items():
+        if f"profile.aggregates.{name}" in INTERNAL_PATHS:
+            continue  # storage behind another attribute (the windows), with its own finding
         path = f"profile.aggregates.{name}" + (".x" if isinstance(value, dict) else "")
         assert attribute_for(path, STATIC_ATTRIBUTES) is not None, path
+
+
+def test_findings__internal_buckets__points_at_the_windows(db):
+    [finding] = condition_findings({"profile.aggregates.buckets.d": {"$exists": True}})
+    assert "profile.windows" in finding.message
 
 
 def test_catalogue__declared_trait__typed_attribute(db):
