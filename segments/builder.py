@@ -6,6 +6,7 @@ changes (problems, catalogue findings and, for segments, how many stored profile
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict
 
 from django import forms
@@ -15,12 +16,12 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from core.forms import PositionedJSONField
-from rules import compile_condition, describe_condition, validate_condition
+from rules import compile_condition, describe_condition, evaluation_clock, validate_condition
 from rules.catalogue import OPERATORS
 
 from .catalogue import attribute_catalogue, condition_findings
-from .models import Profile
-from .selectors import profile_document
+from .models import Profile, Segment
+from .services import _evaluation_attributes, _EvaluationPlan
 
 # Stored profiles evaluated for the live count, at most: beyond, the count says it is partial.
 COUNT_MAX_PROFILES = 20_000
@@ -69,15 +70,20 @@ class ConditionField(PositionedJSONField):
 
 
 def condition_match_count(condition: dict) -> dict:
-    """How many stored profiles the condition matches (their traits, aggregates and consent, as
-    segment recomputes read them), over at most COUNT_MAX_PROFILES of them."""
+    """How many stored profiles the condition matches, evaluated as a segment recompute evaluates
+    it (the same attributes, windows folded and relative instants read at one `now`), over at
+    most COUNT_MAX_PROFILES of them."""
     matches = compile_condition(condition)
+    # The recompute's own evaluation (segments.services), so the count is what a save would give.
+    plan = _EvaluationPlan.of([Segment(condition=condition)], [matches])
+    now = time.time()
     matched = evaluated = 0
     rows = Profile.objects.only("pk", "traits", "aggregates", "consent").order_by("pk")
-    for profile in rows[:COUNT_MAX_PROFILES].iterator(chunk_size=2000):
-        evaluated += 1
-        if matches({"profile": profile_document(profile=profile, segment_keys=[])}):
-            matched += 1
+    with evaluation_clock(now):
+        for profile in rows[:COUNT_MAX_PROFILES].iterator(chunk_size=2000):
+            evaluated += 1
+            if matches(_evaluation_attributes(profile=profile, plan=plan, now=now)):
+                matched += 1
     total = evaluated if evaluated < COUNT_MAX_PROFILES else Profile.objects.count()
     return {"matched": matched, "evaluated": evaluated, "total": total}
 

@@ -75,3 +75,19 @@ def test_check__segment_count__needs_a_segment_editors_right(db, django_user_mod
     body = _check(client, condition, scope="segment").json()
     assert body["description"]
     assert body["count"] is None
+
+
+def test_check__segment_on_a_window__counted_as_recompute_counts(admin_client, db):
+    # Given a visitor with a purchase today and one without events
+    from tests.factories import event, ingest
+
+    services.profile_set_traits(visitor="idle", traits={})
+    services.events_enqueue(events=[event("buyer", "purchase", value=20.0)])
+    ingest(max_events=10)
+    # When a segment condition on the 7-day window is checked
+    condition = {"profile.windows.7d.purchase.count": {"$gte": 1}}
+    body = _check(admin_client, condition, scope="segment").json()
+    # Then the buyer is counted (the windows were folded, as the recompute folds them)
+    assert body["findings"] == []
+    assert body["count"]["matched"] == 1
+    assert body["count"]["total"] == 2
