@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.core.exceptions import ValidationError
+from django.db import models
 from django.forms.models import BaseInlineFormSet
+
+from core.forms import JSON_FORMFIELD_OVERRIDES
+from segments.admin_audit import AuditedAdmin
+from segments.models import AuditAction
 
 from .lifecycle import ArmSpec, experiment_stamp, experiment_validate
 from .models import Arm, Experiment, ExperimentMetric, Exposure, Metric, MetricRole, ResultSnapshot
@@ -82,7 +87,9 @@ class MetricAdmin(admin.ModelAdmin):
 
 
 @admin.register(Experiment)
-class ExperimentAdmin(admin.ModelAdmin):
+class ExperimentAdmin(AuditedAdmin):
+    audit_action = AuditAction.EXPERIMENT_CHANGE
+    formfield_overrides = {models.JSONField: JSON_FORMFIELD_OVERRIDES}
     list_filter = ["status", "placement"]
     search_fields = ["name", "key", "hypothesis"]
     prepopulated_fields = {"key": ["name"]}
@@ -180,7 +187,8 @@ class ExperimentAdmin(admin.ModelAdmin):
 
 
 @admin.register(Arm)
-class ArmAdmin(admin.ModelAdmin):
+class ArmAdmin(AuditedAdmin):
+    audit_action = AuditAction.EXPERIMENT_CHANGE
     list_display = ["__str__", "name", "variant", "weight", "is_control"]
     list_filter = ["experiment", "is_control"]
     search_fields = ["key", "name", "experiment__key"]

@@ -210,7 +210,7 @@ def _decide_placement(
             plan.key,
             chosen.key,
             html,
-            dict(chosen.data),
+            dict(chosen.answer_data),
             reason,
             experiment_info,
             trace,
@@ -271,7 +271,7 @@ def _fallback(
         placement_key,
         variant.key if variant else None,
         html,
-        dict(variant.data) if variant else {},
+        dict(variant.answer_data) if variant else {},
         f"fallback:{why}",
         trace=trace,
     )

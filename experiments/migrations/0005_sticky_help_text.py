@@ -4,15 +4,17 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('experiments', '0004_multivariate'),
+        ("experiments", "0004_multivariate"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='experiment',
-            name='sticky',
-            field=models.BooleanField(default=False, help_text='Keep exposed visitors in their arm when weights change (costs one Redis read the first time a process sees a visitor on this placement).'),
+            model_name="experiment",
+            name="sticky",
+            field=models.BooleanField(
+                default=False,
+                help_text="Keep exposed visitors in their arm when weights change (costs one Redis read the first time a process sees a visitor on this placement).",
+            ),
         ),
     ]
