@@ -6,6 +6,8 @@ from typing import Any
 
 from django import forms
 
+from personalization.validators import BoundedJSONField
+
 from .models import BlockType, Placement, Variant
 from .rendering import template_check
 from .services import block_schema_problems, block_values_problems
@@ -35,7 +37,7 @@ def schema_form_field(name: str, spec: dict[str, Any], required: bool) -> forms.
             min_value=spec.get("minimum"), max_value=spec.get("maximum"), **common
         )
     if kind in ("array", "object"):
-        return forms.JSONField(**common)
+        return BoundedJSONField(**common)
     if spec.get("format") == "uri":
         return forms.CharField(max_length=spec.get("maxLength"), **common)
     if spec.get("format") in ("html", "textarea"):
@@ -76,6 +78,7 @@ class VariantForm(forms.ModelForm):
             "template",
             "data",
         ]
+        field_classes = {"condition": BoundedJSONField, "data": BoundedJSONField}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -137,6 +140,7 @@ class BlockTypeForm(forms.ModelForm):
     class Meta:
         model = BlockType
         fields = ["key", "name", "description", "template", "schema"]
+        field_classes = {"schema": BoundedJSONField}
 
     def clean_template(self) -> str:
         return checked_template(self.cleaned_data.get("template", ""))

@@ -11,6 +11,8 @@ from django.utils.dateparse import parse_datetime
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
+from personalization.validators import validate_json_depth
+
 from .models import (
     REVISIONED_FIELDS,
     BlockType,
@@ -50,9 +52,30 @@ def block_values_problems(*, block_type: BlockType, values: dict[str, Any]) -> d
     return problems
 
 
+def variant_check_content(*, variant: Variant) -> None:
+    """ValidationError when the variant's template or JSON would be refused by its model's
+    clean() (the checks that do not need the database)."""
+    from personalization.validators import validate_condition_value
+
+    from .models import template_refused
+
+    template_refused(variant.template, "template")
+    for name in ("condition", "data", "block_fields"):
+        try:
+            if name == "condition":
+                validate_condition_value(variant.condition)
+            else:
+                validate_json_depth(getattr(variant, name))
+        except ValidationError as exc:
+            raise ValidationError({name: exc.messages}) from None
+
+
 @transaction.atomic
 def variant_save(*, variant: Variant, author: str, comment: str = "") -> Variant:
-    """Save a variant and record its new state as a revision."""
+    """Save a variant and record its new state as a revision. A template with a problem that
+    can be known without rendering it (content.rendering.template_check) is refused with a
+    ValidationError on `template`, like data nested too deep."""
+    variant_check_content(variant=variant)
     variant.save()
     VariantRevision.objects.create(
         variant=variant, state=variant.revision_state(), author=author, comment=comment

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.core.exceptions import ValidationError
+from django.forms.fields import InvalidJSONInput
 
 
 def validate_condition_value(value: Any) -> None:
@@ -16,8 +18,78 @@ def validate_condition_value(value: Any) -> None:
 
     if value in (None, {}):
         return
+    validate_json_depth(value)
     problems = validate_condition(value)
     if problems:
         raise ValidationError(
             [f"{p.path}: {p.message}" for p in problems], code="invalid_condition"
         )
+
+
+# Nesting depth of JSON a field accepts (conditions, variant data, schemas, ...): Python's JSON
+# parser and every recursive walk after it (condition validation, compiling, copying) hit the
+# interpreter's recursion limit on input nested ~1,000 levels deep, a 500; nothing legitimate
+# nests more than a few levels.
+MAX_JSON_DEPTH = 32
+
+
+def json_text_depth(text: str) -> int:
+    """The deepest nesting of arrays/objects in a JSON text, without parsing it (iterative)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def json_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> int:
+    """The nesting depth of a parsed JSON value (iterative; stops counting past `limit`)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def validate_json_depth(value: Any) -> None:
+    if json_depth(value) > MAX_JSON_DEPTH:
+        raise ValidationError(f"Nested more than {MAX_JSON_DEPTH} levels deep.", code="too_deep")
+
+
+class BoundedJSONField(forms.JSONField):
+    """forms.JSONField refusing JSON nested deeper than MAX_JSON_DEPTH before parsing it."""
+
+    def to_python(self, value: Any) -> Any:
+        if isinstance(value, str) and json_text_depth(value) > MAX_JSON_DEPTH:
+            raise ValidationError(
+                f"Nested more than {MAX_JSON_DEPTH} levels deep.", code="too_deep"
+            )
+        return super().to_python(value)
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        if isinstance(data, str) and json_text_depth(data) > MAX_JSON_DEPTH:
+            return InvalidJSONInput(data)  # shown back as typed, with the error
+        return super().bound_data(data, initial)
