@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db import models
+
+from personalization.validators import BoundedJSONField
 
 from .models import Arm, Experiment, Exposure
 
@@ -22,6 +25,7 @@ class ExperimentAdmin(admin.ModelAdmin):
     prepopulated_fields = {"key": ["name"]}
     inlines = [ArmInline]
     list_select_related = ["placement"]
+    formfield_overrides = {models.JSONField: {"form_class": BoundedJSONField}}
 
 
 @admin.register(Arm)

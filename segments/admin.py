@@ -6,10 +6,12 @@ from __future__ import annotations
 import redis
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.db import transaction
+from django.db import models, transaction
 from django.http import HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
+
+from personalization.validators import BoundedJSONField
 
 from . import privacy
 from .models import AuditEntry, ConsentRecord, Event, Profile, Segment, SegmentMembership
@@ -139,6 +141,7 @@ class SegmentAdmin(admin.ModelAdmin):
     prepopulated_fields = {"key": ["name"]}
     readonly_fields = ["member_count", "computed_at"]
     actions = ["recompute"]
+    formfield_overrides = {models.JSONField: {"form_class": BoundedJSONField}}
 
     def save_model(self, request, obj, form, change) -> None:
         super().save_model(request, obj, form, change)

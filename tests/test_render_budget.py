@@ -240,3 +240,22 @@ def test_variant_save__hostile_template_or_deep_data__validation_error_naming_th
         content_services.variant_save(variant=variant, author="t")
     assert "data" in refused.value.message_dict
     assert not Variant.objects.filter(key="svc").exists()
+
+
+@pytest.mark.parametrize(
+    ("model", "fields"),
+    [
+        ("segments_segment", {"key": "s", "name": "S", "kind": "condition", "description": ""}),
+        ("experiments_experiment", {"key": "e", "name": "E", "status": "draft"}),
+    ],
+)
+def test_admin__deeply_nested_condition_elsewhere__refused_at_the_field_not_500(
+    admin_client, db, model, fields
+):
+    # When a segment or an experiment is saved with a condition nested 2,000 levels deep
+    response = admin_client.post(
+        reverse(f"admin:{model}_add"), {**fields, "condition": '{"a": ' + DEEP + "}"}
+    )
+    # Then the form answers with the error at the condition
+    assert response.status_code == 200
+    assert "condition" in response.context["adminform"].form.errors
