@@ -6,7 +6,7 @@ from typing import Any
 
 from django import forms
 
-from personalization.validators import BoundedJSONField
+from core.validators import BoundedJSONField
 
 from .models import BlockType, Placement, Variant
 from .rendering import template_check

@@ -11,7 +11,7 @@ from django.utils.dateparse import parse_datetime
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from personalization.validators import validate_json_depth
+from core.validators import validate_json_depth
 
 from .models import (
     REVISIONED_FIELDS,
@@ -55,7 +55,7 @@ def block_values_problems(*, block_type: BlockType, values: dict[str, Any]) -> d
 def variant_check_content(*, variant: Variant) -> None:
     """ValidationError when the variant's template or JSON would be refused by its model's
     clean() (the checks that do not need the database)."""
-    from personalization.validators import validate_condition_value
+    from core.validators import validate_condition_value
 
     from .models import template_refused
 

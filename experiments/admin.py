@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.db import models
 
-from personalization.validators import BoundedJSONField
+from core.validators import BoundedJSONField
 
 from .models import Arm, Experiment, Exposure
 

@@ -11,7 +11,7 @@ from django.http import HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from personalization.validators import BoundedJSONField
+from core.validators import BoundedJSONField
 
 from . import privacy
 from .models import AuditEntry, ConsentRecord, Event, Profile, Segment, SegmentMembership
