@@ -53,6 +53,8 @@ from jinja2.lexer import (
 )
 from jinja2.sandbox import MAX_RANGE, ImmutableSandboxedEnvironment
 
+from . import html_context
+
 # Limits of one render. A value's "weight" approximates the characters of its text form (a
 # string's length, a container's elements' weights summed): no single value a template creates
 # may weigh more than MAX_VALUE_WEIGHT, all of them together more than MAX_ALLOCATED_WEIGHT,
@@ -426,12 +428,12 @@ class _BudgetedCodeGenerator(CodeGenerator):
         super().visit_CallBlock(node, frame)
 
     def _output_child_pre(self, node: nodes.Expr, frame: Any, finalize: Any) -> None:
-        self.write("environment.mosaic_out(")
-        super()._output_child_pre(node, frame, finalize)
+        # Always escaped, whatever {% autoescape %} says: a value from the request or a profile
+        # is never output as markup (a macro's own output is Markup and stays as it is).
+        self.write("environment.mosaic_out(escape(")
 
     def _output_child_post(self, node: nodes.Expr, frame: Any, finalize: Any) -> None:
-        super()._output_child_post(node, frame, finalize)
-        self.write(")")
+        self.write("))")
 
     def visit_Concat(self, node: nodes.Concat, frame: Any) -> None:
         self.write("environment.mosaic_checked(")
@@ -443,6 +445,20 @@ class _BudgetedCodeGenerator(CodeGenerator):
 # type lists them all; the instances have no __dict__ and the types no __getattr__).
 _DICT_ATTRIBUTES = frozenset(dir(dict))
 _MAPPINGPROXY_ATTRIBUTES = frozenset(dir(MappingProxyType))
+
+
+_URL_FILTER = "mosaic_url_context"
+_UNQUOTED_FILTER = "mosaic_unquoted_context"
+_CODE_FILTER = "mosaic_code_context"
+_MARKUP_FILTER = "mosaic_markup_context"
+
+
+def _unsafe_safe(value: Any) -> str:
+    return str(value)
+
+
+def _blank(value: Any) -> str:
+    return ""
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
@@ -462,6 +478,13 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         super().__init__(**options)
         self.filters = {name: _guarded_filter(name, f) for name, f in self.filters.items()}
         self.globals["lipsum"] = _safe_lipsum
+        # `|safe` would output a request or profile value as markup: it only keeps the text
+        # (escaped like any value); templates using it are refused at save.
+        self.filters["safe"] = _unsafe_safe
+        self.filters[_URL_FILTER] = html_context.safe_url_value
+        self.filters[_UNQUOTED_FILTER] = html_context.unquoted_value
+        self.filters[_CODE_FILTER] = _blank
+        self.filters[_MARKUP_FILTER] = html_context.name_value
 
     @staticmethod
     def mosaic_tick() -> bool:
@@ -685,19 +708,78 @@ def _static_problem(tree: nodes.Template) -> TemplateProblem | None:
     return walk(tree, 1)
 
 
+def _expressions(tree: nodes.Template) -> list[tuple[list[nodes.Node], int]]:
+    """Every `{{ ... }}` of a template, in source order, as (its Output's node list, index)."""
+    return [
+        (output.nodes, index)
+        for output in tree.find_all(nodes.Output)
+        for index, child in enumerate(output.nodes)
+        if not isinstance(child, nodes.TemplateData)
+    ]
+
+
+_CONTEXT_FILTERS = {
+    html_context.UNQUOTED: _UNQUOTED_FILTER,
+    html_context.CODE: _CODE_FILTER,
+    html_context.MARKUP: _MARKUP_FILTER,
+}
+
+
+def _contextualised(source: str) -> tuple[nodes.Template, list[html_context.ExprContext]]:
+    """The template's tree with each expression wrapped in the treatment its HTML context needs
+    (URL scheme check, unquoted-value encoding, blanking in code, name characters only)."""
+    tree = _env.parse(source)
+    contexts = html_context.expression_contexts(_env.lex(source))
+    expressions = _expressions(tree)
+    if len(contexts) != len(expressions):  # never seen; escaping alone then, as before
+        return tree, []
+    for (siblings, index), found in zip(expressions, contexts, strict=True):
+        expr = siblings[index]
+        if found.context == html_context.URL:
+            siblings[index] = nodes.Filter(
+                expr, _URL_FILTER, [nodes.Const(found.prefix)], [], None, None, lineno=expr.lineno
+            )
+        elif found.context in _CONTEXT_FILTERS:
+            siblings[index] = nodes.Filter(
+                expr, _CONTEXT_FILTERS[found.context], [], [], None, None, lineno=expr.lineno
+            )
+    return tree, contexts
+
+
+def _context_problem(tree: nodes.Template, contexts: list) -> TemplateProblem | None:
+    for found in contexts:
+        if found.context in html_context.REFUSED:
+            return TemplateProblem(
+                found.line,
+                f"a value cannot be put in {html_context.REFUSED[found.context]}: "
+                "it could run as code or add attributes",
+            )
+    for node in tree.find_all(nodes.Filter):
+        if node.name == "safe":
+            return TemplateProblem(node.lineno, "|safe is not allowed: values are always escaped")
+    for node in tree.find_all(nodes.ScopedEvalContextModifier):
+        for option in node.options:
+            if option.key == "autoescape":
+                return TemplateProblem(
+                    node.lineno, "{% autoescape %} is not allowed: values are always escaped"
+                )
+    return None
+
+
 def template_check(source: str) -> TemplateProblem | None:
     """What is wrong with a template that can be known without rendering it (a syntax error,
-    nesting too deep, a constant over the render budget), with its line; None when it is fine."""
+    nesting too deep, a constant over the render budget, a value in an HTML context where no
+    escaping makes it safe, |safe), with its line; None when it is fine."""
     source = source or ""
     try:
         problem = _nesting_problem(source)
         if problem:
             return problem
-        tree = _env.parse(source)
-        problem = _static_problem(tree)
+        tree, contexts = _contextualised(source)
+        problem = _context_problem(tree, contexts) or _static_problem(tree)
         if problem:
             return problem
-        _env.from_string(source)
+        template_compile(source)
     except TemplateSyntaxError as exc:
         return TemplateProblem(exc.lineno, exc.message or str(exc))
     except RecursionError:
@@ -708,7 +790,9 @@ def template_check(source: str) -> TemplateProblem | None:
 
 
 def template_compile(source: str):
-    return _env.from_string(source or "")
+    """The compiled template, each expression treated for its HTML context."""
+    tree, _ = _contextualised(source or "")
+    return _env.template_class.from_code(_env, _env.compile(tree), _env.make_globals(None), None)
 
 
 def template_prepare(template) -> None:
