@@ -14,6 +14,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
+from core.validators import MAX_JSON_DEPTH, json_depth
+
 from .aggregates import CENT
 from .models import EventType
 
@@ -55,6 +57,10 @@ class EventSerializer(StrictSerializer):
     context = EventContextSerializer(required=False)
 
     def validate_properties(self, value):
+        # Deep nesting exhausts the recursion of the JSON encoders (queue, storage): refused
+        # first, by an iterative walk, before the recursive checks below.
+        if json_depth(value) > MAX_JSON_DEPTH:
+            raise serializers.ValidationError(f"Nested more than {MAX_JSON_DEPTH} levels deep.")
         # PostgreSQL's jsonb cannot hold U+0000: such a batch would fail at every retry.
         if _holds_nul(value):
             raise serializers.ValidationError("Must not contain NUL characters (\\u0000).")
@@ -185,6 +191,8 @@ def event_fast_validate(
     if type(properties) is not dict:
         return None
     if properties:
+        if json_depth(properties) > MAX_JSON_DEPTH:
+            return None
         try:
             if b"\\u0000" in orjson.dumps(properties):
                 return None
@@ -218,9 +226,14 @@ def event_fast_validate(
             return None
         if zone is None:
             zone = timezone.get_current_timezone()
-        parsed = (
-            parsed.astimezone(zone) if timezone.is_aware(parsed) else parsed.replace(tzinfo=zone)
-        )
+        try:  # year 1 east of UTC, or 9999 west of it, has no UTC time: the serializer says so
+            parsed = (
+                parsed.astimezone(zone)
+                if timezone.is_aware(parsed)
+                else parsed.replace(tzinfo=zone)
+            )
+        except OverflowError:
+            return None
         if parsed > now + MAX_FUTURE or parsed < now - MAX_AGE:
             return None
         data["occurred_at"] = parsed.isoformat()
