@@ -6,6 +6,7 @@ Apps may import this module and `rules`; they never import the delivery modules
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django import forms
@@ -93,3 +94,17 @@ class BoundedJSONField(forms.JSONField):
         if isinstance(data, str) and json_text_depth(data) > MAX_JSON_DEPTH:
             return InvalidJSONInput(data)  # shown back as typed, with the error
         return super().bound_data(data, initial)
+
+
+# Visitor ids are opaque, but a control character (C0, DEL, C1) in one cannot travel in a URL
+# path (export, erase), a log line or a header unharmed: refused at every entry point.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def has_control_characters(value: str) -> bool:
+    return CONTROL_CHARACTERS.search(value) is not None
+
+
+def validate_visitor_id(value: Any) -> None:
+    if isinstance(value, str) and has_control_characters(value):
+        raise ValidationError("Must not contain control characters.", code="control_characters")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from segments.serializers import StrictSerializer
+from core.validators import validate_visitor_id
+from segments.serializers import BoundedDictField, StrictSerializer
 
 MAX_TRAITS = 100
 
 
 class IdentifySerializer(StrictSerializer):
-    visitor = serializers.CharField(max_length=200)
+    visitor = serializers.CharField(max_length=200, validators=[validate_visitor_id])
     user_id = serializers.CharField(max_length=200)
     user_token = serializers.RegexField(
         r"^[0-9a-fA-F]{64}$",
@@ -20,8 +21,8 @@ class IdentifySerializer(StrictSerializer):
 
 
 class TraitsSerializer(StrictSerializer):
-    visitor = serializers.CharField(max_length=200)
-    traits = serializers.DictField(allow_empty=False)
+    visitor = serializers.CharField(max_length=200, validators=[validate_visitor_id])
+    traits = BoundedDictField(allow_empty=False, max_items=MAX_TRAITS)
 
     def validate_traits(self, value):
         if len(value) > MAX_TRAITS:

@@ -14,37 +14,78 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
-from core.validators import MAX_JSON_DEPTH, json_depth
+from core.validators import (
+    MAX_JSON_DEPTH,
+    has_control_characters,
+    json_depth,
+    validate_visitor_id,
+)
 
 from .aggregates import CENT
 from .models import EventType
 
 MAX_FUTURE = timedelta(minutes=10)
+MAX_UTM = 20  # utm_* parameters of a context (five are standard)
 MAX_AGE = timedelta(days=365 * 5)
 
 
+# At most this many unknown keys are named in an answer (a body may hold 150,000 of them).
+MAX_NAMED_UNKNOWN = 10
+
+
 class StrictSerializer(serializers.Serializer):
-    """Rejects keys it does not declare, naming them, instead of silently dropping them."""
+    """Rejects keys it does not declare, naming them (the first few), instead of silently
+    dropping them; a body with far more keys than the serializer has fields is refused before
+    any work."""
 
     def to_internal_value(self, data):
         if isinstance(data, dict):
+            if len(data) > 4 * len(self.fields) + MAX_NAMED_UNKNOWN:
+                raise serializers.ValidationError(
+                    [f"Too many fields ({len(data):,}); at most {len(self.fields)} are known."]
+                )
             unknown = sorted(set(data) - set(self.fields))
             if unknown:
-                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+                named = {name: ["Unknown field."] for name in unknown[:MAX_NAMED_UNKNOWN]}
+                raise serializers.ValidationError(named)
+        return super().to_internal_value(data)
+
+
+class BoundedListField(serializers.ListField):
+    """A ListField refusing a list longer than max_length before validating any item."""
+
+    def to_internal_value(self, data):
+        if self.max_length is not None and isinstance(data, list) and len(data) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
+        return super().to_internal_value(data)
+
+
+class BoundedDictField(serializers.DictField):
+    """A DictField refusing more than max_items keys before validating any value."""
+
+    def __init__(self, *args, max_items: int, **kwargs):
+        self.max_items = max_items
+        super().__init__(*args, **kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict) and len(data) > self.max_items:
+            raise serializers.ValidationError(f"At most {self.max_items} keys.")
         return super().to_internal_value(data)
 
 
 class EventContextSerializer(StrictSerializer):
     url = serializers.CharField(max_length=2000, required=False, allow_blank=True)
     referrer = serializers.CharField(max_length=2000, required=False, allow_blank=True)
-    utm = serializers.DictField(child=serializers.CharField(max_length=200), required=False)
+    utm = BoundedDictField(
+        child=serializers.CharField(max_length=200), required=False, max_items=MAX_UTM
+    )
     user_agent = serializers.CharField(max_length=500, required=False, allow_blank=True)
     locale = serializers.CharField(max_length=35, required=False, allow_blank=True)
 
 
 class EventSerializer(StrictSerializer):
     event_id = serializers.UUIDField()
-    visitor = serializers.CharField(max_length=200)
+    visitor = serializers.CharField(max_length=200, validators=[validate_visitor_id])
     user_id = serializers.CharField(max_length=200, required=False)
     type = serializers.ChoiceField(choices=EventType.choices)
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
@@ -172,7 +213,12 @@ def event_fast_validate(
             return None
     visitor = _plain_text(raw.get("visitor"), 200, allow_blank=False)
     event_type = raw.get("type")
-    if visitor is None or type(event_type) is not str or event_type not in _EVENT_TYPES:
+    if (
+        visitor is None
+        or has_control_characters(visitor)
+        or type(event_type) is not str
+        or event_type not in _EVENT_TYPES
+    ):
         return None
     data: dict[str, Any] = {"event_id": event_id, "visitor": visitor}
     if "user_id" in raw:
@@ -255,6 +301,8 @@ def _context_fast(raw: Any) -> dict[str, Any] | None:
         if name == "utm":
             if type(value) is not dict:
                 return None
+            if len(value) > MAX_UTM:
+                return None
             utm = {}
             for utm_key, utm_value in value.items():
                 utm[utm_key] = _plain_text(utm_value, 200, allow_blank=False)
@@ -315,7 +363,7 @@ class ConsentPurposesSerializer(StrictSerializer):
 class ConsentSerializer(StrictSerializer):
     """POST /api/v1/consent: a (possibly partial) choice per purpose."""
 
-    visitor = serializers.CharField(max_length=200)
+    visitor = serializers.CharField(max_length=200, validators=[validate_visitor_id])
     purposes = ConsentPurposesSerializer()
     source = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
     policy_version = serializers.CharField(
@@ -326,4 +374,4 @@ class ConsentSerializer(StrictSerializer):
 class VisitorPathSerializer(StrictSerializer):
     """The visitor id taken from the URL of the privacy endpoints."""
 
-    visitor = serializers.CharField(max_length=200)
+    visitor = serializers.CharField(max_length=200, validators=[validate_visitor_id])

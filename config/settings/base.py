@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "access",
     "identity",
     "demo.apps.DemoConfig",
+    "axes",
 ]
 
 # Sessions, users and messages: Django's, stepped over on keyless decide calls
@@ -73,6 +74,8 @@ MIDDLEWARE = [
     "personalization.middleware.AuthenticationMiddleware",
     "personalization.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
+    "core.api_middleware.ApiErrorShapeMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
