@@ -16,7 +16,9 @@ class IdentifySerializer(StrictSerializer):
     user_token = serializers.RegexField(
         r"^[0-9a-fA-F]{64}$",
         required=False,
-        error_messages={"invalid": "Expected the hex HMAC-SHA256 of user_id (64 characters)."},
+        error_messages={
+            "invalid": "Expected the hex HMAC-SHA256 of user_id and visitor (64 characters)."
+        },
     )
 
 

@@ -19,10 +19,16 @@ from .serializers import IdentifySerializer, TraitsSerializer
 from .traits import traits_coerce
 
 
-def user_token_for(user_id: str) -> str:
-    """What the site's server computes and hands to its pages: hex HMAC-SHA256 of the user id."""
+def user_token_for(user_id: str, visitor: str) -> str:
+    """What the site's server computes and hands to its page when a user signs in: hex
+    HMAC-SHA256 of the user id AND the visitor id of that browser (its `mosaic_vid` cookie).
+
+    Bound to both, a token lets its holder link only the visitor it was issued for: a user's
+    token for their own browser cannot link (and so take over) another visitor id. The two are
+    joined with a NUL, which neither may contain (refused by the serializer)."""
     secret = settings.MOSAIC_IDENTIFY_SECRET.encode()
-    return hmac.new(secret, user_id.encode(), hashlib.sha256).hexdigest()
+    message = b"mosaic-identify-v2\x00" + user_id.encode() + b"\x00" + visitor.encode()
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()
 
 
 class IdentifyView(APIView):
@@ -45,8 +51,9 @@ class IdentifyView(APIView):
                 )
             if not token:
                 return error_response(403, "user_token", "Required when called from a browser.")
-            if not hmac.compare_digest(token.lower(), user_token_for(data["user_id"])):
-                return error_response(403, "user_token", "Does not match user_id.")
+            expected = user_token_for(data["user_id"], data["visitor"])
+            if not hmac.compare_digest(token.lower(), expected):
+                return error_response(403, "user_token", "Does not match this user_id and visitor.")
         try:
             result = services.visitor_identify(visitor=data["visitor"], user_id=data["user_id"])
         except services.IdentifyConflict:
