@@ -58,6 +58,7 @@ class MosaicEnv:
     profile_cache_size: int
     profile_cache_max_age: float
     metrics_allowed_networks: list[str]
+    client_rate_limit_per_minute: int
 
     @classmethod
     def load(cls) -> MosaicEnv:
@@ -114,6 +115,9 @@ class MosaicEnv:
             undeclared_traits=_reader.str("MOSAIC_UNDECLARED_TRAITS", default="accept"),
             profile_cache_size=_reader.int("MOSAIC_PROFILE_CACHE_SIZE", default=10_000),
             profile_cache_max_age=_reader.float("MOSAIC_PROFILE_CACHE_MAX_AGE", default=60.0),
+            client_rate_limit_per_minute=_reader.int(
+                "MOSAIC_CLIENT_RATE_LIMIT_PER_MINUTE", default=120
+            ),
             metrics_allowed_networks=_reader.list(
                 "MOSAIC_METRICS_ALLOWED_NETWORKS", default=["127.0.0.1/32", "::1/128"]
             ),
