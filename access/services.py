@@ -12,6 +12,7 @@ import redis
 from django.conf import settings
 from django.utils import timezone
 
+from core.pseudonym import pseudonymize
 from core.redis import get_redis, key
 from segments.models import AuditAction
 from segments.privacy import audit_record
@@ -132,7 +133,9 @@ def rate_limit_hit(
         client_limit = settings.MOSAIC_CLIENT_RATE_LIMIT_PER_MINUTE
         if origin_allowed:
             client_limit = max(client_limit, key_limit // 10)
-        keys = [key("ratelimit", str(api_key.pk), "client", client, str(window))]
+        # The address only as its keyed hash: nothing in Redis (nor its AOF) names a client.
+        bucket = pseudonymize(client)[:24]
+        keys = [key("ratelimit", str(api_key.pk), "client", bucket, str(window))]
         limits = [client_limit]
         if origin_allowed:
             keys.append(key("ratelimit", str(api_key.pk), str(window)))

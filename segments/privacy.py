@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import redis
 from django.conf import settings
 from django.db import transaction
 
-from core.redis import get_redis
+from core.redis import get_redis, key
 from experiments.models import Exposure
 from personalization import profile_cache
 
@@ -196,7 +197,52 @@ def profile_erase(*, profile_key: str, actor: str) -> ErasureResult:
     finally:
         for lock in held:
             lock.release()
+    if result.erased:
+        transaction.on_commit(persistence_rewrite_schedule)
     return result
+
+
+# Redis's append-only file keeps every write it was sent until the file is rewritten: an erased
+# profile document stays on disk after its DEL. After erasures, one BGREWRITEAOF (batched: the
+# first erasure in a window schedules it, the others ride along) rewrites the file from the
+# data set, which no longer holds them.
+AOF_REWRITE_PENDING = key("persistence", "aof_rewrite_pending")
+AOF_REWRITE_DELAY_SECONDS = 60
+
+
+def persistence_rewrite_schedule() -> bool:
+    """Schedule one AOF rewrite AOF_REWRITE_DELAY_SECONDS from now unless one is pending;
+    True when this call scheduled it. Never raises: the erasure itself is done."""
+    try:
+        if not get_redis().set(
+            AOF_REWRITE_PENDING, "1", nx=True, ex=AOF_REWRITE_DELAY_SECONDS * 10
+        ):
+            return False
+        from .tasks import redis_persistence_rewrite
+
+        redis_persistence_rewrite.apply_async(countdown=AOF_REWRITE_DELAY_SECONDS)
+        return True
+    except Exception:  # a lost schedule is caught up by the next erasure
+        logger.warning("erasure: could not schedule the Redis AOF rewrite", exc_info=True)
+        return False
+
+
+def persistence_rewrite() -> str:
+    """Rewrite Redis's append-only file now (BGREWRITEAOF), so erased data leaves the disk;
+    returns what happened. A rewrite already running is fine: Redis schedules another after it."""
+    r = get_redis()
+    r.delete(AOF_REWRITE_PENDING)
+    try:
+        if r.config_get("appendonly").get("appendonly") != "yes":
+            return "aof_off"
+    except redis.ResponseError:  # CONFIG disabled (managed Redis): try the rewrite anyway
+        pass
+    try:
+        r.bgrewriteaof()
+    except redis.ResponseError as exc:
+        if "already in progress" not in str(exc) and "scheduled" not in str(exc):
+            raise
+    return "rewrite_started"
 
 
 def _redis_erase(*, profile_keys: list[str]) -> dict[str, int]:

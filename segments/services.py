@@ -121,14 +121,57 @@ class AggregateResult:
 
 
 def events_enqueue(*, events: list[dict[str, Any]]) -> int:
-    """Append validated events to the durable queue. Raises redis.RedisError if Redis is down."""
+    """Append validated events to the durable queue; returns how many were queued. Raises
+    redis.RedisError if Redis is down.
+
+    Nothing raw reaches Redis (its append-only file keeps what it is sent): each event carries
+    its visitor's pseudonymous key (`visitor_key`) instead of the visitor id, and the keyed hash
+    of a `user_id` (`user_key`) instead of it. Events of a visitor whose profile document says
+    analytics is refused are dropped here, before queueing (counted per day, like those refused
+    at storage); a visitor without a document is decided at storage, as before.
+    """
     if not events:
         return 0
-    # orjson: the API enqueues up to 500 events per request. Decimal (a serializer-validated
-    # value) is not native to it: written as its string, as the validator's fast path does.
-    payloads = [orjson.dumps(event, default=str) for event in events]
-    get_redis().rpush(EVENT_QUEUE, *payloads)
+    keys = {str(event["visitor"]): pseudonymize(str(event["visitor"])) for event in events}
+    r = get_redis()
+    distinct = list(set(keys.values()))
+    documents = r.mget([profile_cache_key(k) for k in distinct])
+    refused = {
+        profile_key
+        for profile_key, raw in zip(distinct, documents, strict=True)
+        if raw is not None and not purpose_allowed(orjson.loads(raw).get("consent"), ANALYTICS)
+    }
+    payloads = []
+    for event in events:
+        profile_key = keys[str(event["visitor"])]
+        if profile_key in refused:
+            continue
+        queued = {name: value for name, value in event.items() if name not in _RAW_IDS}
+        queued["visitor_key"] = profile_key
+        if event.get("user_id"):
+            queued["user_key"] = pseudonymize(str(event["user_id"]))
+        # orjson: the API enqueues up to 500 events per request. Decimal (a serializer-validated
+        # value) is not native to it: written as its string, as the validator's fast path does.
+        payloads.append(orjson.dumps(queued, default=str))
+    pipe = r.pipeline(transaction=False)
+    if payloads:
+        pipe.rpush(EVENT_QUEUE, *payloads)
+    if len(payloads) < len(events):
+        counter = events_dropped_counter_key(timezone.now())
+        pipe.incrby(counter, len(events) - len(payloads))
+        pipe.expire(counter, DROPPED_COUNTER_TTL)
+    pipe.execute()
     return len(payloads)
+
+
+_RAW_IDS = frozenset({"visitor", "user_id"})
+
+
+def event_profile_key(event: dict[str, Any]) -> str:
+    """The pseudonymous key of a queued event's visitor (`visitor_key`); events queued before
+    pseudonymisation moved to the web process, and imported ones, carry the raw `visitor`."""
+    profile_key = event.get("visitor_key")
+    return str(profile_key) if profile_key else pseudonymize(str(event["visitor"]))
 
 
 # Moves up to ARGV[1] items from the head of the queue to the processing list, atomically (one
@@ -232,13 +275,10 @@ def events_store(*, events: list[dict[str, Any]]) -> StoreResult:
     """
     now = timezone.now()
     by_visitor: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    raw_keys = {
-        visitor: pseudonymize(visitor) for visitor in {str(event["visitor"]) for event in events}
-    }
+    event_keys = [event_profile_key(event) for event in events]
     # A merged-away visitor id (identify) keeps feeding the profile that absorbed it.
-    surviving = alias_targets(alias_keys=list(set(raw_keys.values())))
-    for event in events:
-        profile_key = raw_keys[str(event["visitor"])]
+    surviving = alias_targets(alias_keys=list(set(event_keys)))
+    for event, profile_key in zip(events, event_keys, strict=True):
         by_visitor[surviving.get(profile_key, profile_key)].append(event)
     with transaction.atomic():
         known = _profiles_for_ingest(keys=list(by_visitor))

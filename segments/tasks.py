@@ -135,3 +135,11 @@ def events_purge_expired(self) -> dict[str, int | bool]:
     }
     logger.info("events_purge_expired %s", totals)
     return totals
+
+
+@shared_task(autoretry_for=(redis.RedisError,), default_retry_delay=60, max_retries=5)
+def redis_persistence_rewrite() -> str:
+    """After erasures (batched, privacy.persistence_rewrite_schedule): rewrite Redis's AOF."""
+    outcome = privacy.persistence_rewrite()
+    logger.info("redis_persistence_rewrite %s", outcome)
+    return outcome
