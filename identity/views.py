@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 from access.permissions import request_is_secret_or_staff
 from core.errors import error_response
 
-from . import services
+from . import selectors, services
 from .serializers import IdentifySerializer, TraitsSerializer
 from .traits import traits_coerce
 
@@ -54,6 +54,10 @@ class IdentifyView(APIView):
             expected = user_token_for(data["user_id"], data["visitor"])
             if not hmac.compare_digest(token.lower(), expected):
                 return error_response(403, "user_token", "Does not match this user_id and visitor.")
+        if not selectors.visitor_storage_allowed(visitor=data["visitor"]):
+            # Consent gates storage: under opt-in, no profile, link or merge for a visitor who
+            # granted nothing.
+            return Response({"identified": False, "merged": 0, "reason": "no_consent"})
         try:
             result = services.visitor_identify(visitor=data["visitor"], user_id=data["user_id"])
         except services.IdentifyConflict:
@@ -80,5 +84,7 @@ class TraitsView(APIView):
         coerced, errors = traits_coerce(data["traits"])
         if errors:
             raise drf_serializers.ValidationError({"traits": {k: [v] for k, v in errors.items()}})
+        if not selectors.visitor_storage_allowed(visitor=data["visitor"]):
+            return Response({"traits": {}, "stored": False, "reason": "no_consent"})
         profile = services.visitor_set_traits(visitor=data["visitor"], traits=coerced)
         return Response({"traits": {name: profile.traits.get(name) for name in coerced}})

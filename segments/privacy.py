@@ -18,6 +18,8 @@ from typing import Any
 import redis
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Max, Min, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
 
 from core.redis import get_redis, key
 from experiments.models import Exposure
@@ -329,6 +331,7 @@ def events_purge_expired(
         if len(rows) < batch_size:
             complete = True
             break
+    _seen_dates_clamp(older_than=older_than)
     ids = sorted(touched)
     for start in range(0, len(ids), 1000):
         profiles_refresh(profile_ids=ids[start : start + 1000])
@@ -345,6 +348,22 @@ def events_purge_expired(
             },
         )
     return PurgeResult(batches, deleted, len(ids), complete)
+
+
+def _seen_dates_clamp(*, older_than: datetime) -> int:
+    """Profiles' first_seen and last_seen no older than what retention keeps: the earliest and
+    latest event left, or the retention boundary when none is left (a purged date would still
+    say when the visitor was active). Returns the profiles changed."""
+    events = Event.objects.filter(profile_id=OuterRef("pk")).order_by().values("profile_id")
+    earliest = Subquery(events.annotate(at=Min("occurred_at")).values("at")[:1])
+    latest = Subquery(events.annotate(at=Max("occurred_at")).values("at")[:1])
+    changed = Profile.objects.filter(first_seen__lt=older_than).update(
+        first_seen=Coalesce(earliest, Value(older_than))
+    )
+    changed += Profile.objects.filter(last_seen__lt=older_than).update(
+        last_seen=Coalesce(latest, Value(older_than))
+    )
+    return changed
 
 
 def export_json(data: dict[str, Any]) -> str:
