@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from access.permissions import request_is_secret_or_staff
-from core.errors import error_response
+from core.errors import Forbidden
 
 from . import selectors, services
 from .serializers import IdentifySerializer, TraitsSerializer
@@ -46,27 +46,20 @@ class IdentifyView(APIView):
         if not request_is_secret_or_staff(request):
             token = data.get("user_token")
             if not settings.MOSAIC_IDENTIFY_SECRET:
-                return error_response(
-                    403, "user_token", "Browser identify is off: MOSAIC_IDENTIFY_SECRET is unset."
+                raise Forbidden(
+                    "Browser identify is off: MOSAIC_IDENTIFY_SECRET is unset.", field="user_token"
                 )
             if not token:
-                return error_response(403, "user_token", "Required when called from a browser.")
+                raise Forbidden("Required when called from a browser.", field="user_token")
             expected = user_token_for(data["user_id"], data["visitor"])
             if not hmac.compare_digest(token.lower(), expected):
-                return error_response(403, "user_token", "Does not match this user_id and visitor.")
+                raise Forbidden("Does not match this user_id and visitor.", field="user_token")
         if not selectors.visitor_storage_allowed(visitor=data["visitor"]):
             # Consent gates storage: under opt-in, no profile, link or merge for a visitor who
             # granted nothing.
             return Response({"identified": False, "merged": 0, "reason": "no_consent"})
-        try:
-            result = services.visitor_identify(visitor=data["visitor"], user_id=data["user_id"])
-        except services.IdentifyConflict:
-            return error_response(
-                409,
-                "visitor",
-                "This visitor is already identified as another user; start a new visitor id "
-                "when a user signs out.",
-            )
+        # IdentifyConflict (409) when the visitor is already another user's
+        result = services.visitor_identify(visitor=data["visitor"], user_id=data["user_id"])
         return Response({"identified": True, "merged": result.merged})
 
 

@@ -76,7 +76,6 @@ MIDDLEWARE = [
     "personalization.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
-    "core.api_middleware.ApiErrorShapeMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
