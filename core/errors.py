@@ -16,6 +16,7 @@ from typing import Any
 
 import redis
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions
@@ -148,6 +149,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return _mosaic_response(exc)
     if isinstance(exc, RequestDataTooBig):
         return _mosaic_response(PayloadTooLarge())
+    if isinstance(exc, OperationalError | InterfaceError):
+        # The database is unreachable (or went away mid-call): the transaction did not commit.
+        logger.warning("api: database unavailable, answered 503", extra={"reason": str(exc)[:200]})
+        return _mosaic_response(
+            Unavailable("Database unavailable; nothing was changed, retry later.", field="database")
+        )
     # Imported here: rest_framework.views loads the authentication classes (access), whose
     # services raise these error types; at module level that import would be circular.
     from rest_framework.views import exception_handler as drf_exception_handler

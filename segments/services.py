@@ -887,13 +887,19 @@ def profile_cache_write(*, profile_ids: list[int], profiles: list[Profile] | Non
 def profile_set_traits(*, visitor: str, traits: dict[str, Any]) -> Profile:
     """Merge traits into a visitor's profile (creating it), then refresh segments and cache."""
     profile_key = pseudonymize(visitor)
-    profile = profiles_get_or_create(keys=[profile_key])[profile_key]
-    return profile_traits_merge(profile=profile, traits=traits)
+    with transaction.atomic():
+        profile = profiles_get_or_create(keys=[profile_key])[profile_key]
+        return profile_traits_merge(profile=profile, traits=traits)
 
 
 def profile_traits_merge(*, profile: Profile, traits: dict[str, Any]) -> Profile:
-    """Merge traits into this profile, then refresh its segments and cached document."""
-    profile.traits = {**profile.traits, **traits}
-    profile.save(update_fields=["traits"])
-    profiles_refresh(profile_ids=[profile.pk])
+    """Merge traits into this profile, then refresh its segments and cached document.
+
+    One transaction with the document's write: if Redis is down the traits are not committed
+    either (the caller is told the call failed; decide must not keep serving an old document
+    of a profile whose traits changed)."""
+    with transaction.atomic():
+        profile.traits = {**profile.traits, **traits}
+        profile.save(update_fields=["traits"])
+        profiles_refresh(profile_ids=[profile.pk])
     return profile
