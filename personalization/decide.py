@@ -93,7 +93,8 @@ def decide(
     for placement_key in placement_keys:
         plan = snapshot.placements.get(placement_key)
         if plan is None:
-            results[placement_key] = _fallback(placement_key, None, "", "unknown_placement", None)
+            why = "unknown_placement" if snapshot.available else "snapshot_unavailable"
+            results[placement_key] = _fallback(placement_key, None, "", why, None)
             continue
         results[placement_key] = _decide_placement(
             plan, visitor, attributes, template_context, now, explain

@@ -9,6 +9,7 @@ If Redis is unreachable, a process keeps serving the snapshot it has.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import threading
 import time
@@ -19,6 +20,7 @@ from types import MappingProxyType
 from typing import Any
 
 import redis
+from django.db import DatabaseError
 
 from content.models import Placement, Variant, VariantStatus
 from content.rendering import template_compile
@@ -30,7 +32,9 @@ from rules import compile_condition, condition_fields
 logger = logging.getLogger(__name__)
 
 VERSION_KEY = key("snapshot", "version")
+SOURCE_KEY = key("snapshot", "source")  # the last built snapshot's source, with its version
 CHECK_INTERVAL = 0.5
+DATABASE_RETRY_SECONDS = 5.0
 
 Matcher = Callable[[Mapping[str, Any]], bool]
 
@@ -132,54 +136,98 @@ class PlacementPlan:
 class Snapshot:
     version: int
     placements: Mapping[str, PlacementPlan]
+    # False for the empty stand-in served when neither the database nor Redis could give the
+    # configuration (a process started while both were down): every placement then answers
+    # `fallback:snapshot_unavailable`.
+    available: bool = True
 
 
-def _compile_variant(variant: Variant) -> CompiledVariant:
-    condition = variant.condition or {}
+def _when(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _compile_variant(variant: dict[str, Any]) -> CompiledVariant:
+    condition = variant["condition"] or {}
     return CompiledVariant(
-        key=variant.key,
-        template=LazyTemplate(variant.render_source()),
-        fields=MappingProxyType(dict(variant.block_fields or {})),
-        data=MappingProxyType(dict(variant.data or {})),
+        key=variant["key"],
+        template=LazyTemplate(variant["source"]),
+        fields=MappingProxyType(dict(variant["block_fields"] or {})),
+        data=MappingProxyType(dict(variant["data"] or {})),
         matches=compile_condition(condition) if condition else None,
         reads_profile=_reads_profile(condition),
-        locale=variant.locale,
-        starts_at=variant.starts_at,
-        ends_at=variant.ends_at,
+        locale=variant["locale"],
+        starts_at=_when(variant["starts_at"]),
+        ends_at=_when(variant["ends_at"]),
     )
 
 
-def snapshot_build(version: int) -> Snapshot:
-    """Read live configuration from the database and compile it (a handful of queries)."""
-    placements = list(Placement.objects.all())
-    variants_by_placement: dict[int, list[Variant]] = {}
-    for variant in Variant.objects.select_related("block_type").order_by(
-        "priority", "created_at", "id"
-    ):
-        variants_by_placement.setdefault(variant.placement_id, []).append(variant)
-    experiments = {
-        e.placement_id: e
+def snapshot_source_read() -> dict[str, Any]:
+    """The live configuration as plain JSON-ready data (a handful of queries): what a snapshot
+    is compiled from, and what is kept in Redis for a process that starts without a database."""
+    placements = [
+        {"id": p.pk, "key": p.key, "default_variant_id": p.default_variant_id}
+        for p in Placement.objects.all()
+    ]
+    variants = [
+        {
+            "id": v.pk,
+            "placement_id": v.placement_id,
+            "key": v.key,
+            "status": v.status,
+            "source": v.render_source(),
+            "block_fields": v.block_fields,
+            "data": v.data,
+            "condition": v.condition,
+            "locale": v.locale,
+            "starts_at": v.starts_at.isoformat() if v.starts_at else None,
+            "ends_at": v.ends_at.isoformat() if v.ends_at else None,
+        }
+        for v in Variant.objects.select_related("block_type").order_by(
+            "priority", "created_at", "id"
+        )
+    ]
+    experiments = [
+        {
+            "placement_id": e.placement_id,
+            "key": e.key,
+            "seed": e.seed,
+            "coverage": e.coverage,
+            "condition": e.condition,
+            "arms": [
+                {"key": arm.key, "weight": arm.weight, "variant_id": arm.variant_id}
+                for arm in e.arms.all()
+            ],
+        }
         for e in Experiment.objects.filter(status=ExperimentStatus.RUNNING)
         .prefetch_related("arms__variant")
         .order_by("created_at")
-    }
+    ]
+    return {"placements": placements, "variants": variants, "experiments": experiments}
+
+
+def snapshot_compile(version: int, source: dict[str, Any]) -> Snapshot:
+    """Compile a snapshot from its source (snapshot_source_read's shape)."""
+    variants_by_placement: dict[int, list[dict[str, Any]]] = {}
+    for variant in source["variants"]:
+        variants_by_placement.setdefault(variant["placement_id"], []).append(variant)
+    experiments = {e["placement_id"]: e for e in source["experiments"]}
     plans: dict[str, PlacementPlan] = {}
-    for placement in placements:
-        variants = variants_by_placement.get(placement.pk, [])
-        compiled = {v.pk: _compile_variant(v) for v in variants}
-        default = compiled.get(placement.default_variant_id)
-        experiment = experiments.get(placement.pk)
-        arm_variant_ids = {arm.variant_id for arm in experiment.arms.all()} if experiment else set()
+    for placement in source["placements"]:
+        variants = variants_by_placement.get(placement["id"], [])
+        compiled = {v["id"]: _compile_variant(v) for v in variants}
+        default_id = placement["default_variant_id"]
+        experiment = experiments.get(placement["id"])
+        arm_variant_ids = {arm["variant_id"] for arm in experiment["arms"]} if experiment else set()
         targeted = tuple(
-            compiled[v.pk]
+            compiled[v["id"]]
             for v in variants
-            if v.status == VariantStatus.LIVE
-            and v.pk != placement.default_variant_id
-            and v.pk not in arm_variant_ids
+            if v["status"] == VariantStatus.LIVE
+            and v["id"] != default_id
+            and v["id"] not in arm_variant_ids
         )
-        plans[placement.key] = PlacementPlan(
-            key=placement.key,
-            default=default,
+        plans[placement["key"]] = PlacementPlan(
+            key=placement["key"],
+            default=compiled.get(default_id),
             targeted=targeted,
             by_key=MappingProxyType({c.key: c for c in compiled.values()}),
             experiment=_compile_experiment(experiment, compiled) if experiment else None,
@@ -187,29 +235,52 @@ def snapshot_build(version: int) -> Snapshot:
     return Snapshot(version=version, placements=MappingProxyType(plans))
 
 
-def _compile_experiment(
-    experiment: Experiment, compiled: dict[int, CompiledVariant]
-) -> CompiledExperiment | None:
-    arms = list(experiment.arms.all())
-    if len(arms) < 2 or any(arm.variant_id not in compiled for arm in arms):
-        logger.warning("experiment %s skipped: needs two arms on its placement", experiment.key)
+def snapshot_build(version: int) -> Snapshot:
+    """Read live configuration from the database and compile it; its source is kept in Redis
+    (SOURCE_KEY) for processes that start while the database is down."""
+    source = snapshot_source_read()
+    try:
+        get_redis().set(SOURCE_KEY, json.dumps({"version": version, "source": source}))
+    except redis.RedisError:
+        logger.warning("snapshot: could not keep its source in Redis")
+    return snapshot_compile(version, source)
+
+
+def snapshot_from_redis() -> Snapshot | None:
+    """The last snapshot any process built, from its source in Redis; None if there is none."""
+    raw = get_redis().get(SOURCE_KEY)
+    if not raw:
         return None
-    condition = experiment.condition or {}
+    kept = json.loads(raw)
+    return snapshot_compile(int(kept["version"]), kept["source"])
+
+
+UNAVAILABLE = Snapshot(version=-1, placements=MappingProxyType({}), available=False)
+
+
+def _compile_experiment(
+    experiment: dict[str, Any], compiled: dict[int, CompiledVariant]
+) -> CompiledExperiment | None:
+    arms = experiment["arms"]
+    if len(arms) < 2 or any(arm["variant_id"] not in compiled for arm in arms):
+        logger.warning("experiment %s skipped: needs two arms on its placement", experiment["key"])
+        return None
+    condition = experiment["condition"] or {}
     try:
         spec = ExperimentSpec(
-            key=experiment.key,
-            seed=experiment.seed or experiment.key,
-            arm_keys=tuple(arm.key for arm in arms),
-            weights=_normalised([arm.weight for arm in arms]),
-            coverage=experiment.coverage,
+            key=experiment["key"],
+            seed=experiment["seed"] or experiment["key"],
+            arm_keys=tuple(arm["key"] for arm in arms),
+            weights=_normalised([arm["weight"] for arm in arms]),
+            coverage=experiment["coverage"],
         )
     except ValueError as exc:
-        logger.warning("experiment %s skipped: %s", experiment.key, exc)
+        logger.warning("experiment %s skipped: %s", experiment["key"], exc)
         return None
     return CompiledExperiment(
-        key=experiment.key,
+        key=experiment["key"],
         spec=spec,
-        arm_variants=tuple(compiled[arm.variant_id].key for arm in arms),
+        arm_variants=tuple(compiled[arm["variant_id"]].key for arm in arms),
         eligible=compile_condition(condition) if condition else None,
         reads_profile=_reads_profile(condition),
     )
@@ -238,6 +309,7 @@ class SnapshotHolder:
         self.check_interval = check_interval
         self._snapshot: Snapshot | None = None
         self._checked_at = 0.0
+        self._database_retry_at = 0.0
         self._lock = threading.Lock()
 
     def get(self) -> Snapshot:
@@ -254,19 +326,38 @@ class SnapshotHolder:
             version = -1
         if snapshot is not None and snapshot.version == version:
             return snapshot
+        if snapshot is not None and now < self._database_retry_at:
+            return snapshot  # the database failed a moment ago: not again on every request
         # Another thread already rebuilding: keep serving the old snapshot meanwhile.
         if not self._lock.acquire(blocking=snapshot is None):
             return snapshot  # type: ignore[return-value]
         try:
             if self._snapshot is None or self._snapshot.version != version:
-                self._snapshot = snapshot_build(version)
+                self._snapshot = self._rebuilt(version)
             return self._snapshot
         finally:
             self._lock.release()
 
+    def _rebuilt(self, version: int) -> Snapshot:
+        """A new snapshot from the database; with the database down, the one this process has,
+        else the last one kept in Redis, else UNAVAILABLE (never an exception: decide answers)."""
+        try:
+            return snapshot_build(version)
+        except DatabaseError:
+            self._database_retry_at = time.monotonic() + DATABASE_RETRY_SECONDS
+            logger.warning("snapshot: database unavailable, serving the last known snapshot")
+        if self._snapshot is not None and self._snapshot.available:
+            return self._snapshot
+        try:
+            kept = snapshot_from_redis()
+        except redis.RedisError:
+            kept = None
+        return kept if kept is not None else UNAVAILABLE
+
     def reset(self) -> None:
         self._snapshot = None
         self._checked_at = 0.0
+        self._database_retry_at = 0.0
 
 
 holder = SnapshotHolder()
