@@ -903,3 +903,44 @@ def profile_traits_merge(*, profile: Profile, traits: dict[str, Any]) -> Profile
         profile.save(update_fields=["traits"])
         profiles_refresh(profile_ids=[profile.pk])
     return profile
+
+
+# Set once every profile's document is in Redis. Gone after Redis lost its data (a restart
+# without persistence, a flush, a new instance): the next run of profile_documents_ensure (beat,
+# every minute) then writes the documents again from the database.
+DOCUMENTS_MARK = key("profiles", "documents_complete")
+DOCUMENTS_CURSOR = key("profiles", "documents_rebuild_cursor")
+
+
+def profile_documents_ensure(*, chunk_size: int = 1000, max_chunks: int = 50) -> int:
+    """Rebuild the profile documents the decision path reads when Redis has lost them.
+
+    Bounded: at most `max_chunks` chunks of `chunk_size` profiles a run, in id order, resumed by
+    the next run from a cursor kept in Redis; the mark is set when the last chunk is written.
+    Returns the number of profiles written this run (0 when the mark says nothing is missing).
+    """
+    r = get_redis()
+    if r.exists(DOCUMENTS_MARK):
+        return 0
+    lock = r.lock(key("profiles", "documents_rebuild_lock"), timeout=600, blocking=False)
+    if not lock.acquire(blocking=False):
+        return 0
+    try:
+        after = int(r.get(DOCUMENTS_CURSOR) or 0)
+        written = 0
+        for _ in range(max_chunks):
+            ids = list(
+                Profile.objects.filter(pk__gt=after)
+                .order_by("pk")
+                .values_list("pk", flat=True)[:chunk_size]
+            )
+            if not ids:
+                r.set(DOCUMENTS_MARK, timezone.now().isoformat())
+                r.delete(DOCUMENTS_CURSOR)
+                break
+            written += profile_cache_write(profile_ids=ids)
+            after = ids[-1]
+            r.set(DOCUMENTS_CURSOR, after)
+        return written
+    finally:
+        lock.release()

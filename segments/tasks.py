@@ -143,3 +143,12 @@ def redis_persistence_rewrite() -> str:
     outcome = privacy.persistence_rewrite()
     logger.info("redis_persistence_rewrite %s", outcome)
     return outcome
+
+
+@shared_task(autoretry_for=(redis.RedisError, OperationalError), default_retry_delay=30)
+def profile_documents_ensure() -> int:
+    """Beat, every minute: rebuild the Redis profile documents if Redis lost them (bounded)."""
+    written = services.profile_documents_ensure()
+    if written:
+        logger.info("profile_documents_ensure rebuilt %d documents", written)
+    return written

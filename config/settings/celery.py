@@ -44,4 +44,9 @@ CELERY_BEAT_SCHEDULE = {
         "task": "experiments.tasks.exposures_flush",
         "schedule": timedelta(seconds=10),
     },
+    "profile-documents-ensure": {
+        # Redis restarted without its data: rebuild the profile documents decide reads.
+        "task": "segments.tasks.profile_documents_ensure",
+        "schedule": timedelta(minutes=1),
+    },
 }
