@@ -22,6 +22,8 @@ from django.views import defaults
 from rest_framework import exceptions
 from rest_framework.response import Response
 
+from core.logs import warn_limited
+
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/"
@@ -141,7 +143,7 @@ def _mosaic_response(exc: MosaicError) -> Response:
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, redis.RedisError):
-        logger.warning("api: Redis unavailable, answered 503", extra={"reason": type(exc).__name__})
+        warn_limited(logger, "api-redis-down", "api: Redis unavailable, answered 503")
         exc = Unavailable()
     if isinstance(exc, MosaicError):
         if exc.status >= 500:
@@ -151,7 +153,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return _mosaic_response(PayloadTooLarge())
     if isinstance(exc, OperationalError | InterfaceError):
         # The database is unreachable (or went away mid-call): the transaction did not commit.
-        logger.warning("api: database unavailable, answered 503", extra={"reason": str(exc)[:200]})
+        warn_limited(logger, "api-database-down", "api: database unavailable, answered 503")
         return _mosaic_response(
             Unavailable("Database unavailable; nothing was changed, retry later.", field="database")
         )

@@ -90,7 +90,14 @@ def profiles_aggregate_pending(self) -> dict[str, int]:
     return totals
 
 
-@shared_task(bind=True, autoretry_for=(redis.RedisError,), retry_backoff=5)
+# IntegrityError: an identify merge deleted a profile while the run wrote its memberships (a
+# foreign key to a row gone mid-run); a retry reads the profiles again.
+@shared_task(
+    bind=True,
+    autoretry_for=(redis.RedisError, IntegrityError, OperationalError),
+    retry_backoff=5,
+    max_retries=5,
+)
 def segment_recompute(self, segment_id: int) -> dict[str, int | str]:
     if not Segment.objects.filter(pk=segment_id, is_active=True).exists():
         return {"skipped": segment_id}
