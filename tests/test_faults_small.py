@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -66,7 +67,7 @@ def test_procfile_beat__missing_var_dir__created_and_schedule_kept_there(tmp_pat
         "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
     }
     # When beat starts as the Procfile starts it
-    process = subprocess.Popen(["sh", "-c", line], cwd=ROOT, env=env)
+    process = subprocess.Popen(["sh", "-c", line], cwd=ROOT, env=env, start_new_session=True)
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not list(var_dir.glob("celerybeat-schedule*")):
@@ -76,8 +77,97 @@ def test_procfile_beat__missing_var_dir__created_and_schedule_kept_there(tmp_pat
         assert list(var_dir.glob("celerybeat-schedule*"))
         assert process.poll() is None
     finally:
-        process.terminate()
-        process.wait(15)
+        _stop_group(process)
+
+
+def _stop_group(process: subprocess.Popen) -> None:
+    """SIGTERM to the process group this test started (the shell, the supervisor, its child)."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(5)
+
+
+def _supervise(tmp_path: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "config.supervise", *args], cwd=ROOT, start_new_session=True
+    )
+
+
+def test_supervise__command_exits__restarted_then_stops_on_sigterm(tmp_path):
+    # Given a command that dies at once (as a worker killed by a broker outage)
+    runs = tmp_path / "runs"
+    command = f"open({str(runs)!r}, 'a').write('x'); raise SystemExit(1)"
+    process = _supervise(tmp_path, "--", sys.executable, "-c", command)
+    try:
+        # Then it is started again and again (1 s, then 2 s pauses)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and len(runs.read_text() if runs.exists() else "") < 2:
+            time.sleep(0.2)
+        assert len(runs.read_text()) >= 2
+        assert process.poll() is None
+    finally:
+        # And SIGTERM stops the supervisor itself (honcho's stop still works)
+        os.kill(process.pid, signal.SIGTERM)
+        assert process.wait(20) is not None
+        _stop_group(process)
+
+
+def test_supervise__liveness_file_stale__hung_command_killed_and_restarted(tmp_path):
+    # Given a command that hangs without ever touching its liveness file
+    runs = tmp_path / "runs"
+    command = f"open({str(runs)!r}, 'a').write('x'); import time; time.sleep(600)"
+    process = _supervise(
+        tmp_path,
+        "--liveness-file",
+        str(tmp_path / "alive"),
+        "--max-age",
+        "1",
+        "--",
+        sys.executable,
+        "-c",
+        command,
+    )
+    try:
+        # Then it is killed after max-age and started again
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and len(runs.read_text() if runs.exists() else "") < 2:
+            time.sleep(0.2)
+        assert len(runs.read_text()) >= 2
+    finally:
+        _stop_group(process)
+
+
+def test_worker__liveness_file__touched_by_a_running_worker(redis_url, tmp_path, transactional_db):
+    # Given a real Celery worker started with a liveness file
+    from tests.conftest import start_worker
+
+    alive = tmp_path / "worker-alive"
+    worker = start_worker(
+        redis_url, tmp_path / "worker.log", MOSAIC_WORKER_LIVENESS_FILE=str(alive)
+    )
+    try:
+        # Then the file appears and keeps being touched while the worker runs
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not alive.exists():
+            time.sleep(0.2)
+        assert alive.exists()
+        first = alive.stat().st_mtime
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and alive.stat().st_mtime == first:
+            time.sleep(0.2)
+        assert alive.stat().st_mtime > first
+    finally:
+        worker.process.terminate()
+        try:
+            worker.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            worker.process.kill()
 
 
 def test_segment_recompute__integrity_error__retried():
