@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -247,12 +248,56 @@ def events_ingest_pending(*, max_events: int) -> IngestResult:
 
 
 def _lane_acquire(r) -> tuple[str, Any] | None:
-    """The first free lane's processing list and its (acquired) lock; None when all are busy."""
+    """The first free lane's processing list and its (acquired, kept-alive) lock; None when all
+    are busy."""
     for processing, lock_name in ingest_lanes():
-        lock = r.lock(lock_name, timeout=settings.MOSAIC_INGEST_LOCK_SECONDS, blocking_timeout=0)
-        if lock.acquire(blocking=False):
+        lock = _LeasedLock(r, lock_name)
+        if lock.acquire():
             return processing, lock
     return None
+
+
+def lock_lease_seconds() -> int:
+    """How long a run's lock outlives the run when its process is killed: short, since the
+    running process renews it (issue #13 item 16: a killed run blocked its lane for 60 s)."""
+    return max(2, min(settings.MOSAIC_INGEST_LOCK_SECONDS, LOCK_LEASE_SECONDS))
+
+
+LOCK_LEASE_SECONDS = 10
+
+
+class _LeasedLock:
+    """A Redis lock with a short lease, renewed every third of it by a daemon thread while the
+    holder runs: a run may last longer than the lease, and a killed run frees the lock within
+    one lease instead of MOSAIC_INGEST_LOCK_SECONDS. Same acquire()/release() as redis's Lock."""
+
+    def __init__(self, r, name: str) -> None:
+        self.lease = lock_lease_seconds()
+        # thread_local=False: the token must be visible to the renewing thread
+        self.lock = r.lock(name, timeout=self.lease, blocking_timeout=0, thread_local=False)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def acquire(self) -> bool:
+        if not self.lock.acquire(blocking=False):
+            return False
+        self._thread = threading.Thread(target=self._renew, daemon=True, name="lock-lease")
+        self._thread.start()
+        return True
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.lease / 3):
+            try:
+                self.lock.extend(self.lease, replace_ttl=True)
+            except Exception:  # lost (expired meanwhile) or Redis down: the run finishes anyway
+                logger.warning("ingestion: could not renew the lock lease of %s", self.lock.name)
+                return
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.lock.release()
 
 
 def _parse_time(value: str | None) -> datetime:
@@ -548,8 +593,8 @@ def profiles_aggregate_pending(*, max_events: int, yield_seconds: float = 0.0) -
     starts at once.
     """
     r = get_redis()
-    lock = r.lock(AGGREGATE_LOCK, timeout=settings.MOSAIC_INGEST_LOCK_SECONDS, blocking_timeout=0)
-    if not lock.acquire(blocking=False):
+    lock = _LeasedLock(r, AGGREGATE_LOCK)
+    if not lock.acquire():
         return AggregateResult(0, 0, skipped_locked=True)
     try:
         deadline = time.monotonic() + yield_seconds

@@ -174,3 +174,41 @@ def test_segment_recompute__integrity_error__retried():
     # A profile deleted by a merge mid-run surfaces as IntegrityError: the task retries it
     assert IntegrityError in tasks.segment_recompute.autoretry_for
     assert tasks.segment_recompute.max_retries == 5
+
+
+HOLD_LANE = """
+import django, sys, time
+django.setup()
+from core.redis import get_redis
+from segments import services
+lane = services._lane_acquire(get_redis())
+print("held", lane[0], flush=True)
+time.sleep(600)
+"""
+
+
+def test_ingestion_lane__run_killed__lane_free_within_one_lease(redis_url, redis_client):
+    # Given a run holding an ingestion lane for longer than its lease (renewed while it lives)
+    from segments import services
+
+    env = {**os.environ, "REDIS_URL": redis_url, "DJANGO_SETTINGS_MODULE": "config.settings"}
+    process = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LANE], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout.readline().startswith("held")
+        lease = services.lock_lease_seconds()
+        time.sleep(lease + 2)
+        assert redis_client.exists(services.INGEST_LOCK)  # still held: the lease was renewed
+        # When the run is killed (no chance to release its lock)
+        process.kill()
+        process.wait(10)
+        killed = time.monotonic()
+        # Then the lane is free within one lease, not after MOSAIC_INGEST_LOCK_SECONDS (60 s)
+        while redis_client.exists(services.INGEST_LOCK) and time.monotonic() - killed < 60:
+            time.sleep(0.2)
+        assert time.monotonic() - killed <= lease + 1
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
