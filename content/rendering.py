@@ -28,6 +28,7 @@ nested loops over constant ranges whose product is too large) is refused at save
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 import threading
 from collections.abc import Mapping
@@ -69,6 +70,7 @@ DEFAULT_BUDGET_MS = 50.0
 MAX_NESTING = 32
 MAX_BLOCK_NESTING = 16  # Python itself refuses more than 20 nested loops in one function
 MAX_STATIC_ITERATIONS = 1_000_000
+MAX_TEMPLATE_CHARS = 100_000
 
 _CONTAINERS = (list, tuple, set, frozenset)
 
@@ -344,8 +346,41 @@ _FILTER_CHECKS = {
 }
 
 
+def _bounded_list(iterable: Any) -> list[Any]:
+    """An iterable without a length (a generator: `|map`, `|select`) as a list, refused past
+    MAX_VALUE_WEIGHT items, so that what is built from it can be checked before it is built."""
+    items = list(itertools.islice(iterable, MAX_VALUE_WEIGHT + 1))
+    _require(len(items) <= MAX_VALUE_WEIGHT, "a sequence is too long")
+    return items
+
+
+def _f_sum(env: Any, iterable: Any, attribute: Any = None, start: Any = 0) -> None:
+    # Adding lists or strings copies the running total at every item: quadratic, and one C
+    # call the clock cannot interrupt.
+    if not isinstance(start, int | float) and hasattr(iterable, "__len__"):
+        _require(
+            len(iterable) * weight(iterable) <= MAX_ALLOCATED_WEIGHT,
+            "a sum of sequences is too large",
+        )
+
+
+_FILTER_CHECKS["sum"] = _f_sum
+
+
 def _guarded_filter(name: str, func: Any) -> Any:
     check = _FILTER_CHECKS.get(name)
+
+    if name == "join":
+
+        @functools.wraps(func)
+        def guarded_join(eval_ctx: Any, value: Any, *args: Any, **kwargs: Any) -> Any:
+            _tick()
+            if not hasattr(value, "__len__"):
+                value = _bounded_list(value)
+            _f_join(eval_ctx, value, *args, **kwargs)
+            return _checked(func(eval_ctx, value, *args, **kwargs))
+
+        return guarded_join
 
     if check is None:
 
@@ -514,7 +549,10 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             method = getattr(method, "__wrapped__", method)
         owner = getattr(method, "__self__", None)
         if isinstance(owner, str):
-            check = _STR_METHOD_CHECKS.get(getattr(method, "__name__", ""))
+            name = getattr(method, "__name__", "")
+            if name == "join" and args and not hasattr(args[0], "__len__"):
+                args = (_bounded_list(args[0]), *args[1:])
+            check = _STR_METHOD_CHECKS.get(name)
             if check is not None:
                 check(owner, args, kwargs)
         return _checked(super().call(__context, __obj, *args, **kwargs))
@@ -771,6 +809,10 @@ def template_check(source: str) -> TemplateProblem | None:
     nesting too deep, a constant over the render budget, a value in an HTML context where no
     escaping makes it safe, |safe), with its line; None when it is fine."""
     source = source or ""
+    if len(source) > MAX_TEMPLATE_CHARS:
+        return TemplateProblem(
+            None, f"the template is {len(source):,} characters; the limit is {MAX_TEMPLATE_CHARS:,}"
+        )
     try:
         problem = _nesting_problem(source)
         if problem:

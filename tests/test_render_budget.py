@@ -59,6 +59,9 @@ HOSTILE = {
     "huge output from a macro": "{% macro m() %}{% for i in range(data.n) %}{{ 'x' * 1000 }}"
     "{% endfor %}{% endmacro %}{{ m()|length }}",
     "lipsum": "{{ lipsum(data.n) }}",
+    "join of a generator, long separator": "{{ ('x' * 999).join(range(data.n)|map('string')) }}",
+    "join filter of a generator": "{{ range(data.n)|map('string')|join('y' * 1000) }}",
+    "sum of lists (quadratic)": "{{ ([[1] * 600] * 600)|sum(start=[])|length }}",
     "call block": "{% macro m() %}{% for i in range(data.n) %}{{ caller() }}{% endfor %}"
     "{% endmacro %}{% call m() %}{% for j in range(data.n) %}{% endfor %}{% endcall %}",
 }
@@ -155,6 +158,7 @@ STATIC = {
     "if blocks": ("{% if x %}" * 100 + "{% endif %}" * 100, "nested"),
     "long chain": ("{{ " + " + ".join(["x"] * 3000) + " }}", "deeply"),
     "center": ("{{ 'a'|center(999999999) }}", "width"),
+    "huge source": ("<p>" + "x" * 200_000 + "</p>", "limit"),
 }
 
 
