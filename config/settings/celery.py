@@ -1,5 +1,6 @@
 """Celery: Redis broker, JSON only, late acknowledgement so a killed worker's task is re-run."""
 
+import os
 from datetime import timedelta
 
 from celery.schedules import crontab
@@ -43,6 +44,13 @@ CELERY_BEAT_SCHEDULE = {
         # Moves the Redis exposure buffer into experiments.Exposure in bounded batches.
         "task": "experiments.tasks.exposures_flush",
         "schedule": timedelta(seconds=10),
+    },
+    "segments-time-due": {
+        # Time-driven membership: profiles whose $ago/window segments may have flipped by now.
+        "task": "segments.tasks.profiles_refresh_time_due",
+        "schedule": timedelta(
+            seconds=max(1.0, float(os.environ.get("MOSAIC_TIME_DUE_SECONDS", "15")))
+        ),
     },
     "profile-documents-ensure": {
         # Redis restarted without its data: rebuild the profile documents decide reads.
