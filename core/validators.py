@@ -9,9 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from django import forms
 from django.core.exceptions import ValidationError
-from django.forms.fields import InvalidJSONInput
 
 
 def validate_condition_value(value: Any) -> None:
@@ -78,22 +76,6 @@ def json_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> int:
 def validate_json_depth(value: Any) -> None:
     if json_depth(value) > MAX_JSON_DEPTH:
         raise ValidationError(f"Nested more than {MAX_JSON_DEPTH} levels deep.", code="too_deep")
-
-
-class BoundedJSONField(forms.JSONField):
-    """forms.JSONField refusing JSON nested deeper than MAX_JSON_DEPTH before parsing it."""
-
-    def to_python(self, value: Any) -> Any:
-        if isinstance(value, str) and json_text_depth(value) > MAX_JSON_DEPTH:
-            raise ValidationError(
-                f"Nested more than {MAX_JSON_DEPTH} levels deep.", code="too_deep"
-            )
-        return super().to_python(value)
-
-    def bound_data(self, data: Any, initial: Any) -> Any:
-        if isinstance(data, str) and json_text_depth(data) > MAX_JSON_DEPTH:
-            return InvalidJSONInput(data)  # shown back as typed, with the error
-        return super().bound_data(data, initial)
 
 
 # Visitor ids are opaque, but a control character (C0, DEL, C1) in one cannot travel in a URL

@@ -103,6 +103,8 @@ class CompiledVariant:
     locale: str
     starts_at: datetime | None
     ends_at: datetime | None
+    # What decide answers in `data` (block fields and payload), merged once here, not per call.
+    answer_data: Mapping[str, Any]
 
     @property
     def scheduled(self) -> bool:
@@ -149,8 +151,20 @@ def _when(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+def block_data(payload: Mapping[str, Any], fields: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What decide answers in `data`: a block variant's field values with its payload over them
+    (the payload is the editor's explicit word for apps), else the payload alone. Both are the
+    variant's own static content: nothing from the visitor's profile, so it needs no consent
+    beyond the one that chose the variant."""
+    if not fields:
+        return dict(payload or {})
+    return {**fields, **(payload or {})}
+
+
 def _compile_variant(variant: dict[str, Any]) -> CompiledVariant:
     condition = variant["condition"] or {}
+    fields = dict(variant["block_fields"] or {}) if variant.get("block_type_id") else None
+    payload = dict(variant["data"] or {})
     return CompiledVariant(
         key=variant["key"],
         template=LazyTemplate(variant["source"]),
@@ -161,6 +175,7 @@ def _compile_variant(variant: dict[str, Any]) -> CompiledVariant:
         locale=variant["locale"],
         starts_at=_when(variant["starts_at"]),
         ends_at=_when(variant["ends_at"]),
+        answer_data=MappingProxyType(block_data(payload, fields)),
     )
 
 
@@ -176,6 +191,7 @@ def snapshot_source_read() -> dict[str, Any]:
             "id": v.pk,
             "placement_id": v.placement_id,
             "key": v.key,
+            "block_type_id": v.block_type_id,
             "status": v.status,
             "source": v.render_source(),
             "block_fields": v.block_fields,
