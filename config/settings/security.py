@@ -25,7 +25,7 @@ if ENV.production:
 # minutes (counted in the database; `manage.py axes_reset` lifts a lockout), and passwords follow
 # Django's validators.
 AUTHENTICATION_BACKENDS = [
-    "axes.backends.AxesStandaloneBackend",
+    "access.backends.LockoutBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 AXES_FAILURE_LIMIT = 5
