@@ -9,6 +9,8 @@ from django.utils import timezone
 
 from personalization.validators import validate_condition_value
 
+from .kinds import kind_choices
+
 
 class Profile(models.Model):
     """A visitor, known only by a keyed hash of the id the site gave it."""
@@ -25,6 +27,12 @@ class Profile(models.Model):
     )
     consent = models.JSONField(
         default=dict, blank=True, help_text="Current consent per purpose (history: ConsentRecord)."
+    )
+    scores = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Model scores by namespace, e.g. {"rfm": {"r": 5, "f": 4, "m": 3, ...}}; '
+        "conditions read them as profile.rfm.r etc.",
     )
     first_seen = models.DateTimeField(default=timezone.now)
     last_seen = models.DateTimeField(default=timezone.now, db_index=True)
@@ -129,25 +137,30 @@ class ConsentRecord(models.Model):
 
 
 class SegmentKind(models.TextChoices):
+    """The kinds this app registers (segments/kinds/); other apps may register more."""
+
     CONDITION = "condition", "Condition"
     RFM = "rfm", "RFM score"
-    CLUSTER = "cluster", "Clustering"
-    PROPENSITY = "propensity", "Propensity model"
     STATIC = "static", "Static list"
+    DEFAULT = "default", "Default (unclassified visitors)"
 
 
 class Segment(models.Model):
     key = models.SlugField(max_length=100, unique=True)
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True, default="")
-    kind = models.CharField(
-        max_length=16, choices=SegmentKind.choices, default=SegmentKind.CONDITION
-    )
+    # Choices: the registered kinds (segments.kinds), so a kind is offered only once it exists.
+    kind = models.CharField(max_length=32, choices=kind_choices, default=SegmentKind.CONDITION)
     condition = models.JSONField(
         default=dict,
         validators=[validate_condition_value],
         blank=True,
         help_text='Condition over the profile, e.g. {"profile.traits.plan": "pro"}',
+    )
+    config = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Kind-specific settings, e.g. RFM: {"segments": ["champions", "loyal"]}.',
     )
     is_active = models.BooleanField(default=True)
     member_count = models.PositiveIntegerField(default=0, editable=False)
@@ -166,6 +179,7 @@ class SegmentMembership(models.Model):
     segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="memberships")
     profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="memberships")
     since = models.DateTimeField(default=timezone.now)
+    score = models.FloatField(null=True, blank=True, help_text="Kind-specific score, if any.")
 
     class Meta:
         constraints = [
@@ -175,6 +189,96 @@ class SegmentMembership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.segment_id}:{self.profile_id}"
+
+
+class RunStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    # Membership swapped in; cached documents still being rewritten.
+    APPLIED = "applied", "Applied"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    # Its process died (its lease expired); the membership it would have written never was.
+    ABANDONED = "abandoned", "Abandoned"
+
+
+class SegmentRun(models.Model):
+    """One recompute of one segment, with its numbers."""
+
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="runs")
+    kind = models.CharField(max_length=32)
+    status = models.CharField(
+        max_length=16, choices=RunStatus.choices, default=RunStatus.RUNNING, db_index=True
+    )
+    trigger = models.CharField(max_length=32, default="schedule", help_text="Who asked for it.")
+    started_at = models.DateTimeField(default=timezone.now)
+    heartbeat_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    profiles_total = models.PositiveIntegerField(default=0, help_text="Profiles to scan.")
+    profiles_scanned = models.PositiveIntegerField(default=0)
+    entered = models.PositiveIntegerField(default=0)
+    exited = models.PositiveIntegerField(default=0)
+    size = models.PositiveIntegerField(null=True, blank=True)
+    errors = models.JSONField(default=list, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["segment", "-started_at"])]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} of {self.segment_id} ({self.status})"
+
+
+class MembershipEvent(models.TextChoices):
+    ENTERED = "entered", "Entered"
+    EXITED = "exited", "Exited"
+
+
+class SegmentMembershipChange(models.Model):
+    """History: a profile entered or left a segment (by a run, or in real time by ingestion)."""
+
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="changes")
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="+")
+    event = models.CharField(max_length=8, choices=MembershipEvent.choices)
+    at = models.DateTimeField(default=timezone.now)
+    run = models.ForeignKey(
+        SegmentRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="changes"
+    )
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(fields=["segment", "at"]),
+            models.Index(fields=["profile", "at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.profile_id} {self.event} {self.segment_id}"
+
+
+class StaticIdType(models.TextChoices):
+    VISITOR = "visitor", "Visitor id"
+    USER = "user", "User id"
+
+
+class StaticListEntry(models.Model):
+    """One id of a static segment's list, pseudonymised (keyed HMAC) before it is stored."""
+
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="static_entries")
+    id_type = models.CharField(max_length=8, choices=StaticIdType.choices)
+    key = models.CharField(max_length=64, help_text="HMAC of the id (never the raw id).")
+    added_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["segment", "id_type", "key"], name="uniq_static_entry")
+        ]
+        indexes = [models.Index(fields=["key"])]
+        verbose_name_plural = "static list entries"
+
+    def __str__(self) -> str:
+        return f"{self.id_type} {self.key[:12]}…"
 
 
 class AuditAction(models.TextChoices):

@@ -11,8 +11,8 @@ from django.conf import settings
 from django.db import IntegrityError, OperationalError
 from django.utils import timezone
 
-from . import privacy, selectors, services
-from .models import Segment
+from . import privacy, rfm, runs, services
+from .models import Segment, SegmentKind
 
 logger = logging.getLogger(__name__)
 
@@ -90,27 +90,50 @@ def profiles_aggregate_pending(self) -> dict[str, int]:
     return totals
 
 
-@shared_task(bind=True, autoretry_for=(redis.RedisError,), retry_backoff=5)
-def segment_recompute(self, segment_id: int) -> dict[str, int | str]:
+@shared_task(
+    bind=True,
+    # Redis or the database briefly unavailable: the run failed cleanly (old membership in force).
+    autoretry_for=(redis.RedisError, OperationalError),
+    retry_backoff=5,
+    retry_kwargs={"max_retries": 5},
+)
+def segment_run(self, segment_id: int, trigger: str = "schedule") -> dict[str, object]:
+    """Run one segment (segments.runs); idempotent: a second request while one runs is skipped."""
     if not Segment.objects.filter(pk=segment_id, is_active=True).exists():
-        return {"skipped": segment_id}
-    result = services.segment_recompute(segment_id=segment_id)
-    logger.info("segment_recompute %s", result)
-    return {
-        "segment": result.segment_key,
-        "evaluated": result.evaluated,
-        "members": result.members,
-        "added": result.added,
-        "removed": result.removed,
-    }
+        return {"skipped": segment_id, "reason": "inactive or deleted"}
+    run = runs.segment_run(segment_id=segment_id, trigger=trigger)
+    if run is None:
+        return {"skipped": segment_id, "reason": "another run holds the segment"}
+    return {"run": run.pk, "status": run.status, "size": run.size}
+
+
+# The former name of segment_run (tasks already queued under it still run).
+segment_recompute = segment_run
 
 
 @shared_task
 def segments_recompute_all() -> int:
-    ids = [segment.pk for segment in selectors.segments_active_condition()]
-    for segment_id in ids:
-        segment_recompute.delay(segment_id)
-    return len(ids)
+    """Beat: a run of every active segment, the default segment after the others."""
+    return runs.segment_runs_enqueue_all(trigger="schedule")
+
+
+@shared_task(
+    bind=True,
+    autoretry_for=(redis.RedisError, OperationalError),
+    retry_backoff=30,
+    retry_kwargs={"max_retries": 3},
+)
+def rfm_refresh(self) -> dict[str, object]:
+    """Beat: score the active base (segments.rfm), then run every active RFM segment."""
+    result = rfm.rfm_scores_refresh()
+    queued = 0
+    for segment_id in Segment.objects.filter(is_active=True, kind=SegmentKind.RFM).values_list(
+        "pk", flat=True
+    ):
+        segment_run.delay(segment_id, "rfm-refresh")
+        queued += 1
+    summary = {k: v for k, v in result.as_dict().items() if k != "segments"}
+    return {**summary, "segments_queued": queued}
 
 
 @shared_task(
