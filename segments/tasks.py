@@ -158,3 +158,9 @@ def events_purge_expired(self) -> dict[str, int | bool]:
     }
     logger.info("events_purge_expired %s", totals)
     return totals
+
+
+@shared_task(bind=True, autoretry_for=(redis.RedisError,), retry_backoff=5)
+def profiles_documents_rewrite(self, profile_ids: list[int]) -> int:
+    """Rewrite these profiles' cached documents (e.g. after their segment was deleted)."""
+    return services.profile_cache_write(profile_ids=profile_ids[:5000])
