@@ -339,3 +339,78 @@ class AuditEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValueError("Audit entries are append-only.")
+
+
+class SegmentTrigger(models.Model):
+    """A webhook called when profiles enter and/or exit a segment."""
+
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="triggers")
+    name = models.CharField(max_length=200, blank=True, default="")
+    url = models.URLField(max_length=2000, help_text="HTTPS endpoint receiving the JSON POSTs.")
+    on_enter = models.BooleanField(default=True)
+    on_exit = models.BooleanField(default=False)
+    secret = models.CharField(
+        max_length=64,
+        editable=False,
+        help_text="Signing key of X-Mosaic-Signature (HMAC-SHA256), generated.",
+    )
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["segment", "pk"]
+
+    def __str__(self) -> str:
+        return self.name or self.url[:60]
+
+    def save(self, *args, **kwargs) -> None:
+        if not self.secret:
+            import secrets
+
+            self.secret = secrets.token_hex(32)
+        super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from .webhooks import webhook_url_validate
+
+        if not (self.on_enter or self.on_exit):
+            raise ValidationError({"on_enter": "Choose entering, exiting or both."})
+        try:
+            webhook_url_validate(self.url or "")
+        except ValidationError as exc:
+            raise ValidationError({"url": exc.messages}) from None
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RETRYING = "retrying", "Retrying"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed"
+
+
+class WebhookDelivery(models.Model):
+    """One webhook call (a profile entering or exiting), with its attempts: the delivery log."""
+
+    trigger = models.ForeignKey(SegmentTrigger, on_delete=models.CASCADE, related_name="deliveries")
+    # Erasure deletes the visitor's deliveries with the profile (the body holds its key).
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="+")
+    event = models.CharField(max_length=8, choices=MembershipEvent.choices)
+    body = models.TextField(help_text="The JSON sent (the same bytes at every attempt).")
+    status = models.CharField(
+        max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING, db_index=True
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    last_status_code = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "webhook deliveries"
+
+    def __str__(self) -> str:
+        return f"{self.event} → {self.trigger} ({self.status})"

@@ -11,8 +11,8 @@ from django.conf import settings
 from django.db import IntegrityError, OperationalError
 from django.utils import timezone
 
-from . import privacy, rfm, runs, services
-from .models import Segment, SegmentKind
+from . import privacy, rfm, runs, services, webhooks
+from .models import Segment, SegmentKind, WebhookDelivery
 
 logger = logging.getLogger(__name__)
 
@@ -164,3 +164,28 @@ def events_purge_expired(self) -> dict[str, int | bool]:
 def profiles_documents_rewrite(self, profile_ids: list[int]) -> int:
     """Rewrite these profiles' cached documents (e.g. after their segment was deleted)."""
     return services.profile_cache_write(profile_ids=profile_ids[:5000])
+
+
+@shared_task(bind=True, max_retries=None, acks_late=True)
+def webhook_deliver(self, delivery_id: int) -> dict[str, object]:
+    """One attempt of a webhook delivery; a retryable failure schedules the next attempt with
+    exponential backoff and jitter (the attempt count lives on the delivery row)."""
+    try:
+        delivery = webhooks.webhook_attempt(delivery_id=delivery_id)
+    except webhooks.Retry as exc:
+        attempts = (
+            WebhookDelivery.objects.filter(pk=delivery_id)
+            .values_list("attempts", flat=True)
+            .first()
+            or 1
+        )
+        raise self.retry(countdown=webhooks.retry_delay(attempts), exc=exc) from None
+    if delivery is None:
+        return {"delivery": delivery_id, "status": "gone"}
+    return {"delivery": delivery_id, "status": delivery.status, "attempts": delivery.attempts}
+
+
+@shared_task
+def webhook_deliveries_sweep() -> int:
+    """Beat: deliveries whose send task was lost (broker down at commit) are enqueued again."""
+    return webhooks.webhook_deliveries_sweep()

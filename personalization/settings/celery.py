@@ -50,4 +50,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "segments.tasks.rfm_refresh",
         "schedule": timedelta(minutes=int(os.environ.get("MOSAIC_RFM_RECOMPUTE_MINUTES", 60))),
     },
+    "segments-webhooks-sweep": {
+        "task": "segments.tasks.webhook_deliveries_sweep",
+        "schedule": timedelta(minutes=1),
+    },
 }
