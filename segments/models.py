@@ -414,3 +414,30 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} → {self.trigger} ({self.status})"
+
+
+class SegmentKpi(models.Model):
+    """One segment's figures for one UTC day (kept by a beat task: segments.kpis)."""
+
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="kpis")
+    day = models.DateField()
+    size = models.PositiveIntegerField(help_text="Members at the end of the day (or now).")
+    entered = models.PositiveIntegerField(default=0)
+    exited = models.PositiveIntegerField(default=0)
+    purchasers = models.PositiveIntegerField(default=0, help_text="Members who bought that day.")
+    orders = models.PositiveIntegerField(default=0)
+    revenue = models.DecimalField(max_digits=16, decimal_places=2, default=0)
+    conversion_rate = models.FloatField(null=True, blank=True, help_text="Purchasers / members.")
+    revenue_per_member = models.FloatField(null=True, blank=True)
+    average_order_value = models.FloatField(null=True, blank=True)
+    computed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["segment", "-day"]
+        constraints = [
+            models.UniqueConstraint(fields=["segment", "day"], name="uniq_segment_kpi_day")
+        ]
+        verbose_name = "segment KPI"
+
+    def __str__(self) -> str:
+        return f"{self.segment_id} {self.day}"

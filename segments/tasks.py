@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import IntegrityError, OperationalError
 from django.utils import timezone
 
-from . import privacy, rfm, runs, services, webhooks
+from . import kpis, privacy, rfm, runs, services, webhooks
 from .models import Segment, SegmentKind, WebhookDelivery
 
 logger = logging.getLogger(__name__)
@@ -189,3 +189,9 @@ def webhook_deliver(self, delivery_id: int) -> dict[str, object]:
 def webhook_deliveries_sweep() -> int:
     """Beat: deliveries whose send task was lost (broker down at commit) are enqueued again."""
     return webhooks.webhook_deliveries_sweep()
+
+
+@shared_task(bind=True, autoretry_for=(OperationalError,), retry_backoff=60)
+def segments_kpis_refresh(self) -> int:
+    """Beat: today's and yesterday's KPIs of every active segment (segments.kpis)."""
+    return kpis.segments_kpis_refresh(days=2)

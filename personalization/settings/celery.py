@@ -50,6 +50,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "segments.tasks.rfm_refresh",
         "schedule": timedelta(minutes=int(os.environ.get("MOSAIC_RFM_RECOMPUTE_MINUTES", 60))),
     },
+    "segments-kpis-refresh": {
+        # Daily KPIs per segment (today so far and yesterday's final figures), hourly.
+        "task": "segments.tasks.segments_kpis_refresh",
+        "schedule": timedelta(hours=1),
+    },
     "segments-webhooks-sweep": {
         "task": "segments.tasks.webhook_deliveries_sweep",
         "schedule": timedelta(minutes=1),
