@@ -26,7 +26,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from personalization.redis import get_redis, key
+from core.redis import get_redis, key
+from core.sqlin import filter_in
 
 from .kinds import get_kind
 from .membership import membership_changes_record
@@ -37,7 +38,6 @@ from .models import (
     SegmentMembership,
     SegmentRun,
 )
-from .sqlin import filter_in
 
 logger = logging.getLogger(__name__)
 

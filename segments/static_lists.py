@@ -16,8 +16,9 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from core.pseudonym import pseudonymize
+
 from .models import Segment, SegmentKind, StaticIdType, StaticListEntry
-from .pseudonym import pseudonymize
 
 MAX_ID_LENGTH = 200
 _BATCH = 5000

@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from core.pseudonym import pseudonymize
 from identity.importers import read_cdnow
 from segments import rfm, runs
 from segments.engine.rfm import GRID, SEGMENTS, quintile_scores, rfm_score, segment_of
 from segments.kinds import ConfigError, get_kind
 from segments.models import Profile, Segment, SegmentMembership
-from segments.pseudonym import pseudonymize
 from segments.selectors import profile_get_cached
 from segments.tasks import rfm_refresh
 from tests.conftest import wait_for

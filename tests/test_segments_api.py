@@ -10,9 +10,9 @@ import pytest
 from django.core.management import call_command
 
 from access import services as access_services
+from core.pseudonym import pseudonymize
 from segments import runs
 from segments.models import Profile, Segment, SegmentMembership, SegmentRun, StaticListEntry
-from segments.pseudonym import pseudonymize
 
 BASE = "/api/v1/segments"
 

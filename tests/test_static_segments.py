@@ -9,9 +9,9 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
+from core.pseudonym import pseudonymize
 from segments import runs
 from segments.models import Profile, Segment, SegmentMembership, StaticListEntry
-from segments.pseudonym import pseudonymize
 from segments.static_lists import (
     StaticListError,
     static_keys_from_csv,

@@ -18,8 +18,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from access.permissions import IsSecretKeyOrStaff
-from personalization.api.errors import error_response
-from personalization.api.parsers import FastJSONParser
+from core.errors import error_response
+from core.parsers import FastJSONParser
 
 from .. import segment_services
 from ..guardrails import placements_overloaded, segment_warnings

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from personalization.rules import compile_condition
+from rules import compile_condition
 
 from ..models import SegmentKind
 from ..selectors import profile_document

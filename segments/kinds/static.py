@@ -6,8 +6,9 @@ visitors not seen yet join when a later run finds their profile.
 
 from __future__ import annotations
 
+from core.sqlin import filter_in
+
 from ..models import Profile, SegmentKind, StaticIdType, StaticListEntry
-from ..sqlin import filter_in
 from . import KindResult, Progress, SegmentKindSpec, register
 
 _CHUNK = 5000
