@@ -221,3 +221,38 @@ def test_webhooks__erasure__deliveries_of_the_visitor_deleted():
     assert WebhookDelivery.objects.count() == 1
     privacy.profile_erase(profile_key=pseudonymize("ann"), actor="test")
     assert WebhookDelivery.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_demo_webhook_echo__signed_post__recorded_and_verified(client):
+    # Given a delivery of a trigger, and its body signed with the trigger's secret
+    _people()
+    segment = Segment.objects.create(
+        key="pro", name="Pro", condition={"profile.traits.plan": "pro"}
+    )
+    trigger = SegmentTrigger.objects.create(segment=segment, url="https://hooks.example.com/x")
+    runs.segment_run(segment_id=segment.pk)
+    delivery = WebhookDelivery.objects.get()
+    body = delivery.body.encode()
+    header = signature_header(secret=trigger.secret, body=body, timestamp=int(time.time()))
+    # When it is posted to the demo's echo receiver, and a forged one too
+    good = client.post(
+        "/demo/webhook-echo",
+        body,
+        content_type="application/json",
+        HTTP_X_MOSAIC_SIGNATURE=header,
+        HTTP_X_MOSAIC_DELIVERY=str(delivery.pk),
+    )
+    forged = client.post(
+        "/demo/webhook-echo",
+        body,
+        content_type="application/json",
+        HTTP_X_MOSAIC_SIGNATURE=header.replace("v1=", "v1=0"),
+        HTTP_X_MOSAIC_DELIVERY="x",
+    )
+    # Then both are listed, newest first, with whether their signature verified
+    assert good.json()["signature_valid"] is True
+    assert forged.json()["signature_valid"] is False
+    received = client.get("/demo/webhook-echo").json()["received"]
+    assert [r["signature_valid"] for r in received] == [False, True]
+    assert received[1]["body"]["event"] == "entered"
