@@ -256,3 +256,41 @@ def test_demo_webhook_echo__signed_post__recorded_and_verified(client):
     received = client.get("/demo/webhook-echo").json()["received"]
     assert [r["signature_valid"] for r in received] == [False, True]
     assert received[1]["body"]["event"] == "entered"
+
+
+@pytest.mark.django_db
+def test_webhook_attempt__consent_withdrawn_before_send__not_sent(receivers):
+    from segments.webhooks import webhook_attempt
+
+    # Given a pending delivery for a consenting visitor, who then withdraws marketing consent
+    receiver = receivers()
+    _people()
+    segment = Segment.objects.create(
+        key="pro", name="Pro", condition={"profile.traits.plan": "pro"}
+    )
+    SegmentTrigger.objects.create(segment=segment, url=receiver.url)
+    runs.segment_run(segment_id=segment.pk)
+    delivery = WebhookDelivery.objects.get()
+    Profile.objects.filter(pk=delivery.profile_id).update(consent={"marketing": False})
+    # When the worker attempts it, Then nothing is sent and the log says why
+    with override_settings(MOSAIC_WEBHOOK_ALLOW_LOOPBACK=True):
+        result = webhook_attempt(delivery_id=delivery.pk)
+    assert result.status == "failed"
+    assert "consent withdrawn" in result.last_error
+    assert receiver.requests == []
+
+
+@pytest.mark.django_db
+def test_profile_export__segment_history_and_deliveries__included():
+    from segments import privacy
+
+    _people()
+    segment = Segment.objects.create(
+        key="pro", name="Pro", condition={"profile.traits.plan": "pro"}
+    )
+    SegmentTrigger.objects.create(segment=segment, url="https://hooks.example.com/x")
+    runs.segment_run(segment_id=segment.pk)
+    data = privacy.profile_export(profile_key=pseudonymize("ann"), actor="test")
+    assert data["segment_history"][0]["segment"] == "pro"
+    assert data["segment_history"][0]["event"] == "entered"
+    assert data["webhook_deliveries"][0]["event"] == "entered"
