@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import OuterRef, Subquery
 from django.http import HttpResponseRedirect, JsonResponse
@@ -417,6 +418,13 @@ class StaticUploadForm(forms.Form):
         required=False,
     )
     replace = forms.BooleanField(required=False, help_text="Replace the whole list.")
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        limit = settings.MOSAIC_STATIC_LIST_MAX_IDS * 202
+        if upload.size > limit:
+            raise forms.ValidationError(f"Larger than {limit} bytes (the list limit).")
+        return upload
 
 
 @admin.register(SegmentRun)
