@@ -257,3 +257,23 @@ def test_segment_run__concurrent_reader__sees_old_or_new_membership_never_part()
     assert seen <= {2000, 4000}
     # (and it read both: it was reading while the run went on)
     assert seen == {2000, 4000}
+
+
+@pytest.mark.django_db
+def test_segment_run__previous_run_killed_after_swap__documents_rewritten(redis_client):
+    # Given a run that swapped its membership in, then died before rewriting the documents
+    profiles = make_profiles(["pro"])
+    segment = Segment.objects.create(key="pro", name="Pro", condition=PRO)
+    SegmentMembership.objects.create(segment=segment, profile=profiles[0])
+    dead = SegmentRun.objects.create(segment=segment, kind="condition", status=RunStatus.APPLIED)
+    SegmentMembershipChange.objects.create(
+        segment=segment, profile=profiles[0], event=MembershipEvent.ENTERED, run=dead
+    )
+    assert profile_get_cached(profile_key=profiles[0].key) is None
+    # When the next run starts
+    runs.segment_run(segment_id=segment.pk)
+    # Then the dead run's profiles have their documents, and the run says what happened
+    assert profile_get_cached(profile_key=profiles[0].key)["segments"] == ["pro"]
+    dead.refresh_from_db()
+    assert dead.status == RunStatus.SUCCEEDED
+    assert "rewrote the documents" in dead.errors[-1]
