@@ -18,6 +18,7 @@ from .scan import profile_batches
 
 class ConditionKind(SegmentKindSpec):
     key = SegmentKind.CONDITION.value
+    position = 10
     label = SegmentKind.CONDITION.label
     realtime = True
 
