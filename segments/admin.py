@@ -5,14 +5,17 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.db.models import Q
 from django.http import HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from core.errors import Unavailable
+from core.pseudonym import pseudonymize
 
 from . import privacy
 from .models import AuditEntry, ConsentRecord, Event, Profile, SegmentMembership
+from .selectors import profile_keys_resolve
 
 
 class ConsentInline(admin.TabularInline):
@@ -35,11 +38,36 @@ class ProfileAdmin(admin.ModelAdmin):
     date_hierarchy = "last_seen"
     actions = ["export_json", "erase"]
 
+    search_help_text = (
+        "A visitor id or a user id (pseudonymised here, as stored: the raw id is never compared "
+        "or kept), or the start of a profile key."
+    )
+
+    def get_search_results(self, request, queryset, search_term):
+        """Profiles of the visitor or user id typed (by its keyed hash, as ingestion stores
+        them), or whose key starts with the term (a key copied from another page)."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        hashed = pseudonymize(term[:200])
+        # A merged-away visitor id resolves to the profile that absorbed it (VisitorAlias).
+        keys = {hashed, *profile_keys_resolve(profile_key=hashed)}
+        matches = Q(key__in=keys) | Q(user_key=hashed)
+        if len(term) >= 8 and all(c in "0123456789abcdef" for c in term.lower()):
+            matches |= Q(key__startswith=term.lower())
+        return queryset.filter(matches), False
+
     # Deleting a profile row would miss Redis and the audit log: "Erase" is the way.
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
-    @admin.action(description="Export as JSON")
+    def has_export_permission(self, request) -> bool:
+        return request.user.has_perm("segments.export_profile")
+
+    def has_erase_permission(self, request) -> bool:
+        return request.user.has_perm("segments.erase_profile")
+
+    @admin.action(description="Export as JSON", permissions=["export"])
     def export_json(self, request, queryset):
         actor = request.user.get_username()
         exports = []
@@ -59,7 +87,7 @@ class ProfileAdmin(admin.ModelAdmin):
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         return response
 
-    @admin.action(description="Erase (every store, irreversible)")
+    @admin.action(description="Erase (every store, irreversible)", permissions=["erase"])
     def erase(self, request, queryset):
         if request.POST.get("confirm") != "yes":
             context = {
@@ -105,8 +133,21 @@ class ProfileAdmin(admin.ModelAdmin):
         return obj.aggregates.get("monetary", 0)
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records written by the system only: viewable, never added, changed or deleted by hand."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(ReadOnlyAdmin):
     list_display = ["type", "name", "value", "currency", "occurred_at", "received_at"]
     list_filter = ["type", "occurred_at"]
     search_fields = ["name", "event_id", "profile__key"]
@@ -116,23 +157,18 @@ class EventAdmin(admin.ModelAdmin):
 
 
 @admin.register(ConsentRecord)
-class ConsentRecordAdmin(admin.ModelAdmin):
+class ConsentRecordAdmin(ReadOnlyAdmin):
     list_display = ["profile", "purposes", "source", "policy_version", "gpc", "recorded_at"]
     list_filter = ["source", "gpc", "policy_version"]
     search_fields = ["profile__key"]
     raw_id_fields = ["profile"]
     list_select_related = ["profile"]
-
-    # Append-only: history is never edited or deleted by hand.
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+    # Append-only (ReadOnlyAdmin): consent is recorded by the consent endpoint and its audit,
+    # never added (back-dated...), edited or deleted by hand.
 
 
 @admin.register(SegmentMembership)
-class SegmentMembershipAdmin(admin.ModelAdmin):
+class SegmentMembershipAdmin(ReadOnlyAdmin):
     list_display = ["segment", "profile", "since"]
     list_filter = ["segment"]
     search_fields = ["profile__key", "segment__key"]

@@ -10,6 +10,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import OuterRef, Subquery
 from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
@@ -19,7 +20,12 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
+from core.forms import JSON_FORMFIELD_OVERRIDES, PositionedJSONField
+
 from . import segment_services
+from .admin_audit import AuditedAdmin
+from .builder import ConditionBuilderWidget
+from .catalogue import condition_findings
 from .engine.rfm import GRID, SEGMENT_LABELS
 from .guardrails import placements_overloaded, segment_warnings, segments_overlap
 from .kinds import ConfigError, get_kind, kind_choices
@@ -40,11 +46,29 @@ OVERLAP_MAX = 30
 
 
 class SegmentAdminForm(forms.ModelForm):
+    """The kinds offered are the registered ones; each kind validates its config; only
+    condition segments have a condition, and it may only read attributes a stored profile can
+    have (a request attribute or a path outside the catalogue would leave the segment empty)."""
+
     kind = forms.ChoiceField(choices=kind_choices)
 
     class Meta:
         model = Segment
         fields = ["name", "key", "description", "kind", "condition", "config", "is_active"]
+        field_classes = {"condition": PositionedJSONField, "config": PositionedJSONField}
+        # The audience builder, for profile attributes only, with the live count of matches.
+        widgets = {"condition": ConditionBuilderWidget(scope="segment")}
+
+    def clean_condition(self):
+        condition = self.cleaned_data.get("condition")
+        errors = [
+            str(f)
+            for f in condition_findings(condition, profile_only=True)
+            if f.severity == "error"
+        ]
+        if errors:
+            raise forms.ValidationError(errors)
+        return condition
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -107,8 +131,9 @@ def sparkline(values: list[int], width: int = 120, height: int = 24) -> str:
 
 
 @admin.register(Segment)
-class SegmentAdmin(admin.ModelAdmin):
+class SegmentAdmin(AuditedAdmin):
     form = SegmentAdminForm
+    formfield_overrides = {models.JSONField: JSON_FORMFIELD_OVERRIDES}
     list_display = [
         "name",
         "key",
@@ -218,6 +243,8 @@ class SegmentAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change) -> None:
         super().save_model(request, obj, form, change)
+        for finding in condition_findings(obj.condition, profile_only=True):
+            messages.warning(request, f"Condition: {finding}")
         if obj.is_active:
             segment_services.segment_run_enqueue(segment=obj, trigger="admin")
 

@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("segments", "0006_segment_kinds_runs_history"),
+        ("segments", "0007_segment_kinds_runs_history"),
     ]
 
     operations = [

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("segments", "0008_segment_kpis"),
+        ("segments", "0009_segment_kpis"),
     ]
 
     operations = [

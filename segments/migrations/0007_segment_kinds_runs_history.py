@@ -14,7 +14,7 @@ def _unavailable_kinds_deactivate(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("segments", "0005_event_profile_no_db_constraint"),
+        ("segments", "0006_audit_content_actions_privacy_permissions"),
     ]
 
     operations = [

@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("segments", "0007_segment_webhooks"),
+        ("segments", "0008_segment_webhooks"),
     ]
 
     operations = [
