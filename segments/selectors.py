@@ -24,6 +24,8 @@ from .models import (
     Segment,
     SegmentKind,
     SegmentMembership,
+    SegmentMembershipChange,
+    WebhookDelivery,
 )
 
 
@@ -41,8 +43,11 @@ def profile_get_cached(*, profile_key: str) -> dict[str, Any] | None:
 
 
 def profile_document(*, profile: Profile, segment_keys: list[str]) -> dict[str, Any]:
-    """What conditions see under `profile.`: traits, behaviour aggregates and segment keys."""
+    """What conditions see under `profile.`: traits, behaviour aggregates, segment keys, and
+    each model score namespace at the top level (`profile.rfm.segment`, see Profile.scores)."""
     return {
+        # Scores first: a namespace can never shadow the four keys below.
+        **(profile.scores or {}),
         "traits": profile.traits,
         "aggregates": profile.aggregates,
         "segments": sorted(segment_keys),
@@ -255,6 +260,24 @@ def profile_export_data(*, profile_key: str) -> dict[str, Any] | None:
         for m in SegmentMembership.objects.filter(profile=profile)
         .select_related("segment")
         .order_by("segment__key")
+    ]
+    data["segment_history"] = [
+        {"segment": c.segment.key, "event": c.event, "at": _isoformat(c.at)}
+        for c in SegmentMembershipChange.objects.filter(profile=profile)
+        .select_related("segment")
+        .order_by("at", "id")
+    ]
+    data["webhook_deliveries"] = [
+        {
+            "segment": d.trigger.segment.key,
+            "event": d.event,
+            "status": d.status,
+            "created_at": _isoformat(d.created_at),
+            "body": d.body,
+        }
+        for d in WebhookDelivery.objects.filter(profile=profile)
+        .select_related("trigger__segment")
+        .order_by("created_at", "id")
     ]
     return data
 
