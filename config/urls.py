@@ -1,7 +1,7 @@
 """URL map: demo page, admin, the v1 API and its OpenAPI documentation."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from demo import views as demo_views
@@ -45,4 +45,5 @@ urlpatterns = [
     path("api/v1/traits", TraitsView.as_view(), name="api-traits"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("", include("analysis.urls")),
 ]

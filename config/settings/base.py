@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "access",
     "identity",
     "demo.apps.DemoConfig",
+    "analysis",
 ]
 
 # Sessions, users and messages: Django's, stepped over on keyless decide calls
