@@ -85,6 +85,12 @@ class AttributeAnalysisAdmin(admin.ModelAdmin):
             "finished_at",
         ]
 
+    def has_change_permission(self, request, obj=None):
+        # A run's record is what it computed: it is viewed, never edited (run it again instead).
+        if obj is not None:
+            return False
+        return super().has_change_permission(request, obj)
+
     def save_model(self, request, obj, form, change):
         obj.created_by = request.user.get_username()[:150]
         super().save_model(request, obj, form, change)
