@@ -43,6 +43,7 @@ urlpatterns = [
     path("api/v1/profiles/<path:visitor>", ProfileEraseView.as_view(), name="api-profile-erase"),
     path("api/v1/identify", IdentifyView.as_view(), name="api-identify"),
     path("api/v1/traits", TraitsView.as_view(), name="api-traits"),
+    path("api/v1/", include("segments.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("analysis.urls")),

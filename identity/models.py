@@ -20,6 +20,10 @@ class TraitDefinition(models.Model):
     name = models.CharField(max_length=100, unique=True)
     type = models.CharField(max_length=16, choices=TraitType.choices)
     description = models.TextField(blank=True, default="")
+    shareable = models.BooleanField(
+        default=False,
+        help_text="May be sent to third parties in segment webhooks (off: never leaves Mosaic).",
+    )
 
     class Meta:
         ordering = ["name"]

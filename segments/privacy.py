@@ -30,6 +30,8 @@ from .models import (
     Event,
     PendingAggregate,
     Profile,
+    StaticIdType,
+    StaticListEntry,
 )
 from .selectors import (
     profile_export_data,
@@ -228,8 +230,16 @@ def _database_erase(*, profile_keys: list[str]) -> dict[str, int]:
     }
     counts["exposures"], _ = Exposure.objects.filter(profile_key__in=profile_keys).delete()
     profile = Profile.objects.select_for_update().filter(key=profile_keys[0]).first()
+    # Static segment lists name visitors (and users) by the same keyed hashes.
+    listed = StaticListEntry.objects.filter(id_type=StaticIdType.VISITOR, key__in=profile_keys)
+    counts["static_list_entries"], _ = listed.delete()
     if profile is None:
         return counts
+    if profile.user_key:
+        user_entries = StaticListEntry.objects.filter(
+            id_type=StaticIdType.USER, key=profile.user_key
+        )
+        counts["static_list_entries"] += user_entries.delete()[0]
     segment_ids = list(profile.memberships.values_list("segment_id", flat=True))
     counts["aliases"] = len(profile_keys) - 1
     counts["events"] = profile.events.count()

@@ -40,8 +40,11 @@ def profile_get_cached(*, profile_key: str) -> dict[str, Any] | None:
 
 
 def profile_document(*, profile: Profile, segment_keys: list[str]) -> dict[str, Any]:
-    """What conditions see under `profile.`: traits, behaviour aggregates and segment keys."""
+    """What conditions see under `profile.`: traits, behaviour aggregates, segment keys, and
+    each model score namespace at the top level (`profile.rfm.segment`, see Profile.scores)."""
     return {
+        # Scores first: a namespace can never shadow the four keys below.
+        **(profile.scores or {}),
         "traits": profile.traits,
         "aggregates": profile.aggregates,
         "segments": sorted(segment_keys),

@@ -51,6 +51,7 @@ from .aggregates import (
 )
 from .aggregates import is_current as aggregates_is_current
 from .consent import ANALYTICS, purpose_allowed
+from .membership import membership_changes_record
 from .models import Event, PendingAggregate, Profile, Segment, SegmentMembership
 from .selectors import (
     alias_targets,
@@ -749,7 +750,11 @@ def segment_memberships_refresh(
 
 def _memberships_apply(*, add: set[tuple[int, int]], remove: set[tuple[int, int]]) -> None:
     now = timezone.now()
+    if not add and not remove:
+        return
     with transaction.atomic():
+        # History and triggers (entered/exited) commit with the change itself.
+        membership_changes_record(entered=sorted(add), exited=sorted(remove), at=now)
         # One DELETE per segment, not per (segment, profile): bounded by the segment count.
         removals: dict[int, list[int]] = defaultdict(list)
         for segment_id, profile_id in remove:
@@ -782,38 +787,16 @@ class RecomputeResult:
     removed: int
 
 
-def segment_recompute(*, segment_id: int, chunk_size: int = 2000) -> RecomputeResult:
-    """Bulk path: evaluate the segment over every profile and swap the result in atomically."""
-    segment = Segment.objects.get(pk=segment_id)
-    matches = compile_condition(segment.condition or {})
-    members: set[int] = set()
-    evaluated = 0
-    for profile in Profile.objects.only("pk", "traits", "aggregates", "consent").iterator(
-        chunk_size=chunk_size
-    ):
-        evaluated += 1
-        if matches({"profile": profile_document(profile=profile, segment_keys=[])}):
-            members.add(profile.pk)
-    with transaction.atomic():
-        current = set(
-            SegmentMembership.objects.select_for_update()
-            .filter(segment=segment)
-            .values_list("profile_id", flat=True)
-        )
-        removed, added = current - members, members - current
-        SegmentMembership.objects.filter(segment=segment, profile_id__in=removed).delete()
-        SegmentMembership.objects.bulk_create(
-            [SegmentMembership(segment=segment, profile_id=pid) for pid in added],
-            ignore_conflicts=True,
-            batch_size=1000,
-        )
-        segment.member_count = len(members)
-        segment.computed_at = timezone.now()
-        segment.save(update_fields=["member_count", "computed_at"])
-    changed = list(added | removed)
-    for start in range(0, len(changed), chunk_size):
-        profile_cache_write(profile_ids=changed[start : start + chunk_size])
-    return RecomputeResult(segment.key, evaluated, len(members), len(added), len(removed))
+def segment_recompute(*, segment_id: int) -> RecomputeResult:
+    """Run the segment now (segments.runs.segment_run: any kind, atomic swap, run record)."""
+    from .runs import segment_run
+
+    run = segment_run(segment_id=segment_id, trigger="recompute")
+    if run is None:
+        raise RuntimeError(f"segment {segment_id} is being run by another process")
+    if run.status != "succeeded":
+        raise RuntimeError(f"segment {segment_id}: run {run.pk} {run.status}: {run.errors}")
+    return RecomputeResult(run.segment.key, run.profiles_scanned, run.size, run.entered, run.exited)
 
 
 def profile_cache_write(*, profile_ids: list[int], profiles: list[Profile] | None = None) -> int:

@@ -48,7 +48,8 @@ def _api_paths() -> list[str]:
             route = prefix + str(pattern.pattern)
             if isinstance(pattern, URLPattern):
                 if route.startswith("api/v1/"):
-                    paths.append("/" + route.replace("<path:visitor>", "some-visitor"))
+                    route = route.replace("<path:visitor>", "some-visitor")
+                    paths.append("/" + route.replace("<slug:key>", "some-segment"))
             else:
                 walk(pattern.url_patterns, route)
 

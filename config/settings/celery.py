@@ -1,5 +1,6 @@
 """Celery: Redis broker, JSON only, late acknowledgement so a killed worker's task is re-run."""
 
+import os
 from datetime import timedelta
 
 from celery.schedules import crontab
@@ -43,5 +44,19 @@ CELERY_BEAT_SCHEDULE = {
         # Moves the Redis exposure buffer into experiments.Exposure in bounded batches.
         "task": "experiments.tasks.exposures_flush",
         "schedule": timedelta(seconds=10),
+    },
+    "segments-rfm-refresh": {
+        # RFM scores of the active base, then the RFM segments (segments.tasks.rfm_refresh).
+        "task": "segments.tasks.rfm_refresh",
+        "schedule": timedelta(minutes=int(os.environ.get("MOSAIC_RFM_RECOMPUTE_MINUTES", 60))),
+    },
+    "segments-kpis-refresh": {
+        # Daily KPIs per segment (today so far and yesterday's final figures), hourly.
+        "task": "segments.tasks.segments_kpis_refresh",
+        "schedule": timedelta(hours=1),
+    },
+    "segments-webhooks-sweep": {
+        "task": "segments.tasks.webhook_deliveries_sweep",
+        "schedule": timedelta(minutes=1),
     },
 }

@@ -1,4 +1,5 @@
-"""Pure segment cores (no Django): feature building, attribute analysis, clustering, propensity.
+"""Pure cores of the segments app (no Django, no database): RFM scoring, feature building,
+attribute analysis, clustering and propensity models.
 
 Tested without a database (tests/segments_engine/); the Django layer reads events in bounded
 chunks, calls these, and stores what they return.
