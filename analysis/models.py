@@ -50,3 +50,30 @@ class AttributeAnalysis(models.Model):
 
     def __str__(self) -> str:
         return f"analysis {self.pk} ({self.status})"
+
+
+class ModelFile(models.Model):
+    """A trained model of a model segment, stored with Django's default storage.
+
+    The segment run that trained it names its version in its metrics (`model_version`); the
+    active version is the one scoring the profiles. Holds no per-profile data.
+    """
+
+    segment_key = models.SlugField(max_length=100, db_index=True)
+    kind = models.CharField(max_length=32)
+    version = models.PositiveIntegerField()
+    file = models.FileField(upload_to="models/")
+    sha256 = models.CharField(max_length=64)
+    size = models.PositiveIntegerField(default=0)
+    metrics = models.JSONField(default=dict, blank=True)
+    active = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["segment_key", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["segment_key", "version"], name="uniq_model_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.segment_key} v{self.version}"

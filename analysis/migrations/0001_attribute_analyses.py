@@ -5,35 +5,77 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='AttributeAnalysis',
+            name="AttributeAnalysis",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('target', models.JSONField(help_text='An event in the window after `as_of`, e.g. {"event_type": "purchase", "window_days": 90}, or a declared trait, e.g. {"trait": "plan"}.')),
-                ('attributes', models.JSONField(help_text='Feature names, e.g. ["recency_days", "frequency", "monetary"].')),
-                ('as_of', models.DateTimeField(help_text='Features use only events up to this instant.')),
-                ('threshold', models.FloatField(default=0.8, help_text='Pairs with |r| above this are flagged redundant.')),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed')], db_index=True, default='queued', max_length=16)),
-                ('created_by', models.CharField(blank=True, default='', max_length=150)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('duration_ms', models.PositiveIntegerField(blank=True, null=True)),
-                ('profiles', models.PositiveIntegerField(default=0, help_text='Profiles read so far.')),
-                ('chunks', models.PositiveIntegerField(default=0, help_text='Chunks of profiles read so far.')),
-                ('errors', models.JSONField(blank=True, default=list)),
-                ('results', models.JSONField(blank=True, default=dict)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "target",
+                    models.JSONField(
+                        help_text='An event in the window after `as_of`, e.g. {"event_type": "purchase", "window_days": 90}, or a declared trait, e.g. {"trait": "plan"}.'
+                    ),
+                ),
+                (
+                    "attributes",
+                    models.JSONField(
+                        help_text='Feature names, e.g. ["recency_days", "frequency", "monetary"].'
+                    ),
+                ),
+                (
+                    "as_of",
+                    models.DateTimeField(help_text="Features use only events up to this instant."),
+                ),
+                (
+                    "threshold",
+                    models.FloatField(
+                        default=0.8, help_text="Pairs with |r| above this are flagged redundant."
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                        ],
+                        db_index=True,
+                        default="queued",
+                        max_length=16,
+                    ),
+                ),
+                ("created_by", models.CharField(blank=True, default="", max_length=150)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("duration_ms", models.PositiveIntegerField(blank=True, null=True)),
+                (
+                    "profiles",
+                    models.PositiveIntegerField(default=0, help_text="Profiles read so far."),
+                ),
+                (
+                    "chunks",
+                    models.PositiveIntegerField(
+                        default=0, help_text="Chunks of profiles read so far."
+                    ),
+                ),
+                ("errors", models.JSONField(blank=True, default=list)),
+                ("results", models.JSONField(blank=True, default=dict)),
             ],
             options={
-                'verbose_name_plural': 'attribute analyses',
-                'ordering': ['-created_at', '-id'],
+                "verbose_name_plural": "attribute analyses",
+                "ordering": ["-created_at", "-id"],
             },
         ),
     ]

@@ -13,7 +13,9 @@ from segments.models import Event, Profile
 START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
-def shop_create(n: int = 300, days: int = 200, seed: int = 0) -> dict[int, float]:
+def shop_create(
+    n: int = 300, days: int = 200, seed: int = 0, start: dt.datetime = START
+) -> dict[int, float]:
     """Profiles buying at one of three daily rates over `days` days, with page views and a
     `plan` trait; returns each profile id's planted rate."""
     rng = np.random.default_rng(seed)
@@ -27,7 +29,7 @@ def shop_create(n: int = 300, days: int = 200, seed: int = 0) -> dict[int, float
     events = []
     for profile, rate in zip(profiles, rates, strict=True):
         for _ in range(rng.poisson(rate * days) + 1):
-            at = START + dt.timedelta(days=float(rng.uniform(0, days)))
+            at = start + dt.timedelta(days=float(rng.uniform(0, days)))
             events.append(
                 Event(
                     profile=profile,
