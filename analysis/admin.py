@@ -9,7 +9,7 @@ from django.contrib import admin, messages
 from django.db import transaction
 
 from . import tasks
-from .models import AttributeAnalysis, RunState
+from .models import AttributeAnalysis, ModelSegment, RunState
 from .serializers import AttributeAnalysisRequestSerializer
 
 
@@ -157,3 +157,139 @@ def _chart_context(results: dict) -> dict:
         "loadings": loadings,
         "target_classes": results.get("target_classes", {}),
     }
+
+
+MODEL_KINDS = ("propensity", "cluster")
+
+
+class ModelSegmentForm(forms.ModelForm):
+    kind = forms.ChoiceField(
+        choices=[("propensity", "Propensity model"), ("cluster", "Clustering")]
+    )
+    config = forms.JSONField(
+        required=False,
+        help_text='Propensity: {"target": {"event_type": "purchase", "window_days": 90}, '
+        '"model": "gradient_boosting", "membership": {"top_share": 0.2}}. '
+        'Cluster: {"features": ["purchase_recency_days", "frequency", "monetary"], '
+        '"k_range": [2, 10]}. "retrain_hours" sets how often scheduled runs retrain.',
+    )
+
+    class Meta:
+        model = ModelSegment
+        fields = ["key", "name", "description", "kind", "config", "is_active"]
+
+    def clean(self):
+        data = super().clean()
+        from segments.kinds import ConfigError, get_kind
+
+        if data.get("kind"):
+            try:
+                data["config"] = get_kind(data["kind"]).clean_config(data.get("config") or {})
+            except ConfigError as exc:
+                self.add_error("config", f"{exc.field}: {exc.message}")
+        return data
+
+
+@admin.register(ModelSegment)
+class ModelSegmentAdmin(admin.ModelAdmin):
+    form = ModelSegmentForm
+    list_display = ["name", "key", "kind", "is_active", "member_count", "computed_at"]
+    list_filter = ["kind", "is_active"]
+    search_fields = ["name", "key"]
+    change_form_template = "admin/analysis/modelsegment/change_form.html"
+    actions = ["run_now"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(kind__in=MODEL_KINDS)
+
+    def get_urls(self):
+        from django.urls import path
+
+        return [
+            path(
+                "<int:pk>/run/",
+                self.admin_site.admin_view(self.run_view),
+                name="analysis_modelsegment_run",
+            ),
+            *super().get_urls(),
+        ]
+
+    def _enqueue(self, ids):
+        from segments.tasks import segment_run
+
+        for pk in ids:
+            transaction.on_commit(lambda pk=pk: segment_run.delay(pk, "admin"))
+
+    @admin.action(description="Run the selected model segments now")
+    def run_now(self, request, queryset):
+        ids = list(queryset.values_list("pk", flat=True))
+        self._enqueue(ids)
+        self.message_user(request, f"Run queued for {len(ids)} segment(s).")
+
+    def run_view(self, request, pk: int):
+        from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+        from django.shortcuts import get_object_or_404
+
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        segment = get_object_or_404(self.get_queryset(request), pk=pk)
+        if not self.has_change_permission(request, segment):
+            from django.core.exceptions import PermissionDenied
+
+            raise PermissionDenied
+        self._enqueue([segment.pk])
+        messages.info(request, "Run queued: this page follows its progress.")
+        return HttpResponseRedirect("../change/")
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        from segments.models import RunStatus, SegmentRun
+
+        extra = dict(extra_context or {})
+        segment = self.get_object(request, object_id)
+        if segment is not None:
+            runs = SegmentRun.objects.filter(segment=segment)
+            current = runs.filter(status__in=[RunStatus.RUNNING, RunStatus.APPLIED]).first()
+            done = runs.filter(status__in=[RunStatus.SUCCEEDED, RunStatus.FAILED]).first()
+            extra["current_run"] = current
+            extra["last_run"] = done
+            extra["recent_runs"] = list(runs[:10])
+            if done is not None and done.status == RunStatus.SUCCEEDED:
+                extra.update(_model_charts(segment, done.metrics))
+        return super().change_view(request, object_id, form_url, extra_context=extra)
+
+
+def _model_charts(segment, m: dict) -> dict:
+    if m.get("kind") == "cluster":
+        per_k = m.get("per_k") or []
+        children = {c.get("label"): c for c in m.get("children", []) if "label" in c}
+        return {
+            "cluster": {
+                "k": m.get("k"),
+                "per_k": per_k,
+                "stability": m.get("stability"),
+                "clusters": [
+                    {**c, "child": children.get(c["label"], {}).get("key")}
+                    for c in m.get("clusters", [])
+                ],
+            },
+            "cluster_chart": {
+                "k": [r["k"] for r in per_k],
+                "silhouette": [r["silhouette"] for r in per_k],
+                "davies_bouldin": [r["davies_bouldin"] for r in per_k],
+                "inertia": [r["inertia"] for r in per_k],
+                "points": (m.get("pca") or {}).get("points", []),
+                "ari": (m.get("stability") or {}).get("ari", []),
+                "seeds": (m.get("stability") or {}).get("seeds", []),
+            },
+        }
+    if m.get("kind") == "propensity" and m.get("metrics"):
+        return {
+            "propensity": m,
+            "propensity_chart": {
+                "calibration": m["metrics"]["calibration"],
+                "baseline_calibration": m["baseline"]["calibration"],
+                "importances": m.get("importances", [])[:15],
+                "histogram": m.get("score_histogram", []),
+            },
+        }
+    return {}

@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
+from segments.models import Segment
+
 
 class RunState(models.TextChoices):
     QUEUED = "queued", "Queued"
@@ -77,3 +79,11 @@ class ModelFile(models.Model):
 
     def __str__(self) -> str:
         return f"{self.segment_key} v{self.version}"
+
+
+class ModelSegment(Segment):
+    """Cluster and propensity segments, in their own admin page with charts and "run now"."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "model segment"

@@ -3,37 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-from pathlib import Path
 
 import pytest
 
 from analysis import services
 from analysis.models import AttributeAnalysis
 
-from .conftest import START, shop_create
-
-CHROMIUM = Path(os.environ.get("MOSAIC_CHROMIUM", "/usr/bin/chromium"))
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
+from .conftest import SCREENSHOTS, START, shop_create
 
 pytestmark = [pytest.mark.slow]
-
-
-@pytest.fixture
-def browser_page(live_server, transactional_db):
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} not found")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        with sync_api.sync_playwright() as pw:
-            browser = pw.chromium.launch(
-                executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox", "--disable-gpu"]
-            )
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(15_000)
-            yield page
-            browser.close()
 
 
 def test_admin_analysis_page__succeeded_run__heat_map_and_three_charts_drawn(
