@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
+import json
 
 import pytest
 from django.core.files.storage import default_storage
+from django.core.management import call_command
 
 from analysis.model_segments import model_load, profile_model_scores_read
 from analysis.models import ModelFile
@@ -196,3 +199,40 @@ def test_clean_config__absurd__refused_naming_the_field(kind, config, field):
     with pytest.raises(ConfigError) as caught:
         get_kind(kind).clean_config(config)
     assert caught.value.field == field
+
+
+@pytest.mark.django_db
+def test_segment_run_command__cluster__json_run_record_with_per_k(media):
+    # Given a cluster segment on the shop
+    shop_create(n=200, start=START)
+    _segment("groups", "cluster", {"k_range": [2, 4], "as_of": AS_OF})
+    out = io.StringIO()
+    # When running it from the command line with --json
+    call_command("segment_run", "groups", "--json", stdout=out)
+    # Then the printed run record holds the quality figures per k
+    record = json.loads(out.getvalue())
+    assert record["status"] == "succeeded"
+    assert [r["k"] for r in record["metrics"]["per_k"]] == [2, 3, 4]
+
+
+@pytest.mark.django_db
+def test_segments_api__model_kinds__created_with_config_and_schema_examples(staff_client):
+    # When creating a propensity segment with an absurd window through the segment API
+    bad = staff_client.post(
+        "/api/v1/segments",
+        json.dumps(
+            {
+                "key": "p",
+                "name": "p",
+                "kind": "propensity",
+                "config": {"target": {"event_type": "purchase", "window_days": -4}},
+            }
+        ),
+        content_type="application/json",
+    )
+    # Then it is refused naming the field, and the schema documents both model kinds
+    assert bad.status_code == 400
+    assert "config.target.window_days" in {e["field"] for e in bad.json()["errors"]}
+    schema = staff_client.get("/api/schema/", HTTP_ACCEPT="application/json").content.decode()
+    assert "RFM groups (cluster)" in schema
+    assert "Buys in the next 90 days (propensity)" in schema
