@@ -11,7 +11,9 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 
 import numpy as np
+from django.db.models import FloatField, Func
 from django.db.models.fields.json import KT
+from django.db.models.functions import Cast
 
 from core.sqlin import filter_in
 from segments.engine.features import (
@@ -30,6 +32,26 @@ from segments.models import Event, Profile
 DEFAULT_CHUNK = 5000
 
 
+class EpochSeconds(Func):
+    """A timestamp column as float seconds since the Unix epoch (UTC), computed in SQL."""
+
+    output_field = FloatField()
+
+    def as_sqlite(self, compiler, connection, **extra):
+        # Django stores "YYYY-MM-DD HH:MM:SS[.ffffff]" in UTC; julianday keeps the fraction.
+        return self.as_sql(
+            compiler,
+            connection,
+            template="((julianday(%(expressions)s) - 2440587.5) * 86400.0)",
+            **extra,
+        )
+
+    def as_postgresql(self, compiler, connection, **extra):
+        return self.as_sql(
+            compiler, connection, template="EXTRACT(EPOCH FROM %(expressions)s)::float8", **extra
+        )
+
+
 def trait_kinds() -> dict[str, Kind]:
     """Declared traits and how a model reads them: numbers as numeric, the rest as categories."""
     from identity.models import TraitDefinition, TraitType
@@ -46,16 +68,22 @@ def events_chunk(profile_ids: Sequence[int], *, until: dt.datetime) -> EventRows
         filter_in(Event.objects.all(), "profile", profile_ids, cast="bigint")
         .filter(occurred_at__lte=until)
         .order_by()
-        .annotate(category=KT("properties__category"))
-        .values_list("profile_id", "type", "name", "value", "occurred_at", "category")
+        # Seconds and floats computed by the database: converting a datetime and a Decimal per
+        # row in Python was most of the read's time.
+        .annotate(
+            category=KT("properties__category"),
+            at=EpochSeconds("occurred_at"),
+            amount=Cast("value", FloatField()),
+        )
+        .values_list("profile_id", "type", "name", "amount", "at", "category")
     )
     profile, etype, name, value, at, category = [], [], [], [], [], []
     for pid, t, n, v, when, cat in rows.iterator(chunk_size=10000):
         profile.append(pid)
         etype.append(t)
         name.append(n or "")
-        value.append(np.nan if v is None else float(v))
-        at.append(when.timestamp())
+        value.append(np.nan if v is None else v)
+        at.append(when)
         category.append(str(cat)[:100] if cat not in (None, "") else "")
     return EventRows(
         profile=np.asarray(profile, dtype=np.int64),
