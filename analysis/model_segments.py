@@ -348,7 +348,7 @@ def cluster_compute(segment: Segment, *, progress: Callable[[int], None]):
         scores_replace(segment_key=segment.key, new=values)
     else:
         model = clustering.ClusterModel.from_dict(previous["model"])
-        metrics.update({k: v for k, v in previous.items() if k != "retrained"})
+        metrics.update({k: v for k, v in previous.items() if k not in ("retrained", "as_of")})
         metrics["retrained"] = False
         assigned = cluster_assign_new(segment=segment, model=model, specs=specs, as_of=now)
         metrics["assigned_new"] = assigned
@@ -366,13 +366,15 @@ def _latest_model(segment: Segment) -> dict | None:
         .order_by("-started_at", "-id")
         .first()
     )
-    return run.metrics if run and run.metrics.get("model") else None
+    if run is None or not run.metrics.get("model"):
+        return None
+    return {**run.metrics, "trained_at": run.started_at.isoformat()}
 
 
 def _cluster_retrain_due(segment, config, previous) -> bool:
     if previous is None or _current_trigger(segment) != "schedule":
         return True
-    made = dt.datetime.fromisoformat(previous["as_of"])
+    made = dt.datetime.fromisoformat(previous["trained_at"])
     return timezone.now() - made >= dt.timedelta(hours=config["retrain_hours"])
 
 

@@ -16,7 +16,11 @@ START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 def shop_create(
-    n: int = 300, days: int = 200, seed: int = 0, start: dt.datetime = START
+    n: int = 300,
+    days: int = 200,
+    seed: int = 0,
+    start: dt.datetime = START,
+    prefix: str = "shop",
 ) -> dict[int, float]:
     """Profiles buying at one of three daily rates over `days` days, with page views and a
     `plan` trait; returns each profile id's planted rate."""
@@ -24,7 +28,9 @@ def shop_create(
     rates = rng.choice([0.01, 0.04, 0.15], size=n)
     profiles = Profile.objects.bulk_create(
         [
-            Profile(key=pseudonymize(f"shop:{i}"), traits={"plan": "pro" if r > 0.1 else "free"})
+            Profile(
+                key=pseudonymize(f"{prefix}:{i}"), traits={"plan": "pro" if r > 0.1 else "free"}
+            )
             for i, r in enumerate(rates)
         ]
     )

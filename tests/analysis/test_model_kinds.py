@@ -236,3 +236,42 @@ def test_segments_api__model_kinds__created_with_config_and_schema_examples(staf
     schema = staff_client.get("/api/schema/", HTTP_ACCEPT="application/json").content.decode()
     assert "RFM groups (cluster)" in schema
     assert "Buys in the next 90 days (propensity)" in schema
+
+
+@pytest.mark.django_db
+def test_scheduled_runs__model_younger_than_retrain_hours__rescore_and_assign_new(media):
+    # Given a propensity and a cluster segment trained by a command run
+    shop_create(n=300, start=START)
+    prop = _segment(
+        "buyers",
+        "propensity",
+        {
+            "target": {"event_type": "purchase", "window_days": 30},
+            "model": "logistic_regression",
+            "membership": {"top_share": 0.2},
+            "as_of": AS_OF,
+        },
+    )
+    groups = _segment("groups", "cluster", {"k_range": [2, 4], "as_of": AS_OF})
+    runs.segment_run(segment_id=prop.pk, trigger="command")
+    first = runs.segment_run(segment_id=groups.pk, trigger="command")
+    # And new customers who arrive afterwards
+    newcomers = shop_create(
+        n=20, seed=9, start=START + dt.timedelta(days=100), days=60, prefix="late"
+    )
+    # When the schedule runs both again within retrain_hours
+    p2 = runs.segment_run(segment_id=prop.pk, trigger="schedule")
+    g2 = runs.segment_run(segment_id=groups.pk, trigger="schedule")
+    # Then neither retrains: the propensity model scores everyone again (newcomers included)
+    assert p2.metrics["retrained"] is False
+    assert p2.metrics["scoring_version"] == 1
+    assert ModelFile.objects.filter(segment_key="buyers").count() == 1
+    scores = profile_model_scores_read(segment_key="buyers")
+    assert set(newcomers) <= set(scores)
+    # And the newcomers get the nearest existing cluster, the others keep theirs
+    assert g2.metrics["retrained"] is False
+    assert g2.metrics["assigned_new"] == len(newcomers)
+    assert g2.metrics["k"] == first.metrics["k"]
+    labels = profile_model_scores_read(segment_key="groups")
+    assert set(newcomers) <= set(labels)
+    assert set(labels.values()) <= set(range(first.metrics["k"]))
