@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from access.permissions import IsSecretKeyOrStaff
-from core.errors import error_response
+from core.errors import NotFound
 
 from . import services
 from .models import AttributeAnalysis
@@ -91,5 +91,5 @@ class AttributeAnalysisDetailView(APIView):
     def get(self, request, analysis_id: int):
         analysis = AttributeAnalysis.objects.filter(pk=analysis_id).first()
         if analysis is None:
-            return error_response(404, "id", "No attribute analysis with this id.")
+            raise NotFound("No attribute analysis with this id.", field="id")
         return Response(analysis_document(analysis))

@@ -25,6 +25,7 @@ urlpatterns = [
     path(DECIDE_PATH.removeprefix("/"), DecideView.as_view(), name="api-decide"),
     path("", demo_views.demo, name="demo"),
     path("demo/server", demo_views.demo_server, name="demo-server"),
+    path("demo/webhook-echo", demo_views.webhook_echo, name="demo-webhook-echo"),
     path("healthz", views.healthz, name="healthz"),
     path("metrics", views.metrics_view, name="metrics"),
     path(

@@ -23,6 +23,8 @@ from .models import (
     Segment,
     SegmentKind,
     SegmentMembership,
+    SegmentMembershipChange,
+    WebhookDelivery,
 )
 
 
@@ -244,6 +246,24 @@ def profile_export_data(*, profile_key: str) -> dict[str, Any] | None:
         for m in SegmentMembership.objects.filter(profile=profile)
         .select_related("segment")
         .order_by("segment__key")
+    ]
+    data["segment_history"] = [
+        {"segment": c.segment.key, "event": c.event, "at": _isoformat(c.at)}
+        for c in SegmentMembershipChange.objects.filter(profile=profile)
+        .select_related("segment")
+        .order_by("at", "id")
+    ]
+    data["webhook_deliveries"] = [
+        {
+            "segment": d.trigger.segment.key,
+            "event": d.event,
+            "status": d.status,
+            "created_at": _isoformat(d.created_at),
+            "body": d.body,
+        }
+        for d in WebhookDelivery.objects.filter(profile=profile)
+        .select_related("trigger__segment")
+        .order_by("created_at", "id")
     ]
     return data
 

@@ -179,6 +179,13 @@ def webhook_attempt(*, delivery_id: int) -> WebhookDelivery | None:
     delivery = WebhookDelivery.objects.select_related("trigger").filter(pk=delivery_id).first()
     if delivery is None or delivery.status in (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED):
         return delivery  # erased, or already done (a duplicate task): idempotent
+    consent = Profile.objects.filter(pk=delivery.profile_id).values_list("consent", flat=True)
+    if not _marketing_consented(consent.first()):
+        # Withdrawn (or GPC) since the change: nothing is sent, whatever is pending.
+        delivery.status = DeliveryStatus.FAILED
+        delivery.last_error = "not sent: marketing consent withdrawn"
+        delivery.save(update_fields=["status", "last_error"])
+        return delivery
     body = delivery.body.encode()
     timestamp = int(time.time())
     request = urllib.request.Request(

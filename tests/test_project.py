@@ -81,6 +81,14 @@ def test_seed_demo__personas__get_their_content(client):
     assert hero("demo-new") == "welcome"
     assert hero("demo-loyal") == "loyal-thanks"
     assert hero("demo-cart") == "cart-reminder"
+    # The RFM segment's content: a customer whose only order is the oldest of the base
+    assert hero("demo-lapsed") == "win-back"
+    # And the cart abandoner (marketing consent) entering was queued for the demo's webhook
+    from segments.models import WebhookDelivery
+
+    delivery = WebhookDelivery.objects.get(trigger__segment__key="cart-abandoners")
+    assert delivery.trigger.url.endswith("/demo/webhook-echo")
+    assert delivery.event == "entered"
 
 
 @pytest.mark.django_db

@@ -15,9 +15,9 @@ from identity.importers import read_cdnow
 from segments import rfm, runs
 from segments.engine.rfm import GRID, SEGMENTS, quintile_scores, rfm_score, segment_of
 from segments.kinds import ConfigError, get_kind
-from segments.models import Profile, Segment, SegmentMembership
+from segments.models import Profile, Segment, SegmentKpi, SegmentMembership
 from segments.selectors import profile_get_cached
-from segments.tasks import rfm_refresh
+from segments.tasks import rfm_refresh, segments_kpis_refresh
 from tests.conftest import wait_for
 from tests.factories import event, store
 
@@ -207,7 +207,7 @@ def test_rfm_kind_config__bad__error_names_the_field(config, field):
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_rfm_refresh_task__real_worker__scores_and_rfm_segment_written(celery_worker):
+def test_rfm_refresh_and_kpis_tasks__real_worker__scores_segment_and_kpis_written(celery_worker):
     # Given customers who bought in the last days, and an RFM segment
     now = datetime.now(UTC)
     store(
@@ -231,3 +231,12 @@ def test_rfm_refresh_task__real_worker__scores_and_rfm_segment_written(celery_wo
         message=celery_worker.output(),
     )
     assert segment.runs.get().size == SegmentMembership.objects.filter(segment=segment).count()
+    # And beat's KPI task, in the same worker, writes today's and yesterday's figures
+    segments_kpis_refresh.delay()
+    wait_for(
+        lambda: SegmentKpi.objects.filter(segment=segment).count() == 2,
+        timeout=60,
+        message=celery_worker.output(),
+    )
+    today = SegmentKpi.objects.filter(segment=segment).order_by("-day").first()
+    assert today.size == segment.runs.get().size

@@ -148,3 +148,34 @@ def test_default_segment__after_others__holds_only_unclaimed_profiles():
     )
     assert members == {"p2", "p3", "p4"}
     assert run.size == 3
+
+
+@pytest.mark.django_db
+def test_segment_admin_form__bad_rfm_config_or_condition_on_static__errors_on_the_field(
+    admin_client,
+):
+    # Given the admin's add form posted with an unknown RFM segment, then a static segment
+    # with a condition
+    base = {"name": "X", "key": "x", "description": "", "is_active": "on", "condition": "{}"}
+    management = {
+        "triggers-TOTAL_FORMS": "0",
+        "triggers-INITIAL_FORMS": "0",
+        "triggers-MIN_NUM_FORMS": "0",
+        "triggers-MAX_NUM_FORMS": "1000",
+    }
+    url = "/admin/segments/segment/add/"
+    bad_rfm = admin_client.post(
+        url, {**base, **management, "kind": "rfm", "config": '{"segments": ["kings"]}'}
+    )
+    bad_static = admin_client.post(
+        url,
+        {**base, **management, "kind": "static", "config": "{}", "condition": '{"a": 1}'},
+    )
+    # Then each is refused on its field, naming the offending path, and nothing is stored
+    assert "config.segments[0]" in str(bad_rfm.context["adminform"].form.errors["config"])
+    assert "condition" in bad_static.context["adminform"].form.errors
+    assert not Segment.objects.filter(key="x").exists()
+    # And the kinds offered are the registered ones only
+    choices = dict(bad_rfm.context["adminform"].form.fields["kind"].choices)
+    assert "cluster" not in choices
+    assert "rfm" in choices

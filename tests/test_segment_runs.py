@@ -217,3 +217,63 @@ def test_segment_run__worker_sigkilled_mid_run__old_membership_then_next_run_com
     assert (done.entered, done.exited, done.size) == (2000, 1000, 2000)
     killed.refresh_from_db()
     assert killed.status == RunStatus.ABANDONED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_segment_run__concurrent_reader__sees_old_or_new_membership_never_part():
+    import threading
+
+    from django.db import connection
+
+    # Given 6,000 profiles and a segment holding the 2,000 pros
+    make_profiles(["pro", "free", "free"] * 2000)
+    segment = Segment.objects.create(key="plan", name="Plan", condition=PRO)
+    runs.segment_run(segment_id=segment.pk)
+    # When its condition changes to the 4,000 free ones and it runs, in small batches, while
+    # another connection keeps counting its members
+    Segment.objects.filter(pk=segment.pk).update(condition=FREE)
+    seen: set[int] = set()
+    done = threading.Event()
+
+    def reader() -> None:
+        try:
+            while not done.is_set():
+                seen.add(SegmentMembership.objects.filter(segment_id=segment.pk).count())
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        from django.test import override_settings
+
+        with override_settings(MOSAIC_SEGMENT_RUN_BATCH=200):
+            runs.segment_run(segment_id=segment.pk)
+        seen.add(SegmentMembership.objects.filter(segment_id=segment.pk).count())
+    finally:
+        done.set()
+        thread.join(timeout=30)
+    # Then every count it read was the old size or the new one
+    assert seen <= {2000, 4000}
+    # (and it read both: it was reading while the run went on)
+    assert seen == {2000, 4000}
+
+
+@pytest.mark.django_db
+def test_segment_run__previous_run_killed_after_swap__documents_rewritten(redis_client):
+    # Given a run that swapped its membership in, then died before rewriting the documents
+    profiles = make_profiles(["pro"])
+    segment = Segment.objects.create(key="pro", name="Pro", condition=PRO)
+    SegmentMembership.objects.create(segment=segment, profile=profiles[0])
+    dead = SegmentRun.objects.create(segment=segment, kind="condition", status=RunStatus.APPLIED)
+    SegmentMembershipChange.objects.create(
+        segment=segment, profile=profiles[0], event=MembershipEvent.ENTERED, run=dead
+    )
+    assert profile_get_cached(profile_key=profiles[0].key) is None
+    # When the next run starts
+    runs.segment_run(segment_id=segment.pk)
+    # Then the dead run's profiles have their documents, and the run says what happened
+    assert profile_get_cached(profile_key=profiles[0].key)["segments"] == ["pro"]
+    dead.refresh_from_db()
+    assert dead.status == RunStatus.SUCCEEDED
+    assert "rewrote the documents" in dead.errors[-1]

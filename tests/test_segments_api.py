@@ -319,3 +319,13 @@ def test_segments_api__junk_on_existing_segment_as_staff__4xx_never_500(admin_cl
             Segment.objects.get_or_create(
                 key="seg", defaults={"name": "Seg", "kind": kind, "config": config}
             )
+
+
+def test_segments_api__static_file_too_large__400_names_file(api, settings):
+    # Given a limit of 10 ids per list (so a file over 2,020 bytes is refused unread)
+    settings.MOSAIC_STATIC_LIST_MAX_IDS = 10
+    Segment.objects.create(key="vip", name="VIP", kind="static")
+    response = api.upload(f"{BASE}/vip/members", "v\n" * 2000)
+    assert response.status_code == 400
+    assert fields(response) == {"file"}
+    assert not StaticListEntry.objects.exists()

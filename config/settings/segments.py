@@ -33,5 +33,9 @@ MOSAIC_STATIC_LIST_MAX_IDS = _int("MOSAIC_STATIC_LIST_MAX_IDS", 1_000_000)
 MOSAIC_WEBHOOK_TIMEOUT_SECONDS = _float("MOSAIC_WEBHOOK_TIMEOUT_SECONDS", 5.0)
 MOSAIC_WEBHOOK_MAX_ATTEMPTS = _int("MOSAIC_WEBHOOK_MAX_ATTEMPTS", 6)
 MOSAIC_WEBHOOK_BACKOFF_SECONDS = _float("MOSAIC_WEBHOOK_BACKOFF_SECONDS", 2.0)
-# Loopback webhook targets are refused unless this is set (the demo echo receiver and tests).
-MOSAIC_WEBHOOK_ALLOW_LOOPBACK = os.environ.get("MOSAIC_WEBHOOK_ALLOW_LOOPBACK", "") == "1"
+# Loopback and private webhook targets: allowed in the embedded set-up (the demo's echo receiver),
+# refused in production unless set to 1.
+_PRODUCTION = os.environ.get("MOSAIC_PRODUCTION", "").lower() in ("1", "true", "yes", "on")
+MOSAIC_WEBHOOK_ALLOW_LOOPBACK = (
+    os.environ.get("MOSAIC_WEBHOOK_ALLOW_LOOPBACK", "0" if _PRODUCTION else "1") == "1"
+)

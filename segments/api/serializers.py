@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
@@ -202,6 +203,14 @@ class StaticIdsSerializer(StrictSerializer):
     replace = serializers.BooleanField(default=False)
     file = serializers.FileField(required=False, help_text="CSV of ids (multipart upload).")
     id_type = serializers.ChoiceField(choices=["visitor", "user"], required=False)
+
+    def validate_file(self, value):
+        # A list at its maximum (MOSAIC_STATIC_LIST_MAX_IDS ids of at most 200 characters) fits;
+        # anything larger is refused before it is read.
+        limit = settings.MOSAIC_STATIC_LIST_MAX_IDS * 202
+        if value.size > limit:
+            raise serializers.ValidationError(f"Larger than {limit} bytes.")
+        return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         given = [name for name in ("visitor_ids", "user_ids", "file") if name in attrs]

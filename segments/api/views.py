@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from access.permissions import IsSecretKeyOrStaff
-from core.errors import error_response
+from core.errors import Conflict, InvalidInput, NotFound
 from core.parsers import FastJSONParser
 
 from .. import segment_services
@@ -59,10 +59,10 @@ ERRORS = {
 }
 
 
-def _segment_or_404(key: str) -> Segment | Response:
+def _segment_or_404(key: str) -> Segment:
     segment = Segment.objects.filter(key=key).first()
     if segment is None:
-        return error_response(404, "key", f"No segment {key[:100]!r}.")
+        raise NotFound(f"No segment {key[:100]!r}.", field="key")
     return segment
 
 
@@ -100,8 +100,6 @@ class SegmentDetailView(_SegmentsAPIView):
     @extend_schema(responses={200: SegmentSerializer, **ERRORS}, summary="Read a segment")
     def get(self, request, key: str):
         segment = _segment_or_404(key)
-        if isinstance(segment, Response):
-            return segment
         return Response(SegmentSerializer(segment).data)
 
     @extend_schema(request=SegmentSerializer, responses={200: SegmentSerializer, **ERRORS})
@@ -114,8 +112,6 @@ class SegmentDetailView(_SegmentsAPIView):
 
     def _update(self, request, key: str, *, partial: bool):
         segment = _segment_or_404(key)
-        if isinstance(segment, Response):
-            return segment
         serializer = SegmentSerializer(segment, data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
         segment = segment_services.segment_update(segment=segment, data=serializer.validated_data)
@@ -124,8 +120,6 @@ class SegmentDetailView(_SegmentsAPIView):
     @extend_schema(responses={204: None, **ERRORS}, summary="Delete a segment")
     def delete(self, request, key: str):
         segment = _segment_or_404(key)
-        if isinstance(segment, Response):
-            return segment
         segment_services.segment_delete(segment=segment)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -160,8 +154,6 @@ class SegmentMembersView(_SegmentsAPIView):
     )
     def get(self, request, key: str):
         segment = _segment_or_404(key)
-        if isinstance(segment, Response):
-            return segment
         params = PageSerializer(data=request.query_params.dict())
         params.is_valid(raise_exception=True)
         members = (
@@ -207,8 +199,6 @@ class SegmentMembersView(_SegmentsAPIView):
 
     def _static_change(self, request, key: str, *, remove: bool):
         segment = _segment_or_404(key)
-        if isinstance(segment, Response):
-            return segment
         data = request.data.dict() if hasattr(request.data, "dict") else request.data
         if hasattr(request.data, "getlist") and "file" in request.FILES:
             data = {**data, "file": request.FILES["file"]}
@@ -231,7 +221,7 @@ class SegmentMembersView(_SegmentsAPIView):
                     segment=segment, id_type=id_type, keys=keys, replace=values["replace"]
                 )
         except StaticListError as exc:
-            return error_response(400, exc.field, exc.message)
+            raise InvalidInput(exc.message, field=exc.field) from None
         segment_services.segment_run_enqueue(segment=segment, trigger="api")
         return Response(
             {
@@ -271,8 +261,6 @@ class SegmentRunsView(_SegmentsAPIView):
     )
     def get(self, request, key: str):
         segment = _segment_or_404(key)
-        if isinstance(segment, Response):
-            return segment
         params = PageSerializer(data=request.query_params.dict())
         params.is_valid(raise_exception=True)
         page, size = params.validated_data["page"], params.validated_data["page_size"]
@@ -301,10 +289,8 @@ class SegmentRunsView(_SegmentsAPIView):
     )
     def post(self, request, key: str):
         segment = _segment_or_404(key)
-        if isinstance(segment, Response):
-            return segment
         if not segment.is_active:
-            return error_response(409, "is_active", "The segment is inactive; activate it first.")
+            raise Conflict("The segment is inactive; activate it first.", field="is_active")
         segment_services.segment_run_enqueue(segment=segment, trigger="api")
         return Response({"queued": True, "segment": segment.key}, status=status.HTTP_202_ACCEPTED)
 
@@ -313,6 +299,4 @@ class SegmentWarningsView(_SegmentsAPIView):
     @extend_schema(responses={200: dict, **ERRORS}, summary="Guardrail warnings of a segment")
     def get(self, request, key: str):
         segment = _segment_or_404(key)
-        if isinstance(segment, Response):
-            return segment
         return Response({"segment": segment.key, "warnings": segment_warnings(segment=segment)})
