@@ -277,7 +277,7 @@ def main() -> int:
                 (t["cluster"][0] - t["read"][0], t["cluster"][1] - t["read"][1]),
                 t["total"],
             ]
-            text = "".join(f"{c[1]:>9.1f}{c[0]:>8.1f}" for c in cells)
+            text = "".join(f"{c[1]:>10.1f}{c[0]:>8.1f}" for c in cells)
             return f"{name:<31}{text}{k:>4}{ari:>8.4f}"
 
         print(
@@ -285,7 +285,7 @@ def main() -> int:
             f"best of {args.rounds} alternating round(s) per side"
         )
         print(
-            f"{'':<31}{'read cpu':>9}{'wall':>8}{'clus cpu':>9}{'wall':>8}{'total cpu':>9}"
+            f"{'':<31}{'read cpu':>10}{'wall':>8}{'clus cpu':>10}{'wall':>8}{'total cpu':>10}"
             f"{'wall':>8}{'k':>4}{'ARI':>8}"
         )
         print(row("pipeline (DB chunks + engine)", time_p, k_p, ari_p))
