@@ -11,7 +11,7 @@ from segments.models import Segment
 from .conftest import SCREENSHOTS, shop_create
 from .test_model_kinds import AS_OF
 
-pytestmark = [pytest.mark.slow]
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
 def _login(page, live_server, path):

@@ -11,7 +11,7 @@ from analysis.models import AttributeAnalysis
 
 from .conftest import SCREENSHOTS, START, shop_create
 
-pytestmark = [pytest.mark.slow]
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
 def test_admin_analysis_page__succeeded_run__heat_map_and_three_charts_drawn(
