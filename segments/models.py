@@ -407,6 +407,9 @@ class WebhookDelivery(models.Model):
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     last_attempt_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
+    # Set while an attempt is under way (claimed atomically): a second task for the same
+    # delivery (a sweep's, a redelivered one) skips it instead of sending it twice.
+    sending_until = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -46,6 +46,7 @@ from .services import (
     profiles_recompute_aggregates,
     profiles_refresh,
     segments_member_count_refresh,
+    time_due_forget,
 )
 
 logger = logging.getLogger(__name__)
@@ -263,6 +264,7 @@ def _database_erase(*, profile_keys: list[str]) -> dict[str, int]:
     counts["memberships"] = len(segment_ids)
     # Not personal data (event ids), but nothing of the visitor should wait for aggregation.
     PendingAggregate.objects.filter(event__profile=profile).delete()
+    time_due_forget(profile_ids=[profile.pk])
     # The cascade removes events, consent history, memberships and aliases with the profile.
     profile.delete()
     counts["profiles"] = 1

@@ -32,6 +32,7 @@ from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from .consent import MARKETING
@@ -49,6 +50,8 @@ logger = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Mosaic-Signature"
 USER_AGENT = "Mosaic-Webhooks/1"
 RETRY_STATUSES = {408, 429}
+# How long past its timeout an attempt's claim holds (a killed worker's claim then lapses).
+CLAIM_MARGIN_SECONDS = 30
 
 
 def signature_header(*, secret: str, body: bytes, timestamp: int) -> str:
@@ -176,15 +179,28 @@ class Retry(Exception):
 
 def webhook_attempt(*, delivery_id: int) -> WebhookDelivery | None:
     """One attempt; raises Retry when it should be tried again (the task schedules that)."""
+    now = timezone.now()
+    claimed = (
+        WebhookDelivery.objects.filter(
+            pk=delivery_id, status__in=[DeliveryStatus.PENDING, DeliveryStatus.RETRYING]
+        )
+        .filter(Q(sending_until__isnull=True) | Q(sending_until__lt=now))
+        .update(
+            sending_until=now
+            + timedelta(seconds=settings.MOSAIC_WEBHOOK_TIMEOUT_SECONDS + CLAIM_MARGIN_SECONDS)
+        )
+    )
     delivery = WebhookDelivery.objects.select_related("trigger").filter(pk=delivery_id).first()
-    if delivery is None or delivery.status in (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED):
-        return delivery  # erased, or already done (a duplicate task): idempotent
+    if not claimed or delivery is None:
+        # Erased, already done, or being sent by another task right now: idempotent.
+        return delivery
+    delivery.sending_until = None
     consent = Profile.objects.filter(pk=delivery.profile_id).values_list("consent", flat=True)
     if not _marketing_consented(consent.first()):
         # Withdrawn (or GPC) since the change: nothing is sent, whatever is pending.
         delivery.status = DeliveryStatus.FAILED
         delivery.last_error = "not sent: marketing consent withdrawn"
-        delivery.save(update_fields=["status", "last_error"])
+        delivery.save(update_fields=["status", "last_error", "sending_until"])
         return delivery
     body = delivery.body.encode()
     timestamp = int(time.time())

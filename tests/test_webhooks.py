@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -294,3 +295,35 @@ def test_profile_export__segment_history_and_deliveries__included():
     assert data["segment_history"][0]["segment"] == "pro"
     assert data["segment_history"][0]["event"] == "entered"
     assert data["webhook_deliveries"][0]["event"] == "entered"
+
+
+@pytest.mark.django_db
+def test_webhook_attempt__claimed_by_another_task__not_sent_twice(receivers):
+    from django.utils import timezone
+
+    from segments.webhooks import webhook_attempt
+
+    # Given a pending delivery whose attempt another task is making right now
+    receiver = receivers()
+    _people()
+    segment = Segment.objects.create(
+        key="pro", name="Pro", condition={"profile.traits.plan": "pro"}
+    )
+    SegmentTrigger.objects.create(segment=segment, url=receiver.url)
+    runs.segment_run(segment_id=segment.pk)
+    delivery = WebhookDelivery.objects.get()
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        sending_until=timezone.now() + timedelta(seconds=30)
+    )
+    # When a second task attempts it, Then it sends nothing
+    with override_settings(MOSAIC_WEBHOOK_ALLOW_LOOPBACK=True):
+        webhook_attempt(delivery_id=delivery.pk)
+    assert receiver.requests == []
+    # When the claim has lapsed (its worker died), the next attempt sends it once
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        sending_until=timezone.now() - timedelta(seconds=1)
+    )
+    with override_settings(MOSAIC_WEBHOOK_ALLOW_LOOPBACK=True):
+        done = webhook_attempt(delivery_id=delivery.pk)
+    assert (done.status, done.attempts, done.sending_until) == ("delivered", 1, None)
+    assert len(receiver.requests) == 1

@@ -59,4 +59,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "segments.tasks.webhook_deliveries_sweep",
         "schedule": timedelta(minutes=1),
     },
+    "segments-time-due": {
+        # Time-driven membership: profiles whose $ago/window segments may have flipped by now.
+        "task": "segments.tasks.profiles_refresh_time_due",
+        "schedule": timedelta(
+            seconds=max(1.0, float(os.environ.get("MOSAIC_TIME_DUE_SECONDS", "15")))
+        ),
+    },
 }

@@ -61,6 +61,8 @@ class SegmentKindSpec:
     realtime: bool = False
     # Runs after every other kind (its result depends on theirs: the default segment).
     runs_last: bool = False
+    # Place in the kind menus (lower first).
+    position: int = 50
 
     def clean_config(self, config: dict[str, Any]) -> dict[str, Any]:
         """The validated config; raise ConfigError naming the field. Default: must be empty."""
@@ -97,4 +99,5 @@ def registered_kinds() -> list[SegmentKindSpec]:
 
 def kind_choices() -> list[tuple[str, str]]:
     """Choices of Segment.kind: only the registered kinds (a callable, so no migration each)."""
-    return [(kind.key, kind.label) for kind in _REGISTRY.values()]
+    ordered = sorted(_REGISTRY.values(), key=lambda kind: (kind.position, kind.key))
+    return [(kind.key, kind.label) for kind in ordered]

@@ -9,6 +9,7 @@ from . import KindResult, Progress, SegmentKindSpec, register
 
 class DefaultKind(SegmentKindSpec):
     key = SegmentKind.DEFAULT.value
+    position = 90
     label = SegmentKind.DEFAULT.label
     runs_last = True
 

@@ -17,6 +17,7 @@ from . import ConfigError, KindResult, Progress, SegmentKindSpec, register
 
 class RfmKind(SegmentKindSpec):
     key = SegmentKind.RFM.value
+    position = 20
     label = SegmentKind.RFM.label
 
     def clean_config(self, config: dict[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ _CHUNK = 5000
 
 class StaticKind(SegmentKindSpec):
     key = SegmentKind.STATIC.value
+    position = 30
     label = SegmentKind.STATIC.label
 
     def compute(self, segment, *, progress: Progress) -> KindResult:

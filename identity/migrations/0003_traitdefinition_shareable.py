@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("identity", "0001_initial"),
+        ("identity", "0002_trait_validation_rules"),
     ]
 
     operations = [
