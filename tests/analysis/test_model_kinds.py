@@ -275,3 +275,28 @@ def test_scheduled_runs__model_younger_than_retrain_hours__rescore_and_assign_ne
     labels = profile_model_scores_read(segment_key="groups")
     assert set(newcomers) <= set(labels)
     assert set(labels.values()) <= set(range(first.metrics["k"]))
+
+
+@pytest.mark.django_db
+def test_segment_deleted__model_files_and_scores__removed(media):
+    # Given a propensity segment that has run: a model file in storage, scores on profiles
+    shop_create(n=200, start=START)
+    segment = _segment(
+        "gone",
+        "propensity",
+        {
+            "target": {"event_type": "purchase", "window_days": 30},
+            "model": "logistic_regression",
+            "as_of": AS_OF,
+        },
+    )
+    runs.segment_run(segment_id=segment.pk, trigger="command")
+    name = ModelFile.objects.get(segment_key="gone").file.name
+    assert default_storage.exists(name)
+    assert profile_model_scores_read(segment_key="gone")
+    # When the segment is deleted
+    segment.delete()
+    # Then its model files and its scores on profiles are gone too
+    assert not default_storage.exists(name)
+    assert not ModelFile.objects.filter(segment_key="gone").exists()
+    assert profile_model_scores_read(segment_key="gone") == {}
