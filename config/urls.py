@@ -58,6 +58,7 @@ urlpatterns = [
     path("api/v1/", include("segments.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("", include("analysis.urls")),
 ]
 
 # Unknown paths, oversized bodies and server errors under /api/ answer the one JSON error shape.

@@ -177,5 +177,5 @@ def test_segment_admin_form__bad_rfm_config_or_condition_on_static__errors_on_th
     assert not Segment.objects.filter(key="x").exists()
     # And the kinds offered are the registered ones only
     choices = dict(bad_rfm.context["adminform"].form.fields["kind"].choices)
-    assert "cluster" not in choices
+    assert "no-such-kind" not in choices
     assert "rfm" in choices

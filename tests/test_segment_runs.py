@@ -57,13 +57,13 @@ def exploding_kind():
     KIND_REGISTRY.pop("exploding")
 
 
-def test_kind_choices__model_kinds_not_registered__not_offered():
-    # Given the kinds this app registers
+def test_kind_choices__registered_kinds__offered_and_only_them():
+    # Given the kinds the apps register (segments; analysis for the model kinds of issue #16)
     offered = dict(kind_choices())
-    # Then the model kinds of issue #16 are not offered until their modules register them
+    # Then exactly the registered kinds are offered
     assert {"condition", "rfm", "static", "default"} <= offered.keys()
-    assert "cluster" not in offered
-    assert "propensity" not in offered
+    assert {"cluster", "propensity", "cluster_member"} <= offered.keys()
+    assert "no-such-kind" not in offered
 
 
 @pytest.mark.django_db
@@ -142,10 +142,10 @@ def test_segment_run__lease_held__skipped(redis_client):
 @pytest.mark.django_db
 def test_segment_run__unregistered_kind__failed_run_names_it():
     make_profiles(["pro"])
-    segment = Segment.objects.create(key="c", name="C", kind="cluster")
+    segment = Segment.objects.create(key="c", name="C", kind="no-such-kind")
     run = runs.segment_run(segment_id=segment.pk)
     assert run.status == RunStatus.FAILED
-    assert "cluster" in run.errors[0]
+    assert "no-such-kind" in run.errors[0]
     assert not members(segment)
 
 

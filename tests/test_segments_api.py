@@ -96,7 +96,7 @@ def test_segments_api__create_read_update_delete__round_trip(
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"key": "x", "name": "X", "kind": "cluster"}, "kind"),
+        ({"key": "x", "name": "X", "kind": "no-such-kind"}, "kind"),
         ({"key": "x", "name": "X", "kind": "nonsense"}, "kind"),
         ({"key": "x", "name": "X", "condition": {"profile.a": {"$bogus": 1}}}, "condition"),
         ({"key": "x", "name": "X", "condition": [1]}, "condition"),

@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "identity",
     "demo.apps.DemoConfig",
     "axes",
+    "analysis",
 ]
 
 # Sessions, users and messages: Django's, stepped over on keyless decide calls
@@ -106,6 +107,8 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = ENV.var_dir / "staticfiles"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns on a missing root
+# Files written by Mosaic itself (model segments' model files, analysis.ModelFile); never served.
+MEDIA_ROOT = ENV.var_dir / "media"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     # Finders mode (WHITENOISE_USE_FINDERS) serves without collectstatic in the embedded set-up.

@@ -47,6 +47,39 @@ from ..serializers import StrictSerializer
             value={"key": "vip-list", "name": "VIP list", "kind": "static"},
             request_only=True,
         ),
+        # Model segments (issue #16): the kinds and their settings are in analysis/kinds.py.
+        OpenApiExample(
+            "Buys in the next 90 days (propensity)",
+            value={
+                "key": "buy-90d",
+                "name": "Likely to buy in 90 days",
+                "kind": "propensity",
+                "config": {
+                    "target": {"event_type": "purchase", "window_days": 90},
+                    "model": "gradient_boosting",
+                    "features": ["recency_days", "frequency", "monetary", "tenure_days"],
+                    "validation": "time",
+                    "membership": {"top_share": 0.2},
+                    "retrain_hours": 24,
+                },
+            },
+            request_only=True,
+        ),
+        OpenApiExample(
+            "RFM groups (cluster)",
+            value={
+                "key": "rfm-groups",
+                "name": "RFM groups",
+                "kind": "cluster",
+                "config": {
+                    "features": ["purchase_recency_days", "frequency", "monetary"],
+                    "method": "kmeans",
+                    "scaling": "standard",
+                    "k_range": [2, 10],
+                },
+            },
+            request_only=True,
+        ),
     ]
 )
 class SegmentSerializer(StrictSerializer, serializers.ModelSerializer):

@@ -238,12 +238,15 @@ def build_feature_matrix(
     specs: Sequence[FeatureSpec] | None = None,
     *,
     traits: Mapping[int, Mapping[str, Any]] | None = None,
+    fill: bool = True,
 ) -> FeatureMatrix:
     """The matrix of `specs` for `profile_ids` as of the instant `as_of` (epoch seconds).
 
     Events after `as_of` are dropped before anything is computed (no leakage). Profiles without
     events get each feature's missing-value rule. `traits` maps a profile id to its declared
     traits (as stored on the profile; traits have no history, so they are taken as they are).
+    `fill=False` leaves numeric gaps as NaN: a caller building the matrix in chunks fills them
+    once at the end (`fill_missing`), so medians and the horizon are the whole population's.
     """
     specs = list(specs) if specs is not None else list(BASE_FEATURES)
     ids = np.asarray(profile_ids, dtype=np.int64)
@@ -332,13 +335,27 @@ def build_feature_matrix(
         col = np.asarray(col, dtype=np.float64)
         col[~np.isfinite(col)] = np.nan
         numeric_names.append(key)
-        numeric_cols.append(_fill(col, spec.missing, horizon))
+        numeric_cols.append(_fill(col, spec.missing, horizon) if fill else col)
 
     numeric = np.column_stack(numeric_cols) if numeric_cols else np.zeros((n, 0))
     categorical = (
         np.column_stack(categorical_cols) if categorical_cols else np.zeros((n, 0), dtype=object)
     )
     return FeatureMatrix(ids, as_of, numeric_names, numeric, categorical_names, categorical)
+
+
+def fill_missing(
+    fm: FeatureMatrix, specs: Sequence[FeatureSpec], history_start: float | None
+) -> FeatureMatrix:
+    """Fill the NaNs of a matrix built with `fill=False` by each feature's rule, in place.
+
+    `history_start`: the earliest event's time (the horizon of a recency with no event).
+    """
+    horizon = (fm.as_of - history_start) / DAY + 1.0 if history_start is not None else 1.0
+    rules = {s.key: s.missing for s in specs}
+    for j, name in enumerate(fm.numeric_names):
+        fm.numeric[:, j] = _fill(fm.numeric[:, j], rules[name], horizon)
+    return fm
 
 
 def _sum_values(row: np.ndarray, value: np.ndarray, mask: np.ndarray, n: int) -> np.ndarray:
@@ -429,3 +446,31 @@ def one_hot(
             names.append(f"{cname}={level}")
     X = np.hstack(cols) if cols else np.zeros((len(fm.profile_ids), 0))
     return X, names, levels
+
+
+def spec_for_key(key: str, trait_kinds: Mapping[str, Kind] | None = None) -> FeatureSpec:
+    """The spec of one feature key (as an analyst or the API names it); ValueError if unknown.
+
+    `trait_kinds`: the declared traits and their kinds (a trait must be declared to be used).
+    """
+    if not isinstance(key, str) or not _KEY_RE.match(key):
+        raise ValueError("not a feature name")
+    for spec in BASE_FEATURES:
+        if spec.key == key:
+            return spec
+    head, _, rest = key.partition(".")
+    if head == "count" and rest:
+        return catalogue(event_types=[rest])[-1]
+    if head == "window" and "." in rest:
+        etype, days = rest.rsplit(".", 1)
+        if not days.endswith("d") or not days[:-1].isdigit():
+            raise ValueError("a window is written window.<type>.<days>d")
+        return catalogue(event_types=[etype], windows_days=[int(days[:-1])])[-1]
+    if head == "affinity" and rest:
+        return catalogue(categories=[rest])[-1]
+    if head == "trait" and rest:
+        kinds = trait_kinds or {}
+        if rest not in kinds:
+            raise ValueError(f"trait {rest!r} is not declared")
+        return catalogue(traits={rest: kinds[rest]})[-1]
+    raise ValueError(f"unknown feature {key!r}")

@@ -13,7 +13,9 @@ from segments.engine.features import (
     build_feature_matrix,
     build_labels,
     catalogue,
+    fill_missing,
     one_hot,
+    spec_for_key,
 )
 
 from .conftest import T0
@@ -158,3 +160,46 @@ def test_one_hot__later_matrix__uses_the_first_levels():
     assert names == names2
     assert X2[:, names.index("trait.plan=pro")].tolist() == [0, 1]
     assert X2[:, names.index("trait.plan=free")].tolist() == [0, 0]
+
+
+@pytest.mark.parametrize(
+    ("key", "kind"),
+    [
+        ("frequency", "numeric"),
+        ("count.search", "numeric"),
+        ("window.purchase.90d", "numeric"),
+        ("affinity.jazz", "numeric"),
+        ("trait.plan", "categorical"),
+    ],
+)
+def test_spec_for_key__known_names__typed_spec(key, kind):
+    spec = spec_for_key(key, {"plan": "categorical"})
+    assert spec.key == key
+    assert spec.kind == kind
+
+
+@pytest.mark.parametrize(
+    "key", ["nope", "window.purchase.0d", "window.purchase.x", "trait.secret", "", "a" * 200]
+)
+def test_spec_for_key__unknown_or_absurd__refused(key):
+    with pytest.raises(ValueError, match=r"feature|window|trait|declared"):
+        spec_for_key(key, {"plan": "categorical"})
+
+
+def test_build_feature_matrix__chunks_filled_at_the_end__equal_the_whole():
+    # Given a history split by profile into two chunks, with a numeric trait to fill by median
+    events = _events()
+    specs = catalogue(event_types=["purchase"], traits={"age": "numeric"})
+    traits = {1: {"age": 30}, 2: {}, 3: {"age": 70}}
+    whole = build_feature_matrix(events, [1, 2, 3], T0 + 10 * DAY, specs, traits=traits)
+    # When each chunk is built unfilled and the concatenation filled once
+    parts = [
+        build_feature_matrix(events, ids, T0 + 10 * DAY, specs, traits=traits, fill=False)
+        for ids in ([1], [2, 3])
+    ]
+    merged = parts[0]
+    merged.numeric = np.vstack([p.numeric for p in parts])
+    merged.profile_ids = np.array([1, 2, 3])
+    fill_missing(merged, specs, float(events.occurred_at.min()))
+    # Then it is the matrix built in one go (population median, population horizon)
+    np.testing.assert_array_equal(merged.numeric, whole.numeric)
