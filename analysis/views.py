@@ -75,7 +75,11 @@ class AttributeAnalysisView(APIView):
             status=status.HTTP_202_ACCEPTED,
         )
 
-    @extend_schema(responses={200: dict, 403: dict}, description="The 20 latest analyses.")
+    @extend_schema(
+        operation_id="analysis_attributes_list",
+        responses={200: dict, 403: dict},
+        description="The 20 latest analyses.",
+    )
     def get(self, request):
         latest = AttributeAnalysis.objects.all()[:20]
         return Response({"results": [analysis_document(a, full=False) for a in latest]})

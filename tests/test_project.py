@@ -84,7 +84,9 @@ def test_seed_demo__personas__get_their_content(client):
     # A new visitor is in the demo's running hero A/B test: the arm its pseudonym hashes to
     new = answer("demo-new")
     assert new["experiment"]["key"] == "hero-bold-copy"
-    assert new["variant"] == {"control": "welcome", "bold": "welcome-bold"}[new["experiment"]["arm"]]
+    assert (
+        new["variant"] == {"control": "welcome", "bold": "welcome-bold"}[new["experiment"]["arm"]]
+    )
     assert hero("demo-loyal") == "loyal-thanks"
     assert hero("demo-cart") == "cart-reminder"
     # The RFM segment's content: a customer whose only order is the oldest of the base
