@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "experiments",
     "access",
     "identity",
+    "recommendations",
 ]
 
 # Sessions, users and messages: Django's, stepped over on keyless decide calls

@@ -1,0 +1,8 @@
+"""App config of recommendations (catalog, training runs, precomputed top-N)."""
+
+from django.apps import AppConfig
+
+
+class RecommendationsConfig(AppConfig):
+    name = "recommendations"
+    verbose_name = "Recommendations"
