@@ -77,7 +77,7 @@ def heldout_split(
     order = np.lexsort((ti, tu))
     tu, ti = tu[order], ti[order]
     starts = np.flatnonzero(np.r_[True, tu[1:] != tu[:-1]]) if len(tu) else np.empty(0, int)
-    ends = np.r_[starts[1:], len(tu)]
+    ends = np.r_[starts[1:], len(tu)] if len(tu) else np.empty(0, int)
     users, relevant = [], []
     for s, e in zip(starts, ends, strict=True):
         user = int(tu[s])
@@ -228,6 +228,13 @@ def run_protocol(
         "evaluated_users": len(test.users),
         "validation_users": len(val.users),
     }
+    if not len(test.users):
+        # nothing to evaluate: do not spend the tuning budget
+        return EvaluationReport(
+            protocol=protocol,
+            results={},
+            tuning=TuningResult(als=ALSParams(), item_item=ITEM_ITEM_SEARCH[0]),
+        )
     log(f"tuning on the validation split ({len(val.users)} users) ...")
     t0 = time.monotonic()
     tuning = tune(
