@@ -17,6 +17,7 @@ from django.conf import settings
 
 from content.rendering import RenderError, template_prepare, template_render
 from experiments.engine import Assignment, ExperimentSpec, assign
+from recommendations import serving as recs_serving
 
 from . import metrics
 from .snapshot import CompiledVariant, PlacementPlan, Snapshot
@@ -96,7 +97,7 @@ def decide(
             results[placement_key] = _fallback(placement_key, None, "", "unknown_placement", None)
             continue
         results[placement_key] = _decide_placement(
-            plan, visitor, attributes, template_context, now, explain
+            plan, visitor, attributes, template_context, now, explain, snapshot.version
         )
     return results
 
@@ -108,6 +109,7 @@ def _decide_placement(
     template_context: dict[str, Any],
     now: datetime,
     explain: bool,
+    version: int = 0,
 ) -> Decision:
     trace: list[dict[str, str]] | None = [] if explain else None
     consent_skipped = False
@@ -146,17 +148,49 @@ def _decide_placement(
         if chosen is None:
             return _fallback(plan.key, None, "", "no_default", trace)
 
-    html, failure = _render(plan.key, chosen, template_context)
+    context, recs = _block_context(chosen, visitor, template_context, version)
+    html, failure = _render(plan.key, chosen, context)
     if failure is None:
-        return Decision(
-            plan.key, chosen.key, html, dict(chosen.data), reason, experiment_info, trace
-        )
+        data = dict(chosen.data)
+        if recs is not None:
+            reason = f"{reason};recommendations:{recs.source}"
+            data["recommendations"] = _recs_data(recs)
+        return Decision(plan.key, chosen.key, html, data, reason, experiment_info, trace)
     default = plan.default
     if default is not None and default is not chosen:
-        html, default_failure = _render(plan.key, default, template_context)
+        context, _recs = _block_context(default, visitor, template_context, version)
+        html, default_failure = _render(plan.key, default, context)
         if default_failure is None:
             return _fallback(plan.key, default, html, failure, trace)
     return _fallback(plan.key, None, "", failure, trace)
+
+
+def _block_context(
+    variant: CompiledVariant,
+    visitor: Visitor,
+    template_context: dict[str, Any],
+    version: int,
+) -> tuple[dict[str, Any], recs_serving.BlockItems | None]:
+    """The template context, with `items` for a recommendations block (in process: the
+    visitor's list came with the profile document, the catalog is held per snapshot version)."""
+    if variant.block != recs_serving.BLOCK_KEY:
+        return template_context, None
+    try:
+        recs = recs_serving.block_items(
+            version=version,
+            profile=visitor.profile,
+            personalization_allowed=visitor.personalization_allowed,
+            request_context=template_context["request"],
+            fields=variant.fields,
+        )
+    except Exception:  # a catalog that cannot load must not break the page: an empty block
+        logger.exception("recommendations: block items unavailable")
+        recs = recs_serving.BlockItems([], "unavailable", None)
+    return {**template_context, "items": recs.items}, recs
+
+
+def _recs_data(recs: recs_serving.BlockItems) -> dict[str, Any]:
+    return {"source": recs.source, "run": recs.run_id, "items": [i["sku"] for i in recs.items]}
 
 
 def _render(

@@ -98,6 +98,7 @@ class CompiledVariant:
     locale: str
     starts_at: datetime | None
     ends_at: datetime | None
+    block: str = ""  # the block type's key ("recommendations" gets items, see decide)
 
     @property
     def scheduled(self) -> bool:
@@ -146,6 +147,7 @@ def _compile_variant(variant: Variant) -> CompiledVariant:
         locale=variant.locale,
         starts_at=variant.starts_at,
         ends_at=variant.ends_at,
+        block=variant.block_type.key if variant.block_type_id else "",
     )
 
 

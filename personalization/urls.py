@@ -1,7 +1,7 @@
 """URL map: demo page, admin, the v1 API and its OpenAPI documentation."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from identity.views import IdentifyView, TraitsView
@@ -43,4 +43,5 @@ urlpatterns = [
     path("api/v1/traits", TraitsView.as_view(), name="api-traits"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/v1/recommendations/", include("recommendations.urls")),
 ]

@@ -1,5 +1,6 @@
 """Celery: Redis broker, JSON only, late acknowledgement so a killed worker's task is re-run."""
 
+import os
 from datetime import timedelta
 
 from celery.schedules import crontab
@@ -43,5 +44,11 @@ CELERY_BEAT_SCHEDULE = {
         # Moves the Redis exposure buffer into experiments.Exposure in bounded batches.
         "task": "experiments.tasks.exposures_flush",
         "schedule": timedelta(seconds=10),
+    },
+    "recommendations-train": {
+        # Retrain, evaluate against popularity, activate or flag (recommendations.services).
+        "task": "recommendations.tasks.recommendations_train",
+        "schedule": timedelta(minutes=int(os.environ.get("MOSAIC_RECS_TRAIN_MINUTES", "360"))),
+        "args": ("schedule",),
     },
 }

@@ -39,3 +39,73 @@ def write_csv(tmp_path):
         return path
 
     return write
+
+
+def seed_shop(*, n_visitors=300, n_items=60, n_groups=3, n_interactions=6000, seed=1, taste=0.85):
+    """A catalog of n_items and events of n_visitors with planted tastes, stored as rows.
+
+    Events are inserted directly (bulk) for speed; the end-to-end test uses the real ingestion.
+    Visitor ids are ``visitor-<n>``, skus ``sku-<n>``, categories ``cat-<cluster>``.
+    """
+    import time
+    from datetime import UTC, datetime
+
+    from recommendations.models import Item
+    from segments.models import Event
+    from segments.pseudonym import pseudonymize
+    from segments.services import profiles_get_or_create
+
+    data = generate(
+        n_interactions=n_interactions,
+        n_users=n_visitors,
+        n_items=n_items,
+        n_groups=n_groups,
+        n_categories=n_groups,
+        taste_strength=taste,
+        end=time.time() - 60,
+        span_days=60,
+        seed=seed,
+    )
+    Item.objects.bulk_create(
+        [
+            Item(
+                sku=f"sku-{i}",
+                title=f"Item {i}",
+                category=f"cat-{data.item_category[i]}",
+                price=10 + i,
+                url=f"https://shop.example/p/{i}",
+            )
+            for i in range(n_items)
+        ]
+    )
+    keys = [pseudonymize(f"visitor-{u}") for u in range(n_visitors)]
+    profiles = profiles_get_or_create(keys=keys)
+    Event.objects.bulk_create(
+        [
+            Event(
+                profile=profiles[keys[u]],
+                type=e,
+                properties={"sku": f"sku-{i}"},
+                occurred_at=datetime.fromtimestamp(t, UTC),
+            )
+            for u, i, e, t in zip(data.users, data.items, data.events, data.timestamps, strict=True)
+        ],
+        batch_size=2000,
+    )
+    return data
+
+
+@pytest.fixture
+def shop(db):
+    return seed_shop()
+
+
+def api(client, method, url, body=None, key=None):
+    import json
+
+    extra = {"HTTP_AUTHORIZATION": f"Bearer {key}"} if key else {}
+    if body is None:
+        return getattr(client, method)(url, **extra)
+    return getattr(client, method)(
+        url, data=json.dumps(body), content_type="application/json", **extra
+    )

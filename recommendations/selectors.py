@@ -1,0 +1,66 @@
+"""Reads of recommendations: the catalog, interactions from the events table, runs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from segments.models import Event
+
+from .models import Item, RunStatus, TrainingRun
+
+
+def catalog_skus() -> dict[str, str]:
+    """Every catalog sku and its category."""
+    return dict(Item.objects.values_list("sku", "category"))
+
+
+def interaction_chunks(
+    *, since: datetime, event_types: list[str], chunk_size: int
+) -> Iterator[list[tuple[int, int, str, datetime, Any]]]:
+    """Events of these types since a date, as (id, profile id, type, time, sku) lists of at most
+    chunk_size rows, by id (keyset pagination: each query is bounded, memory is one chunk)."""
+    last = 0
+    base = Event.objects.filter(type__in=event_types, occurred_at__gte=since)
+    while True:
+        rows = list(
+            base.filter(pk__gt=last)
+            .order_by("pk")
+            .values_list("pk", "profile_id", "type", "occurred_at", "properties__sku")[:chunk_size]
+        )
+        if not rows:
+            return
+        last = rows[-1][0]
+        yield rows
+        if len(rows) < chunk_size:
+            return
+
+
+def run_active() -> TrainingRun | None:
+    return TrainingRun.objects.filter(status=RunStatus.ACTIVE).order_by("-started_at").first()
+
+
+def runs_for_chart(*, limit: int = 50) -> list[dict[str, Any]]:
+    """The last runs with figures, oldest first, for the admin's chart."""
+    runs = (
+        TrainingRun.objects.exclude(precision=None)
+        .order_by("-started_at")
+        .values(
+            "pk",
+            "started_at",
+            "status",
+            "precision",
+            "recall",
+            "map",
+            "ndcg",
+            "coverage",
+            "baseline_precision",
+            "baseline_ndcg",
+        )[:limit]
+    )
+    out = []
+    for run in reversed(list(runs)):
+        run["started_at"] = run["started_at"].isoformat()
+        out.append(run)
+    return out
