@@ -109,3 +109,27 @@ def api(client, method, url, body=None, key=None):
     return getattr(client, method)(
         url, data=json.dumps(body), content_type="application/json", **extra
     )
+
+
+def make_recs_placement(key: str = "recs", **fields):
+    """A placement whose default variant is the recommendations block."""
+    from content.models import BlockType
+    from tests.factories import make_placement
+
+    placement = make_placement(key)
+    variant = placement.default_variant
+    variant.block_type = BlockType.objects.get(key="recommendations")
+    variant.block_fields = {"count": 4, "title": "For you", **fields}
+    variant.save()
+    return placement
+
+
+@pytest.fixture
+def trained_shop(shop, settings, django_capture_on_commit_callbacks):
+    from recommendations import services
+
+    settings.MOSAIC_RECS_TUNING_SECONDS = 5.0
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.training_run(threads=1)
+    assert run.status == "active", run.note
+    return shop, run
