@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import redis
 from django.utils import timezone
 
-from personalization.redis import get_redis, key
+from core.redis import get_redis, key
 from segments.models import AuditAction
 from segments.privacy import audit_record
 

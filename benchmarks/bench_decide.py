@@ -2,7 +2,7 @@
 
 Run ``.venv/bin/python benchmarks/bench_decide.py`` (``--quick``: 5 s HTTP loads instead of 30 s;
 ``--skip-http``: in-process and memory only). Everything is throwaway: a SQLite database, a
-redis-server (personalization.embedded_redis.redis_server_binary()) on a free loopback port and
+redis-server (core.embedded_redis.redis_server_binary()) on a free loopback port and
 MOSAIC_VAR_DIR all live in a temporary directory that is removed at the end. Prints one table and
 exits 1 when a target is missed.
 
@@ -141,7 +141,7 @@ def _interleaved_us(
 
 
 def environment_start(tmp: Path) -> tuple[subprocess.Popen, dict[str, str]]:
-    from personalization.embedded_redis import redis_server_binary, server_args, wait_until_up
+    from core.embedded_redis import redis_server_binary, server_args, wait_until_up
 
     binary = redis_server_binary()
     if binary is None:
@@ -212,8 +212,8 @@ def seed_small() -> None:
 def profile_store(visitor: str) -> None:
     import json
 
-    from personalization.redis import get_redis
-    from segments.pseudonym import pseudonymize
+    from core.pseudonym import pseudonymize
+    from core.redis import get_redis
     from segments.selectors import profile_cache_key
 
     get_redis().set(profile_cache_key(pseudonymize(visitor)), json.dumps(PROFILE))
@@ -247,12 +247,12 @@ def bench_in_process() -> dict[str, Any]:
     from django.conf import settings
     from growthbook import GrowthBook
 
+    from core.pseudonym import pseudonymize
     from personalization import profile_cache
     from personalization.context import build_request_context
     from personalization.decide import Visitor, decide
     from personalization.snapshot import snapshot_build
     from personalization.visitors import visitor_load
-    from segments.pseudonym import pseudonymize
 
     snapshot = snapshot_build(0)
     request_context = build_request_context(**REQUEST)
@@ -455,8 +455,8 @@ def bench_http(
     script.write_text(ROTATE_LUA % {"visitors": HTTP_VISITORS, "path": decide_path})
     port = _free_port()
     command = [
-        sys.executable, "-m", "gunicorn", "-c", "python:personalization.gunicorn_conf",
-        "personalization.wsgi", "--bind", f"127.0.0.1:{port}",
+        sys.executable, "-m", "gunicorn", "-c", "python:config.gunicorn_conf",
+        "config.wsgi", "--bind", f"127.0.0.1:{port}",
         "--workers", "2", "--worker-class", worker_class, "--log-level", "warning",
     ]  # fmt: skip
     if worker_class == "gthread":

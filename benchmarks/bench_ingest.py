@@ -134,7 +134,7 @@ def postgres_cluster(pg_bin: Path, workdir: Path) -> Iterator[str]:
 def redis_server(workdir: Path) -> Iterator[str]:
     import redis
 
-    from personalization.embedded_redis import redis_server_binary, server_args, wait_until_up
+    from core.embedded_redis import redis_server_binary, server_args, wait_until_up
 
     binary = redis_server_binary()
     if binary is None:
@@ -420,7 +420,7 @@ def run(
         with postgres_cluster(pg_bin, workdir) as database_url, redis_server(workdir) as redis_url:
             env = {
                 **os.environ,
-                "DJANGO_SETTINGS_MODULE": "personalization.settings",
+                "DJANGO_SETTINGS_MODULE": "config.settings",
                 "DATABASE_URL": database_url,
                 "REDIS_URL": redis_url,
                 "CELERY_BROKER_URL": redis_url,
@@ -450,7 +450,7 @@ def run(
                     sys.executable,
                     "-m",
                     "gunicorn",
-                    "personalization.wsgi",
+                    "config.wsgi",
                     "--bind",
                     f"127.0.0.1:{web_port}",
                     "--workers",
@@ -473,7 +473,7 @@ def run(
                     "-m",
                     "celery",
                     "-A",
-                    "personalization",
+                    "config",
                     "worker",
                     "--concurrency",
                     str(worker_concurrency),

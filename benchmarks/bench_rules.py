@@ -22,7 +22,7 @@ if __package__ in (None, ""):
 
 from growthbook.core import evalCondition
 
-from personalization.rules import compile_condition
+from rules import compile_condition
 
 ROUNDS = 7
 MIN_ROUND_SECONDS = 0.2

@@ -11,7 +11,7 @@ the median over rounds, with the median of the per-round decide / bare ratios.
 It informs a choice, it judges nothing (bench_decide.py holds the targets), and exits 0.
 
 Configurations:
-- ``sync``: the Procfile's server (sync workers, personalization/gunicorn_conf.py), as deployed.
+- ``sync``: the Procfile's server (sync workers, config/gunicorn_conf.py), as deployed.
 - ``sync-gunicorn-close``: sync workers without that config: gunicorn's own close, which lingers
   after every request.
 - ``gthread-2t`` / ``gthread-4t``: threaded workers with keep-alive connections.
@@ -38,7 +38,7 @@ if __package__ in (None, ""):
 from benchmarks import bench_decide as bd  # noqa: E402  (needs ROOT on the path first)
 
 CONFIGURATIONS: dict[str, list[str]] = {
-    "sync": ["-c", "python:personalization.gunicorn_conf"],
+    "sync": ["-c", "python:config.gunicorn_conf"],
     "sync-gunicorn-close": [],
     "gthread-2t": ["--worker-class", "gthread", "--threads", "2"],
     "gthread-4t": ["--worker-class", "gthread", "--threads", "4"],
@@ -77,7 +77,7 @@ def main() -> int:
         for name in names:
             port = bd._free_port()
             command = [
-                sys.executable, "-m", "gunicorn", "personalization.wsgi",
+                sys.executable, "-m", "gunicorn", "config.wsgi",
                 "--bind", f"127.0.0.1:{port}", "--workers", "2", "--log-level", "warning",
                 *CONFIGURATIONS[name],
             ]  # fmt: skip

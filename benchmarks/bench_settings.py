@@ -1,5 +1,5 @@
 """Settings for benchmarks/bench_decide.py: the project's settings plus a bare comparison view."""
 
-from personalization.settings import *  # noqa: F403
+from config.settings import *  # noqa: F403
 
 ROOT_URLCONF = "benchmarks.bench_urls"

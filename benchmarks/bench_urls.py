@@ -6,7 +6,7 @@ Only loaded through benchmarks.bench_settings (DJANGO_SETTINGS_MODULE), never in
 from django.http import JsonResponse
 from django.urls import path
 
-from personalization.urls import urlpatterns as project_urlpatterns
+from config.urls import urlpatterns as project_urlpatterns
 
 
 def bare(request):

@@ -6,7 +6,7 @@ the application left unread cannot turn the close into a TCP reset that destroys
 before the client has read it. The worker waits for the client during that read. This file
 replaces it with a plain close, to measure that wait, and nothing else.
 
-Mosaic never runs this way. Its own config (personalization/gunicorn_conf.py, in the Procfile)
+Mosaic never runs this way. Its own config (config/gunicorn_conf.py, in the Procfile)
 closes at once only after a request read whole, and lingers otherwise: a refused request (a 413,
 a 401 before the body is read) must reach the client as that answer, not as a reset
 (tests/gunicorn_close checks that case; run against this file, it gets a reset).

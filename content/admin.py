@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html
 
-from personalization.rules import describe_condition
+from rules import describe_condition
 
 from . import selectors, services
 from .forms import (

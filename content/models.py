@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
-from personalization.validators import validate_condition_value
+from core.validators import validate_condition_value
 
 
 class BlockType(models.Model):

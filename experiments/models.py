@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from personalization.validators import validate_condition_value
+from core.validators import validate_condition_value
 
 
 class ExperimentStatus(models.TextChoices):

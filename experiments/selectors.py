@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Count
 
-from personalization.redis import get_redis
+from core.redis import get_redis
 
 from .models import Experiment, Exposure
 from .services import BUFFER_KEY

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 import redis
 from django.db import transaction
 
-from personalization.redis import get_redis, key
+from core.redis import get_redis, key
 
 from .models import Experiment, Exposure
 

@@ -21,11 +21,11 @@ from typing import Any
 import redis
 from django.db import IntegrityError, models, transaction
 
+from core.pseudonym import pseudonymize
+from core.redis import get_redis
 from personalization import profile_cache
-from personalization.redis import get_redis
 from segments import services as segment_services
 from segments.models import ConsentRecord, Profile
-from segments.pseudonym import pseudonymize
 from segments.selectors import profile_cache_key
 
 from .models import VisitorAlias

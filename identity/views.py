@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from access.permissions import request_is_secret_or_staff
-from personalization.api.errors import error_response
+from core.errors import error_response
 
 from . import services
 from .serializers import IdentifySerializer, TraitsSerializer

@@ -1,5 +1,4 @@
-"""Mosaic's Django project package and its delivery core (context, snapshot, decide, API).
-
-The Celery app is loaded by the app config's ready() (every Django process), not here, so that
-importing the pure cores (`personalization.rules`) never pulls in Celery or Django.
+"""Mosaic's delivery core: request context, snapshot, decide, visitors, profile cache, the decide
+API, middleware, snapshot invalidation signals, the variant preview, the template tag and the
+JS snippet.
 """

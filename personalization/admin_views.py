@@ -15,9 +15,9 @@ from django.shortcuts import get_object_or_404, render
 
 from content.models import Variant
 from content.rendering import RenderError, template_compile, template_render
-from personalization.rules import compile_condition, describe_condition
+from core.pseudonym import pseudonymize
+from rules import compile_condition, describe_condition
 from segments.models import Profile
-from segments.pseudonym import pseudonymize
 from segments.selectors import profile_document, profile_segment_keys
 
 from .context import DEVICES, build_request_context

@@ -9,6 +9,8 @@ class PersonalizationConfig(AppConfig):
 
     def ready(self) -> None:
         # Binds @shared_task to Mosaic's app (broker from settings) in every Django process.
-        from . import celery, signals  # noqa: F401
+        import config.celery  # noqa: F401
+
+        from . import signals
 
         signals.connect()

@@ -16,10 +16,10 @@ from typing import Any
 from django.conf import settings
 
 from content.rendering import RenderError, template_prepare, template_render
+from core import metrics
 from experiments.engine import Assignment, ExperimentSpec, assign
 from recommendations import serving as recs_serving
 
-from . import metrics
 from .snapshot import CompiledVariant, PlacementPlan, Snapshot
 
 logger = logging.getLogger(__name__)

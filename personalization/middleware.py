@@ -24,7 +24,7 @@ from django.contrib.messages.middleware import MessageMiddleware as _Messages
 from django.contrib.sessions.middleware import SessionMiddleware as _Sessions
 from django.utils.cache import patch_vary_headers
 
-DECIDE_PATH = "/api/v1/decide"  # personalization/urls.py routes it (first)
+DECIDE_PATH = "/api/v1/decide"  # config/urls.py routes it (first)
 
 
 def keyless_anonymous(request) -> bool:

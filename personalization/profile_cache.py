@@ -40,7 +40,7 @@ import redis
 from django.conf import settings
 from django.core.signals import setting_changed
 
-from .redis import get_redis
+from core.redis import get_redis
 
 logger = logging.getLogger(__name__)
 

@@ -22,10 +22,10 @@ import redis
 
 from content.models import Placement, Variant, VariantStatus
 from content.rendering import template_compile
+from core.redis import get_redis, key
 from experiments.engine import ExperimentSpec
 from experiments.models import Experiment, ExperimentStatus
-from personalization.redis import get_redis, key
-from personalization.rules import compile_condition, condition_fields
+from rules import compile_condition, condition_fields
 
 logger = logging.getLogger(__name__)
 

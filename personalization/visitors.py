@@ -10,8 +10,8 @@ from typing import Any
 import orjson
 import redis
 
+from core.pseudonym import pseudonymize
 from segments.consent import purpose_allowed
-from segments.pseudonym import pseudonymize
 from segments.selectors import profile_cache_key
 
 from . import profile_cache

@@ -18,7 +18,7 @@ import redis
 from django.db import transaction
 from django.utils import timezone
 
-from personalization.redis import get_redis, key
+from core.redis import get_redis, key
 from segments.models import Profile
 from segments.services import profile_cache_write
 

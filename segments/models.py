@@ -7,7 +7,7 @@ import uuid
 from django.db import models
 from django.utils import timezone
 
-from personalization.validators import validate_condition_value
+from core.validators import validate_condition_value
 
 
 class Profile(models.Model):

@@ -19,9 +19,9 @@ from django.apps import apps
 from django.conf import settings
 from django.db import transaction
 
+from core.redis import get_redis
 from experiments.models import Exposure
 from personalization import profile_cache
-from personalization.redis import get_redis
 
 from .consent import consent_merge
 from .models import (

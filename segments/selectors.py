@@ -11,8 +11,10 @@ from typing import Any
 from django.apps import apps
 from django.utils import timezone
 
+from core.pseudonym import pseudonymize
+from core.redis import KEY_PREFIX, get_redis, key
+from core.sqlin import filter_in
 from experiments.models import Exposure
-from personalization.redis import KEY_PREFIX, get_redis, key
 
 from .models import (
     ConsentRecord,
@@ -22,8 +24,6 @@ from .models import (
     SegmentKind,
     SegmentMembership,
 )
-from .pseudonym import pseudonymize
-from .sqlin import filter_in
 
 
 def profile_cache_key(profile_key: str) -> str:

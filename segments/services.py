@@ -35,9 +35,11 @@ from django.db.models.fields.json import KT
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from core.pseudonym import pseudonymize
+from core.redis import get_redis, key
+from core.sqlin import filter_in
 from personalization import profile_cache
-from personalization.redis import get_redis, key
-from personalization.rules import compile_condition
+from rules import compile_condition
 
 from .aggregates import (
     AFFINITY_WEIGHTS,
@@ -50,7 +52,6 @@ from .aggregates import (
 from .aggregates import is_current as aggregates_is_current
 from .consent import ANALYTICS, purpose_allowed
 from .models import Event, PendingAggregate, Profile, Segment, SegmentMembership
-from .pseudonym import pseudonymize
 from .selectors import (
     alias_targets,
     profile_alias_keys,
@@ -60,7 +61,6 @@ from .selectors import (
     profile_segment_keys,
     segments_active_condition,
 )
-from .sqlin import filter_in
 
 logger = logging.getLogger(__name__)
 

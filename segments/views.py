@@ -14,10 +14,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from access.permissions import IsSecretKeyOrStaff
-from personalization.api.errors import error_response, flatten_errors
+from core.errors import error_response, flatten_errors
+from core.pseudonym import pseudonymize
 
 from . import privacy, services, tasks
-from .pseudonym import pseudonymize
 from .serializers import (
     ConsentSerializer,
     EventBatchSerializer,

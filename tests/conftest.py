@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from personalization.embedded_redis import redis_server_binary, server_args, wait_until_up
+from core.embedded_redis import redis_server_binary, server_args, wait_until_up
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -52,7 +52,7 @@ def redis_url():
 def _use_test_redis(redis_url):
     from django.conf import settings
 
-    from personalization.celery import app as celery_app
+    from config.celery import app as celery_app
 
     settings.REDIS_URL = redis_url
     settings.CELERY_BROKER_URL = redis_url
@@ -153,7 +153,7 @@ def start_worker(redis_url: str, log: Path, **extra_env: str) -> Worker:
             "-m",
             "celery",
             "-A",
-            "personalization",
+            "config",
             "worker",
             "--pool",
             "solo",

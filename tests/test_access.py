@@ -13,8 +13,8 @@ from rest_framework.test import APIRequestFactory
 from access import services
 from access.models import ApiKey
 from access.permissions import IsSecretKeyOrStaff
+from core.pseudonym import pseudonymize
 from segments.models import Profile
-from segments.pseudonym import pseudonymize
 from tests.factories import event
 
 EVENTS = "/api/v1/events"

@@ -17,7 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from personalization.rules import compile_condition
+from core.pseudonym import pseudonymize
+from rules import compile_condition
 from segments import services
 from segments.aggregates import (
     AggEvent,
@@ -26,7 +27,6 @@ from segments.aggregates import (
     empty_aggregates,
 )
 from segments.models import Profile
-from segments.pseudonym import pseudonymize
 from segments.serializers import EventSerializer, event_fast_validate
 from tests.factories import event, ingest, make_segment
 

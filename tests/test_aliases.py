@@ -7,10 +7,10 @@ import json
 import pytest
 
 from access import services as access_services
+from core.pseudonym import pseudonymize
 from identity.views import user_token_for
 from segments import services
 from segments.models import Event, Profile
-from segments.pseudonym import pseudonymize
 from segments.selectors import profile_cache_key
 from tests.factories import event, store
 

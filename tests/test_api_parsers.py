@@ -1,4 +1,4 @@
-"""The API's JSON parser (personalization/api/parsers.py): which bodies go to the standard
+"""The API's JSON parser (core/parsers.py): which bodies go to the standard
 library because orjson would round their integers. No database."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from personalization.api.parsers import has_long_digit_run, json_loads
+from core.parsers import has_long_digit_run, json_loads
 
 LONG_DIGITS = re.compile(rb"[0-9]{19,}")
 

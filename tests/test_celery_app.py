@@ -1,4 +1,4 @@
-"""The Celery application's process set-up (personalization/celery.py). No database."""
+"""The Celery application's process set-up (config/celery.py). No database."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import weakref
 import pytest
 from celery.signals import worker_process_init
 
-from personalization.celery import WORKER_GC_THRESHOLD, collector_tune
+from config.celery import WORKER_GC_THRESHOLD, collector_tune
 
 
 @pytest.fixture

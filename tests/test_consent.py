@@ -8,10 +8,10 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
+from core.pseudonym import pseudonymize
 from segments import services
 from segments.consent import purpose_allowed
 from segments.models import AuditAction, AuditEntry, ConsentRecord, Event, Profile
-from segments.pseudonym import pseudonymize
 from segments.selectors import profile_get_cached
 from tests.factories import event, ingest
 

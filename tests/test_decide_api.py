@@ -8,9 +8,9 @@ import json
 
 import pytest
 
+from core.pseudonym import pseudonymize
 from segments import services
 from segments.models import Profile
-from segments.pseudonym import pseudonymize
 from tests.factories import (
     event,
     ingest,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from core.pseudonym import pseudonymize
 from experiments.engine import ExperimentSpec, assign
 from personalization import decide
-from segments.pseudonym import pseudonymize
 
 
 @pytest.fixture(autouse=True)

@@ -231,7 +231,7 @@ def test_traits__undeclared_integer_beyond_64_bits__cached_document_keeps_it(cli
     )
     # Then it is stored, and the decision path's cached document holds the same integer
     assert response.status_code in (200, 201), response.content
-    from segments.pseudonym import pseudonymize
+    from core.pseudonym import pseudonymize
     from segments.selectors import profile_get_cached
 
     cached = profile_get_cached(profile_key=pseudonymize("v-big"))

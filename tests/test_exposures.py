@@ -7,12 +7,12 @@ import logging
 
 import pytest
 
+from core.pseudonym import pseudonymize
 from experiments import services as exposure_services
 from experiments.models import Exposure
 from experiments.tasks import exposures_flush
 from segments import services
 from segments.models import Profile
-from segments.pseudonym import pseudonymize
 from tests.factories import make_experiment, make_placement
 
 URL = "/api/v1/decide"

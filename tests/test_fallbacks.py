@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from access import services as access_services
-from personalization import metrics
+from core import metrics
 from tests.factories import make_placement, make_variant
 
 URL = "/api/v1/decide"

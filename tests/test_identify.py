@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from access import services as access_services
+from core.pseudonym import pseudonymize
 from identity.models import VisitorAlias
 from identity.views import user_token_for
 from personalization.visitors import visitor_load
 from segments.models import ConsentRecord, Event, Profile
-from segments.pseudonym import pseudonymize
 from tests.factories import event, store
 
 URL = "/api/v1/identify"

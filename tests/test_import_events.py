@@ -7,8 +7,8 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
+from core.pseudonym import pseudonymize
 from segments.models import Event, Profile
-from segments.pseudonym import pseudonymize
 from segments.selectors import profile_get_cached
 
 LINES = 3000

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from core.pseudonym import pseudonymize
 from segments import services
 from segments.models import Event, Profile
-from segments.pseudonym import pseudonymize
 from segments.selectors import profile_get_cached
 from tests.factories import event, ingest
 

@@ -12,10 +12,10 @@ import threading
 import pytest
 from django.db import IntegrityError, connection, connections, transaction
 
+from core.pseudonym import pseudonymize
 from identity import services as identity_services
 from segments import services
 from segments.models import Event, Profile
-from segments.pseudonym import pseudonymize
 from tests.conftest import wait_for
 from tests.factories import event
 

@@ -14,10 +14,10 @@ from unittest import mock
 import pytest
 from django.utils import timezone
 
+from core.pseudonym import pseudonymize
 from identity import services as identity_services
 from segments import privacy, services
 from segments.models import Event, PendingAggregate, Profile
-from segments.pseudonym import pseudonymize
 from segments.selectors import profile_cache_key, profile_get_cached
 from tests.factories import aggregate_all, event, make_segment, store
 
@@ -129,7 +129,7 @@ def test_stage2__locked_by_another_run__skips_without_touching_anything():
     # Given a pending event and the aggregation lock held elsewhere
     services.events_enqueue(events=[event("ann")])
     services.events_ingest_pending(max_events=100)
-    from personalization.redis import get_redis
+    from core.redis import get_redis
 
     lock = get_redis().lock(services.AGGREGATE_LOCK, timeout=5)
     assert lock.acquire(blocking=False)
@@ -198,7 +198,7 @@ def test_erase_between_stages__nothing_pending_and_no_document_recreated():
     # Then nothing of ann waits or comes back; bob is aggregated as usual
     assert result == 1
     assert not Profile.objects.filter(key=ann_key).exists()
-    from personalization.redis import get_redis
+    from core.redis import get_redis
 
     assert get_redis().get(profile_cache_key(ann_key)) is None
     assert not PendingAggregate.objects.exists()

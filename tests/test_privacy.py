@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from content.models import Placement
+from core.pseudonym import pseudonymize
 from experiments.models import Experiment, Exposure
 from segments import services
 from segments.models import (
@@ -21,7 +22,6 @@ from segments.models import (
     Segment,
     SegmentMembership,
 )
-from segments.pseudonym import pseudonymize
 from segments.selectors import profile_cache_key
 from segments.services import EVENT_QUEUE
 from tests.factories import event, ingest, make_segment

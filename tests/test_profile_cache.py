@@ -10,11 +10,12 @@ import time
 import pytest
 import redis
 
-from personalization import metrics, profile_cache
+from core import metrics
+from core.pseudonym import pseudonymize
+from personalization import profile_cache
 from personalization.profile_cache import ProfileCache
 from segments import services
 from segments.models import Profile
-from segments.pseudonym import pseudonymize
 from segments.selectors import profile_cache_key
 from tests.conftest import wait_for
 from tests.factories import make_placement, make_variant

@@ -120,7 +120,7 @@ def test_urls__decide_tried_first__no_other_view_for_its_path():
     from django.urls.exceptions import Resolver404
     from django.urls.resolvers import RegexPattern
 
-    from personalization import urls
+    from config import urls
 
     first, *others = urls.urlpatterns
     assert first.name == "api-decide"

@@ -9,9 +9,9 @@ from django.conf import settings
 from django.test import override_settings
 from django.utils import timezone
 
+from core.pseudonym import pseudonymize
 from segments import privacy, tasks
 from segments.models import AuditAction, AuditEntry, Event, Profile
-from segments.pseudonym import pseudonymize
 from segments.selectors import profile_get_cached
 from tests.factories import event, store
 

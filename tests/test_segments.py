@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from core.pseudonym import pseudonymize
 from segments import services
 from segments.models import Profile, SegmentMembership
-from segments.pseudonym import pseudonymize
 from segments.selectors import profile_get_cached
 from tests.factories import event, ingest, make_segment
 

@@ -7,10 +7,10 @@ import json
 import pytest
 from django.test import override_settings
 
+from core.pseudonym import pseudonymize
 from identity.models import TraitDefinition
 from identity.traits import traits_coerce
 from segments.models import Profile
-from segments.pseudonym import pseudonymize
 from segments.selectors import profile_get_cached
 
 URL = "/api/v1/traits"

@@ -4,7 +4,7 @@ import django.db.models.deletion
 import django.utils.timezone
 from django.db import migrations, models
 
-import personalization.validators
+import core.validators
 
 
 class Migration(migrations.Migration):
@@ -68,7 +68,7 @@ class Migration(migrations.Migration):
                         blank=True,
                         default=dict,
                         help_text="Targeting condition; empty matches everyone.",
-                        validators=[personalization.validators.validate_condition_value],
+                        validators=[core.validators.validate_condition_value],
                     ),
                 ),
                 (

@@ -16,6 +16,7 @@ from rest_framework.utils.encoders import JSONEncoder
 from rest_framework.views import APIView
 
 from access.permissions import request_is_secret_or_staff
+from core.parsers import json_loads
 from experiments.services import ExposureRecord, exposures_log
 from personalization.context import DEVICES, UTM_PARAMETERS, build_request_context
 from personalization.decide import Decision, Visitor, decide
@@ -24,7 +25,6 @@ from personalization.snapshot import holder
 from personalization.visitors import visitor_load
 from segments.consent import purpose_allowed
 
-from .parsers import json_loads
 from .serializers import (
     CONTEXT_TEXT_MAX_LENGTHS,
     MAX_PLACEMENTS,
@@ -167,7 +167,7 @@ def _json_body(request) -> object | None:
     if charset is not None and charset.lower().replace("_", "-") not in ("utf-8", "utf8"):
         return None
     try:
-        # The parser DRF uses here (personalization.api.parsers): same acceptance, same data.
+        # The parser DRF uses here (core.parsers): same acceptance, same data.
         return json_loads(request.body)
     except (ValueError, RecursionError):  # JSONDecodeError, invalid UTF-8 included
         return None

@@ -6,7 +6,7 @@ import django.db.models.deletion
 import django.utils.timezone
 from django.db import migrations, models
 
-import personalization.validators
+import core.validators
 
 
 class Migration(migrations.Migration):
@@ -101,7 +101,7 @@ class Migration(migrations.Migration):
                         blank=True,
                         default=dict,
                         help_text='Condition over the profile, e.g. {"profile.traits.plan": "pro"}',
-                        validators=[personalization.validators.validate_condition_value],
+                        validators=[core.validators.validate_condition_value],
                     ),
                 ),
                 ("is_active", models.BooleanField(default=True)),

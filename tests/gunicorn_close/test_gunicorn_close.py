@@ -1,4 +1,4 @@
-"""How the web process's gunicorn closes a connection (personalization/gunicorn_conf.py): at once
+"""How the web process's gunicorn closes a connection (config/gunicorn_conf.py): at once
 after a request read whole, with RFC 9112's lingering close when request bytes are left unread.
 
 Against a real gunicorn (one sync worker) serving tests/gunicorn_close/app.py, driven over raw
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-import personalization.gunicorn_conf as conf
-from personalization.gunicorn_conf import close_after_answer
+import config.gunicorn_conf as conf
+from config.gunicorn_conf import close_after_answer
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSWER_SIZE = 4_000_000  # more than loopback transmits before the close
@@ -51,7 +51,7 @@ def _start(config: list[str]) -> tuple[subprocess.Popen, int]:
 
 @pytest.fixture
 def mosaic_gunicorn():
-    process, port = _start(["-c", "python:personalization.gunicorn_conf"])
+    process, port = _start(["-c", "python:config.gunicorn_conf"])
     yield port
     process.terminate()
     process.wait(10)

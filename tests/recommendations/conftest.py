@@ -50,9 +50,9 @@ def seed_shop(*, n_visitors=300, n_items=60, n_groups=3, n_interactions=6000, se
     import time
     from datetime import UTC, datetime
 
+    from core.pseudonym import pseudonymize
     from recommendations.models import Item
     from segments.models import Event
-    from segments.pseudonym import pseudonymize
     from segments.services import profiles_get_or_create
 
     data = generate(

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from core.pseudonym import pseudonymize
 from recommendations.models import Item, TrainingRun, VisitorRecommendation
 from segments import services as segment_services
 from segments.models import Profile
-from segments.pseudonym import pseudonymize
 
 from .conftest import make_recs_placement
 

@@ -7,10 +7,10 @@ import json
 import pytest
 from django.test import override_settings
 
+from core.pseudonym import pseudonymize
 from recommendations import services
 from recommendations.models import RunStatus, SimilarItems, TrainingRun, VisitorRecommendation
 from segments.models import Profile
-from segments.pseudonym import pseudonymize
 from segments.selectors import profile_cache_key
 
 FAST = {"MOSAIC_RECS_TUNING_SECONDS": 5.0}

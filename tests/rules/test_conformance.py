@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from personalization.rules import compile_condition, evaluate, validate_condition
+from rules import compile_condition, evaluate, validate_condition
 
 CASES_FILE = (
     Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "growthbook-cases.json"

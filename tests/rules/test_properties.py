@@ -16,7 +16,7 @@ import re2
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from personalization.rules import (
+from rules import (
     ConditionError,
     compile_condition,
     evaluate,

@@ -6,7 +6,7 @@ import os
 from celery import Celery
 from celery.signals import worker_process_init
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "personalization.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("mosaic")
 app.config_from_object("django.conf:settings", namespace="CELERY")

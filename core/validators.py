@@ -1,6 +1,6 @@
 """Django glue for the pure condition language: a field validator that names every problem.
 
-Apps may import this module and `personalization.rules`; they never import the delivery modules
+Apps may import this module and `rules`; they never import the delivery modules
 (context, snapshot, decide, api), so dependencies keep pointing one way.
 """
 
@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 
 
 def validate_condition_value(value: Any) -> None:
-    from personalization.rules import validate_condition
+    from rules import validate_condition
 
     if value in (None, {}):
         return

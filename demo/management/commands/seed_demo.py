@@ -16,11 +16,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from content.models import BlockType, Placement, Variant, VariantStatus
+from core.embedded_redis import embedded_redis_running
+from core.pseudonym import pseudonymize
 from experiments.models import Arm, Experiment, ExperimentStatus
-from personalization.embedded_redis import embedded_redis_running
 from segments import services as segment_services
 from segments.models import Profile, Segment, SegmentKind
-from segments.pseudonym import pseudonymize
 
 NAMESPACE = uuid.UUID("6f1c1a52-8f5e-4c2e-9a53-0d1f3c5b7e21")
 

@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "experiments",
     "access",
     "identity",
+    "demo.apps.DemoConfig",
     "recommendations",
 ]
 
@@ -75,8 +76,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-ROOT_URLCONF = "personalization.urls"
-WSGI_APPLICATION = "personalization.wsgi.application"
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
 
 TEMPLATES = [
     {
@@ -120,8 +121,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["access.permissions.ApiKeyPolicy"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["personalization.api.parsers.FastJSONParser"],
-    "EXCEPTION_HANDLER": "personalization.api.errors.exception_handler",
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.FastJSONParser"],
+    "EXCEPTION_HANDLER": "core.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {

@@ -6,7 +6,7 @@ clauses becomes a tuple of ``(key, predicate)`` pairs checked in order with ``di
 over scalars becomes frozenset membership, with booleans kept apart from 0 and 1.
 
 A condition the evaluator cannot run as written - an unknown operator, a regex refused by the policy
-in :mod:`personalization.rules.regex`, ``$and`` given something other than a list of conditions -
+in :mod:`rules.regex`, ``$and`` given something other than a list of conditions -
 compiles to a function that never matches, wherever the fault sits: a ``$not`` above it cannot turn
 a broken condition into a match. Operand types the GrowthBook suite gives a meaning to (``$in`` with
 a non-list is false) keep that meaning locally.

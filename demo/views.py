@@ -1,17 +1,10 @@
-"""Pages served by the delivery core: the demo storefront and the health check."""
+"""The demo storefront: one shop page, decided in the browser (snippet) or on the server (tag)."""
 
 from __future__ import annotations
 
-import redis
-from django.db import connection
-from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 
-from experiments.services import exposures_lost
-
-from . import metrics, profile_cache
-from .redis import get_redis
-from .templatetags.mosaic import VISITOR_COOKIE
+from personalization.templatetags.mosaic import VISITOR_COOKIE
 
 DEMO_PERSONAS = [
     ("demo-new", "New visitor", "No history at all"),
@@ -56,29 +49,3 @@ def demo(request):
 def demo_server(request):
     """The same storefront rendered server-side with the {% mosaic_placement %} template tag."""
     return _demo_page(request, "demo/server.html", "template tag")
-
-
-def healthz(request):
-    checks = {}
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        checks["database"] = "ok"
-    except Exception as exc:
-        checks["database"] = f"error: {type(exc).__name__}"
-    try:
-        get_redis().ping()
-        checks["redis"] = "ok"
-    except redis.RedisError as exc:
-        checks["redis"] = f"error: {type(exc).__name__}"
-    healthy = all(v == "ok" for v in checks.values())
-    return JsonResponse(
-        {"status": "ok" if healthy else "degraded", **checks}, status=200 if healthy else 503
-    )
-
-
-def metrics_view(request):
-    """Counters of fallbacks and failures of this process (Prometheus text format)."""
-    extra = {"mosaic_exposures_lost_total": exposures_lost.value, **profile_cache.metrics()}
-    text = metrics.render_text(extra=extra)
-    return HttpResponse(text, content_type="text/plain; version=0.0.4")

@@ -28,7 +28,7 @@ these decisions:
 * Regular expressions run on RE2 in linear time, so no input can stall a decision. Patterns RE2
   refuses (lookarounds, backreferences) are rejected: ``validate_condition`` reports them, and the
   evaluator compiles a condition holding one into a function that never matches. No fallback to
-  ``re``. See :mod:`personalization.rules.regex`.
+  ``re``. See :mod:`rules.regex`.
 * Fail closed: a condition the evaluator cannot run as written (unknown operator, refused regex,
   ``$or`` without a list) never matches as a whole, so a ``$not`` above the fault cannot turn it
   into a match. Mosaic validates before storing, so this is a safety net.

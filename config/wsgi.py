@@ -1,11 +1,11 @@
-"""WSGI entry point (gunicorn personalization.wsgi)."""
+"""WSGI entry point (gunicorn config.wsgi)."""
 
 import gc
 import os
 
 from django.core.wsgi import get_wsgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "personalization.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 application = get_wsgi_application()
 
 # Everything loaded so far (Django, the apps, their modules) lives as long as the process: moved

@@ -4,12 +4,14 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from demo import views as demo_views
 from identity.views import IdentifyView, TraitsView
+from personalization import admin_views
+from personalization.api.views import DecideView
+from personalization.middleware import DECIDE_PATH
 from segments.views import ConsentView, EventsView, ProfileEraseView, ProfileExportView
 
-from . import admin_views, views
-from .api.views import DecideView
-from .middleware import DECIDE_PATH
+from . import views
 
 admin.site.site_header = "Mosaic"
 admin.site.site_title = "Mosaic admin"
@@ -20,8 +22,8 @@ urlpatterns = [
     # the admin include a Resolver404). No other pattern matches "api/v1/decide", so the order
     # changes no URL's view.
     path(DECIDE_PATH.removeprefix("/"), DecideView.as_view(), name="api-decide"),
-    path("", views.demo, name="demo"),
-    path("demo/server", views.demo_server, name="demo-server"),
+    path("", demo_views.demo, name="demo"),
+    path("demo/server", demo_views.demo_server, name="demo-server"),
     path("healthz", views.healthz, name="healthz"),
     path("metrics", views.metrics_view, name="metrics"),
     path(

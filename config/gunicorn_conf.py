@@ -1,4 +1,4 @@
-"""gunicorn settings for Mosaic's web process: ``gunicorn -c python:personalization.gunicorn_conf``.
+"""gunicorn settings for Mosaic's web process: ``gunicorn -c python:config.gunicorn_conf``.
 
 The Procfile and the HTTP benchmarks load it. What it changes is how a sync worker closes a
 connection after its answer.

@@ -1,0 +1,1 @@
+"""The demo storefront: its pages, its stylesheet and the `seed_demo` command."""
