@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from django.conf import settings
@@ -21,8 +22,9 @@ DEFAULTS: dict[str, Any] = {
     "MOSAIC_RECS_TOP_N": 20,
     # what a visitor is never recommended: "purchased", "interacted" or "none"
     "MOSAIC_RECS_EXCLUDE": "purchased",
-    # seconds of hyperparameter search per training after the defaults
-    "MOSAIC_RECS_TUNING_SECONDS": 60.0,
+    # seconds of hyperparameter search per training after the defaults (also from the
+    # environment, so that a worker process can be given a shorter one)
+    "MOSAIC_RECS_TUNING_SECONDS": float(os.environ.get("MOSAIC_RECS_TUNING_SECONDS", "60")),
     # similar items kept per sku
     "MOSAIC_RECS_SIMILAR_N": 12,
 }
