@@ -9,10 +9,10 @@ an activated run bump it), exactly like the content snapshot.
 
 from __future__ import annotations
 
-import copy
 import logging
 import threading
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ MAX_COUNT = 20
 class ServingState:
     version: int
     run_id: int | None
-    items: dict[str, dict[str, Any]]  # in-stock items only, by sku
+    items: dict[str, Any]  # in-stock items only, by sku (read-only mappings)
     category_of: dict[str, str]  # every catalog sku (in stock or not) -> category
     popular: list[str] = field(default_factory=list)
     popular_by_category: dict[str, list[str]] = field(default_factory=dict)
@@ -48,8 +48,11 @@ def state_build(version: int) -> ServingState:
     ):
         category_of[row["sku"]] = row["category"]
         if row["in_stock"]:
-            row["price"] = float(row["price"]) if row["price"] is not None else None
-            items[row["sku"]] = row
+            price = row["price"]
+            row["price"] = float(price) if price is not None else None
+            # formatted once here rather than by a filter in every render
+            row["price_text"] = f"{price:.2f}" if price is not None else ""
+            items[row["sku"]] = _frozen(row)
     run = TrainingRun.objects.filter(status=RunStatus.ACTIVE).order_by("-started_at").first()
     popular: list[str] = []
     by_category: dict[str, list[str]] = {}
@@ -63,6 +66,16 @@ def state_build(version: int) -> ServingState:
     return ServingState(
         version, run.pk if run else None, items, category_of, popular, by_category, similar
     )
+
+
+def _frozen(value: Any) -> Any:
+    """A read-only copy: decisions share these items, and the sandbox still lets a template
+    call a dict's update(); a mapping proxy has none (and reads as fast as a dict)."""
+    if isinstance(value, dict):
+        return MappingProxyType({k: _frozen(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_frozen(v) for v in value)
+    return value
 
 
 def state_for(version: int) -> ServingState:
@@ -84,7 +97,7 @@ def reset() -> None:
 
 @dataclass(frozen=True, slots=True)
 class BlockItems:
-    items: list[dict[str, Any]]
+    items: list[Any]  # read-only mappings of catalog data (see state_build)
     source: str  # als, similar, similar:category, popularity:no_consent, popularity:cold_start
     run_id: int | None
 
@@ -142,7 +155,7 @@ def _count(fields: Any) -> int:
     return min(max(value, 1), MAX_COUNT)
 
 
-def _in_stock(state: ServingState, skus, count: int, exclude=frozenset()) -> list[dict[str, Any]]:
+def _in_stock(state: ServingState, skus, count: int, exclude=frozenset()) -> list[Any]:
     out = []
     for sku in skus:
         if len(out) >= count:
@@ -150,6 +163,5 @@ def _in_stock(state: ServingState, skus, count: int, exclude=frozenset()) -> lis
         if isinstance(sku, str) and sku not in exclude:
             item = state.items.get(sku)
             if item is not None:
-                # a copy: a template must not change what the next decision serves
-                out.append({**item, "attributes": copy.deepcopy(item["attributes"])})
+                out.append(item)  # read-only (see _frozen): shared, not copied
     return out

@@ -2,20 +2,13 @@
 
 from django.db import migrations
 
-TEMPLATE = """<section class="mosaic-recs" data-source="{{ data.source }}">
-  <h3>{{ fields.title or "Recommended for you" }}</h3>
-  <ul class="mosaic-recs__items">
-  {% for item in items %}
-    <li class="mosaic-recs__item" data-sku="{{ item.sku }}">
-      <a href="{{ item.url or '#' }}">
-        {% if item.image_url %}<img src="{{ item.image_url }}" alt="" loading="lazy">{% endif %}
-        <span class="mosaic-recs__title">{{ item.title }}</span>
-        {% if item.price is not none %}<span class="mosaic-recs__price">{{ "%.2f"|format(item.price) }}</span>{% endif %}
-      </a>
-    </li>
-  {% endfor %}
-  </ul>
-</section>"""
+TEMPLATE = """<section class="mosaic-recs"><h3>{{ fields.title or "Recommended for you" }}</h3>
+<ul class="mosaic-recs__items">{% for item in items %}
+<li class="mosaic-recs__item" data-sku="{{ item.sku }}"><a href="{{ item.url }}">
+{% if item.image_url %}<img src="{{ item.image_url }}" alt="">{% endif %}
+<span class="mosaic-recs__title">{{ item.title }}</span>
+<span class="mosaic-recs__price">{{ item.price_text }}</span></a></li>{% endfor %}
+</ul></section>"""
 
 SCHEMA = {
     "type": "object",

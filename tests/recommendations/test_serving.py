@@ -162,3 +162,25 @@ def test_decide__recommendations_block_steady_state__no_query_and_no_extra_redis
         holder.check_interval = 0.5
     # Then the block adds no database query and no Redis command
     assert with_block == without_block
+
+
+@pytest.mark.django_db
+def test_decide__template_tries_to_change_a_shared_item__refused_next_decision_intact(
+    client, trained_shop
+):
+    # Given a recommendations block whose template tries to rewrite the first item's title
+    from content.models import BlockType
+    from personalization.snapshot import holder
+
+    make_recs_placement()
+    BlockType.objects.filter(key="recommendations").update(
+        template='{% set _ = items[0].update({"title": "hacked"}) %}{{ items[0].title }}'
+    )
+    holder.reset()
+    # When deciding / Then the render fails (read-only item) and nothing shared was changed
+    block = _recs(client)
+    assert "hacked" not in block["html"]
+    first = _row().items[0]
+    from recommendations import serving
+
+    assert serving.state_for(holder.get().version).items[first]["title"] == f"Item {first[4:]}"
