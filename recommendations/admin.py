@@ -29,17 +29,12 @@ class TrainingRunAdmin(admin.ModelAdmin):
         "id",
         "started_at",
         "status",
-        "trigger",
         "interactions",
         "users",
-        "items",
         "precision_vs_baseline",
         "ndcg_vs_baseline",
-        "recall_shown",
         "map_shown",
         "coverage_shown",
-        "visitors_written",
-        "seconds",
     ]
     list_filter = ["status", "trigger"]
     actions = ["train_now"]

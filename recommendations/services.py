@@ -155,6 +155,18 @@ def _catalog_rows(reader) -> list[dict[str, Any]]:
     return rows
 
 
+def catalog_rows_from_dicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Validate rows given as dicts (the demo seed, scripts) like the CSV import does."""
+    out = []
+    for index, data in enumerate(rows):
+        serializer = ItemRowSerializer(data=data)
+        if not serializer.is_valid():
+            column, messages = next(iter(serializer.errors.items()))
+            raise CatalogError(str(messages[0]), line=index + 1, column=column)
+        out.append(serializer.validated_data)
+    return out
+
+
 def catalog_import(
     *, rows: list[dict[str, Any]], progress: Callable[[int], None] | None = None
 ) -> CatalogImportResult:
@@ -267,7 +279,9 @@ def interactions_collect(*, now=None) -> _Collected:
     )
 
 
-def training_run(*, trigger: str = "manual", threads: int | None = None) -> TrainingRun | None:
+def training_run(
+    *, trigger: str = "manual", threads: int | None = None, tuning_seconds: float | None = None
+) -> TrainingRun | None:
     """Train, evaluate against popularity, and activate (or flag) a run; None if one is running.
 
     Evaluation is the offline protocol (per-user time split, tuning on a validation split of
@@ -283,7 +297,7 @@ def training_run(*, trigger: str = "manual", threads: int | None = None) -> Trai
     run = TrainingRun.objects.create(trigger=trigger[:16], k=int(setting("MOSAIC_RECS_K")))
     started = time.monotonic()
     try:
-        _train(run, threads=threads)
+        _train(run, threads=threads, tuning_seconds=tuning_seconds)
     except Exception as exc:
         run.status = RunStatus.FAILED
         run.note = f"{type(exc).__name__}: {exc}"[:2000]
@@ -297,7 +311,7 @@ def training_run(*, trigger: str = "manual", threads: int | None = None) -> Trai
     return run
 
 
-def _train(run: TrainingRun, *, threads: int | None) -> None:
+def _train(run: TrainingRun, *, threads: int | None, tuning_seconds: float | None) -> None:
     collected = interactions_collect()
     data = collected.dataset
     run.interactions, run.users, run.items = len(data.users), data.n_users, data.n_items
@@ -308,7 +322,9 @@ def _train(run: TrainingRun, *, threads: int | None) -> None:
         data,
         k=run.k,
         exclude_seen=exclude != "none",
-        budget_seconds=float(setting("MOSAIC_RECS_TUNING_SECONDS")),
+        budget_seconds=float(
+            setting("MOSAIC_RECS_TUNING_SECONDS") if tuning_seconds is None else tuning_seconds
+        ),
         threads=threads,
     )
     run.protocol = report.protocol

@@ -19,6 +19,7 @@ from content.models import BlockType, Placement, Variant, VariantStatus
 from core.embedded_redis import embedded_redis_running
 from core.pseudonym import pseudonymize
 from experiments.models import Arm, Experiment, ExperimentStatus
+from recommendations.demo_seed import seed_recommendations
 from segments import services as segment_services
 from segments.models import Profile, Segment, SegmentKind
 
@@ -330,6 +331,7 @@ class Command(BaseCommand):
             for segment in segments:
                 result = segment_services.segment_recompute(segment_id=segment.pk)
                 self.stdout.write(f"segment {result.segment_key}: {result.members} members")
+            seed_recommendations(write=self.stdout.write)
         if options["admin_password"]:
             user, _ = get_user_model().objects.get_or_create(
                 username="admin", defaults={"is_staff": True, "is_superuser": True}
