@@ -35,6 +35,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
         "ndcg_vs_baseline",
         "map_shown",
         "coverage_shown",
+        "online_ctr",
     ]
     list_filter = ["status", "trigger"]
     actions = ["train_now"]
@@ -65,6 +66,20 @@ class TrainingRunAdmin(admin.ModelAdmin):
     @admin.display(description="coverage")
     def coverage_shown(self, run):
         return _fmt(run.coverage)
+
+    @admin.display(description="online CTR (clicks / impressions)")
+    def online_ctr(self, run):
+        counts = getattr(self, "_ctr", {}).get(run.pk)
+        if not counts or not counts["impressions"]:
+            return "-"
+        rate = counts["clicks"] / counts["impressions"]
+        return f"{rate:.2%} ({counts['clicks']} / {counts['impressions']})"
+
+    def get_changelist_instance(self, request):
+        changelist = super().get_changelist_instance(request)
+        # one grouped query for the page's runs, not one per row
+        self._ctr = selectors.runs_online_ctr(run_ids=[r.pk for r in changelist.result_list])
+        return changelist
 
     @admin.action(description="Train now (queue a new run)")
     def train_now(self, request, queryset):

@@ -172,3 +172,42 @@ def test_items_api__schema__documented(admin_client):
     schema = admin_client.get("/api/schema/", HTTP_ACCEPT="application/json").content.decode()
     assert "/api/v1/recommendations/items" in schema
     assert "/api/v1/recommendations/runs" in schema
+
+
+@pytest.mark.django_db
+def test_runs_admin__impression_and_click_events__online_ctr_per_run(admin_client):
+    # Given two runs, and the page's impression/click events naming them
+    from datetime import UTC, datetime
+
+    from core.pseudonym import pseudonymize
+    from recommendations.models import TrainingRun
+    from segments.models import Event
+    from segments.services import profiles_get_or_create
+
+    a = TrainingRun.objects.create(status="superseded", precision=0.1, baseline_precision=0.05)
+    b = TrainingRun.objects.create(status="active", precision=0.2, baseline_precision=0.05)
+    profile = profiles_get_or_create(keys=[pseudonymize("v")])[pseudonymize("v")]
+    now = datetime.now(UTC)
+
+    def events(name, run, n):
+        return [
+            Event(
+                profile=profile, type="custom", name=name, properties={"run": run}, occurred_at=now
+            )
+            for _ in range(n)
+        ]
+
+    Event.objects.bulk_create(
+        events("recommendation_impression", a.pk, 40)
+        + events("recommendation_click", a.pk, 2)
+        + events("recommendation_impression", b.pk, 10)
+        + events("recommendation_click", b.pk, 3)
+    )
+    # When the runs page is shown
+    html = admin_client.get("/admin/recommendations/trainingrun/").content.decode()
+    # Then each run shows its click-through rate, and the chart's data is on the page
+
+    assert "5.00% (2 / 40)" in html
+    assert "30.00% (3 / 10)" in html
+    assert 'id="recs-runs-data"' in html
+    assert "vendor/chart.js/chart.umd.js" in html
