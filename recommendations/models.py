@@ -68,6 +68,15 @@ class TrainingRun(models.Model):
         default=dict, blank=True, help_text='{"global": [sku...], "by_category": {cat: [sku...]}}'
     )
     visitors_written = models.PositiveIntegerField(default=0)
+    # The item side of the activated model, to fold in visitors whose behaviour changed since
+    # (float32, items x factors, row order = item_skus).
+    item_factors = models.BinaryField(null=True, blank=True, editable=False)
+    item_factors_shape = models.JSONField(default=list, blank=True, editable=False)
+    item_skus = models.JSONField(default=list, blank=True, editable=False)
+    refreshed_until = models.DateTimeField(
+        null=True, blank=True, help_text="Events received up to here are in the lists."
+    )
+    visitors_refreshed = models.PositiveIntegerField(default=0)
     seconds = models.FloatField(null=True, blank=True)
     note = models.TextField(blank=True, default="")
 

@@ -16,10 +16,12 @@ from typing import Any
 import numpy as np
 import redis
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from core.redis import get_redis, key
-from segments.models import Profile
+from core.sqlin import filter_in
+from segments.models import Event, Profile
 from segments.services import profile_cache_write
 
 from . import selectors
@@ -417,11 +419,118 @@ def _activate(run: TrainingRun, collected: _Collected, *, exclude: str, threads)
         SimilarItems.objects.exclude(run=run).delete()
         run.status = RunStatus.ACTIVE
         run.visitors_written = len(rows)
+        factors = np.ascontiguousarray(model.model.item_factors, dtype=np.float32)
+        run.item_factors = factors.tobytes()
+        run.item_factors_shape = list(factors.shape)
+        run.item_skus = skus
+        # events received from the run's start on are folded in by the refresh task
+        run.refreshed_until = run.started_at
         run.save()
         transaction.on_commit(serving_version_bump)
     touched = sorted(set(stale) | {r.profile_id for r in rows})
     for start in range(0, len(touched), 2000):
         profile_cache_write(profile_ids=touched[start : start + 2000])
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    run_id: int | None
+    visitors: int
+    events: int
+
+
+REFRESH_MAX_EVENTS = 20_000
+
+
+def recommendations_refresh(*, max_events: int = REFRESH_MAX_EVENTS) -> RefreshResult:
+    """Fold visitors whose behaviour changed since the active run (or the last refresh) into it:
+    their factors are solved against the run's item factors (ALS's recalculate-user), their
+    lists and profile documents rewritten. Bounded: the visitors of at most ``max_events`` newly
+    received events per call, oldest first; the next call goes on from there."""
+    from .engine.models import ALSParams
+
+    run = selectors.run_active()
+    if run is None or not run.item_factors or not run.item_skus:
+        return RefreshResult(None, 0, 0)
+    since = run.refreshed_until or run.started_at
+    weights: dict[str, float] = dict(
+        run.params.get("event_weights") or setting("MOSAIC_RECS_EVENT_WEIGHTS")
+    )
+    changed = list(
+        Event.objects.filter(received_at__gt=since, type__in=list(weights))
+        .order_by("received_at", "pk")
+        .values_list("profile_id", "received_at")[:max_events]
+    )
+    now = timezone.now()
+    if not changed:
+        TrainingRun.objects.filter(pk=run.pk).update(refreshed_until=now)
+        return RefreshResult(run.pk, 0, 0)
+    until = changed[-1][1] if len(changed) == max_events else now
+    profile_ids = sorted({pid for pid, _ in changed})
+    row_of = {pid: r for r, pid in enumerate(profile_ids)}
+    sku_index = {sku: i for i, sku in enumerate(run.item_skus)}
+    half_life_days = setting("MOSAIC_RECS_HALF_LIFE_DAYS")
+    half_life = float(half_life_days) * 86400.0 if half_life_days else None
+    window = now - timedelta(days=int(setting("MOSAIC_RECS_WINDOW_DAYS")))
+    users, items, values, stamps, bought = [], [], [], [], []
+    history = (
+        filter_in(
+            Event.objects.filter(type__in=list(weights), occurred_at__gte=window),
+            "profile",
+            profile_ids,
+            cast="bigint",
+        )
+        .order_by()
+        .values_list("profile_id", "type", "occurred_at", "properties__sku")
+    )
+    for profile_id, event_type, occurred_at, sku in history.iterator(chunk_size=5000):
+        code = sku_index.get(sku) if isinstance(sku, str) else None
+        if code is None:
+            continue
+        users.append(row_of[profile_id])
+        items.append(code)
+        values.append(weights[event_type])
+        stamps.append(occurred_at.timestamp())
+        bought.append(event_type == "purchase")
+    shape = (len(profile_ids), len(run.item_skus))
+    w = np.asarray(values, dtype=np.float64) * decay_factors(
+        np.asarray(stamps, dtype=np.float64), now.timestamp(), half_life
+    )
+    u, i = np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64)
+    matrix = to_csr(u, i, w, shape)
+    exclude = run.params.get("exclude", "purchased")
+    if exclude == "interacted":
+        excluded = matrix
+    elif exclude == "purchased":
+        b = np.asarray(bought, dtype=bool)
+        excluded = to_csr(u[b], i[b], np.ones(int(b.sum())), shape)
+    else:
+        excluded = None
+    factors = np.frombuffer(bytes(run.item_factors), dtype=np.float32).reshape(
+        run.item_factors_shape
+    )
+    model = ALSModel.from_item_factors(ALSParams(**run.params["als"]), factors)
+    recs = model.recommend_histories(matrix, int(setting("MOSAIC_RECS_TOP_N")), exclude=excluded)
+    skus = run.item_skus
+    has_history = np.diff(matrix.indptr) > 0
+    with transaction.atomic():
+        VisitorRecommendation.objects.filter(profile_id__in=profile_ids).delete()
+        VisitorRecommendation.objects.bulk_create(
+            [
+                VisitorRecommendation(
+                    profile_id=pid, run=run, items=[skus[j] for j in recs[r] if j >= 0]
+                )
+                for r, pid in enumerate(profile_ids)
+                if has_history[r]
+            ],
+            batch_size=2000,
+        )
+        TrainingRun.objects.filter(pk=run.pk).update(
+            refreshed_until=until, visitors_refreshed=F("visitors_refreshed") + len(profile_ids)
+        )
+    for start in range(0, len(profile_ids), 2000):
+        profile_cache_write(profile_ids=profile_ids[start : start + 2000])
+    return RefreshResult(run.pk, len(profile_ids), len(changed))
 
 
 def _similar_items(model: ALSModel, matrix, collected: _Collected, n: int) -> dict[int, Any]:

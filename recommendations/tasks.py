@@ -24,3 +24,12 @@ def recommendations_train(trigger: str = "manual") -> dict:
         "precision": run.precision,
         "baseline_precision": run.baseline_precision,
     }
+
+
+@shared_task(ignore_result=False)
+def recommendations_refresh() -> dict:
+    """Fold visitors whose behaviour changed since the active run into it (bounded batch)."""
+    result = services.recommendations_refresh()
+    if result.events == services.REFRESH_MAX_EVENTS:
+        recommendations_refresh.delay()  # a backlog: the next batch right away
+    return {"run": result.run_id, "visitors": result.visitors, "events": result.events}

@@ -51,4 +51,9 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(minutes=int(os.environ.get("MOSAIC_RECS_TRAIN_MINUTES", "360"))),
         "args": ("schedule",),
     },
+    "recommendations-refresh": {
+        # Visitors whose behaviour changed since the active run get new lists (recalculate-user).
+        "task": "recommendations.tasks.recommendations_refresh",
+        "schedule": timedelta(minutes=5),
+    },
 }

@@ -226,6 +226,46 @@ class ALSModel:
         scores = np.asarray(factors) @ self.model.item_factors.T
         return top_n(scores, n, sp.csr_matrix(history_row) if exclude_seen else None)[0]
 
+    @classmethod
+    def from_item_factors(
+        cls, params: ALSParams, item_factors: np.ndarray, *, threads: int | None = None
+    ) -> ALSModel:
+        """A trained model's item side, restored (enough to fold in new visitors)."""
+        from implicit.cpu.als import AlternatingLeastSquares
+
+        self = cls(params, threads=threads)
+        with single_threaded_blas():
+            self.model = AlternatingLeastSquares(
+                factors=item_factors.shape[1],
+                regularization=params.regularization,
+                iterations=params.iterations,
+                alpha=params.alpha,
+                num_threads=self.threads,
+            )
+        # a writable copy: implicit hands it to Cython as a writable buffer
+        self.model.item_factors = np.array(item_factors, dtype=np.float32, order="C", copy=True)
+        self.n_items = item_factors.shape[0]
+        return self
+
+    def recommend_histories(
+        self, histories: sp.csr_matrix, n: int = 10, *, exclude: sp.csr_matrix | None = None
+    ) -> np.ndarray:
+        """Top-n for visitors given only their histories (rows): their factors are solved
+        against the fixed item factors (implicit's recalculate_user, in one batch)."""
+        rows = scale_confidence(sp.csr_matrix(histories), self.params.scaling)
+        out = np.full((rows.shape[0], n), -1, dtype=np.int64)
+        if rows.shape[0] == 0:
+            return out
+        with single_threaded_blas():
+            factors = self.model.recalculate_user(np.arange(rows.shape[0]), rows)
+        factors = np.atleast_2d(np.asarray(factors))
+        batch = _batch_size(self.n_items)
+        for start in range(0, rows.shape[0], batch):
+            scores = factors[start : start + batch] @ self.model.item_factors.T
+            ex = exclude[start : start + batch] if exclude is not None else None
+            out[start : start + scores.shape[0]] = top_n(scores, n, ex)
+        return out
+
     def similar_items(self, item: int, n: int = 10) -> np.ndarray:
         ids, _scores = self.model.similar_items(int(item), N=n + 1)
         return np.asarray([i for i in ids if i != item][:n], dtype=np.int64)

@@ -206,7 +206,6 @@ def test_runs_admin__impression_and_click_events__online_ctr_per_run(admin_clien
     # When the runs page is shown
     html = admin_client.get("/admin/recommendations/trainingrun/").content.decode()
     # Then each run shows its click-through rate, and the chart's data is on the page
-
     assert "5.00% (2 / 40)" in html
     assert "30.00% (3 / 10)" in html
     assert 'id="recs-runs-data"' in html
