@@ -110,3 +110,17 @@ def test_item_item__bm25_and_cosine__similar_items_in_cluster():
         model = ItemItemModel(ItemItemParams(similarity, 50), threads=1).fit(m)
         similar = model.similar_items(3, 10)
         assert (data.item_cluster[similar] == data.item_cluster[3]).mean() >= 0.8, similarity
+
+
+def test_als_recommend__history_covers_almost_everything__seen_excluded_rest_padded():
+    # Given a user who has seen 3 of 4 items
+    m = _matrix([[0, 1, 2], [0], [1, 2, 3]])
+    als = ALSModel(ALSParams(factors=2, iterations=5), threads=1).fit(m)
+    # When asking for 3 items
+    recs = als.recommend(np.arange(3), m, 3)
+    # Then only the unseen items are listed, the rest padded with -1
+    assert recs[0].tolist() == [3, -1, -1]
+    assert recs[2].tolist() == [0, -1, -1]
+    assert sorted(recs[1].tolist()) == [1, 2, 3]
+    # and without exclusion every item can come back
+    assert sorted(als.recommend(np.arange(3), m, 4, exclude_seen=False)[0].tolist()) == [0, 1, 2, 3]
