@@ -14,7 +14,7 @@ help:
 	@echo "make run    - install into .venv, migrate, seed the demo, start everything"
 	@echo "make test   - install into .venv and run the whole suite"
 	@echo "make bench  - run the benchmarks (results: docs/benchmarks.md)"
-	@echo "make lint   - ruff check and format check, migrations check"
+	@echo "make lint   - ruff check and format check, import contracts, migrations check"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,7 @@ bench: $(STAMP_BENCH)
 lint: $(STAMP_TEST)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
 format: $(STAMP_TEST)

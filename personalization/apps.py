@@ -1,4 +1,6 @@
-"""App config for the delivery core: wires snapshot invalidation to configuration changes."""
+"""App config for the delivery core: wires snapshot invalidation to configuration changes and the
+profile cache to the writers of profile documents (through core.signals, so no app imports this
+layer)."""
 
 from django.apps import AppConfig
 
@@ -8,9 +10,17 @@ class PersonalizationConfig(AppConfig):
     verbose_name = "Mosaic delivery"
 
     def ready(self) -> None:
-        # Binds @shared_task to Mosaic's app (broker from settings) in every Django process.
-        import config.celery  # noqa: F401
+        from core.signals import redis_keys_written
 
         from . import signals
 
         signals.connect()
+        redis_keys_written.connect(
+            _profile_cache_forget, dispatch_uid="personalization.profile_cache.forget"
+        )
+
+
+def _profile_cache_forget(*, keys: list[str], **_kwargs) -> None:
+    from . import profile_cache
+
+    profile_cache.forget(keys)

@@ -3,13 +3,14 @@ the audit log (read-only), segments."""
 
 from __future__ import annotations
 
-import redis
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.db import transaction
 from django.http import HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
+
+from core.errors import Unavailable
 
 from . import privacy
 from .models import AuditEntry, ConsentRecord, Event, Profile, Segment, SegmentMembership
@@ -46,7 +47,7 @@ class ProfileAdmin(admin.ModelAdmin):
         try:
             for profile_key in queryset.values_list("key", flat=True):
                 exports.append(privacy.profile_export(profile_key=profile_key, actor=actor))
-        except redis.RedisError:
+        except Unavailable:
             self.message_user(
                 request, "Redis is unavailable: the export would be incomplete.", messages.ERROR
             )
@@ -77,7 +78,7 @@ class ProfileAdmin(admin.ModelAdmin):
         try:
             for profile_key in list(queryset.values_list("key", flat=True)):
                 erased += privacy.profile_erase(profile_key=profile_key, actor=actor).erased
-        except (redis.RedisError, privacy.ErasureBusy):
+        except Unavailable:  # Redis down, or ingestion busy (ErasureBusy)
             self.message_user(
                 request,
                 f"Erased {erased} visitor(s), then stopped: Redis unavailable or ingestion busy. "

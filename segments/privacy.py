@@ -19,9 +19,10 @@ from django.apps import apps
 from django.conf import settings
 from django.db import transaction
 
+from core.errors import Unavailable, unavailable_on_redis_error
 from core.redis import get_redis
+from core.signals import keys_written
 from experiments.models import Exposure
-from personalization import profile_cache
 
 from .consent import consent_merge
 from .models import (
@@ -53,8 +54,16 @@ logger = logging.getLogger(__name__)
 ERASE_LOCK_WAIT_SECONDS = 10
 
 
-class ErasureBusy(Exception):
-    """Ingestion held its lock too long; nothing was erased, retry later."""
+ERASE_UNAVAILABLE = "Erasure could not run now; nothing was erased, retry later."
+ERASE_RETRY_AFTER = 10
+
+
+class ErasureBusy(Unavailable):
+    """Ingestion held its lock too long; nothing was erased, retry later (503, Retry-After)."""
+
+    field = "visitor"
+    message = ERASE_UNAVAILABLE
+    retry_after = ERASE_RETRY_AFTER
 
 
 def audit_record(
@@ -66,6 +75,9 @@ def audit_record(
     )
 
 
+@unavailable_on_redis_error(
+    "Profile store unavailable; nothing was recorded, retry later.", field="visitor"
+)
 def consent_record(
     *,
     profile_key: str,
@@ -115,6 +127,9 @@ def consent_record(
     return record
 
 
+@unavailable_on_redis_error(
+    "Redis unavailable; an export would be incomplete, retry later.", field="visitor"
+)
 def profile_export(*, profile_key: str, actor: str) -> dict[str, Any] | None:
     """Everything held on the visitor (None if nothing), and an audit entry saying it was taken.
 
@@ -146,6 +161,7 @@ class ErasureResult:
     counts: dict[str, int] = field(default_factory=dict)
 
 
+@unavailable_on_redis_error(ERASE_UNAVAILABLE, field="visitor", retry_after=ERASE_RETRY_AFTER)
 def profile_erase(*, profile_key: str, actor: str) -> ErasureResult:
     """Erase the visitor from the database and Redis; idempotent (`erased` False the second time).
 
@@ -154,7 +170,7 @@ def profile_erase(*, profile_key: str, actor: str) -> ErasureResult:
     Holds every ingestion lock (each lane's and aggregation's), so no batch in flight re-creates
     the profile from events read before the erasure, and no aggregation run re-writes its cached
     document after it. Redis goes first: if it fails, nothing is erased and the caller can retry;
-    the database part is one transaction. Raises ErasureBusy or redis.RedisError.
+    the database part is one transaction. Raises ErasureBusy or Unavailable (both 503).
     """
     r = get_redis()
     locks = [
@@ -212,7 +228,7 @@ def _redis_erase(*, profile_keys: list[str]) -> dict[str, int]:
     try:
         results = pipe.execute()
     finally:
-        profile_cache.forget(found["keys"])
+        keys_written(found["keys"])
     keys_deleted = sum(int(n) for n in results[: len(found["keys"])])
     items_removed = sum(int(n) for n in results[len(found["keys"]) :])
     return {"redis_keys": keys_deleted, "redis_pending_items": items_removed}

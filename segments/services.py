@@ -35,10 +35,11 @@ from django.db.models.fields.json import KT
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from core.errors import unavailable_on_redis_error
 from core.pseudonym import pseudonymize
 from core.redis import get_redis, key
+from core.signals import keys_written
 from core.sqlin import filter_in
-from personalization import profile_cache
 from rules import compile_condition
 
 from .aggregates import (
@@ -121,8 +122,12 @@ class AggregateResult:
     skipped_locked: bool = False
 
 
+@unavailable_on_redis_error(
+    "Event queue unavailable; nothing was stored, retry later.", field="events", retry_after=5
+)
 def events_enqueue(*, events: list[dict[str, Any]]) -> int:
-    """Append validated events to the durable queue. Raises redis.RedisError if Redis is down."""
+    """Append validated events to the durable queue. Raises core.errors.Unavailable (503,
+    Retry-After) if Redis is down: nothing is acknowledged that is not queued."""
     if not events:
         return 0
     # orjson: the API enqueues up to 500 events per request. Decimal (a serializer-validated
@@ -839,7 +844,7 @@ def profile_cache_write(*, profile_ids: list[int], profiles: list[Profile] | Non
     try:
         pipe.execute()
     finally:  # other processes hear of it from Redis; this one sees its own write at once
-        profile_cache.forget(written)
+        keys_written(written)
     return len(profiles)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-import redis
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -14,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from access.permissions import IsSecretKeyOrStaff
-from core.errors import error_response, flatten_errors
+from core.errors import NotFound, flatten_errors
 from core.pseudonym import pseudonymize
 
 from . import privacy, services, tasks
@@ -58,16 +57,7 @@ class EventsView(APIView):
                 },
                 status=status.HTTP_400_BAD_REQUEST,
             )
-        try:
-            services.events_enqueue(events=accepted)
-        except redis.RedisError:
-            logger.warning("events: Redis unavailable, batch refused with 503")
-            return error_response(
-                503,
-                "events",
-                "Event queue unavailable; nothing was stored, retry later.",
-                Retry_After="5",
-            )
+        services.events_enqueue(events=accepted)  # Unavailable (503, Retry-After) if Redis is down
         transaction.on_commit(_trigger_ingestion)
         return Response(
             {"accepted": len(accepted), "rejected": rejected}, status=status.HTTP_202_ACCEPTED
@@ -103,20 +93,14 @@ class ConsentView(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         gpc = request.headers.get("Sec-GPC", "").strip() == "1"
-        try:
-            record = privacy.consent_record(
-                profile_key=pseudonymize(data["visitor"]),
-                purposes=dict(data["purposes"]),
-                source=data["source"],
-                policy_version=data["policy_version"],
-                gpc=gpc,
-                actor=_actor(request),
-            )
-        except redis.RedisError:
-            logger.warning("consent: Redis unavailable, change refused with 503")
-            return error_response(
-                503, "visitor", "Profile store unavailable; nothing was recorded, retry later."
-            )
+        record = privacy.consent_record(
+            profile_key=pseudonymize(data["visitor"]),
+            purposes=dict(data["purposes"]),
+            source=data["source"],
+            policy_version=data["policy_version"],
+            gpc=gpc,
+            actor=_actor(request),
+        )
         return Response(
             {
                 "consent": record.purposes,
@@ -144,14 +128,9 @@ class ProfileExportView(_PrivacyView):
     @extend_schema(responses={200: dict, 400: dict, 403: dict, 404: dict, 503: dict})
     def get(self, request, visitor: str):
         visitor = self._visitor(visitor)
-        try:
-            data = privacy.profile_export(profile_key=pseudonymize(visitor), actor=_actor(request))
-        except redis.RedisError:
-            return error_response(
-                503, "visitor", "Redis unavailable; an export would be incomplete, retry later."
-            )
+        data = privacy.profile_export(profile_key=pseudonymize(visitor), actor=_actor(request))
         if data is None:
-            return error_response(404, "visitor", "Mosaic holds no data on this visitor.")
+            raise NotFound("Mosaic holds no data on this visitor.", field="visitor")
         return Response(data)
 
 
@@ -161,16 +140,8 @@ class ProfileEraseView(_PrivacyView):
     @extend_schema(responses={200: dict, 400: dict, 403: dict, 503: dict})
     def delete(self, request, visitor: str):
         visitor = self._visitor(visitor)
-        try:
-            result = privacy.profile_erase(profile_key=pseudonymize(visitor), actor=_actor(request))
-        except (redis.RedisError, privacy.ErasureBusy):
-            logger.warning("erase: Redis unavailable or ingestion busy, refused with 503")
-            return error_response(
-                503,
-                "visitor",
-                "Erasure could not run now; nothing was erased, retry later.",
-                Retry_After="10",
-            )
+        # Redis down or ingestion busy: Unavailable (503, Retry-After), nothing erased
+        result = privacy.profile_erase(profile_key=pseudonymize(visitor), actor=_actor(request))
         return Response(
             {"erased": result.erased, "erasure_id": result.erasure_id, "counts": result.counts}
         )

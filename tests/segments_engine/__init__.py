@@ -1,0 +1,1 @@
+"""Tests of the pure segment cores (segments.engine): no Django, no database."""
