@@ -209,8 +209,6 @@ def catalog_import(
 def _same(current: Any, new: Any) -> bool:
     if current is None or new is None:
         return current is None and new is None
-    if hasattr(current, "compare"):  # Decimal
-        return current == new
     return current == new
 
 
@@ -253,10 +251,10 @@ def interactions_collect(*, now=None) -> _Collected:
             values.append(weights[event_type])
             stamps.append(occurred_at.timestamp())
             bought.append(event_type == "purchase")
-        if len(users) > limit:
-            break  # bounded: events come oldest id first; the newest window is kept below
+        if len(users) >= limit:
+            break  # bounded: chunks come newest id first, so the latest stored are kept
     n = len(users)
-    keep = slice(max(0, n - limit), n)
+    keep = slice(0, min(n, limit))
     ts = np.frombuffer(stamps, dtype=np.float64)[keep] if n else np.empty(0)
     w = np.frombuffer(values, dtype=np.float64)[keep] if n else np.empty(0)
     w = w * decay_factors(ts, now.timestamp(), half_life)

@@ -151,3 +151,18 @@ def test_erasure__visitor_erased__recommendations_gone_and_left_out_of_next_trai
     assert run.users == 299
     assert not Profile.objects.filter(key=key).exists()
     assert VisitorRecommendation.objects.count() == 299
+
+
+@pytest.mark.django_db
+def test_interactions_collect__over_the_limit__keeps_the_most_recently_stored(shop, settings):
+    # Given 6,000 interactions and a limit of 1,000 (read in chunks of 300)
+    settings.MOSAIC_RECS_MAX_INTERACTIONS = 1000
+    settings.MOSAIC_RECS_CHUNK = 300
+    from segments.models import Event
+
+    # When collecting
+    collected = services.interactions_collect()
+    # Then exactly the 1,000 most recently stored events (highest ids) are kept
+    assert len(collected.dataset.users) == 1000
+    newest = Event.objects.order_by("-pk").values_list("occurred_at", flat=True)[:1000]
+    assert sorted(collected.dataset.timestamps) == sorted(t.timestamp() for t in newest)
