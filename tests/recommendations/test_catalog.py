@@ -210,3 +210,23 @@ def test_runs_admin__impression_and_click_events__online_ctr_per_run(admin_clien
     assert "30.00% (3 / 10)" in html
     assert 'id="recs-runs-data"' in html
     assert "vendor/chart.js/chart.umd.js" in html
+
+
+@pytest.mark.django_db
+def test_train_api__staff__queued_202_and_unknown_field_400(
+    admin_client, django_capture_on_commit_callbacks, monkeypatch
+):
+    # Given the task's delay captured (the worker is tested end to end elsewhere)
+    from recommendations import tasks
+
+    queued = []
+    monkeypatch.setattr(tasks.recommendations_train, "delay", lambda *a: queued.append(a))
+    # When staff asks for a training, then sends an unknown field
+    with django_capture_on_commit_callbacks(execute=True):
+        ok = api(admin_client, "post", "/api/v1/recommendations/train", {})
+    bad = api(admin_client, "post", "/api/v1/recommendations/train", {"factors": 999})
+    # Then the first is queued once, the second refused naming the field
+    assert ok.status_code == 202
+    assert queued == [("api",)]
+    assert bad.status_code == 400
+    assert {e["field"] for e in bad.json()["errors"]} == {"factors"}
