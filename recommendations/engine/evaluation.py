@@ -36,6 +36,13 @@ ALS_SEARCH: tuple[tuple[str, Callable[[ALSParams], tuple]], ...] = (
     ("alpha", lambda _b: (1.0, 3.0, 10.0, 30.0)),
     ("iterations", lambda _b: (10, 15, 30)),
 )
+MIN_GAIN = 0.02
+
+
+def _costlier(a: ALSParams, b: ALSParams) -> bool:
+    return a.factors * a.iterations > b.factors * b.iterations
+
+
 ITEM_ITEM_SEARCH: tuple[ItemItemParams, ...] = (
     ItemItemParams("bm25", 100),
     ItemItemParams("cosine", 100),
@@ -161,7 +168,11 @@ def tune(
                 break
             candidate = replace(best, **{name: value})
             score = als_score(candidate)
-            if score > best_score:
+            # A costlier model (more factors or iterations) must earn its cost: it replaces the
+            # best only if it scores MIN_GAIN (relative) higher; validation noise alone never
+            # buys a slower training.
+            needed = best_score * (1 + MIN_GAIN) if _costlier(candidate, best) else best_score
+            if score > needed:
                 best, best_score = candidate, score
     result.als = best
     best_ii, best_ii_score = ITEM_ITEM_SEARCH[0], -1.0

@@ -48,3 +48,37 @@ def test_run_protocol__keep_seen_items__relevance_includes_repeats():
     assert keep.protocol["exclude_seen"] is False
     # and a zero budget stops the search after the defaults
     assert excl.tuning.stopped_by_budget
+
+
+def test_tune__costlier_candidate_barely_better__cheaper_kept(monkeypatch):
+    # Given validation scores where 128 factors beat 32 by only 1 % (noise-sized)
+    from recommendations.engine import evaluation
+    from recommendations.engine.models import ALSParams
+
+    def fake_score(model, held, k, n_catalog, exclude_seen):
+        p = getattr(model, "params", None)
+        if isinstance(p, ALSParams):
+            return {"ndcg": 0.101 if p.factors == 128 else 0.100}
+        return {"ndcg": 0.05}
+
+    class FakeALS:
+        def __init__(self, params, threads=None):
+            self.params = params
+
+        def fit(self, matrix):
+            return self
+
+    monkeypatch.setattr(evaluation, "score_model", fake_score)
+    monkeypatch.setattr(evaluation, "ALSModel", FakeALS)
+    monkeypatch.setattr(evaluation.ItemItemModel, "fit", lambda self, m: self)
+    held = evaluation.Heldout(
+        train=__import__("scipy.sparse").sparse.csr_matrix((2, 2)),
+        users=np.array([0]),
+        relevant=[np.array([1])],
+        heldout_rows=1,
+    )
+    held.train[0, 0] = 1.0
+    # When tuning / Then the default 32 factors stay (128 would need a 2 % gain)
+    result = evaluation.tune(held, 10, 2, budget_seconds=60)
+    assert result.als.factors == 32
+    assert any(t["factors"] == 128 for t in result.trials if t["model"] == "als")
