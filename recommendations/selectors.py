@@ -39,6 +39,34 @@ def interaction_chunks(
             return
 
 
+IMPRESSION_EVENT = "recommendation_impression"
+CLICK_EVENT = "recommendation_click"
+
+
+def runs_online_ctr(*, run_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Impressions and clicks per model version, from the page's custom events
+    (``name`` recommendation_impression / recommendation_click, ``properties.run`` the run id
+    the decision returned in ``data.recommendations.run``). One grouped query."""
+    from django.db.models import Count
+
+    wanted = {str(r) for r in run_ids}
+    out: dict[int, dict[str, int]] = {r: {"impressions": 0, "clicks": 0} for r in run_ids}
+    if not wanted:
+        return out
+    rows = (
+        Event.objects.filter(type="custom", name__in=[IMPRESSION_EVENT, CLICK_EVENT])
+        .order_by()  # the model's default ordering would split the groups
+        .values("name", "properties__run")
+        .annotate(n=Count("id"))
+    )
+    for row in rows:
+        run = str(row["properties__run"])
+        if run in wanted:
+            kind = "impressions" if row["name"] == IMPRESSION_EVENT else "clicks"
+            out[int(run)][kind] += row["n"]
+    return out
+
+
 def run_active() -> TrainingRun | None:
     return TrainingRun.objects.filter(status=RunStatus.ACTIVE).order_by("-started_at").first()
 
