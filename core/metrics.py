@@ -26,6 +26,7 @@ HELP = {
     ),
     "mosaic_profile_cache_invalidations_total": "Keys Redis reported changed (read here).",
     "mosaic_profile_cache_flushes_total": "Times the whole profile cache was dropped.",
+    "mosaic_traits_refused_total": "Trait values refused by their definition's validation rules.",
 }
 
 

@@ -9,7 +9,7 @@ from .models import TraitDefinition, VisitorAlias
 
 @admin.register(TraitDefinition)
 class TraitDefinitionAdmin(admin.ModelAdmin):
-    list_display = ["name", "type", "description"]
+    list_display = ["name", "type", "min_value", "max_value", "pattern", "description"]
     list_filter = ["type"]
     search_fields = ["name", "description"]
 

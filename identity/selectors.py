@@ -12,6 +12,15 @@ def trait_definitions() -> dict[str, str]:
     return dict(TraitDefinition.objects.values_list("name", "type"))
 
 
+def trait_definition_rows() -> list[tuple]:
+    """(name, type, min_value, max_value, allowed_values, pattern) of every declared trait."""
+    return list(
+        TraitDefinition.objects.values_list(
+            "name", "type", "min_value", "max_value", "allowed_values", "pattern"
+        )
+    )
+
+
 def profile_resolve(*, profile_key: str) -> Profile | None:
     """The profile a visitor key means now: its own, or the one it was merged into."""
     profile = Profile.objects.filter(key=profile_key).first()

@@ -6,6 +6,7 @@ It lives in the delivery layer because it runs the real decision path (the apps 
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from django import forms
@@ -19,6 +20,7 @@ from core.pseudonym import pseudonymize
 from rules import compile_condition, describe_condition
 from segments.models import Profile
 from segments.selectors import profile_document, profile_segment_keys
+from segments.windows import windows_fold
 
 from .context import DEVICES, build_request_context
 from .decide import Visitor, decide
@@ -95,6 +97,9 @@ def variant_preview(request, variant_id: int):
             locale=form.cleaned_data["locale"],
             attributes=form.cleaned_data["attributes"],
         )
+        # The rolling windows as a decision now would fold them (plain dicts: shown as JSON).
+        if profile and "windows" not in profile:  # a typed profile may state its own windows
+            profile = {**profile, "windows": windows_fold(profile.get("aggregates"), time.time())}
         attributes = {"request": request_context, "profile": profile}
         condition = variant.condition or {}
         matches = compile_condition(condition)(attributes) if condition else True

@@ -19,6 +19,7 @@ from content.rendering import RenderError, template_prepare, template_render
 from core import metrics
 from experiments.engine import Assignment, ExperimentSpec, assign
 from recommendations import serving as recs_serving
+from segments.windows import profile_windowed
 
 from .snapshot import CompiledVariant, PlacementPlan, Snapshot
 
@@ -88,6 +89,9 @@ def decide(
 ) -> dict[str, Decision]:
     now = now or datetime.now(UTC)
     profile = visitor.profile if visitor.personalization_allowed and visitor.profile else {}
+    if profile and snapshot.reads_windows:
+        # Rolling windows are folded from the document's buckets at this decision's now.
+        profile = profile_windowed(profile, now)
     attributes = {"request": request_context, "profile": profile}
     template_context = {"request": request_context, "profile": profile}
     results: dict[str, Decision] = {}

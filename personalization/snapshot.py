@@ -26,6 +26,7 @@ from core.redis import get_redis, key
 from experiments.engine import ExperimentSpec
 from experiments.models import Experiment, ExperimentStatus
 from rules import compile_condition, condition_fields
+from segments.windows import windows_read
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +134,8 @@ class PlacementPlan:
 class Snapshot:
     version: int
     placements: Mapping[str, PlacementPlan]
+    #: Some live condition reads profile.windows: decide folds them at its now (segments.windows).
+    reads_windows: bool = False
 
 
 def _compile_variant(variant: Variant) -> CompiledVariant:
@@ -186,7 +189,13 @@ def snapshot_build(version: int) -> Snapshot:
             by_key=MappingProxyType({c.key: c for c in compiled.values()}),
             experiment=_compile_experiment(experiment, compiled) if experiment else None,
         )
-    return Snapshot(version=version, placements=MappingProxyType(plans))
+    conditions = [v.condition for vs in variants_by_placement.values() for v in vs] + [
+        e.condition for e in experiments.values()
+    ]
+    reads_windows = any(windows_read(condition_fields(c)) for c in conditions if c)
+    return Snapshot(
+        version=version, placements=MappingProxyType(plans), reads_windows=reads_windows
+    )
 
 
 def _compile_experiment(

@@ -10,6 +10,8 @@ Public API::
     validate_condition(condition) -> list[ConditionError] # every problem, with its JSONPath
     describe_condition(condition) -> str                  # "country is one of FR, DE and ..."
     condition_fields(condition) -> set[str]               # attribute paths the condition reads
+    fn(attributes, now=datetime_or_epoch)                 # evaluate at a given instant
+    with evaluation_clock(now) as clock: fn(attributes)   # clock.next_change: when it may flip
 
 Semantics are GrowthBook's ``evalCondition`` (MongoDB-style operators, dotted paths, ``$in`` over
 an array attribute meaning "any item is in the list", deep equality for arrays and objects,
@@ -32,14 +34,20 @@ these decisions:
 * Fail closed: a condition the evaluator cannot run as written (unknown operator, refused regex,
   ``$or`` without a list) never matches as a whole, so a ``$not`` above the fault cannot turn it
   into a match. Mosaic validates before storing, so this is a safety net.
+* Time: ``{"last_add_to_cart_at": {"$lte": {"$ago": "10m"}}}`` compares an instant attribute
+  (ISO string, epoch seconds or milliseconds, datetime) with ``now`` minus (``$ago``) or plus
+  (``$ahead``) a duration (s, m, h, d, w; "1h30m"). ``now`` is the evaluation's: passed to the
+  compiled function, set by ``evaluation_clock``, else the wall clock at the call. See
+  :mod:`rules.timing` and docs/conditions.md.
 * Saved groups map a group id to a list of members (or ``{"type": "list", "values": [...]}``). Pass
   them at compile time (memberships are precomputed) or to the compiled function per call (they
   replace the compile-time ones for that call; each list is indexed once per list object, so treat
   the lists as immutable). An absent group has no members.
 """
 
-from .compiler import compile_condition, evaluate
+from .compiler import compile_condition, evaluate, is_time_dependent
 from .describe import condition_fields, describe_condition
+from .timing import evaluation_clock, instant_seconds
 from .validation import ConditionError, validate_condition
 
 __all__ = [
@@ -48,5 +56,8 @@ __all__ = [
     "condition_fields",
     "describe_condition",
     "evaluate",
+    "evaluation_clock",
+    "instant_seconds",
+    "is_time_dependent",
     "validate_condition",
 ]

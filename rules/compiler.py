@@ -18,7 +18,9 @@ import json
 import operator
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
+from datetime import UTC, datetime
 from functools import lru_cache
+from time import time
 from typing import Any
 
 from .operators import (
@@ -33,6 +35,7 @@ from .operators import (
     is_operator_object,
 )
 from .regex import PatternError, compile_matcher
+from .timing import CLOCK, Clock, as_epoch, instant_seconds, relative_offset
 from .values import (
     ARRAY_TYPES,
     is_number,
@@ -60,11 +63,15 @@ class _BrokenConditionError(Exception):
     """Raised while compiling a condition that cannot be evaluated as written."""
 
 
-def _always(attributes: Attributes, saved_groups: SavedGroups | None = None) -> bool:
+def _always(
+    attributes: Attributes, saved_groups: SavedGroups | None = None, now: Any = None
+) -> bool:
     return True
 
 
-def _never(attributes: Attributes, saved_groups: SavedGroups | None = None) -> bool:
+def _never(
+    attributes: Attributes, saved_groups: SavedGroups | None = None, now: Any = None
+) -> bool:
     return False
 
 
@@ -77,11 +84,12 @@ def _false_pred(value: Any) -> bool:
 
 
 class _Compiler:
-    __slots__ = ("saved_groups", "uses_groups")
+    __slots__ = ("saved_groups", "uses_groups", "uses_time")
 
     def __init__(self, saved_groups: SavedGroups | None) -> None:
         self.saved_groups = saved_groups
         self.uses_groups = False
+        self.uses_time = False
 
 
 def compile_condition(
@@ -99,10 +107,17 @@ def compile_condition(
         root = _compile_condition(condition, compiler)
     except (_BrokenConditionError, RecursionError):
         return _never
-    if not compiler.uses_groups:
-        return root
+    if compiler.uses_groups:
+        root = _with_groups(root)
+    if compiler.uses_time:
+        root = _with_clock(root)
+    return root
 
-    def with_groups(attributes: Attributes, saved_groups: SavedGroups | None = None) -> bool:
+
+def _with_groups(root: CompiledCondition) -> CompiledCondition:
+    def with_groups(
+        attributes: Attributes, saved_groups: SavedGroups | None = None, now: Any = None
+    ) -> bool:
         if saved_groups is None:
             return root(attributes)
         token = _CALL_GROUPS.set(saved_groups)
@@ -114,6 +129,32 @@ def compile_condition(
     return with_groups
 
 
+def _with_clock(root: CompiledCondition) -> CompiledCondition:
+    """A time-dependent condition reads ``now`` from the clock: the one given here, else the one
+    an enclosing ``evaluation_clock`` set, else the wall clock at the call."""
+
+    def with_clock(
+        attributes: Attributes, saved_groups: SavedGroups | None = None, now: Any = None
+    ) -> bool:
+        if now is None:
+            if CLOCK.get() is not None:
+                return root(attributes, saved_groups)
+            now = time()
+        token = CLOCK.set(Clock(as_epoch(now)))
+        try:
+            return root(attributes, saved_groups)
+        finally:
+            CLOCK.reset(token)
+
+    with_clock.time_dependent = True  # type: ignore[attr-defined]
+    return with_clock
+
+
+def is_time_dependent(compiled: CompiledCondition) -> bool:
+    """Whether a compiled condition's answer can change with the clock alone ($ago/$ahead)."""
+    return getattr(compiled, "time_dependent", False)
+
+
 @lru_cache(maxsize=2048)
 def _compile_canonical(key: str) -> CompiledCondition:
     return compile_condition(json.loads(key))
@@ -123,14 +164,15 @@ def evaluate(
     condition: Mapping[str, Any],
     attributes: Attributes,
     saved_groups: SavedGroups | None = None,
+    now: Any = None,
 ) -> bool:
     """Evaluate ``condition`` against ``attributes``; compiled forms are kept in a bounded LRU
     keyed by the condition's canonical JSON (sorted keys - key order never changes a result)."""
     try:
         key = json.dumps(condition, sort_keys=True, separators=(",", ":"))
     except (TypeError, ValueError):
-        return compile_condition(condition)(attributes, saved_groups)
-    return _compile_canonical(key)(attributes, saved_groups)
+        return compile_condition(condition)(attributes, saved_groups, now)
+    return _compile_canonical(key)(attributes, saved_groups, now)
 
 
 # --- Conditions (functions of the attribute mapping) ---------------------------------------------
@@ -172,20 +214,26 @@ def _conjunction(
         if len(fields) == 1:
             ((k0, p0),) = fields
 
-            def one(attributes: Attributes, saved_groups: SavedGroups | None = None) -> bool:
+            def one(
+                attributes: Attributes, saved_groups: SavedGroups | None = None, now: Any = None
+            ) -> bool:
                 return p0(attributes.get(k0))
 
             return one
         if len(fields) == 2:
             (k0, p0), (k1, p1) = fields
 
-            def two(attributes: Attributes, saved_groups: SavedGroups | None = None) -> bool:
+            def two(
+                attributes: Attributes, saved_groups: SavedGroups | None = None, now: Any = None
+            ) -> bool:
                 return p0(attributes.get(k0)) and p1(attributes.get(k1))
 
             return two
         pairs = tuple(fields)
 
-        def many(attributes: Attributes, saved_groups: SavedGroups | None = None) -> bool:
+        def many(
+            attributes: Attributes, saved_groups: SavedGroups | None = None, now: Any = None
+        ) -> bool:
             get = attributes.get
             for key, pred in pairs:  # noqa: SIM110 - a loop beats all(<generator>) here
                 if not pred(get(key)):
@@ -198,7 +246,9 @@ def _conjunction(
     pairs = tuple(fields)
     clauses = tuple(logicals)
 
-    def mixed(attributes: Attributes, saved_groups: SavedGroups | None = None) -> bool:
+    def mixed(
+        attributes: Attributes, saved_groups: SavedGroups | None = None, now: Any = None
+    ) -> bool:
         get = attributes.get
         for key, pred in pairs:
             if not pred(get(key)):
@@ -218,7 +268,9 @@ def _all_of(subs: list[CompiledCondition]) -> CompiledCondition:
         return subs[0]
     clauses = tuple(subs)
 
-    def all_of(attributes: Attributes, saved_groups: SavedGroups | None = None) -> bool:
+    def all_of(
+        attributes: Attributes, saved_groups: SavedGroups | None = None, now: Any = None
+    ) -> bool:
         for clause in clauses:  # noqa: SIM110 - a loop beats all(<generator>) here
             if not clause(attributes):
                 return False
@@ -236,13 +288,17 @@ def _any_of(subs: list[CompiledCondition]) -> CompiledCondition:
     if len(subs) == 2:
         a, b = subs
 
-        def either(attributes: Attributes, saved_groups: SavedGroups | None = None) -> bool:
+        def either(
+            attributes: Attributes, saved_groups: SavedGroups | None = None, now: Any = None
+        ) -> bool:
             return a(attributes) or b(attributes)
 
         return either
     clauses = tuple(subs)
 
-    def any_of(attributes: Attributes, saved_groups: SavedGroups | None = None) -> bool:
+    def any_of(
+        attributes: Attributes, saved_groups: SavedGroups | None = None, now: Any = None
+    ) -> bool:
         for clause in clauses:  # noqa: SIM110 - a loop beats any(<generator>) here
             if clause(attributes):
                 return True
@@ -252,7 +308,9 @@ def _any_of(subs: list[CompiledCondition]) -> CompiledCondition:
 
 
 def _negate_condition(sub: CompiledCondition) -> CompiledCondition:
-    def negated(attributes: Attributes, saved_groups: SavedGroups | None = None) -> bool:
+    def negated(
+        attributes: Attributes, saved_groups: SavedGroups | None = None, now: Any = None
+    ) -> bool:
         return not sub(attributes)
 
     return negated
@@ -427,6 +485,52 @@ def _ordering(op: str, operand: Any) -> _Predicate:
         )
 
     return utf16_order
+
+
+def _relative_ordering(op: str, operand: Mapping[str, Any], compiler: _Compiler) -> _Predicate:
+    """``{"$gte": {"$ago": "30m"}}``: the attribute, an instant, compared with ``now - 30m``.
+
+    The duration is parsed here, once; each call reads the clock. An attribute that is not an
+    instant (missing, a non-date string, a boolean) never matches, as with plain ordering. The
+    clause's answer flips when ``now`` crosses ``value - offset``: noted on a collecting clock.
+    """
+    offset = relative_offset(dict(operand))
+    if offset is None:
+        raise _BrokenConditionError(f'{op} needs a relative instant such as {{"$ago": "30m"}}')
+    compiler.uses_time = True
+    compare = _COMPARE[op]
+    clock_var = CLOCK
+    fromisoformat = datetime.fromisoformat
+
+    def relative_order(value: Any) -> bool:
+        if value is None:  # the common case for a profile that never did it: no clock read
+            return False
+        clock = clock_var.get()
+        if clock is None:  # a sub-function called directly, outside its compiled root
+            clock = Clock(time())
+        if value.__class__ is str and len(value) >= 10 and value[4] == "-" and value[7] == "-":
+            # Extended ISO-8601, as the aggregates store instants: the C parser, and a datetime
+            # comparison with the clock's cached threshold (no conversion to a number).
+            try:
+                parsed = fromisoformat(value)
+            except ValueError:
+                parsed = None
+            if parsed is not None:
+                if parsed.tzinfo is None:
+                    parsed = parsed.replace(tzinfo=UTC)
+                threshold = clock.thresholds.get(offset) or clock.threshold(offset)
+                if clock.collect and parsed >= threshold:
+                    # value >= now + offset: the crossing (value - offset) is now or ahead.
+                    clock.note(parsed.timestamp() - offset)
+                return compare(parsed, threshold)
+        instant = instant_seconds(value)
+        if instant is None:
+            return False
+        if clock.collect:
+            clock.note(instant - offset)
+        return compare(instant, clock.now + offset)
+
+    return relative_order
 
 
 def _number_ordering(op: str, n: float) -> _Predicate:
@@ -716,6 +820,8 @@ def _compile_operator(op: Any, operand: Any, compiler: _Compiler) -> _Predicate:
     if op == "$ne":
         return _negate(_equals(operand))
     if op in ORDERING:
+        if isinstance(operand, Mapping):
+            return _relative_ordering(op, operand, compiler)
         return _ordering(op, operand)
     if op in MEMBERSHIP:
         return _membership(op, operand)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from .operators import LOGICAL_LISTS, is_operator_object
+from .timing import RELATIVE, describe_duration
 from .values import is_number, parse_instant
 
 
@@ -157,6 +158,11 @@ def _operator_clause(subject: str, op: str, operand: Any) -> str:
         return f"{subject} is not set" if operand is None else f"{subject} is {_fmt(operand)}"
     if op == "$ne":
         return f"{subject} is set" if operand is None else f"{subject} is not {_fmt(operand)}"
+    if op in _ORDER_WORDS and isinstance(operand, Mapping) and len(operand) == 1:
+        ((key, text),) = operand.items()
+        if key in RELATIVE and isinstance(text, str):
+            when = "ago" if key == "$ago" else "from now"
+            return f"{subject} {_ORDER_WORDS[op][1]} {describe_duration(text)} {when}"
     if op in _ORDER_WORDS:
         as_number, as_time = _ORDER_WORDS[op]
         is_time = isinstance(operand, str) and parse_instant(operand) is not None

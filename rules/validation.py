@@ -28,6 +28,7 @@ from .operators import (
     is_operator_object,
 )
 from .regex import PatternError, check_pattern
+from .timing import RELATIVE, DurationError, parse_duration
 from .values import JSON_TYPES, is_number
 
 
@@ -145,8 +146,14 @@ def _check_operator(op: str, operand: Any, path: str, errors: list[ConditionErro
     elif op in ORDERING:
         if isinstance(operand, str):
             return
+        if isinstance(operand, Mapping):
+            _check_relative(op, operand, path, errors)
+            return
         if not is_number(operand):
-            fail(f"{op} needs a number or a string (dates are ISO-8601 strings)")
+            fail(
+                f"{op} needs a number, a string (dates are ISO-8601 strings) or a relative "
+                'instant such as {"$ago": "30m"}'
+            )
         elif not math.isfinite(operand):
             fail("must be a finite number")
     elif op in MEMBERSHIP:
@@ -201,3 +208,23 @@ def _check_operator(op: str, operand: Any, path: str, errors: list[ConditionErro
         fail(f"{op} combines conditions, not values; move it up to where attributes are named")
     else:
         fail(f"unknown operator {json.dumps(op)}")
+
+
+def _check_relative(
+    op: str, operand: Mapping[str, Any], path: str, errors: list[ConditionError]
+) -> None:
+    """``{"$ago": "30m"}`` or ``{"$ahead": "3d"}``: exactly one key, a well-formed duration."""
+    keys = list(operand)
+    if len(keys) != 1 or keys[0] not in RELATIVE:
+        errors.append(
+            ConditionError(
+                path,
+                f'{op} compares with a relative instant only as {{"$ago": "30m"}} or '
+                '{"$ahead": "3d"} (one key); got ' + json.dumps([str(k) for k in keys]),
+            )
+        )
+        return
+    try:
+        parse_duration(operand[keys[0]])
+    except DurationError as exc:
+        errors.append(ConditionError(child_path(path, keys[0]), f"{keys[0]} {exc}"))

@@ -52,8 +52,18 @@ REQUIRED_KEYS = frozenset(
         "cart_value",
         "last_add_to_cart_at",
         "purchased_since_last_add_to_cart",
+        "buckets",
     }
 )
+#: Hour buckets kept (the "1d" window: the current hour and the 23 before it) and day buckets kept
+#: (the "7d" and "30d" windows: today and the 6 / 29 days before), counted back from the newest
+#: event's hour and day. Events are never more than 10 minutes ahead (validation), so every
+#: bucket a window folded at "now" could need is kept.
+HOUR_BUCKETS = 24
+DAY_BUCKETS = 30
+#: Categories counted per event type per bucket; a hostile stream of distinct categories cannot
+#: grow a profile past this (the weakest, ties the greatest name, is dropped).
+BUCKET_CATEGORY_TOP = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +93,7 @@ def empty_aggregates() -> dict[str, Any]:
         cart_value=0.0,
         last_add_to_cart_at=None,
         purchased_since_last_add_to_cart=False,
+        buckets={"hours": {"keys": []}, "days": {"keys": []}},
     )
     return agg
 
@@ -137,6 +148,8 @@ def aggregates_apply(
     cart = _money(agg["cart_value"])
     affinities: dict[str, int] = agg["category_affinities"]
     counts = {t: agg.get(f"{t}_count", 0) for t in EVENT_TYPES}
+    buckets = _buckets_decode(agg.get("buckets"))
+    hours, days = buckets["hours"], buckets["days"]
     sessions = agg["sessions"]
     frequency = agg["frequency"]
     for event in ordered:
@@ -164,6 +177,9 @@ def aggregates_apply(
             if event.type == "add_to_cart" and (last_add is None or at > last_add):
                 last_add = at
         weight = AFFINITY_WEIGHTS.get(event.type)
+        category = event.category if weight else None
+        _bucket_add(hours, hour_key(at), event.type, value, category)
+        _bucket_add(days, day_key(at), event.type, value, category)
         if weight and event.category:
             affinities[event.category] = affinities.get(event.category, 0) + weight
             if len(affinities) > AFFINITY_TOP:
@@ -189,7 +205,117 @@ def aggregates_apply(
             last_add and last_purchase and last_purchase >= last_add
         ),
     )
+    agg["buckets"] = buckets_encode(_buckets_pruned(buckets, last_seen))
     return agg
+
+
+def hour_key(moment: datetime) -> str:
+    """The hour bucket of an instant: ``"2026-12-06T19"`` (UTC)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H")
+
+
+def day_key(moment: datetime) -> str:
+    """The day bucket of an instant: ``"2026-12-06"`` (UTC)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d")
+
+
+def _buckets_decode(stored: Any) -> dict[str, dict[str, Any]]:
+    """The stored (column) form as ``{grain: {bucket key: {type: {"n", "v", "c"}}}}``, a fresh
+    copy; anything malformed reads as no buckets."""
+    out: dict[str, dict[str, Any]] = {"hours": {}, "days": {}}
+    if not isinstance(stored, dict):
+        return out
+    for grain in ("hours", "days"):
+        column = stored.get(grain)
+        keys = column.get("keys") if isinstance(column, dict) else None
+        if not isinstance(keys, list):
+            continue
+        buckets: dict[str, dict[str, Any]] = {k: {} for k in keys}
+        for event_type, series in column.items():
+            if event_type == "keys" or not isinstance(series, dict):
+                continue
+            counts, sums = series.get("n") or [], series.get("v") or []
+            for index, key_ in enumerate(keys):
+                if index < len(counts) and counts[index]:
+                    buckets[key_][event_type] = {"n": counts[index], "v": sums[index]}
+            flat = series.get("c") or []
+            for j in range(0, len(flat) - 2, 3):
+                category, index, n = flat[j], flat[j + 1], flat[j + 2]
+                if isinstance(index, int) and 0 <= index < len(keys):
+                    entry = buckets[keys[index]].get(event_type)
+                    if entry is not None:
+                        entry.setdefault("c", {})[category] = n
+        out[grain] = buckets
+    return out
+
+
+def buckets_encode(buckets: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The stored form: per grain, the sorted bucket keys and, per event type, aligned columns
+    (``n`` counts, ``v`` sums) plus ``c``, a flat ``[category, bucket index, count, ...]`` list.
+
+    Columns, not an object per bucket: the decision path parses the profile document on every
+    decision, and a handful of number arrays parse far faster than dozens of small objects (and
+    stay under the container count of its fast JSON path, personalization/visitors.py).
+    """
+    out: dict[str, Any] = {}
+    for grain in ("hours", "days"):
+        grain_buckets = buckets[grain]
+        keys = sorted(grain_buckets)
+        column: dict[str, Any] = {"keys": keys}
+        for event_type in sorted({t for bucket in grain_buckets.values() for t in bucket}):
+            counts: list[int] = []
+            sums: list[float] = []
+            flat: list[Any] = []
+            for index, key_ in enumerate(keys):
+                entry = grain_buckets[key_].get(event_type)
+                if entry is None:
+                    counts.append(0)
+                    sums.append(0.0)
+                    continue
+                counts.append(entry["n"])
+                sums.append(entry["v"])
+                for category, n in sorted((entry.get("c") or {}).items()):
+                    flat.extend((category, index, n))
+            series: dict[str, Any] = {"n": counts, "v": sums}
+            if flat:
+                series["c"] = flat
+            column[event_type] = series
+        out[grain] = column
+    return out
+
+
+def _bucket_add(
+    buckets: dict[str, Any], key_: str, event_type: str, value: Decimal, category: str | None
+) -> None:
+    bucket = buckets.get(key_)
+    if bucket is None:
+        bucket = buckets[key_] = {}
+    entry = bucket.get(event_type)
+    if entry is None:
+        entry = bucket[event_type] = {"n": 0, "v": 0.0}
+    entry["n"] += 1
+    if value:
+        entry["v"] = float(_money(entry["v"]) + value)
+    if category:
+        categories = entry.get("c")
+        if categories is None:
+            categories = entry["c"] = {}
+        categories[category] = categories.get(category, 0) + 1
+        if len(categories) > BUCKET_CATEGORY_TOP:
+            weakest = max(categories, key=lambda c: (-categories[c], c))
+            del categories[weakest]
+
+
+def _buckets_pruned(buckets: dict[str, Any], newest: datetime | None) -> dict[str, Any]:
+    """Only the buckets a window can still need, counted back from the newest event."""
+    if newest is None:
+        return buckets
+    first_hour = hour_key(newest - timedelta(hours=HOUR_BUCKETS - 1))
+    first_day = day_key(newest - timedelta(days=DAY_BUCKETS - 1))
+    return {
+        "hours": {k: v for k, v in sorted(buckets["hours"].items()) if k >= first_hour},
+        "days": {k: v for k, v in sorted(buckets["days"].items()) if k >= first_day},
+    }
 
 
 def aggregates_from_events(events: Iterable[AggEvent]) -> dict[str, Any]:

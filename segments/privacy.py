@@ -45,6 +45,7 @@ from .services import (
     profiles_recompute_aggregates,
     profiles_refresh,
     segments_member_count_refresh,
+    time_due_forget,
 )
 
 logger = logging.getLogger(__name__)
@@ -256,6 +257,7 @@ def _database_erase(*, profile_keys: list[str]) -> dict[str, int]:
     counts["recommendations"] = _recommendations_erase(profile=profile)
     # Not personal data (event ids), but nothing of the visitor should wait for aggregation.
     PendingAggregate.objects.filter(event__profile=profile).delete()
+    time_due_forget(profile_ids=[profile.pk])
     # The cascade removes events, consent history, memberships and aliases with the profile.
     profile.delete()
     counts["profiles"] = 1

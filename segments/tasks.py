@@ -135,3 +135,31 @@ def events_purge_expired(self) -> dict[str, int | bool]:
     }
     logger.info("events_purge_expired %s", totals)
     return totals
+
+
+#: Profiles re-evaluated per batch by the time-driven task; at most 20 batches a run.
+TIME_DUE_BATCH = 2000
+
+
+@shared_task(
+    bind=True,
+    autoretry_for=(redis.RedisError, OperationalError),
+    retry_backoff=2,
+    retry_kwargs={"max_retries": 3},
+)
+def profiles_refresh_time_due(self) -> dict[str, int | bool]:
+    """Time-driven membership: re-evaluate the profiles whose time-dependent segments may have
+    flipped by now (a Redis sorted set of due instants), on beat every ~15 s; says how many."""
+    totals: dict[str, int | bool] = {"batches": 0, "due": 0, "refreshed": 0, "skipped": False}
+    for _ in range(20):
+        result = services.profiles_refresh_time_due(max_profiles=TIME_DUE_BATCH)
+        if result.skipped_locked:
+            totals["skipped"] = True
+            break
+        totals["batches"] += 1
+        totals["due"] += result.due
+        totals["refreshed"] += result.refreshed
+        if result.due < TIME_DUE_BATCH:
+            break
+    logger.info("profiles_refresh_time_due %s", totals)
+    return totals

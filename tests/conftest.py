@@ -199,3 +199,46 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.2, message: s
         if time.monotonic() > deadline:
             pytest.fail(message or "condition not reached in time")
         time.sleep(interval)
+
+
+@pytest.fixture
+def celery_beat(redis_url, celery_worker, tmp_path):
+    """A real `celery beat` subprocess beside the worker, with the time-driven task every second
+    (MOSAIC_TIME_DUE_SECONDS=1; 15 s in production), so clock-driven tests wait seconds."""
+    from django.conf import settings
+
+    log = tmp_path / "beat.log"
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "CELERY_BROKER_URL": redis_url,
+        "DATABASE_URL": _worker_database_url(),
+        "PSEUDONYMIZATION_KEY": settings.PSEUDONYMIZATION_KEY,
+        "SECRET_KEY": settings.SECRET_KEY,
+        "MOSAIC_TIME_DUE_SECONDS": "1",
+    }
+    handle = log.open("w")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "beat",
+            "--schedule",
+            str(tmp_path / "beat-schedule"),
+            "--loglevel",
+            "INFO",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+    )
+    yield log
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()

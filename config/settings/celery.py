@@ -45,6 +45,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "experiments.tasks.exposures_flush",
         "schedule": timedelta(seconds=10),
     },
+    "segments-time-due": {
+        # Time-driven membership: profiles whose $ago/window segments may have flipped by now.
+        "task": "segments.tasks.profiles_refresh_time_due",
+        "schedule": timedelta(
+            seconds=max(1.0, float(os.environ.get("MOSAIC_TIME_DUE_SECONDS", "15")))
+        ),
+    },
     "recommendations-train": {
         # Retrain, evaluate against popularity, activate or flag (recommendations.services).
         "task": "recommendations.tasks.recommendations_train",
