@@ -8,7 +8,9 @@ the "for-you" variant by key; a training run is added only when none is active.
   carts and purchases in it, the rest anywhere (a few global bestsellers draw most of those).
 - Personas: demo-jazz browses jazz, demo-loyal buys rock, demo-cart carts electronic records,
   demo-new has no history (gets the bestsellers).
-- The demo's "recs" placement gets a "for-you" variant with the recommendations block.
+- The demo's "recs" placement gets a "for-you" variant with the recommendations block, after
+  the editors' "jazz-picks" (priority 10, for the jazz-fans segment): the jazz fan keeps the
+  hand-picked grid, every other visitor gets their recommendations.
 """
 
 from __future__ import annotations
@@ -215,7 +217,7 @@ def seed_recommendations(*, write=print, tuning_seconds: float = 10.0) -> None:
             key="for-you",
             defaults={
                 "name": "For you (recommendations)",
-                "priority": 5,
+                "priority": 20,
                 "condition": {},
                 "block_type": BlockType.objects.get(key="recommendations"),
                 "block_fields": {"title": "Recommended for you", "count": 4},
