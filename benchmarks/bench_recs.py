@@ -176,7 +176,7 @@ def _decide_overhead() -> dict:
     from django.conf import settings
 
     from benchmarks.bench_decide import _interleaved_us
-    from content.models import BlockType, Placement, Variant, VariantStatus
+    from content.models import Placement, Variant, VariantStatus
     from core.pseudonym import pseudonymize
     from core.redis import get_redis
     from personalization import profile_cache
@@ -184,6 +184,7 @@ def _decide_overhead() -> dict:
     from personalization.decide import decide
     from personalization.snapshot import holder
     from personalization.visitors import visitor_load
+    from recommendations.block import block_type_ensure
     from recommendations.models import Item, RunStatus, TrainingRun, VisitorRecommendation
     from segments.services import profile_cache_write, profiles_get_or_create
 
@@ -208,7 +209,7 @@ def _decide_overhead() -> dict:
         profile=profile, run=run, items=[f"sku-{i * 37 % 2000}" for i in range(20)]
     )
     profile_cache_write(profile_ids=[profile.pk])
-    block = BlockType.objects.get(key="recommendations")
+    block = block_type_ensure()
     for key, extra in (
         ("with-block", {"block_type": block, "block_fields": {"count": 4, "title": "For you"}}),
         ("without-block", {"template": STATIC_LIST}),

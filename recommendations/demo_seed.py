@@ -197,10 +197,11 @@ def behaviour_events(now=None) -> list[dict]:
 
 def seed_recommendations(*, write=print, tuning_seconds: float = 10.0) -> None:
     """Catalog, behaviour, the for-you variant, and one training run (if none is active)."""
-    from content.models import BlockType, Placement, Variant, VariantStatus
+    from content.models import Placement, Variant, VariantStatus
     from segments import services as segment_services
 
     from . import selectors, services
+    from .block import block_type_ensure
 
     rows = services.catalog_rows_from_dicts(catalog_rows())
     result = services.catalog_import(rows=rows)
@@ -219,7 +220,7 @@ def seed_recommendations(*, write=print, tuning_seconds: float = 10.0) -> None:
                 "name": "For you (recommendations)",
                 "priority": 20,
                 "condition": {},
-                "block_type": BlockType.objects.get(key="recommendations"),
+                "block_type": block_type_ensure(),
                 "block_fields": {"title": "Recommended for you", "count": 4},
                 "template": "",
                 "status": VariantStatus.LIVE,

@@ -2,21 +2,7 @@
 
 from django.db import migrations
 
-TEMPLATE = """<section class="mosaic-recs"><h3>{{ fields.title or "Recommended for you" }}</h3>
-<ul class="mosaic-recs__items">{% for item in items %}
-<li class="mosaic-recs__item" data-sku="{{ item.sku }}"><a href="{{ item.url }}">
-{% if item.image_url %}<img src="{{ item.image_url }}" alt="">{% endif %}
-<span class="mosaic-recs__title">{{ item.title }}</span>
-<span class="mosaic-recs__price">{{ item.price_text }}</span></a></li>{% endfor %}
-</ul></section>"""
-
-SCHEMA = {
-    "type": "object",
-    "properties": {
-        "title": {"type": "string", "maxLength": 200},
-        "count": {"type": "integer", "minimum": 1, "maximum": 20},
-    },
-}
+from recommendations.block import DESCRIPTION, SCHEMA, TEMPLATE
 
 
 def create(apps, schema_editor):
@@ -25,8 +11,7 @@ def create(apps, schema_editor):
         key="recommendations",
         defaults={
             "name": "Recommendations",
-            "description": "Items for the visitor (ALS top-N; popularity without consent or "
-            "history), or similar items when the page passes context.attributes.item (a sku).",
+            "description": DESCRIPTION,
             "template": TEMPLATE,
             "schema": SCHEMA,
         },

@@ -113,12 +113,12 @@ def api(client, method, url, body=None, key=None):
 
 def make_recs_placement(key: str = "recs", **fields):
     """A placement whose default variant is the recommendations block."""
-    from content.models import BlockType
+    from recommendations.block import block_type_ensure
     from tests.factories import make_placement
 
     placement = make_placement(key)
     variant = placement.default_variant
-    variant.block_type = BlockType.objects.get(key="recommendations")
+    variant.block_type = block_type_ensure()
     variant.block_fields = {"count": 4, "title": "For you", **fields}
     variant.save()
     return placement
