@@ -52,6 +52,11 @@ CELERY_BEAT_SCHEDULE = {
             seconds=max(1.0, float(os.environ.get("MOSAIC_TIME_DUE_SECONDS", "15")))
         ),
     },
+    "experiments-results": {
+        # Results of running experiments (and bandit weights), never computed on page load.
+        "task": "experiments.tasks.results_compute_running",
+        "schedule": timedelta(minutes=15),
+    },
     "recommendations-train": {
         # Retrain, evaluate against popularity, activate or flag (recommendations.services).
         "task": "recommendations.tasks.recommendations_train",
