@@ -29,6 +29,7 @@ from __future__ import annotations
 import socket
 
 from gunicorn import util
+from gunicorn.glogging import Logger
 from gunicorn.http.body import LengthReader
 
 # gunicorn < 25 has no lingering close (and nothing to replace).
@@ -90,3 +91,28 @@ def post_fork(server, worker) -> None:
     # look the function up on gunicorn.util at every close.
     if _graceful_close is not None and type(worker) is SyncWorker:
         util.close_graceful = close_after_answer
+
+
+class PrivacyLogger(Logger):
+    """gunicorn's logger, with an access log that names no visitor and no client (issue #13,
+    item 10): the address truncated to its network, the request line and the Referer without
+    query strings, a visitor id in a path replaced by "-" (core.access_log)."""
+
+    def atoms(self, resp, req, environ, request_time):
+        from core.access_log import scrubbed_path, scrubbed_url, truncated_address
+
+        atoms = super().atoms(resp, req, environ, request_time)
+        path = scrubbed_path(environ.get("PATH_INFO", "") or "")
+        atoms["h"] = truncated_address(atoms.get("h", "") or "")
+        atoms["r"] = f"{environ.get('REQUEST_METHOD')} {path} {environ.get('SERVER_PROTOCOL')}"
+        atoms["U"] = path
+        atoms["q"] = ""
+        atoms["f"] = scrubbed_url(atoms.get("f", "") or "")
+        for name in list(atoms):
+            # headers and environment atoms ({referer}i, {...}e): no query strings in them
+            if name.startswith("{") and isinstance(atoms[name], str):
+                atoms[name] = scrubbed_url(atoms[name])
+        return atoms
+
+
+logger_class = PrivacyLogger

@@ -17,6 +17,7 @@ from core.sqlin import filter_in
 from experiments.models import Exposure
 
 from .models import (
+    AuditEntry,
     ConsentRecord,
     Event,
     Profile,
@@ -221,6 +222,19 @@ def profile_export_data(*, profile_key: str) -> dict[str, Any] | None:
             "keys": redis_found["keys"],
             "pending_items": queued,
         },
+        # The audit log's entries about this visitor (consent changes, exports, merges...):
+        # they name the person by their pseudonymous key, so they are theirs to see too.
+        "audit_entries": [
+            {
+                "action": entry.action,
+                "actor": entry.actor,
+                "created_at": _isoformat(entry.created_at),
+                "details": entry.details,
+            }
+            for entry in AuditEntry.objects.filter(subject__in=profile_keys).order_by(
+                "created_at", "id"
+            )
+        ],
     }
     if profile is None:
         return data

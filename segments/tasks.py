@@ -90,7 +90,14 @@ def profiles_aggregate_pending(self) -> dict[str, int]:
     return totals
 
 
-@shared_task(bind=True, autoretry_for=(redis.RedisError,), retry_backoff=5)
+# IntegrityError: an identify merge deleted a profile while the run wrote its memberships (a
+# foreign key to a row gone mid-run); a retry reads the profiles again.
+@shared_task(
+    bind=True,
+    autoretry_for=(redis.RedisError, IntegrityError, OperationalError),
+    retry_backoff=5,
+    max_retries=5,
+)
 def segment_recompute(self, segment_id: int) -> dict[str, int | str]:
     if not Segment.objects.filter(pk=segment_id, is_active=True).exists():
         return {"skipped": segment_id}
@@ -163,3 +170,20 @@ def profiles_refresh_time_due(self) -> dict[str, int | bool]:
             break
     logger.info("profiles_refresh_time_due %s", totals)
     return totals
+
+
+@shared_task(autoretry_for=(redis.RedisError,), default_retry_delay=60, max_retries=5)
+def redis_persistence_rewrite() -> str:
+    """After erasures (batched, privacy.persistence_rewrite_schedule): rewrite Redis's AOF."""
+    outcome = privacy.persistence_rewrite()
+    logger.info("redis_persistence_rewrite %s", outcome)
+    return outcome
+
+
+@shared_task(autoretry_for=(redis.RedisError, OperationalError), default_retry_delay=30)
+def profile_documents_ensure() -> int:
+    """Beat, every minute: rebuild the Redis profile documents if Redis lost them (bounded)."""
+    written = services.profile_documents_ensure()
+    if written:
+        logger.info("profile_documents_ensure rebuilt %d documents", written)
+    return written

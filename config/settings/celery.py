@@ -57,6 +57,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "experiments.tasks.results_compute_running",
         "schedule": timedelta(minutes=15),
     },
+    "profile-documents-ensure": {
+        # Redis restarted without its data: rebuild the profile documents decide reads.
+        "task": "segments.tasks.profile_documents_ensure",
+        "schedule": timedelta(minutes=1),
+    },
     "recommendations-train": {
         # Retrain, evaluate against popularity, activate or flag (recommendations.services).
         "task": "recommendations.tasks.recommendations_train",

@@ -13,6 +13,7 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
@@ -24,7 +25,9 @@ from core.embedded_redis import embedded_redis_running
 from core.pseudonym import pseudonymize
 from experiments.models import Arm, Experiment, ExperimentStatus
 from recommendations.demo_seed import seed_recommendations
+from segments import privacy
 from segments import services as segment_services
+from segments.consent import OPT_IN
 from segments.models import Profile, Segment, SegmentKind
 
 NAMESPACE = uuid.UUID("6f1c1a52-8f5e-4c2e-9a53-0d1f3c5b7e21")
@@ -497,6 +500,18 @@ class Command(BaseCommand):
                         value,
                         now - timedelta(days=rng.randint(0, 60), minutes=i),
                     )
+                )
+        if settings.MOSAIC_CONSENT_DEFAULT == OPT_IN:
+            # Under opt-in nothing is stored for a visitor who did not consent: the demo's
+            # fictional visitors are recorded as having consented (source "seed_demo").
+            for visitor in visitors:
+                privacy.consent_record(
+                    profile_key=pseudonymize(visitor),
+                    purposes={"analytics": True, "personalization": True},
+                    source="seed_demo",
+                    policy_version="",
+                    gpc=False,
+                    actor="seed_demo",
                 )
         stored = segment_services.events_store(events=events).stored
         for visitor, traits in visitors.items():
