@@ -186,7 +186,7 @@ def _compile_variant(variant: dict[str, Any]) -> CompiledVariant:
         starts_at=_when(variant["starts_at"]),
         ends_at=_when(variant["ends_at"]),
         answer_data=MappingProxyType(block_data(payload, fields)),
-        block=variant.block_type.key if variant.block_type_id else "",
+        block=variant.get("block_key") or "",
     )
 
 
@@ -203,6 +203,7 @@ def snapshot_source_read() -> dict[str, Any]:
             "placement_id": v.placement_id,
             "key": v.key,
             "block_type_id": v.block_type_id,
+            "block_key": v.block_type.key if v.block_type_id else "",
             "status": v.status,
             "source": v.render_source(),
             "block_fields": v.block_fields,
