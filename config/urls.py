@@ -59,6 +59,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("analysis.urls")),
+    path("api/v1/recommendations/", include("recommendations.urls")),
 ]
 
 # Unknown paths, oversized bodies and server errors under /api/ answer the one JSON error shape.

@@ -19,6 +19,7 @@ from content.rendering import RenderError, RenderOverBudget, template_prepare, t
 from core import metrics
 from experiments.engine import Assignment, ExperimentSpec, assign
 from experiments.engine import hash as bucket_hash
+from recommendations import serving as recs_serving
 from segments.windows import profile_windowed
 
 from .snapshot import CompiledVariant, PlacementPlan, Snapshot
@@ -125,7 +126,16 @@ def decide(
             results[placement_key] = _fallback(placement_key, None, "", why, None)
             continue
         results[placement_key] = _decide_placement(
-            plan, visitor, attributes, template_context, now, explain, forced, sticky, holdout
+            plan,
+            visitor,
+            attributes,
+            template_context,
+            now,
+            explain,
+            forced,
+            sticky,
+            holdout,
+            snapshot.version,
         )
     return results
 
@@ -140,6 +150,7 @@ def _decide_placement(
     forced: dict[str, str] | None = None,
     sticky: dict[str, str] | None = None,
     holdout: bool = False,
+    version: int = 0,
 ) -> Decision:
     trace: list[dict[str, str]] | None = [] if explain else None
     consent_skipped = False
@@ -205,24 +216,51 @@ def _decide_placement(
         if chosen is None:
             return _fallback(plan.key, None, "", "no_default", trace)
 
-    html, failure = _render(plan.key, chosen, template_context)
+    context, recs = _block_context(chosen, visitor, template_context, version)
+    html, failure = _render(plan.key, chosen, context)
     if failure is None:
+        data = dict(chosen.answer_data)
+        if recs is not None:
+            reason = f"{reason};recommendations:{recs.source}"
+            data["recommendations"] = _recs_data(recs)
         return Decision(
-            plan.key,
-            chosen.key,
-            html,
-            dict(chosen.answer_data),
-            reason,
-            experiment_info,
-            trace,
-            held_out_of,
+            plan.key, chosen.key, html, data, reason, experiment_info, trace, held_out_of
         )
     default = plan.default
     if default is not None and default is not chosen:
-        html, default_failure = _render(plan.key, default, template_context)
+        context, _recs = _block_context(default, visitor, template_context, version)
+        html, default_failure = _render(plan.key, default, context)
         if default_failure is None:
             return _fallback(plan.key, default, html, failure, trace)
     return _fallback(plan.key, None, "", failure, trace)
+
+
+def _block_context(
+    variant: CompiledVariant,
+    visitor: Visitor,
+    template_context: dict[str, Any],
+    version: int,
+) -> tuple[dict[str, Any], recs_serving.BlockItems | None]:
+    """The template context, with `items` for a recommendations block (in process: the
+    visitor's list came with the profile document, the catalog is held per snapshot version)."""
+    if variant.block != recs_serving.BLOCK_KEY:
+        return template_context, None
+    try:
+        recs = recs_serving.block_items(
+            version=version,
+            profile=visitor.profile,
+            personalization_allowed=visitor.personalization_allowed,
+            request_context=template_context["request"],
+            fields=variant.fields,
+        )
+    except Exception:  # a catalog that cannot load must not break the page: an empty block
+        logger.exception("recommendations: block items unavailable")
+        recs = recs_serving.BlockItems([], "unavailable", None)
+    return {**template_context, "items": recs.items}, recs
+
+
+def _recs_data(recs: recs_serving.BlockItems) -> dict[str, Any]:
+    return {"source": recs.source, "run": recs.run_id, "items": [i["sku"] for i in recs.items]}
 
 
 def _render(

@@ -107,6 +107,7 @@ class CompiledVariant:
     ends_at: datetime | None
     # What decide answers in `data` (block fields and payload), merged once here, not per call.
     answer_data: Mapping[str, Any]
+    block: str = ""  # the block type's key ("recommendations" gets items, see decide)
 
     @property
     def scheduled(self) -> bool:
@@ -185,6 +186,7 @@ def _compile_variant(variant: dict[str, Any]) -> CompiledVariant:
         starts_at=_when(variant["starts_at"]),
         ends_at=_when(variant["ends_at"]),
         answer_data=MappingProxyType(block_data(payload, fields)),
+        block=variant.get("block_key") or "",
     )
 
 
@@ -201,6 +203,7 @@ def snapshot_source_read() -> dict[str, Any]:
             "placement_id": v.placement_id,
             "key": v.key,
             "block_type_id": v.block_type_id,
+            "block_key": v.block_type.key if v.block_type_id else "",
             "status": v.status,
             "source": v.render_source(),
             "block_fields": v.block_fields,

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 import redis
+from django.apps import apps
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Max, Min, OuterRef, Subquery, Value
@@ -292,6 +293,7 @@ def _database_erase(*, profile_keys: list[str]) -> dict[str, int]:
         "consent_records": 0,
         "memberships": 0,
         "exposures": 0,
+        "recommendations": 0,
     }
     counts["exposures"], _ = Exposure.objects.filter(profile_key__in=profile_keys).delete()
     profile = Profile.objects.select_for_update().filter(key=profile_keys[0]).first()
@@ -310,6 +312,7 @@ def _database_erase(*, profile_keys: list[str]) -> dict[str, int]:
     counts["events"] = profile.events.count()
     counts["consent_records"] = profile.consent_history.count()
     counts["memberships"] = len(segment_ids)
+    counts["recommendations"] = _recommendations_erase(profile=profile)
     # Not personal data (event ids), but nothing of the visitor should wait for aggregation.
     PendingAggregate.objects.filter(event__profile=profile).delete()
     time_due_forget(profile_ids=[profile.pk])
@@ -318,6 +321,17 @@ def _database_erase(*, profile_keys: list[str]) -> dict[str, int]:
     counts["profiles"] = 1
     segments_member_count_refresh(segment_ids=segment_ids)
     return counts
+
+
+def _recommendations_erase(*, profile: Profile) -> int:
+    """The visitor's precomputed recommendations (their copy in the Redis profile document goes
+    with the document). Their events go with the profile, so the next training leaves them out.
+    By name: recommendations imports segments."""
+    if not apps.is_installed("recommendations"):
+        return 0
+    model = apps.get_model("recommendations", "VisitorRecommendation")
+    deleted, _ = model.objects.filter(profile=profile).delete()
+    return deleted
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,16 +42,38 @@ def profile_get_cached(*, profile_key: str) -> dict[str, Any] | None:
     return json.loads(raw) if raw else None
 
 
-def profile_document(*, profile: Profile, segment_keys: list[str]) -> dict[str, Any]:
-    """What conditions see under `profile.`: traits, behaviour aggregates, segment keys, and
-    each model score namespace at the top level (`profile.rfm.segment`, see Profile.scores)."""
-    return {
-        # Scores first: a namespace can never shadow the four keys below.
+def profile_document(
+    *, profile: Profile, segment_keys: list[str], recs: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """What conditions see under `profile.`: traits, behaviour aggregates, segment keys, each
+    model score namespace at the top level (`profile.rfm.segment`, see Profile.scores), and the
+    visitor's precomputed recommendations (read by decide with the profile in one GET)."""
+    document = {
+        # Scores first: a namespace can never shadow the keys below.
         **(profile.scores or {}),
         "traits": profile.traits,
         "aggregates": profile.aggregates,
         "segments": sorted(segment_keys),
         "consent": profile.consent,
+    }
+    if recs:
+        document["recs"] = recs
+    return document
+
+
+def profile_recommendations(*, profile_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """The precomputed top-N of these profiles ({"run": id, "items": [sku, ...]}), if any.
+
+    Looked up by name, like alias_model(): recommendations imports segments (its rows point at
+    profiles), so importing it here would make the two apps import each other.
+    """
+    if not profile_ids or not apps.is_installed("recommendations"):
+        return {}
+    model = apps.get_model("recommendations", "VisitorRecommendation")
+    rows = filter_in(model.objects.all(), "profile", profile_ids, cast="bigint")
+    return {
+        pid: {"run": run_id, "items": items}
+        for pid, run_id, items in rows.values_list("profile_id", "run_id", "items")
     }
 
 
@@ -298,6 +320,7 @@ __all__ = [
     "profile_get_by_key",
     "profile_get_cached",
     "profile_keys_resolve",
+    "profile_recommendations",
     "profile_segment_keys",
     "redis_visitor_scan",
     "segments_active_condition",

@@ -65,6 +65,7 @@ from .selectors import (
     profile_alias_keys,
     profile_cache_key,
     profile_document,
+    profile_recommendations,
     profile_segment_keys,
     segments_active_condition,
 )
@@ -1039,11 +1040,14 @@ def profile_cache_write(*, profile_ids: list[int], profiles: list[Profile] | Non
         profiles = list(Profile.objects.filter(pk__in=profile_ids))
     segment_keys = profile_segment_keys(profile_ids=[p.pk for p in profiles])
     aliases = profile_alias_keys(profile_ids=[p.pk for p in profiles])
+    recs = profile_recommendations(profile_ids=[p.pk for p in profiles])
     pipe = get_redis().pipeline(transaction=False)
     written: list[str] = []
     for profile in profiles:
         document = _document_bytes(
-            profile_document(profile=profile, segment_keys=segment_keys[profile.pk])
+            profile_document(
+                profile=profile, segment_keys=segment_keys[profile.pk], recs=recs.get(profile.pk)
+            )
         )
         # Merged-away visitor ids read the same document: decide stays one GET for them too.
         for profile_key in (profile.key, *aliases.get(profile.pk, ())):

@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "demo.apps.DemoConfig",
     "axes",
     "analysis",
+    "recommendations",
 ]
 
 # Sessions, users and messages: Django's, stepped over on keyless decide calls

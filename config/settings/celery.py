@@ -76,4 +76,15 @@ CELERY_BEAT_SCHEDULE = {
         "task": "segments.tasks.profile_documents_ensure",
         "schedule": timedelta(minutes=1),
     },
+    "recommendations-train": {
+        # Retrain, evaluate against popularity, activate or flag (recommendations.services).
+        "task": "recommendations.tasks.recommendations_train",
+        "schedule": timedelta(minutes=int(os.environ.get("MOSAIC_RECS_TRAIN_MINUTES", "360"))),
+        "args": ("schedule",),
+    },
+    "recommendations-refresh": {
+        # Visitors whose behaviour changed since the active run get new lists (recalculate-user).
+        "task": "recommendations.tasks.recommendations_refresh",
+        "schedule": timedelta(minutes=5),
+    },
 }

@@ -24,6 +24,7 @@ from content.models import BlockType, Placement, Variant, VariantStatus
 from core.embedded_redis import embedded_redis_running
 from core.pseudonym import pseudonymize
 from experiments.models import Arm, Experiment, ExperimentStatus
+from recommendations.demo_seed import seed_recommendations
 from segments import kpis, privacy, rfm
 from segments import services as segment_services
 from segments.consent import OPT_IN
@@ -433,6 +434,7 @@ class Command(BaseCommand):
             demo = demo_experiment_seed()
             self.stdout.write(f"experiment {demo.key if demo else '-'}: A/B test with traffic")
             kpis.segments_kpis_refresh(days=1)
+            seed_recommendations(write=self.stdout.write)
         if options["admin_password"]:
             _demo_user("admin", options["admin_password"], superuser=True)
         if options["role_passwords"]:

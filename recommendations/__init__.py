@@ -1,0 +1,1 @@
+"""Recommendations: catalog, interactions from events, models trained by Celery, serving."""

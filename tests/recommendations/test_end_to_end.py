@@ -1,0 +1,80 @@
+"""End to end with a real Celery worker: events -> training -> Redis -> decide shows the block."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from core.pseudonym import pseudonymize
+from recommendations.models import RunStatus, TrainingRun
+from segments.models import Event
+from tests.conftest import start_worker, wait_for
+from tests.factories import event
+
+from .conftest import make_recs_placement, seed_shop
+
+pytestmark = [pytest.mark.worker, pytest.mark.slow]
+
+
+@pytest.fixture
+def recs_worker(redis_url, transactional_db, tmp_path):
+    """A real worker with a short tuning budget (the environment reaches its settings)."""
+    worker = start_worker(redis_url, tmp_path / "worker.log", MOSAIC_RECS_TUNING_SECONDS="3")
+    yield worker
+    worker.process.terminate()
+    worker.process.wait(timeout=30)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_events_training_redis_decide__real_worker__block_shows_the_visitors_tastes(
+    client, admin_client, recs_worker
+):
+    # Given a shop with history (300 visitors, planted tastes) and a recommendations placement
+    data = seed_shop()
+    make_recs_placement()
+    # and a new visitor whose product views, posted by the page, are all in one taste cluster
+    cluster = 1
+    skus = [f"sku-{i}" for i in range(60) if data.item_cluster[i] == cluster][:8]
+    batch = {"events": [event("eve", "product_view", properties={"sku": s}) for s in skus]}
+    response = client.post("/api/v1/events", json.dumps(batch), content_type="application/json")
+    assert response.status_code == 202
+    eve = pseudonymize("eve")
+    wait_for(
+        lambda: Event.objects.filter(profile__key=eve).count() == 8, message=recs_worker.output()
+    )
+    before = client.get("/api/v1/decide", {"placements": "recs", "visitor": "eve"}).json()
+    assert before["placements"]["recs"]["reason"].endswith("popularity:cold_start")
+
+    # When training is requested through the API and the worker runs it
+    assert (
+        admin_client.post(
+            "/api/v1/recommendations/train", "{}", content_type="application/json"
+        ).status_code
+        == 202
+    )
+    run = wait_for(
+        lambda: TrainingRun.objects.exclude(status=RunStatus.RUNNING).first(),
+        timeout=240,
+        message=recs_worker.output(),
+    )
+    assert run.status == RunStatus.ACTIVE, run.note
+
+    # Then decide (from the profile document in Redis) shows eve's own recommendations
+    block = wait_for(
+        lambda: (
+            (
+                b := client.get("/api/v1/decide", {"placements": "recs", "visitor": "eve"}).json()[
+                    "placements"
+                ]["recs"]
+            )["reason"].endswith("recommendations:als")
+            and b
+        ),
+        message=recs_worker.output(),
+    )
+    served = block["data"]["recommendations"]["items"]
+    assert block["data"]["recommendations"]["run"] == run.pk
+    in_cluster = [data.item_cluster[int(s.split("-")[1])] == cluster for s in served]
+    assert sum(in_cluster) >= 3, served
+    for sku in served:
+        assert f'data-sku="{sku}"' in block["html"]
