@@ -52,6 +52,8 @@ def granian_args(entry: str = ENTRY, bind: str | None = None) -> list[str]:
         "--no-ws",
         "--workers", str(_int("WEB_CONCURRENCY", 2)),
         "--blocking-threads", str(_int("WEB_THREADS", 1)),
+        # An idle application thread (and its database connection) is kept for 10 minutes.
+        "--blocking-threads-idle-timeout", "600",
         "--runtime-threads", "1",
         "--backlog", str(_int("WEB_BACKLOG", 1024)),
         "--backpressure", str(_int("WEB_BACKPRESSURE", 64)),

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import socket
 import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -148,7 +150,10 @@ def test_web_server__access_log__no_visitor_ids_queries_or_addresses(web_server)
     assert '"https://shop.example/p"' in lines[0]
 
 
-def test_web_server__sigterm_with_requests_in_flight__each_answered_then_exit(web_server):
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
+def test_web_server__stop_signal_with_requests_in_flight__each_answered_then_exit(
+    web_server, stop_signal
+):
     # Given 8 clients in the middle of their requests (headers and half of the body sent)
     body = json.dumps(
         {"events": [event(f"v-term-{i}") for i in range(20)]}, separators=(",", ":")
@@ -163,9 +168,9 @@ def test_web_server__sigterm_with_requests_in_flight__each_answered_then_exit(we
         )
         sockets.append(sock)
     time.sleep(1)
-    # When the server is told to stop (SIGTERM, as honcho and supervisors do), and the clients
-    # then send the rest of their bodies
-    web_server.process.send_signal(signal.SIGTERM)
+    # When the server is told to stop (SIGTERM from honcho and supervisors, SIGINT from Ctrl-C),
+    # and the clients then send the rest of their bodies
+    web_server.process.send_signal(stop_signal)
     time.sleep(1)
     answers = []
     for sock in sockets:
@@ -261,3 +266,35 @@ def test_web_server__24_unread_bodies_from_clients_ignoring_fin__probes_answered
         for sock in sockets:
             sock.close()
     assert _get(web_server.base, "/healthz")[0] == 200
+
+
+def _workers(pid: int) -> set[int]:
+    """The granian worker processes of the server `pid` (its children running granian, from
+    /proc; a helper such as multiprocessing's resource tracker is not one)."""
+    children = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                command = Path(f"/proc/{entry}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"granian" in command:
+                children.add(int(entry))
+    return children
+
+
+def test_web_server__sighup__workers_replaced_while_probes_answered(web_server):
+    # Given the running web process and its two workers
+    before = wait_for(
+        lambda: w if len(w := _workers(web_server.process.pid)) == 2 else None, timeout=10
+    )
+    # When it is told to reload (SIGHUP: new code or settings after a deploy)
+    web_server.process.send_signal(signal.SIGHUP)
+    latencies = _probe_while(web_server.base, 6)
+    # Then new workers replaced the old ones, and every probe meanwhile was answered
+    after = wait_for(
+        lambda: w if len(w := _workers(web_server.process.pid)) == 2 else None, timeout=10
+    )
+    assert not (after & before)
+    assert max(latencies) < 2, latencies
