@@ -8,8 +8,10 @@ says why each one). Environment (all optional):
 - ``WEB_CONCURRENCY`` (2): worker processes, one per core.
 - ``WEB_THREADS`` (1): threads running the WSGI application in each worker. One: the work is
   CPU-bound Python under one GIL, and a second thread only adds switching (docs/benchmarks.md).
-- ``WEB_BACKPRESSURE`` (64): requests (connections) a worker handles at once; more wait in the
-  kernel's accept queue (``WEB_BACKLOG``, 1024) instead of in memory.
+- ``WEB_BACKPRESSURE`` (512): connections a worker holds at once (reading, queued for the
+  application thread, writing); more wait in the kernel's accept queue (``WEB_BACKLOG``, 1024).
+  High on purpose: a connection still sending its headers holds a slot (at most
+  ``WEB_HEADER_TIMEOUT_MS``), so slots are what slow clients would exhaust (docs/security.md).
 - ``WEB_HEADER_TIMEOUT_MS`` (5000): a client has this long to send its request headers (a
   slow-header client is cut off then: docs/security.md, "Slow and half-closed clients").
 - ``WEB_KEEPALIVE`` (``true``): HTTP/1.1 keep-alive.
@@ -56,7 +58,7 @@ def granian_args(entry: str = ENTRY, bind: str | None = None) -> list[str]:
         "--blocking-threads-idle-timeout", "600",
         "--runtime-threads", "1",
         "--backlog", str(_int("WEB_BACKLOG", 1024)),
-        "--backpressure", str(_int("WEB_BACKPRESSURE", 64)),
+        "--backpressure", str(_int("WEB_BACKPRESSURE", 512)),
         "--http1-header-read-timeout", str(_int("WEB_HEADER_TIMEOUT_MS", 5000)),
         "--http1-keep-alive" if _flag("WEB_KEEPALIVE", True) else "--no-http1-keep-alive",
         "--respawn-failed-workers",
