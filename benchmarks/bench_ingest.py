@@ -1,17 +1,16 @@
 """Benchmark: events per second from HTTP batch POST to durable rows in PostgreSQL.
 
-Run ``.venv/bin/python benchmarks/bench_ingest.py`` (``--quick`` for a short run). The script
-builds everything it needs and removes it afterwards: a throwaway PostgreSQL cluster on loopback
+Run ``.venv/bin/python benchmarks/bench_ingest.py`` (``--quick`` for a short run). The script builds
+everything it needs and removes it afterwards: a throwaway PostgreSQL cluster on loopback
 (initdb/pg_ctl from /usr/lib/postgresql/*/bin, as the ``postgres`` user when run as root), its own
 redis-server (AOF, fsync every second: the production set-up), ``migrate``, the web process
 (granian, 2 workers) and a Celery worker as subprocesses. A load generator (threads, keep-alive
-HTTP/1.1) POSTs batches of 500 realistic events (three condition segments are live, so every
-touched profile is re-evaluated and its cached document rewritten); the clock runs from the
-first POST until every
-event is a row in ``segments_event`` (polled with COUNT). Baseline: the same rows inserted with
-COPY (psycopg's write_row) into a copy of the events table (same indexes), 500 rows per committed
-transaction, in the same run after the servers stop; median of three rounds. A stricter second
-baseline (COPY lines formatted by hand with orjson) is reported beside it. Peak RSS (VmHWM)
+HTTP/1.1) POSTs batches of 500 realistic events (three condition segments are live, so every touched
+profile is re-evaluated and its cached document rewritten); the clock runs from the first POST until
+every event is a row in ``segments_event`` (polled with COUNT). Baseline: the same rows inserted
+with COPY (psycopg's write_row) into a copy of the events table (same indexes), 500 rows per
+committed transaction, in the same run after the servers stop; median of three rounds. A stricter
+second baseline (COPY lines formatted by hand with orjson) is reported beside it. Peak RSS (VmHWM)
 of the web and Celery processes is read from /proc at the end.
 
 Exits 1 when a target is missed: >= 10,000 events/s, and >= 0.5 of the raw insert rate. Exits 0
