@@ -20,6 +20,26 @@ from core.access_log import scrubbed_path, scrubbed_url, truncated_address
 logger = logging.getLogger("mosaic.access")
 
 
+class ScrubbedRequestPaths(logging.Filter):
+    """Django's own request log ("Forbidden: /api/v1/profiles/<visitor>/export", one WARNING per
+    4xx) names the path, visitor ids included: the same scrubbing as the access log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                scrubbed_path(arg) if isinstance(arg, str) and arg.startswith("/") else arg
+                for arg in record.args
+            )
+        return True
+
+
+def request_log_scrubbed() -> None:
+    """Install ScrubbedRequestPaths on Django's request logger (once)."""
+    request_logger = logging.getLogger("django.request")
+    if not any(isinstance(f, ScrubbedRequestPaths) for f in request_logger.filters):
+        request_logger.addFilter(ScrubbedRequestPaths())
+
+
 def _logger() -> logging.Logger:
     """The access logger, writing bare lines to stdout whatever the root logging config says."""
     if not logger.handlers:

@@ -142,8 +142,11 @@ def test_web_server__access_log__no_visitor_ids_queries_or_addresses(web_server)
     wait_for(lambda: "/api/v1/profiles/-/export" in web_server.output(), timeout=10)
     lines = [line for line in web_server.output().splitlines() if '"GET /api/' in line]
     text = "\n".join(lines)
-    assert len(lines) == 2, web_server.output()
     assert "raw-visitor" not in text
+    assert len(lines) == 2, web_server.output()
+    # (nor does anything else the web process writes: Django's "Forbidden: <path>" line included)
+    assert "Forbidden" in web_server.output()
+    assert "raw-visitor" not in web_server.output()
     assert "127.0.0.1" not in text
     assert lines[0].startswith("127.0.0.0 - - [")
     assert '"GET /api/v1/decide HTTP/1.1" 200' in lines[0]
