@@ -39,14 +39,18 @@ var/demo_admin_password:
 
 run: $(STAMP_RUN) var/demo_admin_password
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py seed_demo --admin-password "$$(cat var/demo_admin_password)"
-	@echo ""
-	@echo "  Mosaic is starting (Ctrl-C stops everything):"
-	@echo "    Demo page : http://127.0.0.1:8000/"
-	@echo "    Admin     : http://127.0.0.1:8000/admin/  (login: admin / $$(cat var/demo_admin_password))"
-	@echo "    API docs  : http://127.0.0.1:8000/api/docs/"
-	@echo "    Decide    : http://127.0.0.1:8000/api/v1/decide?placements=hero,promo-bar,recs&visitor=demo-loyal"
-	@echo ""
+	$(BIN)/python manage.py seed_demo --admin-password "$$(cat var/demo_admin_password)" \
+		--role-passwords var/demo_role_passwords
+	@url="$$($(BIN)/python -m core.bind)"; \
+	echo ""; \
+	echo "  Mosaic is starting on $${MOSAIC_BIND:-127.0.0.1:8000} (Ctrl-C stops everything):"; \
+	echo "    Demo page : $$url/"; \
+	echo "    Admin     : $$url/admin/  (login: admin / $$(cat var/demo_admin_password))"; \
+	echo "    Roles     : (kept in var/demo_role_passwords)"; \
+	while read -r user role; do echo "                $$user / $${role##* }  ($${role% *})"; done < var/demo_role_passwords; \
+	echo "    API docs  : $$url/api/docs/"; \
+	echo "    Decide    : $$url/api/v1/decide?placements=hero,promo-bar,recs&visitor=demo-loyal"; \
+	echo ""
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile
 
 test: $(STAMP_TEST)

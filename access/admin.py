@@ -19,7 +19,7 @@ class ApiKeyForm(forms.ModelForm):
 
     class Meta:
         model = ApiKey
-        fields = ["name", "kind", "allowed_origins", "rate_limit_per_minute"]
+        fields = ["name", "kind", "role", "allowed_origins", "rate_limit_per_minute"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -37,7 +37,7 @@ class ApiKeyForm(forms.ModelForm):
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
     form = ApiKeyForm
-    list_display = ["name", "prefix", "kind", "is_active", "last_used_at", "created_at"]
+    list_display = ["name", "prefix", "kind", "role", "is_active", "last_used_at", "created_at"]
     list_filter = ["kind", "is_active"]
     search_fields = ["name", "prefix"]
     readonly_fields = ["prefix", "is_active", "revoked_at", "created_at", "last_used_at"]

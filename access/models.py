@@ -25,6 +25,15 @@ class ApiKey(models.Model):
         help_text='Publishable keys: browser origins allowed, e.g. ["https://shop.example"].',
     )
     rate_limit_per_minute = models.PositiveIntegerField(default=600)
+    role = models.ForeignKey(
+        "auth.Group",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Secret keys: the role whose permissions the management API grants this key "
+        "(Editor, Analyst...). Empty: every permission, like the admin account.",
+    )
     is_active = models.BooleanField(default=True)
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)

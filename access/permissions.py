@@ -77,3 +77,60 @@ class IsSecretKeyOrStaff(BasePermission):
         if request_is_secret_or_staff(request):
             return True
         raise exceptions.PermissionDenied({"api_key": [self.message]})
+
+
+# HTTP method -> the Django model permission it needs (the admin's view/add/change/delete).
+ACTION_OF_METHOD = {
+    "GET": "view",
+    "HEAD": "view",
+    "OPTIONS": "view",
+    "POST": "add",
+    "PUT": "change",
+    "PATCH": "change",
+    "DELETE": "delete",
+}
+
+
+def request_has_perm(request, perm: str) -> bool:
+    """Whether the caller's role holds `perm` ("content.change_variant"): a staff user's own and
+    groups' permissions (as the admin checks them); a secret key's role group; a secret key with
+    no role (issued before roles existed) holds every permission, like the admin account."""
+    api_key = request_api_key(request)
+    if api_key is not None:
+        if not api_key.is_secret:
+            return False
+        if api_key.role_id is None:
+            return True
+        app_label, codename = perm.split(".", 1)
+        return api_key.role.permissions.filter(
+            content_type__app_label=app_label, codename=codename
+        ).exists()
+    user = getattr(request, "user", None)
+    return bool(
+        user is not None
+        and getattr(user, "is_staff", False)
+        and user.is_active
+        and user.has_perm(perm)
+    )
+
+
+class ModelPermissionByRole(BasePermission):
+    """Management API: a secret key or a staff session, whose role holds the model permission of
+    the action (view for reads, add/change/delete for writes; a view may name its own with
+    `permission_action`). The model is the view's `permission_model`."""
+
+    def has_permission(self, request, view) -> bool:
+        if not request_is_secret_or_staff(request):
+            raise exceptions.PermissionDenied(
+                {"api_key": [_("Requires a secret API key or a staff session.")]}
+            )
+        model = view.permission_model
+        action = getattr(view, "permission_action", None) or ACTION_OF_METHOD.get(
+            request.method, "change"
+        )
+        perm = f"{model._meta.app_label}.{action}_{model._meta.model_name}"
+        if request_has_perm(request, perm):
+            return True
+        raise exceptions.PermissionDenied(
+            {"permission": [f"Your role does not allow this ({perm} is needed)."]}
+        )

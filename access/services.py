@@ -32,12 +32,13 @@ def api_key_create(
     allowed_origins: list[str] | None = None,
     rate_limit_per_minute: int = 600,
     actor: str = "system",
+    role=None,
 ) -> tuple[ApiKey, str]:
     """Create a key; returns it with the raw key, which is never stored and cannot be recovered."""
     if kind not in ApiKeyKind.values:
         raise ValueError(f"Unknown key kind {kind!r}.")
     raw = key_generate(kind)
-    api_key = ApiKey(name=name, kind=kind, rate_limit_per_minute=rate_limit_per_minute)
+    api_key = ApiKey(name=name, kind=kind, rate_limit_per_minute=rate_limit_per_minute, role=role)
     api_key_set_secret(api_key=api_key, raw=raw)
     api_key.allowed_origins = api_key_clean_origins(origins=allowed_origins or [])
     api_key.save()
@@ -79,7 +80,12 @@ def api_key_audit(*, api_key: ApiKey, change: str, actor: str) -> None:
     audit_record(
         action=AuditAction.KEY_CHANGE,
         actor=actor[:150],
-        details={"change": change, "key": api_key.prefix, "kind": api_key.kind},
+        details={
+            "change": change,
+            "key": api_key.prefix,
+            "kind": api_key.kind,
+            "role": api_key.role.name if api_key.role_id else None,
+        },
     )
 
 

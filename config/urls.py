@@ -1,15 +1,17 @@
 """URL map: demo page, admin, the v1 API and its OpenAPI documentation."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from core.errors import api_error_view
 from demo import views as demo_views
 from identity.views import IdentifyView, TraitsView
 from personalization import admin_views
+from personalization.api.preview import VariantPreviewView
 from personalization.api.views import DecideView
 from personalization.middleware import DECIDE_PATH
+from segments.builder import condition_check
 from segments.views import ConsentView, EventsView, ProfileEraseView, ProfileExportView
 
 from . import views
@@ -32,6 +34,7 @@ urlpatterns = [
         admin_views.variant_preview,
         name="mosaic-variant-preview",
     ),
+    path("admin/mosaic/conditions/check", condition_check, name="mosaic-condition-check"),
     path("admin/", admin.site.urls),
     path("api/v1/events", EventsView.as_view(), name="api-events"),
     path("api/v1/consent", ConsentView.as_view(), name="api-consent"),
@@ -44,6 +47,12 @@ urlpatterns = [
     path("api/v1/profiles/<path:visitor>", ProfileEraseView.as_view(), name="api-profile-erase"),
     path("api/v1/identify", IdentifyView.as_view(), name="api-identify"),
     path("api/v1/traits", TraitsView.as_view(), name="api-traits"),
+    path(
+        "api/v1/variants/<int:variant_id>/preview",
+        VariantPreviewView.as_view(),
+        name="api-variant-preview",
+    ),
+    path("api/v1/", include("content.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

@@ -5,12 +5,14 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models
 from django.db.models import Count, Q
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html
 
+from core.forms import JSON_FORMFIELD_OVERRIDES
 from rules import describe_condition
 
 from . import selectors, services
@@ -42,24 +44,83 @@ def _in_words(condition: dict | None) -> str:
         return "—"
 
 
-def _placement_revert(modeladmin: admin.ModelAdmin, request, revision: PlacementRevision) -> None:
-    """Revert through the service; a refusal is a message for the editor, never a 500."""
+def _revert(modeladmin: admin.ModelAdmin, request, revision) -> None:
+    """Revert a placement or variant through its service; a refusal is a message for the
+    editor, never a 500."""
+    revert = (
+        services.placement_revert
+        if isinstance(revision, PlacementRevision)
+        else services.variant_revert
+    )
     try:
-        placement = services.placement_revert(revision=revision, author=_author(request))
+        subject = revert(revision=revision, author=_author(request))
     except ValidationError as exc:
-        modeladmin.message_user(request, " ".join(exc.messages), messages.ERROR)
+        modeladmin.message_user(
+            request,
+            f"{revision.subject} cannot go back to the revision of "
+            f"{revision.created_at:%Y-%m-%d %H:%M:%S}: " + " ".join(exc.messages)
+            if isinstance(revision, VariantRevision)
+            else " ".join(exc.messages),
+            messages.ERROR,
+        )
         return
     modeladmin.message_user(
         request,
-        f'Placement "{placement}" is back to its revision of '
+        f'{subject._meta.verbose_name.capitalize()} "{subject}" is back to its revision of '
         f"{revision.created_at:%Y-%m-%d %H:%M:%S}; "
         "the revert is itself recorded in the history.",
         messages.SUCCESS,
     )
 
 
+class HistoryAdminMixin:
+    """The history on an object's change page (who changed what, a diff, "Revert to this") and
+    the revert view its buttons post to: one mechanism for placements and variants."""
+
+    revision_model: type  # PlacementRevision or VariantRevision
+    revision_subject: str  # the revision's foreign key to the object: "placement" or "variant"
+    history_selector = None  # selectors.placement_history or selectors.variant_history
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and obj.pk:
+            name = self.revision_subject
+            context["history"] = type(self).history_selector(**{name: obj})
+            context["revisions_url"] = (
+                reverse(f"admin:content_{name}revision_changelist") + f"?{name}__id__exact={obj.pk}"
+            )
+            context["revert_url_name"] = f"admin:content_{name}_revert"
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def get_urls(self):
+        name = self.revision_subject
+        revert = path(
+            "<path:object_id>/revert/<int:revision_id>/",
+            self.admin_site.admin_view(self.revert_view),
+            name=f"content_{name}_revert",
+        )
+        return [revert, *super().get_urls()]
+
+    def revert_view(self, request, object_id: str, revision_id: int):
+        """POST from a history row's button on the change page: revert, then back to the page."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            raise Http404("No such object.")
+        if not self.has_change_permission(request, obj):
+            raise PermissionDenied
+        revision = get_object_or_404(
+            self.revision_model, pk=revision_id, **{self.revision_subject: obj}
+        )
+        _revert(self, request, revision)
+        return HttpResponseRedirect(
+            reverse(f"admin:content_{self.revision_subject}_change", args=[obj.pk])
+        )
+
+
 @admin.register(BlockType)
 class BlockTypeAdmin(admin.ModelAdmin):
+    formfield_overrides = {models.JSONField: JSON_FORMFIELD_OVERRIDES}
     form = BlockTypeForm
     list_display = ["name", "key", "field_names", "variant_count", "updated_at"]
     search_fields = ["name", "key", "description"]
@@ -76,6 +137,22 @@ class BlockTypeAdmin(admin.ModelAdmin):
     def variant_count(self, obj: BlockType) -> int:
         return obj.n_variants
 
+    def save_model(self, request, obj, form, change) -> None:
+        # BlockTypeForm ran services.block_type_problems, the API's rules.
+        services.block_type_save(block_type=obj, author=_author(request), validate=False)
+
+    def delete_model(self, request, obj) -> None:
+        services.block_type_delete(block_type=obj, author=_author(request))
+
+    def delete_queryset(self, request, queryset) -> None:
+        for block_type in queryset:
+            services.block_type_delete(block_type=block_type, author=_author(request))
+
+
+# Widths of the placement page's variant rows, so that the page fits a 1280 px window (the
+# admin's default text inputs are 20em wide each).
+_INLINE_WIDTHS = {"key": "10em", "name": "14em", "priority": "5em", "locale": "5em"}
+
 
 class VariantInline(admin.TabularInline):
     model = Variant
@@ -84,9 +161,19 @@ class VariantInline(admin.TabularInline):
     fields = ["key", "name", "status", "priority", "locale", "block_type"]
     show_change_link = True
 
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        width = _INLINE_WIDTHS.get(db_field.name)
+        if field is not None and width:
+            field.widget.attrs["style"] = f"width: {width}"
+        return field
+
 
 @admin.register(Placement)
-class PlacementAdmin(admin.ModelAdmin):
+class PlacementAdmin(HistoryAdminMixin, admin.ModelAdmin):
+    revision_model = PlacementRevision
+    revision_subject = "placement"
+    history_selector = staticmethod(selectors.placement_history)
     form = PlacementForm
     fields = ["key", "name", "description", "default_variant"]  # the key stays first when read-only
     list_display = ["key", "name", "default_variant", "live_variants", "updated_at"]
@@ -106,9 +193,15 @@ class PlacementAdmin(admin.ModelAdmin):
     def save_formset(self, request, form, formset, change) -> None:
         instances = formset.save(commit=False)
         for obj in formset.deleted_objects:
-            obj.delete()
+            try:
+                services.variant_delete(variant=obj, author=_author(request))
+            except ValidationError as exc:
+                messages.error(request, f"{obj} was not deleted: " + " ".join(exc.messages))
         for variant in instances:
-            services.variant_save(variant=variant, author=_author(request), comment="Edited inline")
+            # The inline forms ran services.variant_problems already (VariantForm._post_clean).
+            services.variant_save(
+                variant=variant, author=_author(request), comment="Edited inline", validate=False
+            )
         formset.save_m2m()
 
     def get_readonly_fields(self, request, obj=None):
@@ -117,44 +210,28 @@ class PlacementAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change) -> None:
         services.placement_save(
-            placement=obj, author=_author(request), comment="" if change else "Created"
+            placement=obj,
+            author=_author(request),
+            comment="" if change else "Created",
+            validate=False,  # PlacementForm ran services.placement_problems
         )
         if change and obj.default_variant_id is None and obj.variants.exists():
             messages.warning(request, "This placement has no default variant yet.")
 
-    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
-        if obj is not None and obj.pk:
-            context["placement_history"] = selectors.placement_history(placement=obj)
-            context["placement_revisions_url"] = (
-                reverse("admin:content_placementrevision_changelist")
-                + f"?placement__id__exact={obj.pk}"
-            )
-        return super().render_change_form(request, context, add, change, form_url, obj)
+    def delete_model(self, request, obj) -> None:
+        services.placement_delete(placement=obj, author=_author(request))
 
-    def get_urls(self):
-        revert = path(
-            "<path:object_id>/revert/<int:revision_id>/",
-            self.admin_site.admin_view(self.revert_view),
-            name="content_placement_revert",
-        )
-        return [revert, *super().get_urls()]
-
-    def revert_view(self, request, object_id: str, revision_id: int):
-        """POST from a history row's button on the change page: revert, then back to the page."""
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        placement = self.get_object(request, unquote(object_id))
-        if placement is None:
-            raise Http404("No such placement.")
-        if not self.has_change_permission(request, placement):
-            raise PermissionDenied
-        revision = get_object_or_404(PlacementRevision, pk=revision_id, placement=placement)
-        _placement_revert(self, request, revision)
-        return HttpResponseRedirect(reverse("admin:content_placement_change", args=[placement.pk]))
+    def delete_queryset(self, request, queryset) -> None:
+        for placement in queryset:
+            services.placement_delete(placement=placement, author=_author(request))
 
 
 @admin.register(Variant)
-class VariantAdmin(admin.ModelAdmin):
+class VariantAdmin(HistoryAdminMixin, admin.ModelAdmin):
+    formfield_overrides = {models.JSONField: JSON_FORMFIELD_OVERRIDES}
+    revision_model = VariantRevision
+    revision_subject = "variant"
+    history_selector = staticmethod(selectors.variant_history)
     form = VariantForm
     list_display = [
         "__str__",
@@ -222,7 +299,8 @@ class VariantAdmin(admin.ModelAdmin):
             (None, {"fields": ["placement", "key", "name", "status", "priority"]}),
             (
                 "Targeting",
-                {"fields": ["condition", "condition_summary", "locale", "starts_at", "ends_at"]},
+                # The condition's words are the audience builder's, live beside its JSON.
+                {"fields": ["condition", "locale", "starts_at", "ends_at"]},
             ),
             (
                 f"Content — {block_type.name} block" if block_type else "Content",
@@ -236,7 +314,17 @@ class VariantAdmin(admin.ModelAdmin):
         ]
 
     def save_model(self, request, obj, form, change) -> None:
-        services.variant_save(variant=obj, author=_author(request))
+        # VariantForm ran services.variant_problems, the API's rules.
+        services.variant_save(variant=obj, author=_author(request), validate=False)
+        for finding in services.variant_warnings(variant=obj):
+            messages.warning(request, f"Condition: {finding}")
+
+    def delete_model(self, request, obj) -> None:
+        services.variant_delete(variant=obj, author=_author(request))
+
+    def delete_queryset(self, request, queryset) -> None:
+        for variant in queryset:
+            services.variant_delete(variant=variant, author=_author(request))
 
 
 @admin.register(VariantRevision)
@@ -254,6 +342,9 @@ class VariantRevisionAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # the history is the record: kept while its variant exists
+
     @admin.display(description="state")
     def changed(self, obj: VariantRevision) -> str:
         state = obj.state
@@ -267,18 +358,7 @@ class VariantRevisionAdmin(admin.ModelAdmin):
         if queryset.count() != 1:
             self.message_user(request, "Select exactly one revision to revert to.", messages.ERROR)
             return
-        revision = queryset.get()
-        try:
-            variant = services.variant_revert(revision=revision, author=_author(request))
-        except ValidationError as exc:  # a refusal is a message for the editor, never a 500
-            self.message_user(
-                request,
-                f"{revision.variant} cannot go back to the revision of "
-                f"{revision.created_at:%Y-%m-%d %H:%M:%S}: " + " ".join(exc.messages),
-                messages.ERROR,
-            )
-            return
-        self.message_user(request, f"{variant} reverted; the revert is itself a new revision.")
+        _revert(self, request, queryset.get())
 
 
 @admin.register(PlacementRevision)
@@ -295,6 +375,9 @@ class PlacementRevisionAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # the history is the record: kept while its placement exists
 
     def has_revert_permission(self, request) -> bool:
         return request.user.has_perm("content.change_placement")
@@ -317,4 +400,4 @@ class PlacementRevisionAdmin(admin.ModelAdmin):
         if queryset.count() != 1:
             self.message_user(request, "Select exactly one revision to revert to.", messages.ERROR)
             return
-        _placement_revert(self, request, queryset.get())
+        _revert(self, request, queryset.get())

@@ -6,11 +6,33 @@ from typing import Any
 
 from django import forms
 
+from core.forms import PositionedJSONField
+from segments.builder import ConditionBuilderWidget
+
+from . import services
 from .models import BlockType, Placement, Variant
-from .rendering import template_check
-from .services import block_schema_problems, block_values_problems
 
 BLOCK_PREFIX = "block__"
+
+
+def add_service_errors(form: forms.ModelForm, errors: dict[str, list[str]]) -> None:
+    """Put the content services' problems (the rules the API applies too) on the form's fields:
+    "block_fields.<name>" on that block field, a field the form does not show as a form-wide
+    error naming it. A field the form already refused keeps the form's message alone."""
+    for field, messages in errors.items():
+        target: str | None = field
+        prefix = ""
+        if field.startswith("block_fields."):
+            target = BLOCK_PREFIX + field.split(".", 1)[1]
+        if target not in form.fields:
+            prefix = "" if field == "body" else f"{field}: "
+            target = None
+        shown = form.errors.get(target or forms.forms.NON_FIELD_ERRORS, [])
+        if target is not None and shown:
+            continue  # the form's own check of this field spoke first (a missing value...)
+        for message in messages:
+            if prefix + message not in shown:
+                form.add_error(target, prefix + message)
 
 
 def schema_form_field(name: str, spec: dict[str, Any], required: bool) -> forms.Field:
@@ -35,20 +57,12 @@ def schema_form_field(name: str, spec: dict[str, Any], required: bool) -> forms.
             min_value=spec.get("minimum"), max_value=spec.get("maximum"), **common
         )
     if kind in ("array", "object"):
-        return forms.JSONField(**common)
+        return PositionedJSONField(**common)
     if spec.get("format") == "uri":
         return forms.CharField(max_length=spec.get("maxLength"), **common)
     if spec.get("format") in ("html", "textarea"):
         return forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), **common)
     return forms.CharField(max_length=spec.get("maxLength"), **common)
-
-
-def checked_template(source: str) -> str:
-    """The template source, or a field error naming the line where it does not compile."""
-    problem = template_check(source)
-    if problem:
-        raise forms.ValidationError(f"Template error at {problem}")
-    return source
 
 
 def block_field_names(block_type: BlockType | None) -> list[str]:
@@ -76,6 +90,9 @@ class VariantForm(forms.ModelForm):
             "template",
             "data",
         ]
+        # The audience builder (pickers, nested groups, words and JSON side by side).
+        widgets = {"condition": ConditionBuilderWidget(scope="variant")}
+        field_classes = {"condition": PositionedJSONField}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -83,40 +100,31 @@ class VariantForm(forms.ModelForm):
         for name in block_field_names(self.block_type_obj):
             self.fields[name].initial = values.get(name.removeprefix(BLOCK_PREFIX))
 
-    def clean_template(self) -> str:
-        return checked_template(self.cleaned_data.get("template", ""))
-
     def clean(self):
         cleaned = super().clean()
-        starts, ends = cleaned.get("starts_at"), cleaned.get("ends_at")
-        if starts and ends and ends <= starts:
-            self.add_error("ends_at", "Must be after the start.")
         block_type = cleaned.get("block_type")
         if block_type is not None and block_type == self.block_type_obj:
-            self._clean_block_values(block_type, cleaned)
-        elif block_type is None and not self._value("template") and not self._value("data"):
-            self.add_error(
-                "template" if "template" in self.fields else None,
-                "Choose a block type, write a template, or give a data payload.",
-            )
+            values = {}
+            for name in block_field_names(block_type):
+                value = cleaned.get(name)
+                if value not in (None, ""):
+                    values[name.removeprefix(BLOCK_PREFIX)] = value
+            self.instance.block_fields = values
         return cleaned
 
-    def _value(self, name: str) -> Any:
-        """The cleaned value, or the stored one when this form does not edit that field (the
-        placement page's inline lists key, name, status… but not the template or data)."""
-        if name in self.fields:
-            return self.cleaned_data.get(name)
-        return getattr(self.instance, name)
-
-    def _clean_block_values(self, block_type: BlockType, cleaned: dict[str, Any]) -> None:
-        values = {}
-        for name in block_field_names(block_type):
-            value = cleaned.get(name)
-            if value not in (None, ""):
-                values[name.removeprefix(BLOCK_PREFIX)] = value
-        for field, message in block_values_problems(block_type=block_type, values=values).items():
-            self.add_error(BLOCK_PREFIX + field if field else None, message)
-        self.instance.block_fields = values
+    def _post_clean(self) -> None:
+        # Every rule of content.services.variant_problems, the API's too (template, schedule,
+        # block values against the schema, content, placement), after the model's own checks.
+        super()._post_clean()
+        errors = services.variant_problems(
+            variant=self.instance, exclude=self._get_validation_exclusions()
+        )
+        block_type = self.cleaned_data.get("block_type")
+        if block_type is not None and block_type != self.block_type_obj:
+            # A newly chosen block type: its fields appear once saved (editor's flow), so its
+            # values are not checked yet.
+            errors = {k: v for k, v in errors.items() if not k.startswith("block_fields")}
+        add_service_errors(self, errors)
 
 
 def variant_form_for(block_type: BlockType | None) -> type[VariantForm]:
@@ -138,21 +146,29 @@ class BlockTypeForm(forms.ModelForm):
         model = BlockType
         fields = ["key", "name", "description", "template", "schema"]
 
-    def clean_template(self) -> str:
-        return checked_template(self.cleaned_data.get("template", ""))
-
-    def clean_schema(self):
-        schema = self.cleaned_data.get("schema") or {}
-        problems = block_schema_problems(schema=schema)
-        if problems:
-            raise forms.ValidationError(problems)
-        return schema
+    def _post_clean(self) -> None:
+        super()._post_clean()
+        add_service_errors(
+            self,
+            services.block_type_problems(
+                block_type=self.instance, exclude=self._get_validation_exclusions()
+            ),
+        )
 
 
 class PlacementForm(forms.ModelForm):
     class Meta:
         model = Placement
         fields = ["key", "name", "description", "default_variant"]
+
+    def _post_clean(self) -> None:
+        super()._post_clean()
+        add_service_errors(
+            self,
+            services.placement_problems(
+                placement=self.instance, exclude=self._get_validation_exclusions()
+            ),
+        )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

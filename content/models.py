@@ -184,6 +184,14 @@ REVISIONED_FIELDS = (
 )
 
 
+VARIANT_RESTORED_KEYS = (*REVISIONED_FIELDS, "block_type", "starts_at", "ends_at")
+
+
+def variant_restorable(state: dict) -> dict:
+    """The part of a variant's revision state that a revert restores (to compare states)."""
+    return {name: state.get(name) for name in VARIANT_RESTORED_KEYS}
+
+
 class Revision(models.Model):
     """Who saved an object's state, when and why: the history behind "revert" (abstract)."""
 

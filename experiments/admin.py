@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db import models
+
+from core.forms import JSON_FORMFIELD_OVERRIDES
+from segments.admin_audit import AuditedAdmin
+from segments.models import AuditAction
 
 from .models import Arm, Experiment, Exposure
 
@@ -15,7 +20,9 @@ class ArmInline(admin.TabularInline):
 
 
 @admin.register(Experiment)
-class ExperimentAdmin(admin.ModelAdmin):
+class ExperimentAdmin(AuditedAdmin):
+    audit_action = AuditAction.EXPERIMENT_CHANGE
+    formfield_overrides = {models.JSONField: JSON_FORMFIELD_OVERRIDES}
     list_display = ["name", "key", "placement", "status", "coverage", "started_at", "ended_at"]
     list_filter = ["status", "placement"]
     search_fields = ["name", "key", "hypothesis"]
@@ -25,7 +32,8 @@ class ExperimentAdmin(admin.ModelAdmin):
 
 
 @admin.register(Arm)
-class ArmAdmin(admin.ModelAdmin):
+class ArmAdmin(AuditedAdmin):
+    audit_action = AuditAction.EXPERIMENT_CHANGE
     list_display = ["__str__", "name", "variant", "weight", "is_control"]
     list_filter = ["experiment", "is_control"]
     search_fields = ["key", "name", "experiment__key"]

@@ -153,7 +153,7 @@ def _decide_placement(
     html, failure = _render(plan.key, chosen, template_context)
     if failure is None:
         return Decision(
-            plan.key, chosen.key, html, dict(chosen.data), reason, experiment_info, trace
+            plan.key, chosen.key, html, dict(chosen.answer_data), reason, experiment_info, trace
         )
     default = plan.default
     if default is not None and default is not chosen:
@@ -210,7 +210,7 @@ def _fallback(
         placement_key,
         variant.key if variant else None,
         html,
-        dict(variant.data) if variant else {},
+        dict(variant.answer_data) if variant else {},
         f"fallback:{why}",
         trace=trace,
     )

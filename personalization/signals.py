@@ -5,10 +5,11 @@ from __future__ import annotations
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
-from content.models import Placement, Variant
+from content.models import BlockType, Placement, Variant
 from experiments.models import Arm, Experiment
 
-WATCHED = (Placement, Variant, Experiment, Arm)
+# A block type's template renders its variants: a change to it is a change to them.
+WATCHED = (Placement, Variant, Experiment, Arm, BlockType)
 
 
 def _on_change(sender, **kwargs) -> None:

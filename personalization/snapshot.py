@@ -99,6 +99,8 @@ class CompiledVariant:
     locale: str
     starts_at: datetime | None
     ends_at: datetime | None
+    # What decide answers in `data` (block fields and payload), merged once here, not per call.
+    answer_data: Mapping[str, Any]
 
     @property
     def scheduled(self) -> bool:
@@ -137,8 +139,20 @@ class Snapshot:
     reads_windows: bool = False
 
 
+def block_data(payload: Mapping[str, Any], fields: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What decide answers in `data`: a block variant's field values with its payload over them
+    (the payload is the editor's explicit word for apps), else the payload alone. Both are the
+    variant's own static content: nothing from the visitor's profile, so it needs no consent
+    beyond the one that chose the variant."""
+    if not fields:
+        return dict(payload or {})
+    return {**fields, **(payload or {})}
+
+
 def _compile_variant(variant: Variant) -> CompiledVariant:
     condition = variant.condition or {}
+    fields = dict(variant.block_fields or {}) if variant.block_type_id else None
+    payload = dict(variant.data or {})
     return CompiledVariant(
         key=variant.key,
         template=LazyTemplate(variant.render_source()),
@@ -149,6 +163,7 @@ def _compile_variant(variant: Variant) -> CompiledVariant:
         locale=variant.locale,
         starts_at=variant.starts_at,
         ends_at=variant.ends_at,
+        answer_data=MappingProxyType(block_data(payload, fields)),
     )
 
 

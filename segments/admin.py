@@ -3,17 +3,25 @@ the audit log (read-only), segments."""
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.db import transaction
+from django.db import models, transaction
+from django.db.models import Q
 from django.http import HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from core.errors import Unavailable
+from core.forms import JSON_FORMFIELD_OVERRIDES, PositionedJSONField
+from core.pseudonym import pseudonymize
 
 from . import privacy
+from .admin_audit import AuditedAdmin
+from .builder import ConditionBuilderWidget
+from .catalogue import condition_findings
 from .models import AuditEntry, ConsentRecord, Event, Profile, Segment, SegmentMembership
+from .selectors import profile_keys_resolve
 
 
 class ConsentInline(admin.TabularInline):
@@ -36,11 +44,36 @@ class ProfileAdmin(admin.ModelAdmin):
     date_hierarchy = "last_seen"
     actions = ["export_json", "erase"]
 
+    search_help_text = (
+        "A visitor id or a user id (pseudonymised here, as stored: the raw id is never compared "
+        "or kept), or the start of a profile key."
+    )
+
+    def get_search_results(self, request, queryset, search_term):
+        """Profiles of the visitor or user id typed (by its keyed hash, as ingestion stores
+        them), or whose key starts with the term (a key copied from another page)."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        hashed = pseudonymize(term[:200])
+        # A merged-away visitor id resolves to the profile that absorbed it (VisitorAlias).
+        keys = {hashed, *profile_keys_resolve(profile_key=hashed)}
+        matches = Q(key__in=keys) | Q(user_key=hashed)
+        if len(term) >= 8 and all(c in "0123456789abcdef" for c in term.lower()):
+            matches |= Q(key__startswith=term.lower())
+        return queryset.filter(matches), False
+
     # Deleting a profile row would miss Redis and the audit log: "Erase" is the way.
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
-    @admin.action(description="Export as JSON")
+    def has_export_permission(self, request) -> bool:
+        return request.user.has_perm("segments.export_profile")
+
+    def has_erase_permission(self, request) -> bool:
+        return request.user.has_perm("segments.erase_profile")
+
+    @admin.action(description="Export as JSON", permissions=["export"])
     def export_json(self, request, queryset):
         actor = request.user.get_username()
         exports = []
@@ -60,7 +93,7 @@ class ProfileAdmin(admin.ModelAdmin):
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         return response
 
-    @admin.action(description="Erase (every store, irreversible)")
+    @admin.action(description="Erase (every store, irreversible)", permissions=["erase"])
     def erase(self, request, queryset):
         if request.POST.get("confirm") != "yes":
             context = {
@@ -106,8 +139,21 @@ class ProfileAdmin(admin.ModelAdmin):
         return obj.aggregates.get("monetary", 0)
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records written by the system only: viewable, never added, changed or deleted by hand."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(ReadOnlyAdmin):
     list_display = ["type", "name", "value", "currency", "occurred_at", "received_at"]
     list_filter = ["type", "occurred_at"]
     search_fields = ["name", "event_id", "profile__key"]
@@ -117,23 +163,43 @@ class EventAdmin(admin.ModelAdmin):
 
 
 @admin.register(ConsentRecord)
-class ConsentRecordAdmin(admin.ModelAdmin):
+class ConsentRecordAdmin(ReadOnlyAdmin):
     list_display = ["profile", "purposes", "source", "policy_version", "gpc", "recorded_at"]
     list_filter = ["source", "gpc", "policy_version"]
     search_fields = ["profile__key"]
     raw_id_fields = ["profile"]
     list_select_related = ["profile"]
+    # Append-only (ReadOnlyAdmin): consent is recorded by the consent endpoint and its audit,
+    # never added (back-dated...), edited or deleted by hand.
 
-    # Append-only: history is never edited or deleted by hand.
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+class SegmentForm(forms.ModelForm):
+    """Refuses a condition on attributes a stored profile cannot have (a request attribute, a
+    path outside the attribute catalogue): such a segment would silently stay empty."""
+
+    class Meta:
+        model = Segment
+        fields = ["key", "name", "description", "kind", "condition", "is_active"]
+        field_classes = {"condition": PositionedJSONField}
+        # The audience builder, for profile attributes only, with the live count of matches.
+        widgets = {"condition": ConditionBuilderWidget(scope="segment")}
+
+    def clean_condition(self):
+        condition = self.cleaned_data.get("condition")
+        errors = [
+            str(f)
+            for f in condition_findings(condition, profile_only=True)
+            if f.severity == "error"
+        ]
+        if errors:
+            raise forms.ValidationError(errors)
+        return condition
 
 
 @admin.register(Segment)
-class SegmentAdmin(admin.ModelAdmin):
+class SegmentAdmin(AuditedAdmin):
+    form = SegmentForm
+    formfield_overrides = {models.JSONField: JSON_FORMFIELD_OVERRIDES}
     list_display = ["name", "key", "kind", "is_active", "member_count", "computed_at"]
     list_filter = ["kind", "is_active"]
     search_fields = ["name", "key", "description"]
@@ -143,6 +209,8 @@ class SegmentAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change) -> None:
         super().save_model(request, obj, form, change)
+        for finding in condition_findings(obj.condition, profile_only=True):
+            messages.warning(request, f"Condition: {finding}")
         from .tasks import segment_recompute
 
         transaction.on_commit(lambda: segment_recompute.delay(obj.pk))
@@ -157,7 +225,7 @@ class SegmentAdmin(admin.ModelAdmin):
 
 
 @admin.register(SegmentMembership)
-class SegmentMembershipAdmin(admin.ModelAdmin):
+class SegmentMembershipAdmin(ReadOnlyAdmin):
     list_display = ["segment", "profile", "since"]
     list_filter = ["segment"]
     search_fields = ["profile__key", "segment__key"]

@@ -31,6 +31,11 @@ class Profile(models.Model):
 
     class Meta:
         ordering = ["-last_seen"]
+        # The privacy officer's actions (admin actions and API endpoints), apart from viewing.
+        permissions = [
+            ("export_profile", "Can export a visitor's data"),
+            ("erase_profile", "Can erase a visitor from every store"),
+        ]
 
     def __str__(self) -> str:
         return f"profile {self.key[:12]}…"
@@ -183,6 +188,9 @@ class AuditAction(models.TextChoices):
     CONSENT_CHANGE = "consent_change", "Consent change"
     KEY_CHANGE = "key_change", "API key change"
     RETENTION_PURGE = "retention_purge", "Retention purge"
+    CONTENT_CHANGE = "content_change", "Content change"
+    SEGMENT_CHANGE = "segment_change", "Segment change"
+    EXPERIMENT_CHANGE = "experiment_change", "Experiment change"
 
 
 class AuditQuerySet(models.QuerySet):

@@ -12,11 +12,12 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from access.permissions import IsSecretKeyOrStaff
+from access.permissions import ModelPermissionByRole
 from core.errors import NotFound, flatten_errors
 from core.pseudonym import pseudonymize
 
 from . import privacy, services, tasks
+from .models import Profile
 from .serializers import (
     ConsentSerializer,
     EventBatchSerializer,
@@ -114,7 +115,9 @@ class ConsentView(APIView):
 class _PrivacyView(APIView):
     # These endpoints hand out or destroy a visitor's data: secret server keys and staff only,
     # never a browser's publishable key, whatever MOSAIC_REQUIRE_API_KEY says.
-    permission_classes = [IsSecretKeyOrStaff]
+    # The caller's role must also allow it: segments.export_profile / segments.erase_profile.
+    permission_classes = [ModelPermissionByRole]
+    permission_model = Profile
 
     def _visitor(self, visitor: str) -> str:
         serializer = VisitorPathSerializer(data={"visitor": visitor})
@@ -124,6 +127,8 @@ class _PrivacyView(APIView):
 
 class ProfileExportView(_PrivacyView):
     """Everything Mosaic holds on a visitor: profile, events, consent, segments, Redis."""
+
+    permission_action = "export"
 
     @extend_schema(responses={200: dict, 400: dict, 403: dict, 404: dict, 503: dict})
     def get(self, request, visitor: str):
@@ -136,6 +141,8 @@ class ProfileExportView(_PrivacyView):
 
 class ProfileEraseView(_PrivacyView):
     """Erases a visitor from every store; calling it again answers `erased: false`."""
+
+    permission_action = "erase"
 
     @extend_schema(responses={200: dict, 400: dict, 403: dict, 503: dict})
     def delete(self, request, visitor: str):

@@ -190,9 +190,9 @@ def test_preview__as_visitor__renders_and_explains(admin_client, db):
     # Then the page shows the rendered block, that the condition matches, and the live decision
     assert response.status_code == 200
     result = response.context["result"]
-    assert result["matches"] is True
-    assert result["html"] == "<p>Hello Ann</p>"
-    assert result["decision"].reason == "targeted:gold"
+    assert result.matches is True
+    assert result.html == "<p>Hello Ann</p>"
+    assert result.decision.reason == "targeted:gold"
     assert b"matches this context" in response.content
 
 
@@ -201,8 +201,8 @@ def test_preview__typed_context__no_match(admin_client, db):
     variant = make_variant(placement, "mobile", condition={"request.device": "mobile"})
     url = reverse("mosaic-variant-preview", args=[variant.pk])
     response = admin_client.get(url, {"device": "desktop", "profile": '{"traits": {}}'})
-    assert response.context["result"]["matches"] is False
-    assert response.context["result"]["decision"].reason == "default"
+    assert response.context["result"].matches is False
+    assert response.context["result"].decision.reason == "default"
 
 
 def test_preview__bad_json__field_error_no_500(admin_client, db):

@@ -317,7 +317,7 @@ def test_admin_placement_change_page__history_with_revert_buttons_after_save(edi
     html = response.content.decode()
     # Then the history lists who changed what, with a revert button on every non-current state
     assert response.status_code == 200
-    assert 'id="placement-history"' in html
+    assert 'id="object-history"' in html
     assert "Homepage hero" in html
     oldest, middle = hero.revisions.last(), hero.revisions.all()[1]
     assert _revert_url(hero, oldest) in html
@@ -389,7 +389,7 @@ def test_admin_placement_revert__view_only_staff__forbidden_no_button(
     html = client.get(_change_url(hero)).content.decode()
     response = client.post(_revert_url(hero, hero.revisions.last()))
     # Then they see the history without buttons and the revert is refused
-    assert 'id="placement-history"' in html
+    assert 'id="object-history"' in html
     assert "formaction=" not in html
     assert response.status_code == 403
     hero.refresh_from_db()
@@ -508,13 +508,13 @@ def test_admin_placement_change__default_made_draft__refused_at_its_status(edito
 
 
 def _draft_revision_of(variant: Variant):
-    """A revision of `variant` as a draft, recorded by saving it as one; live again afterwards."""
-    variant.status = VariantStatus.DRAFT
-    variant_save(variant=variant, author="ed")
-    revision = variant.revisions.first()
-    variant.status = VariantStatus.LIVE
-    variant_save(variant=variant, author="ed")
-    return revision
+    """A revision of `variant` as a draft (from before it became the default: variant_save now
+    refuses a draft default, so the revision is written as that earlier save wrote it)."""
+    return VariantRevision.objects.create(
+        variant=variant,
+        state={**variant.revision_state(), "status": VariantStatus.DRAFT},
+        author="ed",
+    )
 
 
 def test_variant_revert__to_a_draft_state_while_default__refused_nothing_written(hero):

@@ -67,3 +67,19 @@ def screenshot(page):
         return path
 
     return take
+
+
+@pytest.fixture
+def admin_page(browser, demo_server, django_user_model):
+    """A 1280 x 900 page signed in to the admin as a superuser (demo seeded)."""
+    django_user_model.objects.create_superuser("boss", password="boss-pw-1")
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    page.goto(f"{demo_server.url}/admin/login/")
+    page.fill("#id_username", "boss")
+    page.fill("#id_password", "boss-pw-1")
+    page.click("input[type=submit]")
+    page.wait_for_selector("#content-main")
+    yield page
+    context.close()

@@ -6,11 +6,15 @@ their content), so a second run changes nothing.
 
 from __future__ import annotations
 
+import os
 import random
+import secrets
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
@@ -314,12 +318,66 @@ PERSONAS = {
 }
 
 
+# One demo user per role (access/roles.py): user name, group.
+ROLE_USERS = [
+    ("editor", "Editor"),
+    ("analyst", "Analyst"),
+    ("experimenter", "Experimenter"),
+    ("privacy", "Privacy officer"),
+    ("site-admin", "Admin"),
+]
+
+
+def role_passwords(path: Path) -> list[tuple[str, str, str]]:
+    """The demo role users' passwords, kept in `path` (mode 600) like the admin's; generated for
+    the users the file does not list yet."""
+    known: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            username, _, rest = line.partition(" ")
+            known[username] = rest.rsplit(" ", 1)[-1]
+    rows = [
+        (username, role, known.get(username) or secrets.token_urlsafe(12))
+        for username, role in ROLE_USERS
+    ]
+    if any(username not in known for username, _ in ROLE_USERS):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.writelines(f"{u} {r} {p}\n" for u, r, p in rows)
+        path.chmod(0o600)
+    return rows
+
+
+def _demo_user(username: str, password: str, *, superuser: bool = False, role: str = ""):
+    """Create or update a demo staff user. The password is set only when it differs: setting it
+    again would change the stored hash (a new salt), and Django ends every session of a user
+    whose password hash changed, so each `make run` logged everyone out of the admin."""
+    user, _ = get_user_model().objects.get_or_create(
+        username=username, defaults={"is_staff": True, "is_superuser": superuser}
+    )
+    if not user.check_password(password):
+        user.set_password(password)
+    user.is_staff = True
+    user.is_superuser = superuser
+    user.save()
+    if role:
+        user.groups.set([Group.objects.get(name=role)])
+    return user
+
+
 class Command(BaseCommand):
     help = "Seed the demo storefront (idempotent)."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--visitors", type=int, default=200, help="Synthetic visitors.")
         parser.add_argument("--admin-password", default="", help="Create/update user 'admin'.")
+        parser.add_argument(
+            "--role-passwords",
+            default="",
+            help="File of '<user> <role> <password>' lines (created with generated passwords, "
+            "mode 600, when missing): one demo user per role.",
+        )
 
     def handle(self, *args, **options) -> None:
         with embedded_redis_running():
@@ -331,12 +389,10 @@ class Command(BaseCommand):
                 result = segment_services.segment_recompute(segment_id=segment.pk)
                 self.stdout.write(f"segment {result.segment_key}: {result.members} members")
         if options["admin_password"]:
-            user, _ = get_user_model().objects.get_or_create(
-                username="admin", defaults={"is_staff": True, "is_superuser": True}
-            )
-            user.set_password(options["admin_password"])
-            user.is_staff = user.is_superuser = True
-            user.save()
+            _demo_user("admin", options["admin_password"], superuser=True)
+        if options["role_passwords"]:
+            for username, role, password in role_passwords(Path(options["role_passwords"])):
+                _demo_user(username, password, role=role)
         self.stdout.write(self.style.SUCCESS("demo data ready"))
 
     def _content(self) -> None:
