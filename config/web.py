@@ -43,13 +43,21 @@ def _flag(name: str, default: bool) -> bool:
 
 def granian_args(entry: str = ENTRY, bind: str | None = None) -> list[str]:
     """granian's command-line arguments for Mosaic's web process (without the program name)."""
-    bind = bind or os.environ.get("MOSAIC_BIND", "") or "127.0.0.1:8000"
-    host, _, port = bind.rpartition(":")
-    host = host.strip("[]") or "127.0.0.1"
+    bind = (bind or os.environ.get("MOSAIC_BIND", "")).strip() or "127.0.0.1:8000"
+    # The forms core.bind (what `make run` prints) reads: host:port, [v6]:port, host, unix:path.
+    if bind.startswith("unix:"):
+        address = ["--uds", bind.removeprefix("unix:")]
+    else:
+        if bind.startswith("[") and "]:" in bind:
+            host, port = bind[1:].split("]:", 1)
+        elif ":" in bind:
+            host, _, port = bind.rpartition(":")
+        else:
+            host, port = bind, "8000"
+        address = ["--host", host.strip("[]") or "127.0.0.1", "--port", port]
     args = [
         "--interface", "wsgi",
-        "--host", host,
-        "--port", port,
+        *address,
         "--http", "1",
         "--no-ws",
         "--workers", str(_int("WEB_CONCURRENCY", 2)),

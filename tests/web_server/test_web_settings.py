@@ -46,3 +46,17 @@ def test_granian_args__environment__overrides(monkeypatch):
     assert "--no-http1-keep-alive" in args
     assert _option(args, "--workers-max-rss") == "300"
     assert _option(args, "--workers-lifetime") == "60"
+
+
+def test_granian_args__bind_forms__as_make_run_prints_them(monkeypatch):
+    # Given each form of MOSAIC_BIND that core.bind reads, the command line binds it
+    for bind, expected in [
+        ("0.0.0.0:8080", ["--host", "0.0.0.0", "--port", "8080"]),
+        ("[::1]:8001", ["--host", "::1", "--port", "8001"]),
+        ("localhost", ["--host", "localhost", "--port", "8000"]),
+        ("unix:/run/mosaic.sock", ["--uds", "/run/mosaic.sock"]),
+    ]:
+        monkeypatch.setenv("MOSAIC_BIND", bind)
+        args = granian_args()
+        start = args.index(expected[0])
+        assert args[start : start + len(expected)] == expected, bind
