@@ -53,6 +53,7 @@ urlpatterns = [
         name="api-variant-preview",
     ),
     path("api/v1/", include("content.api.urls")),
+    path("api/v1/", include("experiments.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

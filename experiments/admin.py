@@ -1,34 +1,189 @@
-"""Admin for product teams: experiments with their arms inline."""
+"""Admin for product teams: metrics, experiments with their arms and metrics inline, results."""
 
 from __future__ import annotations
 
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django.db import models
+from django.forms.models import BaseInlineFormSet
 
 from core.forms import JSON_FORMFIELD_OVERRIDES
 from segments.admin_audit import AuditedAdmin
 from segments.models import AuditAction
 
-from .models import Arm, Experiment, Exposure
+from .lifecycle import ArmSpec, experiment_stamp, experiment_validate
+from .models import Arm, Experiment, ExperimentMetric, Exposure, Metric, MetricRole, ResultSnapshot
+
+
+class ArmFormSet(BaseInlineFormSet):
+    """Validates the experiment's setup as a whole (arms and the experiment's own fields), so
+    that a setup that cannot run is refused at save with the field named."""
+
+    def clean(self) -> None:
+        super().clean()
+        if any(self.errors):
+            return
+        arms = []
+        for form in self.forms:
+            data = getattr(form, "cleaned_data", None)
+            if not data or data.get("DELETE"):
+                continue
+            arms.append(
+                ArmSpec(
+                    key=data.get("key") or "",
+                    variant=data.get("variant"),
+                    weight=float(data.get("weight") or 0),
+                    is_control=bool(data.get("is_control")),
+                    name=data.get("name") or "",
+                    extra_variants=tuple(data.get("extra_variants") or ()),
+                )
+            )
+        # The parent form's placements (its M2M is saved after the inlines are validated).
+        extra = getattr(self.instance, "_pending_extra_placements", None)
+        errors = experiment_validate(
+            experiment=self.instance,
+            arms=arms,
+            extra_placements=list(extra) if extra is not None else None,
+        )
+        if errors:
+            raise ValidationError([f"{field}: {message}" for field, message in errors.items()])
 
 
 class ArmInline(admin.TabularInline):
     model = Arm
+    formset = ArmFormSet
     extra = 0
-    fields = ["key", "name", "variant", "weight", "is_control", "position"]
-    raw_id_fields = ["variant"]
+    fields = ["key", "name", "variant", "extra_variants", "weight", "is_control", "position"]
+    raw_id_fields = ["variant", "extra_variants"]
+
+
+class ExperimentMetricFormSet(BaseInlineFormSet):
+    def clean(self) -> None:
+        super().clean()
+        if any(self.errors):
+            return
+        roles = [
+            f.cleaned_data.get("role")
+            for f in self.forms
+            if getattr(f, "cleaned_data", None) and not f.cleaned_data.get("DELETE")
+        ]
+        if roles and roles.count(MetricRole.PRIMARY) != 1:
+            raise ValidationError("metrics: exactly one metric must be primary.")
+
+
+class ExperimentMetricInline(admin.TabularInline):
+    model = ExperimentMetric
+    formset = ExperimentMetricFormSet
+    extra = 0
+    fields = ["metric", "role"]
+
+
+@admin.register(Metric)
+class MetricAdmin(admin.ModelAdmin):
+    list_display = ["name", "key", "kind", "event_type", "event_name", "window_hours"]
+    list_filter = ["kind", "event_type"]
+    search_fields = ["name", "key", "event_name"]
+    prepopulated_fields = {"key": ["name"]}
 
 
 @admin.register(Experiment)
 class ExperimentAdmin(AuditedAdmin):
     audit_action = AuditAction.EXPERIMENT_CHANGE
     formfield_overrides = {models.JSONField: JSON_FORMFIELD_OVERRIDES}
-    list_display = ["name", "key", "placement", "status", "coverage", "started_at", "ended_at"]
     list_filter = ["status", "placement"]
     search_fields = ["name", "key", "hypothesis"]
     prepopulated_fields = {"key": ["name"]}
-    inlines = [ArmInline]
+    inlines = [ArmInline, ExperimentMetricInline]
     list_select_related = ["placement"]
+    readonly_fields = ["started_at", "ended_at", "analysis_started_at", "results_link"]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "name",
+                    "key",
+                    "hypothesis",
+                    "placement",
+                    "extra_placements",
+                    "status",
+                    "rollout_arm",
+                    "results_link",
+                ]
+            },
+        ),
+        (
+            "Assignment",
+            {
+                "fields": ["coverage", "seed", "sticky", "layer", "layer_start", "layer_end"],
+                "description": "Changing weights of a started experiment: a sticky experiment "
+                "keeps exposed visitors in their arm; otherwise the seed must change too, which "
+                "reassigns everyone and restarts the analysis.",
+            },
+        ),
+        ("Eligibility", {"fields": ["condition"]}),
+        (
+            "Analysis",
+            {
+                "fields": [
+                    "engine",
+                    "cuped",
+                    "cuped_days",
+                    "planned_sample_size",
+                    "bandit",
+                    "bandit_min_weight",
+                    "started_at",
+                    "ended_at",
+                    "analysis_started_at",
+                ]
+            },
+        ),
+    ]
+
+    list_display = [
+        "name",
+        "key",
+        "placement",
+        "status",
+        "coverage",
+        "started_at",
+        "ended_at",
+        "results_link",
+    ]
+
+    def get_urls(self):
+        from django.urls import path
+
+        from .admin_views import experiment_results_view
+
+        return [
+            path(
+                "<int:object_id>/results/",
+                self.admin_site.admin_view(experiment_results_view),
+                name="experiments_experiment_results",
+            ),
+            *super().get_urls(),
+        ]
+
+    @admin.display(description="Results")
+    def results_link(self, obj):
+        from django.urls import reverse
+        from django.utils.html import format_html
+
+        if obj is None or obj.pk is None:
+            return "-"
+        url = reverse("admin:experiments_experiment_results", args=[obj.pk])
+        return format_html('<a href="{}">Results</a>', url)
+
+    def save_form(self, request, form, change):
+        obj = super().save_form(request, form, change)
+        obj._pending_extra_placements = form.cleaned_data.get("extra_placements") or []
+        return obj
+
+    def save_model(self, request, obj, form, change):
+        previous = Experiment.objects.filter(pk=obj.pk).first() if change else None
+        experiment_stamp(experiment=obj, previous=previous)
+        super().save_model(request, obj, form, change)
 
 
 @admin.register(Arm)
@@ -39,6 +194,21 @@ class ArmAdmin(AuditedAdmin):
     search_fields = ["key", "name", "experiment__key"]
     # Variant.__str__ reads the placement: join it rather than a query per row.
     list_select_related = ["experiment", "variant__placement"]
+
+
+@admin.register(ResultSnapshot)
+class ResultSnapshotAdmin(admin.ModelAdmin):
+    """Read-only: written by the results task."""
+
+    list_display = ["experiment", "computed_at", "users", "srm_p_value", "duration_ms"]
+    list_filter = ["experiment"]
+    readonly_fields = ["experiment", "computed_at", "users", "srm_p_value", "data", "duration_ms"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(Exposure)

@@ -1,4 +1,5 @@
-"""Experiments on a placement and their arms (each arm serves one of the placement's variants)."""
+"""Experiments on a placement and their arms (each arm serves one of the placement's variants),
+the metrics they are judged on, and their stored results."""
 
 from __future__ import annotations
 
@@ -10,7 +11,74 @@ from core.validators import validate_condition_value
 class ExperimentStatus(models.TextChoices):
     DRAFT = "draft", "Draft"
     RUNNING = "running", "Running"
+    PAUSED = "paused", "Paused"
     STOPPED = "stopped", "Stopped"
+
+
+class StatsEngine(models.TextChoices):
+    FREQUENTIST = "frequentist", "Frequentist (fixed horizon)"
+    SEQUENTIAL = "sequential", "Frequentist, sequential (read any day)"
+    BAYESIAN = "bayesian", "Bayesian"
+
+
+class MetricKind(models.TextChoices):
+    CONVERSION = "conversion", "Conversion (did the event)"
+    MEAN = "mean", "Mean per visitor"
+    RATIO = "ratio", "Ratio of two sums"
+
+
+class MetricAggregation(models.TextChoices):
+    COUNT = "count", "Count of events"
+    SUM_VALUE = "sum_value", "Sum of the event value"
+
+
+class Metric(models.Model):
+    """What an experiment is judged on, defined once and reused.
+
+    Conversion: a visitor counts when they did a matching event within the attribution window
+    after their first exposure. Mean: per visitor, the count of matching events or the sum of
+    their value. Ratio: this metric's per-visitor sums divided by the denominator metric's
+    (revenue per order).
+    """
+
+    key = models.SlugField(max_length=100, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    kind = models.CharField(max_length=12, choices=MetricKind.choices)
+    event_type = models.CharField(max_length=32, help_text="Event type, e.g. purchase.")
+    event_name = models.CharField(
+        max_length=200, blank=True, default="", help_text="Event name; empty means any."
+    )
+    property_filter = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Only events whose properties equal these, e.g. {"plan": "pro"}.',
+    )
+    aggregation = models.CharField(
+        max_length=12,
+        choices=MetricAggregation.choices,
+        default=MetricAggregation.COUNT,
+        help_text="For mean and ratio metrics: count the events or sum their value.",
+    )
+    denominator = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Ratio metrics only: the metric whose per-visitor sum divides this one's.",
+    )
+    window_hours = models.PositiveIntegerField(
+        default=72, help_text="Attribution window after first exposure, in hours."
+    )
+    higher_is_better = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class Experiment(models.Model):
@@ -19,6 +87,12 @@ class Experiment(models.Model):
     hypothesis = models.TextField(blank=True, default="")
     placement = models.ForeignKey(
         "content.Placement", on_delete=models.CASCADE, related_name="experiments"
+    )
+    extra_placements = models.ManyToManyField(
+        "content.Placement",
+        blank=True,
+        related_name="multivariate_experiments",
+        help_text="Multivariate: the other placements (factors) this experiment spans.",
     )
     status = models.CharField(
         max_length=8, choices=ExperimentStatus.choices, default=ExperimentStatus.DRAFT
@@ -35,8 +109,52 @@ class Experiment(models.Model):
         blank=True,
         help_text="Who is eligible; empty means everyone.",
     )
-    started_at = models.DateTimeField(null=True, blank=True)
-    ended_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True, editable=False)
+    ended_at = models.DateTimeField(null=True, blank=True, editable=False)
+    analysis_started_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="Exposures from this time on are analysed (reset when the seed changes).",
+    )
+    sticky = models.BooleanField(
+        default=False,
+        help_text="Keep exposed visitors in their arm when weights change (costs one Redis "
+        "read the first time a process sees a visitor on this placement).",
+    )
+    layer = models.SlugField(
+        max_length=100,
+        blank=True,
+        default="",
+        help_text="Experiments in one layer are mutually exclusive (disjoint hash ranges).",
+    )
+    layer_start = models.FloatField(default=0.0, help_text="Start of this experiment's slice.")
+    layer_end = models.FloatField(default=1.0, help_text="End of this experiment's slice.")
+    rollout_arm = models.ForeignKey(
+        "Arm",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Stopped experiments only: serve this arm's variant to everyone.",
+    )
+    engine = models.CharField(
+        max_length=12, choices=StatsEngine.choices, default=StatsEngine.FREQUENTIST
+    )
+    cuped = models.BooleanField(
+        default=True, help_text="Reduce variance with the same metric before first exposure."
+    )
+    cuped_days = models.PositiveSmallIntegerField(default=14)
+    planned_sample_size = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Visitors planned in total; fixed-horizon results read before it are flagged.",
+    )
+    bandit = models.BooleanField(
+        default=False, help_text="Thompson-sampling allocation on the primary metric."
+    )
+    bandit_min_weight = models.FloatField(default=0.05)
+    metrics = models.ManyToManyField(Metric, through="ExperimentMetric", related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -57,6 +175,12 @@ class Arm(models.Model):
     )
     is_control = models.BooleanField(default=False)
     position = models.PositiveSmallIntegerField(default=0)
+    extra_variants = models.ManyToManyField(
+        "content.Variant",
+        blank=True,
+        related_name="experiment_arms_extra",
+        help_text="Multivariate: this arm's variant on each of the experiment's other placements.",
+    )
 
     class Meta:
         ordering = ["experiment", "position", "id"]
@@ -66,6 +190,48 @@ class Arm(models.Model):
 
     def __str__(self) -> str:
         return f"{self.experiment.key}/{self.key}" if self.experiment_id else self.key
+
+
+class MetricRole(models.TextChoices):
+    PRIMARY = "primary", "Primary"
+    SECONDARY = "secondary", "Secondary"
+    GUARDRAIL = "guardrail", "Guardrail"
+
+
+class ExperimentMetric(models.Model):
+    experiment = models.ForeignKey(
+        Experiment, on_delete=models.CASCADE, related_name="experiment_metrics"
+    )
+    metric = models.ForeignKey(Metric, on_delete=models.PROTECT, related_name="+")
+    role = models.CharField(max_length=10, choices=MetricRole.choices)
+
+    class Meta:
+        ordering = ["experiment", "role", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "metric"], name="uniq_experiment_metric")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.metric} ({self.role})"
+
+
+class ResultSnapshot(models.Model):
+    """One computation of an experiment's results (kept, so lift over time can be drawn)."""
+
+    experiment = models.ForeignKey(
+        Experiment, on_delete=models.CASCADE, related_name="result_snapshots"
+    )
+    computed_at = models.DateTimeField(db_index=True)
+    users = models.PositiveIntegerField(default=0)
+    srm_p_value = models.FloatField(null=True)
+    data = models.JSONField(help_text="Per metric and arm: the statistics and estimates.")
+    duration_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["experiment", "-computed_at"]
+
+    def __str__(self) -> str:
+        return f"{self.experiment_id} @ {self.computed_at:%Y-%m-%d %H:%M}"
 
 
 class Exposure(models.Model):

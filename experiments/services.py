@@ -32,16 +32,27 @@ logger = logging.getLogger(__name__)
 BUFFER_KEY = key("exposures", "buffer")
 FLUSH_LOCK_KEY = key("exposures", "flush-lock")
 DEDUPE_TTL_SECONDS = 24 * 3600
+# A sticky experiment's assignment outlives weight changes for this long after the last exposure.
+STICKY_TTL_SECONDS = 90 * 24 * 3600
 FLUSH_LOCK_SECONDS = 120
 
-# KEYS[1] is the buffer, KEYS[i>1] the dedupe keys; ARGV[1] the TTL, ARGV[i>1] the payloads.
+# KEYS[1] is the buffer, KEYS[2..n+1] the dedupe keys, KEYS[n+2..2n+1] the visitors' sticky
+# hashes; ARGV[1] the dedupe TTL, ARGV[2] n, ARGV[3] the sticky TTL, then per exposure its
+# payload, experiment key, arm key and sticky flag ("1" or "0").
 _LOG_SCRIPT = """
 local ttl = tonumber(ARGV[1])
+local n = tonumber(ARGV[2])
+local sticky_ttl = tonumber(ARGV[3])
 local pushed = 0
-for i = 2, #KEYS do
-  if redis.call('SET', KEYS[i], '1', 'NX', 'EX', ttl) then
-    redis.call('RPUSH', KEYS[1], ARGV[i])
+for i = 1, n do
+  local base = 3 + (i - 1) * 4
+  if redis.call('SET', KEYS[1 + i], '1', 'NX', 'EX', ttl) then
+    redis.call('RPUSH', KEYS[1], ARGV[base + 1])
     pushed = pushed + 1
+  end
+  if ARGV[base + 4] == '1' then
+    redis.call('HSETNX', KEYS[1 + n + i], ARGV[base + 2], ARGV[base + 3])
+    redis.call('EXPIRE', KEYS[1 + n + i], sticky_ttl)
   end
 end
 return pushed
@@ -55,6 +66,7 @@ class ExposureRecord:
     experiment: str  # experiment key
     arm: str  # arm key
     profile_key: str  # pseudonymous visitor key
+    sticky: bool = False  # remember the arm for this visitor (sticky experiments)
 
 
 class _LostCounter:
@@ -107,6 +119,60 @@ def _dedupe_key(record: ExposureRecord) -> str:
     return key("exposures", "seen", record.experiment, record.arm, record.profile_key)
 
 
+def sticky_key(profile_key: str) -> str:
+    """The Redis hash of a visitor's sticky arms (experiment key -> arm key); its name holds the
+    pseudonymous key, so erasure's key scan finds and deletes it."""
+    return key("experiments", "sticky", profile_key)
+
+
+class _StickyMemo:
+    """Process-local copy of visitors' sticky arms. A sticky arm never changes once set (HSETNX),
+    so a repeat visitor's arms are served from here without the Redis read. Bounded: emptied
+    when full (the Redis hash stays the truth)."""
+
+    def __init__(self, max_entries: int = 50_000) -> None:
+        self.max_entries = max_entries
+        self._arms: dict[tuple[str, str], str] = {}
+
+    def known(self, profile_key: str, experiments) -> dict[str, str] | None:
+        arms = {}
+        for experiment in experiments:
+            arm = self._arms.get((profile_key, experiment))
+            if arm is None:
+                return None
+            arms[experiment] = arm
+        return arms
+
+    def remember(self, profile_key: str, arms: dict[str, str]) -> None:
+        if len(self._arms) + len(arms) > self.max_entries:
+            self._arms.clear()
+        for experiment, arm in arms.items():
+            self._arms[(profile_key, experiment)] = arm
+
+    def clear(self) -> None:
+        self._arms.clear()
+
+
+sticky_memo = _StickyMemo()
+
+
+def sticky_arms(*, profile_key: str, experiments=()) -> dict[str, str] | None:
+    """The visitor's remembered arms: from this process's memory when it knows the arms of all
+    `experiments`, else one Redis round trip; None when Redis fails (the caller then hashes as
+    usual, and the failure is logged)."""
+    known = sticky_memo.known(profile_key, experiments) if experiments else None
+    if known is not None:
+        return known
+    try:
+        raw = get_redis().hgetall(sticky_key(profile_key))
+    except redis.RedisError as exc:
+        logger.warning("experiments: sticky arms unavailable (%s)", exc)
+        return None
+    arms = {k.decode(): v.decode() for k, v in raw.items()}
+    sticky_memo.remember(profile_key, arms)
+    return arms
+
+
 def _log_script(client: redis.Redis):
     global _script
     if _script is None:
@@ -139,10 +205,18 @@ def exposures_log(
         _count_lost(records, "Redis unavailable")
         return 0
     keys = [BUFFER_KEY]
-    args: list[str | int] = [DEDUPE_TTL_SECONDS]
+    args: list[str | int] = [DEDUPE_TTL_SECONDS, len(records), STICKY_TTL_SECONDS]
     for record in records:
         keys.append(_dedupe_key(record))
-        args.append(json.dumps([record.experiment, record.arm, record.profile_key, moment]))
+        args.extend(
+            (
+                json.dumps([record.experiment, record.arm, record.profile_key, moment]),
+                record.experiment,
+                record.arm,
+                "1" if record.sticky else "0",
+            )
+        )
+    keys.extend(sticky_key(record.profile_key) for record in records)
     try:
         client = get_redis()
         pushed = int(_log_script(client)(keys=keys, args=args, client=client))
@@ -150,6 +224,10 @@ def exposures_log(
         _count_lost(records, f"{type(exc).__name__}: {exc}")
         return 0
     exposures_recently_logged.remember(records, moment)
+    for record in records:
+        if record.sticky:
+            # Set by HSETNX only if the visitor had none: it had none when decide read it.
+            sticky_memo.remember(record.profile_key, {record.experiment: record.arm})
     return pushed
 
 
@@ -236,3 +314,23 @@ def _write_batch(raw: list[bytes]) -> tuple[int, int, int]:
         ]
         Exposure.objects.bulk_create(new, batch_size=500, ignore_conflicts=True)
     return len(new), len(raw) - invalid - len(new), invalid
+
+
+# Setup and lifecycle services live in their own module; re-exported for callers of services.
+from .lifecycle import (  # noqa: E402
+    ArmSpec,
+    experiment_create,
+    experiment_set_status,
+    experiment_validate,
+)
+
+__all__ = [
+    "ArmSpec",
+    "ExposureRecord",
+    "experiment_create",
+    "experiment_set_status",
+    "experiment_validate",
+    "exposures_flush",
+    "exposures_log",
+    "sticky_arms",
+]

@@ -25,3 +25,46 @@ def exposures_flush(self, batch_size: int = 1000, max_batches: int = 10) -> dict
     if result.read or result.skipped_locked:
         logger.info("exposures_flush %s", totals)
     return totals
+
+
+@shared_task
+def results_compute_running() -> dict[str, int]:
+    """Beat: enqueue a results computation per running experiment (one task each, bounded)."""
+    from .models import Experiment, ExperimentStatus
+
+    ids = list(
+        Experiment.objects.filter(status=ExperimentStatus.RUNNING).values_list("pk", flat=True)
+    )
+    for experiment_id in ids:
+        results_compute.delay(experiment_id)
+    return {"enqueued": len(ids)}
+
+
+@shared_task
+def results_compute(experiment_id: int) -> dict[str, int]:
+    """Compute and store one experiment's results (idempotent: a new snapshot per run); then,
+    for bandit experiments, update the arms' weights from the primary metric."""
+    from .bandits import bandit_update
+    from .models import Experiment
+    from .results import results_compute as compute
+
+    experiment = Experiment.objects.filter(pk=experiment_id).first()
+    if experiment is None:
+        return {"computed": 0}
+    snapshot = compute(experiment=experiment)
+    updated = (
+        bandit_update(experiment=experiment, snapshot=snapshot) if experiment.bandit else False
+    )
+    logger.info(
+        "results_compute experiment=%s users=%d ms=%d bandit_updated=%s",
+        experiment.key,
+        snapshot.users,
+        snapshot.duration_ms,
+        updated,
+    )
+    return {
+        "computed": 1,
+        "snapshot": snapshot.pk,
+        "users": snapshot.users,
+        "duration_ms": snapshot.duration_ms,
+    }

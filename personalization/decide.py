@@ -18,6 +18,7 @@ from django.conf import settings
 from content.rendering import RenderError, template_prepare, template_render
 from core import metrics
 from experiments.engine import Assignment, ExperimentSpec, assign
+from experiments.engine import hash as bucket_hash
 from segments.windows import profile_windowed
 
 from .snapshot import CompiledVariant, PlacementPlan, Snapshot
@@ -52,6 +53,22 @@ class Visitor:
     key: str | None  # pseudonymous key; None for an anonymous call
     profile: dict[str, Any] | None  # the cached profile document, if any and usable
     personalization_allowed: bool
+    # Experiments count visitors: without analytics consent they see the default experience.
+    analytics_allowed: bool = True
+
+
+HOLDOUT_SEED = "mosaic-global-holdout"
+# The arm key under which held-out visitors' exposures are logged (results compare them with
+# the experiment's arms pooled: the experiences as a whole against none of them).
+HOLDOUT_ARM = "__holdout__"
+
+
+def in_holdout(snapshot: Snapshot, visitor_key: str) -> bool:
+    """Whether the visitor is in the global holdout (never sees any experiment)."""
+    holdout = snapshot.holdout
+    if holdout <= 0 or not visitor_key:
+        return False
+    return (bucket_hash(HOLDOUT_SEED, visitor_key, 2) or 0.0) < holdout
 
 
 @dataclass(slots=True)
@@ -63,6 +80,8 @@ class Decision:
     reason: str
     experiment: dict[str, str] | None = None
     trace: list[dict[str, str]] | None = None
+    # Key of the experiment this visitor was held out of (global holdout; logged, not shown).
+    holdout: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out = {
@@ -85,8 +104,13 @@ def decide(
     request_context: dict[str, Any],
     explain: bool = False,
     now: datetime | None = None,
+    forced: dict[str, str] | None = None,
+    sticky: dict[str, str] | None = None,
 ) -> dict[str, Decision]:
+    """`forced`: experiment key -> arm key to serve (preview by staff or a secret key; never
+    logged as an exposure). `sticky`: the visitor's remembered arms of sticky experiments."""
     now = now or datetime.now(UTC)
+    holdout = in_holdout(snapshot, visitor.key) if visitor.key else False
     profile = visitor.profile if visitor.personalization_allowed and visitor.profile else {}
     if profile and snapshot.reads_windows:
         # Rolling windows are folded from the document's buckets at this decision's now.
@@ -100,7 +124,7 @@ def decide(
             results[placement_key] = _fallback(placement_key, None, "", "unknown_placement", None)
             continue
         results[placement_key] = _decide_placement(
-            plan, visitor, attributes, template_context, now, explain
+            plan, visitor, attributes, template_context, now, explain, forced, sticky, holdout
         )
     return results
 
@@ -112,24 +136,54 @@ def _decide_placement(
     template_context: dict[str, Any],
     now: datetime,
     explain: bool,
+    forced: dict[str, str] | None = None,
+    sticky: dict[str, str] | None = None,
+    holdout: bool = False,
 ) -> Decision:
     trace: list[dict[str, str]] | None = [] if explain else None
     consent_skipped = False
     chosen: CompiledVariant | None = None
     reason = "default"
     experiment_info = None
+    held_out_of = None
 
     experiment = plan.experiment
-    if experiment is not None and visitor.key:
-        if experiment.reads_profile and not visitor.personalization_allowed:
+    if experiment is not None and experiment.rollout_variant is not None:
+        chosen = plan.by_key[experiment.rollout_variant]
+        reason = f"rollout:{experiment.key}"
+        _note(trace, f"experiment:{experiment.key}", "stopped, winner rolled out")
+    elif experiment is not None and forced and experiment.key in forced:
+        arm_key = forced[experiment.key]
+        if arm_key in experiment.spec.arm_keys:
+            index = experiment.spec.arm_keys.index(arm_key)
+            chosen = plan.by_key[experiment.arm_variants[index]]
+            reason = f"experiment:{experiment.key}/{arm_key}"
+            experiment_info = {"key": experiment.key, "arm": arm_key, "forced": True}
+            _note(trace, f"experiment:{experiment.key}", f"forced {arm_key} (not logged)")
+        else:
+            _note(trace, f"experiment:{experiment.key}", f"forced arm {arm_key!r} unknown")
+    elif experiment is not None and visitor.key:
+        if not visitor.analytics_allowed:
+            _note(trace, f"experiment:{experiment.key}", "skipped: no analytics consent")
+        elif holdout:
+            held_out_of = experiment.key
+            _note(trace, f"experiment:{experiment.key}", "skipped: global holdout")
+        elif experiment.reads_profile and not visitor.personalization_allowed:
             consent_skipped = True
             _note(trace, f"experiment:{experiment.key}", "skipped: reads the profile, no consent")
         elif experiment.eligible is None or _safe_match(experiment.eligible, attributes):
             assignment = _assign(experiment.spec, visitor.key)
+            remembered = sticky.get(experiment.key) if sticky and experiment.sticky else None
+            if remembered is not None and remembered in experiment.spec.arm_keys:
+                # Sticky: the arm this visitor was first exposed to, whatever the weights now.
+                index = experiment.spec.arm_keys.index(remembered)
+                assignment = Assignment(experiment.key, index, remembered, -1.0)
             if assignment is not None:
                 chosen = plan.by_key[experiment.arm_variants[assignment.arm_index]]
                 reason = f"experiment:{experiment.key}/{assignment.arm_key}"
                 experiment_info = {"key": experiment.key, "arm": assignment.arm_key}
+                if experiment.sticky:
+                    experiment_info["sticky"] = True
                 _note(trace, f"experiment:{experiment.key}", f"assigned {assignment.arm_key}")
             else:
                 _note(trace, f"experiment:{experiment.key}", "not enrolled (coverage)")
@@ -153,7 +207,14 @@ def _decide_placement(
     html, failure = _render(plan.key, chosen, template_context)
     if failure is None:
         return Decision(
-            plan.key, chosen.key, html, dict(chosen.answer_data), reason, experiment_info, trace
+            plan.key,
+            chosen.key,
+            html,
+            dict(chosen.answer_data),
+            reason,
+            experiment_info,
+            trace,
+            held_out_of,
         )
     default = plan.default
     if default is not None and default is not chosen:

@@ -19,6 +19,8 @@ from types import MappingProxyType
 from typing import Any
 
 import redis
+from django.conf import settings
+from django.db.models import Case, Q, When
 
 from content.models import Placement, Variant, VariantStatus
 from content.rendering import template_compile
@@ -116,10 +118,13 @@ class CompiledVariant:
 @dataclass(frozen=True, slots=True)
 class CompiledExperiment:
     key: str
-    spec: ExperimentSpec
+    spec: ExperimentSpec | None  # None for a rollout
     arm_variants: tuple[str, ...]  # variant key per arm, by arm index
     eligible: Matcher | None
     reads_profile: bool
+    sticky: bool = False
+    # A stopped experiment rolling out its winner: this variant for everyone, nothing logged.
+    rollout_variant: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +140,10 @@ class PlacementPlan:
 class Snapshot:
     version: int
     placements: Mapping[str, PlacementPlan]
+    # Share of visitors (0..1) who never enter any experiment (the global holdout).
+    holdout: float = 0.0
+    # Whether any running experiment is sticky (decide then reads the visitor's sticky arms).
+    any_sticky: bool = False
     #: Some live condition reads profile.windows: decide folds them at its now (segments.windows).
     reads_windows: bool = False
 
@@ -175,19 +184,34 @@ def snapshot_build(version: int) -> Snapshot:
         "priority", "created_at", "id"
     ):
         variants_by_placement.setdefault(variant.placement_id, []).append(variant)
-    experiments = {
-        e.placement_id: e
-        for e in Experiment.objects.filter(status=ExperimentStatus.RUNNING)
-        .prefetch_related("arms__variant")
-        .order_by("created_at")
-    }
+    experiments: dict[int, Experiment] = {}
+    for e in (
+        Experiment.objects.filter(
+            Q(status=ExperimentStatus.RUNNING)
+            | Q(status=ExperimentStatus.STOPPED, rollout_arm__isnull=False)
+        )
+        .prefetch_related("arms__variant", "arms__extra_variants", "extra_placements")
+        # Running experiments last, so one wins over a rollout of the same placement.
+        .order_by(Case(When(status=ExperimentStatus.RUNNING, then=1), default=0), "created_at")
+    ):
+        # A multivariate experiment serves each of its placements (one factor each).
+        for placement_id in (e.placement_id, *(p.pk for p in e.extra_placements.all())):
+            experiments[placement_id] = e
     plans: dict[str, PlacementPlan] = {}
     for placement in placements:
         variants = variants_by_placement.get(placement.pk, [])
         compiled = {v.pk: _compile_variant(v) for v in variants}
         default = compiled.get(placement.default_variant_id)
         experiment = experiments.get(placement.pk)
-        arm_variant_ids = {arm.variant_id for arm in experiment.arms.all()} if experiment else set()
+        arm_variant_ids = (
+            {
+                v_id
+                for arm in experiment.arms.all()
+                for v_id in (arm.variant_id, *(v.pk for v in arm.extra_variants.all()))
+            }
+            if experiment
+            else set()
+        )
         targeted = tuple(
             compiled[v.pk]
             for v in variants
@@ -207,15 +231,42 @@ def snapshot_build(version: int) -> Snapshot:
     ]
     reads_windows = any(windows_read(condition_fields(c)) for c in conditions if c)
     return Snapshot(
-        version=version, placements=MappingProxyType(plans), reads_windows=reads_windows
+        version=version,
+        placements=MappingProxyType(plans),
+        holdout=_holdout(),
+        any_sticky=any(p.experiment is not None and p.experiment.sticky for p in plans.values()),
+        reads_windows=reads_windows,
     )
+
+
+def _holdout() -> float:
+    """MOSAIC_EXPERIMENTS_HOLDOUT_PERCENT as a share; absurd values mean no holdout (logged)."""
+    value = getattr(settings, "MOSAIC_EXPERIMENTS_HOLDOUT_PERCENT", 0) or 0
+    if isinstance(value, int | float) and 0 <= value <= 100:
+        return float(value) / 100
+    logger.warning("MOSAIC_EXPERIMENTS_HOLDOUT_PERCENT=%r ignored: not in [0, 100]", value)
+    return 0.0
 
 
 def _compile_experiment(
     experiment: Experiment, compiled: dict[int, CompiledVariant]
 ) -> CompiledExperiment | None:
     arms = list(experiment.arms.all())
-    if len(arms) < 2 or any(arm.variant_id not in compiled for arm in arms):
+    # Each arm's variant on this placement (the main one, or a multivariate factor's).
+    on_placement = {arm.pk: _arm_variant_id(arm, compiled) for arm in arms}
+    if experiment.status == ExperimentStatus.STOPPED:
+        rollout_variant = on_placement.get(experiment.rollout_arm_id)
+        if rollout_variant is None:
+            return None
+        return CompiledExperiment(
+            key=experiment.key,
+            spec=None,
+            arm_variants=(),
+            eligible=None,
+            reads_profile=False,
+            rollout_variant=compiled[rollout_variant].key,
+        )
+    if len(arms) < 2 or any(on_placement[arm.pk] is None for arm in arms):
         logger.warning("experiment %s skipped: needs two arms on its placement", experiment.key)
         return None
     condition = experiment.condition or {}
@@ -226,6 +277,11 @@ def _compile_experiment(
             arm_keys=tuple(arm.key for arm in arms),
             weights=_normalised([arm.weight for arm in arms]),
             coverage=experiment.coverage,
+            namespace=(
+                (experiment.layer, experiment.layer_start, experiment.layer_end)
+                if experiment.layer
+                else None
+            ),
         )
     except ValueError as exc:
         logger.warning("experiment %s skipped: %s", experiment.key, exc)
@@ -233,10 +289,17 @@ def _compile_experiment(
     return CompiledExperiment(
         key=experiment.key,
         spec=spec,
-        arm_variants=tuple(compiled[arm.variant_id].key for arm in arms),
+        arm_variants=tuple(compiled[on_placement[arm.pk]].key for arm in arms),
         eligible=compile_condition(condition) if condition else None,
         reads_profile=_reads_profile(condition),
+        sticky=experiment.sticky,
     )
+
+
+def _arm_variant_id(arm, compiled: dict[int, CompiledVariant]) -> int | None:
+    if arm.variant_id in compiled:
+        return arm.variant_id
+    return next((v.pk for v in arm.extra_variants.all() if v.pk in compiled), None)
 
 
 def _normalised(weights: list[float]) -> tuple[float, ...]:

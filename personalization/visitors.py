@@ -46,16 +46,28 @@ def _profile_parse(raw: bytes) -> Any:
 def visitor_load(*, visitor_id: str | None) -> tuple[Visitor, str]:
     """The visitor and a profile status: found, new, anonymous or unavailable (Redis down)."""
     if not visitor_id:
-        return Visitor(None, None, purpose_allowed(None, "personalization")), "anonymous"
+        return Visitor(
+            None, None, purpose_allowed(None, "personalization"), purpose_allowed(None, "analytics")
+        ), "anonymous"
     profile_key = pseudonymize(visitor_id)
     try:
         # A fresh parse per call: the cache holds bytes, and nobody shares the dict.
         raw = profile_cache.profile_raw(profile_cache_key(profile_key))
     except redis.RedisError:
         logger.warning("decide: Redis unavailable, deciding without the profile")
-        return Visitor(profile_key, None, purpose_allowed(None, "personalization")), "unavailable"
+        return Visitor(
+            profile_key, None, purpose_allowed(None, "personalization"), _analytics(None)
+        ), "unavailable"
     if not raw:
-        return Visitor(profile_key, None, purpose_allowed(None, "personalization")), "new"
+        return Visitor(
+            profile_key, None, purpose_allowed(None, "personalization"), _analytics(None)
+        ), "new"
     profile = _profile_parse(raw)
-    allowed = purpose_allowed(profile.get("consent"), "personalization")
-    return Visitor(profile_key, profile, allowed), "found"
+    consent = profile.get("consent")
+    allowed = purpose_allowed(consent, "personalization")
+    return Visitor(profile_key, profile, allowed, _analytics(consent)), "found"
+
+
+def _analytics(consent) -> bool:
+    """Experiments count visitors, so they need analytics consent (else the default experience)."""
+    return purpose_allowed(consent, "analytics")

@@ -81,9 +81,11 @@ def _clean_process_caches():
 
     selectors.caches_clear()
     exposure_services.exposures_recently_logged.clear()
+    exposure_services.sticky_memo.clear()
     yield
     selectors.caches_clear()
     exposure_services.exposures_recently_logged.clear()
+    exposure_services.sticky_memo.clear()
 
 
 @pytest.fixture

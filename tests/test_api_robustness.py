@@ -6,6 +6,7 @@ The endpoint list comes from the URL map, so a new endpoint is covered the day i
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from django.urls import URLPattern, get_resolver
@@ -48,7 +49,9 @@ def _api_paths() -> list[str]:
             route = prefix + str(pattern.pattern)
             if isinstance(pattern, URLPattern):
                 if route.startswith("api/v1/"):
-                    paths.append("/" + route.replace("<path:visitor>", "some-visitor"))
+                    route = route.replace("<path:visitor>", "some-visitor")
+                    # Any other path parameter (an experiment's key...) gets a plain value.
+                    paths.append("/" + re.sub(r"<[^>]+>", "some-key", route))
             else:
                 walk(pattern.url_patterns, route)
 
@@ -77,6 +80,8 @@ def test_api_paths__url_map__every_api_route_found():
         "/api/v1/traits",
         "/api/v1/profiles/some-visitor",
         "/api/v1/profiles/some-visitor/export",
+        "/api/v1/experiments",
+        "/api/v1/experiments/some-key/results",
     }
 
 

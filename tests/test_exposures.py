@@ -64,17 +64,18 @@ def test_decide__experiment_arm__exposure_logged_once(client, promo, redis_clien
 
 
 @pytest.mark.django_db
-def test_decide__no_analytics_consent__no_exposure(client, promo, redis_client):
+def test_decide__no_analytics_consent__default_experience_no_exposure(client, promo, redis_client):
     # Given a visitor who refused analytics (but allows personalization)
     profile = services.profile_set_traits(visitor="cy", traits={"tier": "gold"})
     Profile.objects.filter(pk=profile.pk).update(
         consent={"analytics": False, "personalization": True}
     )
     services.profile_cache_write(profile_ids=[profile.pk])
-    # When they are served an experiment arm
+    # When they ask for the experiment's placement
     served = _served(client, "cy")
-    # Then the arm is served, but no exposure is logged
-    assert served["experiment"] is not None
+    # Then they are not enrolled (the default experience) and nothing is logged (issue #14)
+    assert served["experiment"] is None
+    assert not served["reason"].startswith("experiment:")
     assert _buffer(redis_client) == []
 
 

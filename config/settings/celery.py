@@ -52,4 +52,9 @@ CELERY_BEAT_SCHEDULE = {
             seconds=max(1.0, float(os.environ.get("MOSAIC_TIME_DUE_SECONDS", "15")))
         ),
     },
+    "experiments-results": {
+        # Results of running experiments (and bandit weights), never computed on page load.
+        "task": "experiments.tasks.results_compute_running",
+        "schedule": timedelta(minutes=15),
+    },
 }

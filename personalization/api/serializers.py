@@ -39,6 +39,11 @@ class DecideRequestSerializer(StrictSerializer):
     visitor = serializers.CharField(max_length=VISITOR_MAX_LENGTH, required=False, allow_blank=True)
     context = DecideContextSerializer(required=False)
     explain = serializers.BooleanField(required=False, default=False)
+    force_arm = serializers.RegexField(
+        r"^[-a-zA-Z0-9_]{1,100}:[-a-zA-Z0-9_]{1,100}$",
+        required=False,
+        help_text="experiment:arm to preview (secret key or staff only; never counted).",
+    )
 
 
 class DecisionSerializer(serializers.Serializer):

@@ -19,9 +19,9 @@ from rest_framework.views import APIView
 from access.authentication import api_key_authenticate
 from access.permissions import api_key_policy_check, request_is_secret_or_staff
 from core.parsers import json_loads
-from experiments.services import ExposureRecord, exposures_log
+from experiments.services import ExposureRecord, exposures_log, sticky_arms
 from personalization.context import DEVICES, UTM_PARAMETERS, build_request_context
-from personalization.decide import Decision, Visitor, decide
+from personalization.decide import HOLDOUT_ARM, Decision, Visitor, decide
 from personalization.middleware import sessionless_decide
 from personalization.snapshot import holder
 from personalization.visitors import visitor_load
@@ -40,14 +40,26 @@ from .serializers import (
 
 def _log_exposures(visitor: Visitor, profile_status: str, decisions: dict[str, Decision]) -> None:
     """Buffer the experiment arms served (analytics consent permitting); never raises."""
-    served = [d.experiment for d in decisions.values() if d.experiment is not None]
-    if not served or not visitor.key:
+    # Forced arms (previews) are never counted.
+    served = [
+        d.experiment
+        for d in decisions.values()
+        if d.experiment is not None and not d.experiment.get("forced")
+    ]
+    held_out = [d.holdout for d in decisions.values() if d.holdout is not None]
+    if (not served and not held_out) or not visitor.key:
         return
     consent = (visitor.profile or {}).get("consent")
     if not purpose_allowed(consent, "analytics"):
         return
     exposures_log(
-        records=[ExposureRecord(e["key"], e["arm"], visitor.key) for e in served],
+        records=[
+            *(
+                ExposureRecord(e["key"], e["arm"], visitor.key, bool(e.get("sticky")))
+                for e in served
+            ),
+            *(ExposureRecord(key, HOLDOUT_ARM, visitor.key) for key in held_out),
+        ],
         redis_available=profile_status != "unavailable",
     )
 
@@ -149,6 +161,8 @@ def _query_to_body(params) -> dict:
         body["visitor"] = params["visitor"]
     if "explain" in params:
         body["explain"] = params["explain"]
+    if "force_arm" in params:
+        body["force_arm"] = params["force_arm"]
     context = {
         name: params[name] for name in ("url", "referrer", "locale", "device") if name in params
     }
@@ -291,6 +305,12 @@ class DecideView(APIView):
             OpenApiParameter("url", OpenApiTypes.STR, required=False),
             OpenApiParameter("locale", OpenApiTypes.STR, required=False),
             OpenApiParameter("device", OpenApiTypes.STR, required=False),
+            OpenApiParameter(
+                "force_arm",
+                OpenApiTypes.STR,
+                required=False,
+                description="experiment:arm to preview (secret key or staff; not counted).",
+            ),
         ],
         responses=DecideResponseSerializer,
     )
@@ -330,12 +350,29 @@ class DecideView(APIView):
         # never has explain set, so a plain Django request never gets here with it).
         explain = data["explain"] and request_is_secret_or_staff(request)
         snapshot = holder.get()
+        placement_keys = list(dict.fromkeys(data["placements"]))
+        # Preview of an arm (?force_arm=experiment:arm): secret keys and staff only, never
+        # counted; the fast path never has it set.
+        forced = None
+        if data.get("force_arm") and request_is_secret_or_staff(request):
+            experiment_key, _, arm_key = data["force_arm"].partition(":")
+            forced = {experiment_key: arm_key}
+        # Sticky experiments cost one more Redis read, only when one is on a requested placement.
+        sticky = None
+        if snapshot.any_sticky and visitor.key and visitor.analytics_allowed:
+            plans = (snapshot.placements.get(k) for k in placement_keys)
+            wanted = [p.experiment.key for p in plans if p and p.experiment and p.experiment.sticky]
+            if wanted:
+                # Served from this process's memory for repeat visitors (no round trip).
+                sticky = sticky_arms(profile_key=visitor.key, experiments=wanted)
         decisions = decide(
             snapshot=snapshot,
-            placement_keys=list(dict.fromkeys(data["placements"])),
+            placement_keys=placement_keys,
             visitor=visitor,
             request_context=request_context,
             explain=explain,
+            forced=forced,
+            sticky=sticky,
         )
         # A second Redis round trip, after the answer is computed (the arm is only known now).
         _log_exposures(visitor, profile_status, decisions)

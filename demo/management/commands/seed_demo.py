@@ -388,6 +388,10 @@ class Command(BaseCommand):
             for segment in segments:
                 result = segment_services.segment_recompute(segment_id=segment.pk)
                 self.stdout.write(f"segment {result.segment_key}: {result.members} members")
+            from experiments.demo import demo_experiment_seed
+
+            demo = demo_experiment_seed()
+            self.stdout.write(f"experiment {demo.key if demo else '-'}: A/B test with traffic")
         if options["admin_password"]:
             _demo_user("admin", options["admin_password"], superuser=True)
         if options["role_passwords"]:

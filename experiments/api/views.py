@@ -1,0 +1,356 @@
+"""`/api/v1/experiments`: create, start, stop, read experiments and their results (JSON, CSV).
+
+Secret API keys or staff only. Every refusal is a 4xx in the project's error shape naming the
+field; results are read from the stored snapshots (computed by beat), never computed here.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from access.permissions import IsSecretKeyOrStaff
+from content.models import Placement, Variant
+from core.errors import InvalidInput, NotFound
+
+from .. import stats
+from ..lifecycle import (
+    ArmSpec,
+    experiment_create,
+    experiment_create_factorial,
+    experiment_set_status,
+)
+from ..models import Experiment, ExperimentStatus, Metric
+from ..selectors import results_history, results_latest
+from .serializers import (
+    ExperimentCreateSerializer,
+    ExperimentOutputSerializer,
+    PlanInputSerializer,
+    PlanOutputSerializer,
+    ResultsSerializer,
+    StatusSerializer,
+)
+
+MAX_LIST = 200
+
+
+def _validation_response(exc: DjangoValidationError) -> Response:
+    errors = [
+        {"field": field, "message": message}
+        for field, messages in exc.message_dict.items()
+        for message in messages
+    ]
+    return Response({"errors": errors}, status=status.HTTP_400_BAD_REQUEST)
+
+
+def _experiment(key: str) -> Experiment | None:
+    return (
+        Experiment.objects.select_related("placement", "rollout_arm")
+        .prefetch_related("arms__variant", "arms__extra_variants", "extra_placements")
+        .filter(key=key)
+        .first()
+    )
+
+
+class _Base(APIView):
+    permission_classes = [IsSecretKeyOrStaff]
+    publishable_key_allowed = False
+
+
+class ExperimentListView(_Base):
+    @extend_schema(responses=ExperimentOutputSerializer(many=True))
+    def get(self, request):
+        experiments = (
+            Experiment.objects.select_related("placement", "rollout_arm")
+            .prefetch_related("arms__variant", "arms__extra_variants", "extra_placements")
+            .order_by("-created_at")[:MAX_LIST]
+        )
+        return Response(ExperimentOutputSerializer(experiments, many=True).data)
+
+    @extend_schema(request=ExperimentCreateSerializer, responses={201: ExperimentOutputSerializer})
+    def post(self, request):
+        serializer = ExperimentCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        if "factors" in data:
+            return self._create_factorial(data)
+        placement = Placement.objects.filter(key=data["placement"]).first()
+        if placement is None:
+            raise InvalidInput(f"No placement {data['placement']!r}.", field="placement")
+        if Experiment.objects.filter(key=data["key"]).exists():
+            raise InvalidInput(f"An experiment {data['key']!r} exists already.", field="key")
+        variants = {v.key: v for v in Variant.objects.filter(placement=placement)}
+        arms = []
+        for index, arm in enumerate(data["arms"]):
+            variant = variants.get(arm["variant"])
+            if variant is None:
+                raise InvalidInput(
+                    f"No variant {arm['variant']!r} on placement {placement.key}.",
+                    field=f"arms[{index}].variant",
+                )
+            arms.append(
+                ArmSpec(arm["key"], variant, arm["weight"], arm["is_control"], arm.get("name", ""))
+            )
+        links = _metric_links(data)
+        fields = _fields(data)
+        fields["placement"] = placement
+        try:
+            experiment = experiment_create(fields=fields, arms=arms, metrics=links)
+        except DjangoValidationError as exc:
+            return _validation_response(exc)
+        return Response(
+            ExperimentOutputSerializer(_experiment(experiment.key)).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+    def _create_factorial(self, data) -> Response:
+        factors = []
+        for index, factor in enumerate(data["factors"]):
+            placement = Placement.objects.filter(key=factor["placement"]).first()
+            if placement is None:
+                raise InvalidInput(
+                    f"No placement {factor['placement']!r}.", field=f"factors[{index}].placement"
+                )
+            variants = {v.key: v for v in Variant.objects.filter(placement=placement)}
+            missing = [k for k in factor["variants"] if k not in variants]
+            if missing:
+                raise InvalidInput(
+                    f"No variant {missing[0]!r} on placement {placement.key}.",
+                    field=f"factors[{index}].variants",
+                )
+            factors.append((placement, [variants[k] for k in factor["variants"]]))
+        if len({p.pk for p, _ in factors}) != len(factors):
+            raise InvalidInput("Each factor needs its own placement.", field="factors")
+        if Experiment.objects.filter(key=data["key"]).exists():
+            raise InvalidInput(f"An experiment {data['key']!r} exists already.", field="key")
+        links = _metric_links(data)
+        try:
+            experiment = experiment_create_factorial(
+                fields=_fields(data), factors=factors, metrics=links
+            )
+        except DjangoValidationError as exc:
+            return _validation_response(exc)
+        return Response(
+            ExperimentOutputSerializer(_experiment(experiment.key)).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+
+def _fields(data) -> dict:
+    fields = {
+        name: data[name]
+        for name in ("key", "name", "coverage", "sticky", "layer_start", "layer_end", "engine")
+    }
+    fields.update(
+        cuped=data["cuped"],
+        hypothesis=data.get("hypothesis", ""),
+        seed=data.get("seed", ""),
+        layer=data.get("layer", ""),
+        planned_sample_size=data.get("planned_sample_size"),
+    )
+    return fields
+
+
+def _metric_links(data) -> list:
+    links = []
+    metric_keys = [m["metric"] for m in data.get("metrics", [])]
+    known = {m.key: m for m in Metric.objects.filter(key__in=metric_keys)}
+    for index, link in enumerate(data.get("metrics", [])):
+        metric = known.get(link["metric"])
+        if metric is None:
+            raise InvalidInput(f"No metric {link['metric']!r}.", field=f"metrics[{index}].metric")
+        links.append((metric, link["role"]))
+    if len(set(metric_keys)) != len(metric_keys):
+        raise InvalidInput("A metric may be attached once.", field="metrics")
+    return links
+
+
+class ExperimentDetailView(_Base):
+    @extend_schema(responses=ExperimentOutputSerializer)
+    def get(self, request, key: str):
+        experiment = _experiment(key)
+        if experiment is None:
+            raise NotFound(f"No experiment {key!r}.", field="key")
+        return Response(ExperimentOutputSerializer(experiment).data)
+
+
+class _StatusView(_Base):
+    target: str = ""
+
+    @extend_schema(request=StatusSerializer, responses=ExperimentOutputSerializer)
+    def post(self, request, key: str):
+        experiment = _experiment(key)
+        if experiment is None:
+            raise NotFound(f"No experiment {key!r}.", field="key")
+        serializer = StatusSerializer(data=request.data or {})
+        serializer.is_valid(raise_exception=True)
+        rollout = None
+        rollout_key = serializer.validated_data.get("rollout_arm")
+        if rollout_key:
+            if self.target != ExperimentStatus.STOPPED:
+                raise InvalidInput("Only a stop can roll out an arm.", field="rollout_arm")
+            rollout = experiment.arms.filter(key=rollout_key).first()
+            if rollout is None:
+                raise InvalidInput(f"No arm {rollout_key!r}.", field="rollout_arm")
+        try:
+            experiment_set_status(experiment=experiment, status=self.target, rollout_arm=rollout)
+        except DjangoValidationError as exc:
+            return _validation_response(exc)
+        return Response(ExperimentOutputSerializer(_experiment(key)).data)
+
+
+class ExperimentStartView(_StatusView):
+    target = ExperimentStatus.RUNNING
+
+
+class ExperimentPauseView(_StatusView):
+    target = ExperimentStatus.PAUSED
+
+
+class ExperimentStopView(_StatusView):
+    target = ExperimentStatus.STOPPED
+
+
+class ExperimentResultsView(_Base):
+    @extend_schema(responses=ResultsSerializer)
+    def get(self, request, key: str):
+        experiment = Experiment.objects.filter(key=key).first()
+        if experiment is None:
+            raise NotFound(f"No experiment {key!r}.", field="key")
+        latest = results_latest(experiment=experiment)
+        return Response(
+            {
+                "experiment": experiment.key,
+                "computed_at": latest.computed_at if latest else None,
+                "users": latest.users if latest else 0,
+                "srm_p_value": latest.srm_p_value if latest else None,
+                "data": latest.data if latest else None,
+                "history": results_history(experiment=experiment),
+            }
+        )
+
+
+CSV_COLUMNS = [
+    "metric",
+    "role",
+    "arm",
+    "users",
+    "sum",
+    "mean",
+    "relative_lift",
+    "relative_ci_low",
+    "relative_ci_high",
+    "absolute_lift",
+    "absolute_ci_low",
+    "absolute_ci_high",
+    "p_value",
+    "chance_to_win",
+    "cuped",
+]
+
+
+def _cell(value) -> str:
+    text = "" if value is None else str(value)
+    # Spreadsheet formula injection: a text cell starting with these is shown as text.
+    return (
+        "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not _number(text) else text
+    )
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def results_csv_rows(data: dict) -> list[list[str]]:
+    rows = []
+    for metric in data.get("metrics", []):
+        for arm in metric["arms"]:
+            entry = metric["estimates"].get(arm["arm"], {})
+            for label in ("plain", "cuped"):
+                est = entry.get(label)
+                if est is None and (label == "cuped" or entry):
+                    continue
+                rel = (est or {}).get("relative", {})
+                ab = (est or {}).get("absolute", {})
+                rows.append(
+                    [
+                        _cell(v)
+                        for v in (
+                            metric["key"],
+                            metric["role"],
+                            arm["arm"],
+                            arm["n"],
+                            arm["sum"],
+                            arm["mean"],
+                            rel.get("expected"),
+                            rel.get("ci_low"),
+                            rel.get("ci_high"),
+                            ab.get("expected"),
+                            ab.get("ci_low"),
+                            ab.get("ci_high"),
+                            rel.get("p_value"),
+                            rel.get("chance_to_win"),
+                            label == "cuped",
+                        )
+                    ]
+                )
+    return rows
+
+
+class ExperimentResultsCsvView(_Base):
+    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR})
+    def get(self, request, key: str):
+        experiment = Experiment.objects.filter(key=key).first()
+        if experiment is None:
+            raise NotFound(f"No experiment {key!r}.", field="key")
+        latest = results_latest(experiment=experiment)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(CSV_COLUMNS)
+        writer.writerows(results_csv_rows(latest.data if latest else {}))
+        response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{experiment.key}-results.csv"'
+        return response
+
+
+class ExperimentPlanView(_Base):
+    """Planning: the minimum detectable relative effect for a size, or the size for an effect."""
+
+    @extend_schema(parameters=[PlanInputSerializer], responses=PlanOutputSerializer)
+    def get(self, request):
+        serializer = PlanInputSerializer(data=request.query_params.dict())
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        binary = "std" not in data
+        mean = data["baseline"]
+        variance = mean * (1 - mean) if binary else data["std"] ** 2
+        common = {
+            "mean": mean,
+            "variance": variance,
+            "power": data["power"],
+            "alpha": data["alpha"],
+            "binary": binary,
+        }
+        out = {}
+        if "users_per_arm" in data:
+            out["minimum_detectable_effect"] = stats.minimum_detectable_effect(
+                n_per_arm=data["users_per_arm"], **common
+            )
+        if "effect" in data:
+            try:
+                out["users_per_arm"] = stats.sample_size(effect=data["effect"], **common)
+            except ValueError as exc:
+                raise InvalidInput(str(exc), field="effect") from exc
+        return Response(out)

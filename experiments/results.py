@@ -1,0 +1,548 @@
+"""Experiment results: per-arm SQL aggregates of exposures and events, the statistics of
+experiments.stats on them, stored as a ResultSnapshot per computation (so lift over time can be
+drawn). Computed by the beat task, never on page load.
+
+One aggregate query per metric: for each exposed visitor (analysis phase only), the metric in
+its attribution window after first exposure (and, for CUPED, in the `cuped_days` before it),
+summed per arm with sums of squares and products. Visitors are joined to events by their
+pseudonymous profile key.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import (
+    Count,
+    DateTimeField,
+    Exists,
+    ExpressionWrapper,
+    FloatField,
+    OuterRef,
+    Subquery,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Cast, Coalesce
+from django.utils import timezone
+
+from segments.models import Event
+
+from . import stats
+from .models import (
+    Experiment,
+    ExperimentMetric,
+    Exposure,
+    Metric,
+    MetricAggregation,
+    MetricKind,
+    MetricRole,
+    ResultSnapshot,
+    StatsEngine,
+)
+
+ALPHA = 0.05
+HOLDOUT_ARM = "__holdout__"  # personalization.decide.HOLDOUT_ARM (no import: no cycle)
+SRM_THRESHOLD = 0.001
+POSTGRES_WORK_MEM = "256MB"
+
+
+def _events(metric: Metric, start, end, as_of: datetime):
+    """Events of the exposed visitor (OuterRef) matching the metric, in [start, end)."""
+    qs = Event.objects.filter(
+        profile__key=OuterRef("profile_key"),
+        type=metric.event_type,
+        occurred_at__gte=start,
+        occurred_at__lt=end,
+    ).filter(occurred_at__lt=as_of)
+    if metric.event_name:
+        qs = qs.filter(name=metric.event_name)
+    for name, value in (metric.property_filter or {}).items():
+        qs = qs.filter(**{f"properties__{name}": value})
+    return qs.order_by()
+
+
+def _per_visitor(metric: Metric, start, end, as_of: datetime):
+    """A per-visitor value expression for the metric in [start, end)."""
+    events = _events(metric, start, end, as_of)
+    if metric.kind == MetricKind.CONVERSION:
+        from django.db.models import Case, When
+
+        return Case(When(Exists(events), then=Value(1.0)), default=Value(0.0))
+    if metric.aggregation == MetricAggregation.SUM_VALUE:
+        value = events.values("profile__key").annotate(v=Sum(Cast("value", FloatField())))
+    else:
+        value = events.values("profile__key").annotate(v=Cast(Count("id"), FloatField()))
+    return Coalesce(Subquery(value.values("v")[:1]), Value(0.0), output_field=FloatField())
+
+
+def _windows(metric: Metric, cuped_days: int):
+    first = OuterRef("first_exposed_at")
+    post_end = ExpressionWrapper(
+        first + Value(timedelta(hours=metric.window_hours)), output_field=DateTimeField()
+    )
+    pre_start = ExpressionWrapper(
+        first - Value(timedelta(days=cuped_days)), output_field=DateTimeField()
+    )
+    return (first, post_end), (pre_start, first)
+
+
+def _aggregate(exposures, columns: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Per arm: n and, per column, its sum; with sums of squares and of pairwise products."""
+    inner = exposures.annotate(**columns).values("arm_key", *columns)
+    sql, params = inner.query.sql_with_params()
+    names = list(columns)
+    selects = ["COUNT(*)"]
+    for name in names:
+        selects.append(f"SUM(x.{name})")
+        selects.append(f"SUM(x.{name} * x.{name})")
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            selects.append(f"SUM(x.{a} * x.{b})")
+    query = f"SELECT x.arm_key, {', '.join(selects)} FROM ({sql}) x GROUP BY x.arm_key"
+    with connection.cursor() as cursor:
+        cursor.execute(query, params)
+        rows = cursor.fetchall()
+    out: dict[str, dict[str, float]] = {}
+    for row in rows:
+        values = iter(row[1:])
+        entry: dict[str, float] = {"n": int(next(values) or 0)}
+        for name in names:
+            entry[f"{name}_sum"] = float(next(values) or 0)
+            entry[f"{name}_ss"] = float(next(values) or 0)
+        for i, a in enumerate(names):
+            for b in names[i + 1 :]:
+                entry[f"{a}_{b}"] = float(next(values) or 0)
+        out[row[0]] = entry
+    return out
+
+
+def _metric_condition(metric: Metric, alias: str, params: list) -> str:
+    """SQL condition selecting the metric's events (PostgreSQL path)."""
+    parts = [f"{alias}.type = %s"]
+    params.append(metric.event_type)
+    if metric.event_name:
+        parts.append(f"{alias}.name = %s")
+        params.append(metric.event_name)
+    if metric.property_filter:
+        parts.append(f"{alias}.properties @> %s::jsonb")
+        params.append(json.dumps(metric.property_filter))
+    return " AND ".join(parts)
+
+
+def _value_sql(metric: Metric, condition: str, kind_conversion: bool) -> str:
+    if kind_conversion:
+        return f"(COUNT(ev.id) FILTER (WHERE {condition}) > 0)::int::float8"
+    if metric.aggregation == MetricAggregation.SUM_VALUE:
+        return f"COALESCE(SUM(ev.value) FILTER (WHERE {condition}), 0)::float8"
+    return f"COUNT(ev.id) FILTER (WHERE {condition})::float8"
+
+
+def _aggregate_postgres(
+    *, experiment: Experiment, metrics: list[Metric], as_of: datetime
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Per metric key, the same aggregates as `_aggregate`, for all metrics in one pass of hash
+    joins (exposures -> profiles -> events) rather than a correlated subquery per exposure and
+    metric: what makes 10 million exposures feasible. Each metric's window and event filter go
+    in FILTER clauses of the per-exposure aggregates."""
+    pre_days = timedelta(days=experiment.cuped_days)
+    post_window = (
+        "ev.occurred_at >= x.first_exposed_at AND ev.occurred_at < x.first_exposed_at + %s"
+    )
+    pre_window = "ev.occurred_at >= x.first_exposed_at - %s AND ev.occurred_at < x.first_exposed_at"
+    select_params: list = []
+    columns: list[tuple[str, str]] = []
+    pairs: list[tuple[str, str, str]] = []  # (metric key, first column, second column)
+    types: set[str] = set()
+    widest = timedelta(0)
+    any_pre = False
+    for i, metric in enumerate(metrics):
+        window = timedelta(hours=metric.window_hours)
+        widest = max(widest, window)
+        types.add(metric.event_type)
+        conversion = metric.kind == MetricKind.CONVERSION
+        cond = _metric_condition(metric, "ev", select_params)
+        columns.append((f"m{i}_post", _value_sql(metric, f"{cond} AND {post_window}", conversion)))
+        select_params.append(window)
+        if metric.kind == MetricKind.RATIO:
+            den = metric.denominator
+            types.add(den.event_type)
+            den_cond = _metric_condition(den, "ev", select_params)
+            den_conversion = den.kind == MetricKind.CONVERSION
+            columns.append(
+                (f"m{i}_den", _value_sql(den, f"{den_cond} AND {post_window}", den_conversion))
+            )
+            select_params.append(window)
+            pairs.append((metric.key, f"m{i}_post", f"m{i}_den"))
+        else:
+            any_pre = True
+            cond = _metric_condition(metric, "ev", select_params)
+            columns.append(
+                (f"m{i}_pre", _value_sql(metric, f"{cond} AND {pre_window}", conversion))
+            )
+            select_params.append(pre_days)
+            pairs.append((metric.key, f"m{i}_post", f"m{i}_pre"))
+    outer = ["COUNT(*)"]
+    for name, _ in columns:
+        outer += [f"SUM(u.{name})", f"SUM(u.{name} * u.{name})"]
+    for _, a, b in pairs:
+        outer.append(f"SUM(u.{a} * u.{b})")
+    where_params: list = [experiment.pk, as_of]
+    where = "x.experiment_id = %s AND x.first_exposed_at < %s"
+    if experiment.analysis_started_at is not None:
+        where += " AND x.first_exposed_at >= %s"
+        where_params.append(experiment.analysis_started_at)
+    join_params = [sorted(types), pre_days if any_pre else timedelta(0), widest, as_of]
+    sql = f"""
+        SELECT u.arm_key, {", ".join(outer)} FROM (
+            SELECT x.arm_key, {", ".join(f"{expr} AS {name}" for name, expr in columns)}
+            FROM experiments_exposure x
+            LEFT JOIN segments_profile p ON p.key = x.profile_key
+            LEFT JOIN segments_event ev ON ev.profile_id = p.id AND ev.type = ANY(%s)
+                AND ev.occurred_at >= x.first_exposed_at - %s
+                AND ev.occurred_at < x.first_exposed_at + %s AND ev.occurred_at < %s
+            WHERE {where}
+            GROUP BY x.id, x.arm_key
+        ) u GROUP BY u.arm_key
+    """
+    with transaction.atomic(), connection.cursor() as cursor:
+        # One group per exposure: enough memory that the hash aggregate does not spill to disk
+        # (this transaction only).
+        cursor.execute(f"SET LOCAL work_mem = '{POSTGRES_WORK_MEM}'")
+        cursor.execute(sql, [*select_params, *join_params, *where_params])
+        rows = cursor.fetchall()
+    out: dict[str, dict[str, dict[str, float]]] = {m.key: {} for m in metrics}
+    for row in rows:
+        values = list(row[1:])
+        n = int(values[0] or 0)
+        sums = {}
+        for j, (name, _) in enumerate(columns):
+            sums[f"{name}_sum"] = float(values[1 + 2 * j] or 0)
+            sums[f"{name}_ss"] = float(values[2 + 2 * j] or 0)
+        products = values[1 + 2 * len(columns) :]
+        for (key, a, b), product in zip(pairs, products, strict=True):
+            second = b.split("_", 1)[1]  # "pre" or "den"
+            out[key][row[0]] = {
+                "n": n,
+                "post_sum": sums[f"{a}_sum"],
+                "post_ss": sums[f"{a}_ss"],
+                f"{second}_sum": sums[f"{b}_sum"],
+                f"{second}_ss": sums[f"{b}_ss"],
+                f"post_{second}": float(product or 0),
+            }
+    return out
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: non-finite floats become None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _statistic(metric: Metric, agg: dict[str, float], *, cuped: bool):
+    n = agg.get("n", 0)
+    if metric.kind == MetricKind.RATIO:
+        return stats.Ratio(
+            n=n,
+            numerator=stats.Mean(n=n, sum=agg["post_sum"], sum_squares=agg["post_ss"]),
+            denominator=stats.Mean(n=n, sum=agg["den_sum"], sum_squares=agg["den_ss"]),
+            sum_products=agg["post_den"],
+        )
+    if metric.kind == MetricKind.CONVERSION:
+        post = stats.Proportion(n=n, conversions=min(agg["post_sum"], n))
+        pre = stats.Proportion(n=n, conversions=min(agg["pre_sum"], n))
+    else:
+        post = stats.Mean(n=n, sum=agg["post_sum"], sum_squares=agg["post_ss"])
+        pre = stats.Mean(n=n, sum=agg["pre_sum"], sum_squares=agg["pre_ss"])
+    if cuped:
+        return stats.Cuped(post=post, pre=pre, sum_products=agg["post_pre"])
+    return post
+
+
+def _compare(engine: str, control, treatment, *, relative: bool, higher_is_better: bool):
+    if engine == StatsEngine.BAYESIAN:
+        return stats.bayesian(control, treatment, relative=relative, inverse=not higher_is_better)
+    if engine == StatsEngine.SEQUENTIAL:
+        return stats.sequential_ttest(control, treatment, relative=relative)
+    return stats.ttest(control, treatment, relative=relative)
+
+
+EMPTY = {
+    "n": 0,
+    "post_sum": 0.0,
+    "post_ss": 0.0,
+    "pre_sum": 0.0,
+    "pre_ss": 0.0,
+    "post_pre": 0.0,
+    "den_sum": 0.0,
+    "den_ss": 0.0,
+    "post_den": 0.0,
+}
+
+
+def metric_results(
+    *,
+    experiment: Experiment,
+    metric: Metric,
+    exposures,
+    arms,
+    control_key: str,
+    as_of,
+    aggregates: dict[str, dict[str, float]] | None = None,
+) -> dict[str, Any]:
+    if aggregates is None:
+        post_window, pre_window = _windows(metric, experiment.cuped_days)
+        columns = {"post": _per_visitor(metric, *post_window, as_of)}
+        if metric.kind == MetricKind.RATIO:
+            columns["den"] = _per_visitor(metric.denominator, *post_window, as_of)
+        else:
+            columns["pre"] = _per_visitor(metric, *pre_window, as_of)
+        aggregates = _aggregate(exposures, columns)
+    per_arm = []
+    for arm in arms:
+        agg = {
+            **EMPTY,
+            "den_sum": 0.0,
+            "den_ss": 0.0,
+            "post_den": 0.0,
+            **aggregates.get(arm.key, {}),
+        }
+        n = agg["n"]
+        denominator = agg.get("den_sum", 0.0) if metric.kind == MetricKind.RATIO else n
+        per_arm.append(
+            {
+                "arm": arm.key,
+                "n": n,
+                "sum": agg["post_sum"],
+                "sum_squares": agg["post_ss"],
+                "mean": agg["post_sum"] / denominator if denominator else 0.0,
+                "pre_sum": agg.get("pre_sum", 0.0),
+                "denominator_sum": agg.get("den_sum"),
+                "_agg": agg,
+            }
+        )
+    by_key = {row["arm"]: row for row in per_arm}
+    control = by_key[control_key]["_agg"]
+    can_cuped = metric.kind != MetricKind.RATIO
+    estimates: dict[str, Any] = {}
+    for row in per_arm:
+        if row["arm"] == control_key:
+            continue
+        entry: dict[str, Any] = {}
+        for label, use_cuped in (("plain", False), ("cuped", True)):
+            if use_cuped and not can_cuped:
+                continue
+            a = _statistic(metric, control, cuped=use_cuped)
+            b = _statistic(metric, row["_agg"], cuped=use_cuped)
+            entry[label] = {
+                "relative": _compare(
+                    experiment.engine, a, b, relative=True, higher_is_better=metric.higher_is_better
+                ).as_dict(),
+                "absolute": _compare(
+                    experiment.engine,
+                    a,
+                    b,
+                    relative=False,
+                    higher_is_better=metric.higher_is_better,
+                ).as_dict(),
+            }
+        estimates[row["arm"]] = entry
+    holdout = None
+    held = aggregates.get(HOLDOUT_ARM)
+    if held and held.get("n"):
+        # The global holdout against every arm pooled: the experiences as a whole vs none.
+        pooled = dict(EMPTY)
+        for row in per_arm:
+            for name, value in row["_agg"].items():
+                pooled[name] = pooled.get(name, 0) + value
+        a = _statistic(metric, {**EMPTY, **held}, cuped=False)
+        b = _statistic(metric, pooled, cuped=False)
+        holdout = {
+            "n": held["n"],
+            "sum": held["post_sum"],
+            "exposed_n": pooled["n"],
+            "exposed_sum": pooled["post_sum"],
+            **{
+                scale: _compare(
+                    experiment.engine,
+                    a,
+                    b,
+                    relative=scale == "relative",
+                    higher_is_better=metric.higher_is_better,
+                ).as_dict()
+                for scale in ("relative", "absolute")
+            },
+        }
+    for row in per_arm:
+        row.pop("_agg")
+    return {"arms": per_arm, "estimates": estimates, "holdout": holdout}
+
+
+def _significant_wrong_way(estimate: dict, higher_is_better: bool, engine: str) -> bool:
+    if estimate.get("error"):
+        return False
+    expected = estimate["expected"] or 0.0
+    worse = expected < 0 if higher_is_better else expected > 0
+    if engine == StatsEngine.BAYESIAN:
+        chance = estimate.get("chance_to_win")
+        return chance is not None and chance < ALPHA
+    p = estimate.get("p_value")
+    return worse and p is not None and p < ALPHA
+
+
+def results_compute(*, experiment: Experiment, as_of: datetime | None = None) -> ResultSnapshot:
+    """Compute and store the experiment's results as of `as_of` (now by default)."""
+    started = time.monotonic()
+    as_of = as_of or timezone.now()
+    arms = list(experiment.arms.order_by("position", "id"))
+    control = next((a for a in arms if a.is_control), arms[0] if arms else None)
+    exposures = Exposure.objects.filter(experiment=experiment, first_exposed_at__lt=as_of)
+    if experiment.analysis_started_at is not None:
+        exposures = exposures.filter(first_exposed_at__gte=experiment.analysis_started_at)
+    counts = dict(exposures.values_list("arm_key").annotate(n=Count("id")).order_by())
+    users = [int(counts.get(a.key, 0)) for a in arms]
+    srm = stats.srm_p_value(users, [a.weight for a in arms]) if len(arms) >= 2 else None
+
+    metrics_out = []
+    p_refs: list[tuple[int, str, str]] = []
+    links = ExperimentMetric.objects.filter(experiment=experiment).select_related(
+        "metric__denominator"
+    )
+    role_order = {MetricRole.PRIMARY: 0, MetricRole.SECONDARY: 1, MetricRole.GUARDRAIL: 2}
+    links = [
+        link
+        for link in sorted(links, key=lambda x: (role_order.get(x.role, 3), x.pk))
+        if not (link.metric.kind == MetricKind.RATIO and link.metric.denominator is None)
+    ]
+    precomputed: dict[str, dict[str, dict[str, float]]] = {}
+    if control is not None and links and connection.vendor == "postgresql":
+        precomputed = _aggregate_postgres(
+            experiment=experiment, metrics=[link.metric for link in links], as_of=as_of
+        )
+    for link in links:
+        metric = link.metric
+        if control is None:
+            continue
+        result = metric_results(
+            experiment=experiment,
+            metric=metric,
+            exposures=exposures,
+            arms=arms,
+            control_key=control.key,
+            as_of=as_of,
+            aggregates=precomputed.get(metric.key),
+        )
+        flagged = []
+        if link.role == MetricRole.GUARDRAIL:
+            for arm_key, entry in result["estimates"].items():
+                if _significant_wrong_way(
+                    entry["plain"]["relative"], metric.higher_is_better, experiment.engine
+                ):
+                    flagged.append(arm_key)
+        metrics_out.append(
+            {
+                "key": metric.key,
+                "name": metric.name,
+                "role": link.role,
+                "kind": metric.kind,
+                "higher_is_better": metric.higher_is_better,
+                "guardrail_flagged": flagged,
+                **result,
+            }
+        )
+        for arm_key, entry in result["estimates"].items():
+            for label in entry:
+                p_refs.append((len(metrics_out) - 1, arm_key, label))
+
+    # Multiple comparisons across arms x metrics (frequentist p-values, relative effects).
+    # Adjusted within each analysis (with CUPED, without): one family of arms x metrics each.
+    for family in ("plain", "cuped"):
+        refs = [r for r in p_refs if r[2] == family]
+        if experiment.engine == StatsEngine.BAYESIAN or not refs:
+            continue
+        raw = [
+            metrics_out[m]["estimates"][arm][label]["relative"]["p_value"] for m, arm, label in refs
+        ]
+        raw = [1.0 if p is None or not 0 <= p <= 1 else p for p in raw]
+        for (m, arm, label), h, bh in zip(
+            refs, stats.holm(raw), stats.benjamini_hochberg(raw), strict=True
+        ):
+            rel = metrics_out[m]["estimates"][arm][label]["relative"]
+            rel["p_holm"] = h
+            rel["p_bh"] = bh
+
+    factorial = None
+    extra = list(experiment.extra_placements.all())
+    if extra and control is not None:
+        from .factorial import factorial_effects
+
+        arm_levels = {}
+        for arm in experiment.arms.select_related("variant__placement").prefetch_related(
+            "extra_variants__placement"
+        ):
+            levels = {arm.variant.placement.key: arm.variant.key}
+            levels.update({v.placement.key: v.key for v in arm.extra_variants.all()})
+            arm_levels[arm.key] = levels
+
+        def comparer(better: bool):
+            def compare(a, b, *, relative):
+                return _compare(experiment.engine, a, b, relative=relative, higher_is_better=better)
+
+            return compare
+
+        factorial = {
+            "factors": [experiment.placement.key, *(p.key for p in extra)],
+            "arm_levels": arm_levels,
+            "metrics": {
+                m["key"]: factorial_effects(
+                    arm_levels=arm_levels,
+                    control_arm=control.key,
+                    metric=m,
+                    compare=comparer(m["higher_is_better"]),
+                )
+                for m in metrics_out
+            },
+        }
+
+    data = {
+        "as_of": as_of.isoformat(),
+        "factorial": factorial,
+        "engine": experiment.engine,
+        "alpha": ALPHA,
+        "analysis_started_at": (
+            experiment.analysis_started_at.isoformat() if experiment.analysis_started_at else None
+        ),
+        "planned_sample_size": experiment.planned_sample_size,
+        "control": control.key if control else None,
+        "arms": [
+            {
+                "key": a.key,
+                "name": a.name,
+                "is_control": a.is_control,
+                "weight": a.weight,
+                "users": u,
+            }
+            for a, u in zip(arms, users, strict=True)
+        ],
+        "srm_p_value": srm,
+        "srm_warning": srm is not None and srm < SRM_THRESHOLD,
+        "metrics": metrics_out,
+    }
+    return ResultSnapshot.objects.create(
+        experiment=experiment,
+        computed_at=as_of,
+        users=sum(users),
+        srm_p_value=srm,
+        data=_clean(data),
+        duration_ms=int((time.monotonic() - started) * 1000),
+    )
