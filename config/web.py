@@ -18,7 +18,7 @@ says why each one). Environment (all optional):
 - ``WEB_MAX_RSS_MB`` (0: off): a worker over this resident size is replaced (worker recycling).
 - ``WEB_LIFETIME_S`` (0: off): a worker older than this is replaced (worker recycling, ≥ 60).
 - ``WEB_KILL_TIMEOUT_S`` (10): how long a stopping worker may finish its requests before it is
-  killed (SIGTERM/SIGINT: graceful stop; SIGHUP: graceful reload of the workers).
+  killed (SIGTERM/SIGINT: graceful stop; SIGHUP: the workers replaced, not fully graceful).
 - ``WEB_ACCESS_LOG`` (``true``): Mosaic's own access log (config/access_log.py) on stdout;
   granian's is off because it would log full client addresses and query strings.
 """
