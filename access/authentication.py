@@ -76,7 +76,11 @@ def _api_key_checked(request) -> ApiKey | None:
             raise exceptions.PermissionDenied(
                 {"origin": [_("This key is not allowed from this origin.")]}
             )
-    decision = services.rate_limit_hit(api_key=api_key)
+    decision = services.rate_limit_hit(
+        api_key=api_key,
+        client=services.client_address(request) if api_key.is_publishable else None,
+        origin_allowed=origin is not None,
+    )
     if not decision.allowed:
         throttled = exceptions.Throttled(wait=decision.retry_after)
         throttled.detail = {

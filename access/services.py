@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import redis
+from django.conf import settings
 from django.utils import timezone
 
+from core.pseudonym import pseudonymize
 from core.redis import get_redis, key
 from segments.models import AuditAction
 from segments.privacy import audit_record
@@ -107,23 +111,87 @@ class RateDecision:
     retry_after: int
 
 
-def rate_limit_hit(*, api_key: ApiKey) -> RateDecision:
-    """Count one request in the key's current fixed one-minute window (shared by all processes).
+def rate_limit_hit(
+    *, api_key: ApiKey, client: str | None = None, origin_allowed: bool = False
+) -> RateDecision:
+    """Count one request in fixed one-minute windows (shared by all processes); fails open when
+    Redis is unavailable (the endpoints have their own answer for a dead Redis, and refusing
+    every request because the counter is unreachable would be worse than no limit).
 
-    Fails open when Redis is unavailable: the endpoints have their own answer for a dead Redis,
-    and refusing every request because the counter is unreachable would be worse than no limit.
+    A secret key (a server) has one budget, the key's. A publishable key is public: counting
+    every caller against the key would let anyone spend the site's budget (issue #13, item 7).
+    So, per publishable key:
+    - calls without an allowed Origin (no browser on the site sends those) count against the
+      calling client only (`client`, its address), MOSAIC_CLIENT_RATE_LIMIT_PER_MINUTE;
+    - calls with an allowed Origin count against the key's budget, but each client may use at
+      most a tenth of it (at least the per-client limit): an Origin header can be forged by a
+      non-browser caller, and one such caller must not exhaust the site's budget. A client over
+      its own limit is refused without spending the key's budget.
     """
     now = time.time()
     window = int(now // WINDOW_SECONDS)
     retry_after = max(1, int((window + 1) * WINDOW_SECONDS - now + 0.999))
-    counter = key("ratelimit", str(api_key.pk), str(window))
+    key_limit = api_key.rate_limit_per_minute
+    if api_key.is_secret or client is None:
+        keys = [key("ratelimit", str(api_key.pk), str(window))]
+        limits = [key_limit]
+    else:
+        client_limit = settings.MOSAIC_CLIENT_RATE_LIMIT_PER_MINUTE
+        if origin_allowed:
+            client_limit = max(client_limit, key_limit // 10)
+        # The address only as its keyed hash: nothing in Redis (nor its AOF) names a client.
+        bucket = pseudonymize(client)[:24]
+        keys = [key("ratelimit", str(api_key.pk), "client", bucket, str(window))]
+        limits = [client_limit]
+        if origin_allowed:
+            keys.append(key("ratelimit", str(api_key.pk), str(window)))
+            limits.append(key_limit)
     try:
-        pipe = get_redis().pipeline(transaction=True)
-        pipe.incr(counter)
-        pipe.expire(counter, WINDOW_SECONDS + 5)
-        count = int(pipe.execute()[0])
+        counts = _rate_script(get_redis())(keys=keys, args=[WINDOW_SECONDS + 5, *limits])
     except redis.RedisError:
         logger.warning("access: Redis unavailable, rate limit not enforced")
-        return RateDecision(True, 0, api_key.rate_limit_per_minute, 0)
-    limit = api_key.rate_limit_per_minute
-    return RateDecision(count <= limit, count, limit, retry_after)
+        return RateDecision(True, 0, key_limit, 0)
+    for count, limit in zip(counts, limits, strict=False):
+        if int(count) > limit:
+            return RateDecision(False, int(count), limit, retry_after)
+    return RateDecision(True, int(counts[-1]), limits[-1], retry_after)
+
+
+# Counts one request in each of KEYS (in order) and stops at the first over its limit
+# (ARGV[2 + i]): a caller refused by its own limit spends nothing of the key's. Returns the
+# counts it made.
+_RATE_SCRIPT = """
+local counts = {}
+for i, name in ipairs(KEYS) do
+  local count = redis.call('INCR', name)
+  redis.call('EXPIRE', name, tonumber(ARGV[1]))
+  counts[i] = count
+  if count > tonumber(ARGV[i + 1]) then return counts end
+end
+return counts
+"""
+
+
+_rate_scripts: dict[int, Any] = {}
+
+
+def _rate_script(client) -> Any:
+    """The script registered on this client (EVALSHA: the text is sent once per process)."""
+    script = _rate_scripts.get(id(client))
+    if script is None:
+        script = _rate_scripts[id(client)] = client.register_script(_RATE_SCRIPT)
+    return script
+
+
+def client_address(request) -> str:
+    """The caller's address as a rate-limit bucket: an IPv6 address by its /64 (one host
+    usually holds a whole /64), IPv4 as it is. REMOTE_ADDR: behind a proxy, the proxy must
+    set it (e.g. gunicorn's forwarded-allow-ips)."""
+    raw = request.META.get("REMOTE_ADDR", "") or "unknown"
+    try:
+        address = ipaddress.ip_address(raw)
+    except ValueError:
+        return "unknown"
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False).network_address)
+    return str(address)

@@ -24,8 +24,16 @@ one part. Sections:
    adding (must never enter). The Redis profile documents (what decisions read) are polled every
    0.25 s; latency = first time the document lists the segment - the visitor's moment. Target:
    99 % within 60 s.
-3. **RFM scoring vs pandas, static-list import** (``rfm_and_static_lists``): the other half of
-   issue #15 (branch seg-kinds) fills this in.
+3. **RFM scoring vs pandas, static-list import** (``rfm_and_static_lists``, run in a child
+   process with its own throwaway SQLite database, ``migrate``, data filled by raw inserts, not
+   timed; no Redis). RFM (``bench_rfm``): N profiles with 1-12 purchases each over 400 days;
+   Mosaic's scoring from the database (``segments.rfm.rfm_base_read`` +
+   ``segments.engine.rfm.rfm_score``) against bare pandas reading the same purchases with
+   ``read_sql_query`` and computing the same scores (groupby, rank(method="min"), quintiles),
+   median of three alternating rounds, the score arrays checked equal; then the whole
+   ``rfm_scores_refresh`` (scores written to the profiles). Target: <= 1.5x pandas. Static
+   lists (``bench_static``): a CSV of ``--ids`` visitor ids parsed, pseudonymised and stored in a
+   static segment. Target: 100,000 ids in under 60 s. ``--skip-rfm`` skips this part.
 
 Peak RSS (VmHWM) of this process is printed at the end. Exits 1 when a target is missed.
 """
@@ -34,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import os
 import random
 import secrets
@@ -411,11 +420,194 @@ def time_driven_latency(abandoners: int, time_limit: float = 240.0) -> dict[str,
 # --- 3. RFM and static lists (branch seg-kinds) --------------------------------------------------
 
 
-def rfm_and_static_lists(profiles: int) -> dict[str, Any] | None:
+RFM_RATIO_TARGET = 1.5
+STATIC_SECONDS_TARGET = 60.0  # for 100,000 ids
+RFM_AS_OF = datetime(2026, 6, 1, tzinfo=UTC)
+RFM_WINDOW_DAYS = 365
+
+
+def _django(database: Path) -> None:
+    os.environ["DATABASE_URL"] = f"sqlite:///{database}"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+
+
+def _fill_purchases(profiles: int, seed: int = 7) -> int:
+    """N profiles with 1-12 purchases each over 400 days before RFM_AS_OF (raw inserts)."""
+    from django.db import connection, transaction
+
+    from segments.models import Event, Profile
+
+    rng = random.Random(seed)
+    profile_table = connection.ops.quote_name(Profile._meta.db_table)
+    event_table = connection.ops.quote_name(Event._meta.db_table)
+    now = connection.ops.adapt_datetimefield_value(RFM_AS_OF)
+    events = 0
+    chunk = 20_000
+    with transaction.atomic(), connection.cursor() as cursor:
+        for start in range(0, profiles, chunk):
+            ids = range(start + 1, min(profiles, start + chunk) + 1)
+            cursor.executemany(
+                f"INSERT INTO {profile_table} (id, key, user_key, traits, aggregates, consent,"
+                " scores, first_seen, last_seen)"
+                " VALUES (%s, %s, '', '{}', '{}', '{}', '{}', %s, %s)",
+                [(i, f"{i:064x}", now, now) for i in ids],
+            )
+            rows = []
+            for i in ids:
+                for _ in range(min(12, 1 + int(rng.expovariate(0.5)))):
+                    when = RFM_AS_OF - timedelta(days=rng.uniform(0, 400))
+                    value = round(rng.lognormvariate(3, 0.8), 2)
+                    rows.append(
+                        (
+                            uuid.UUID(int=rng.getrandbits(128)).hex,
+                            i,
+                            connection.ops.adapt_datetimefield_value(when),
+                            str(value),
+                        )
+                    )
+            cursor.executemany(
+                f"INSERT INTO {event_table} (event_id, profile_id, type, name, properties, value,"
+                " currency, context, occurred_at, received_at) VALUES"
+                " (%s, %s, 'purchase', '', '{}', %s, 'EUR', '{}', %s, %s)",
+                [(e, p, v, w, now) for e, p, w, v in rows],
+            )
+            events += len(rows)
+    return events
+
+
+def _pandas_scores(database: Path):
+    """The same scores, bare pandas: read the window's purchases, group, rank, cut."""
+    import sqlite3
+
+    import numpy as np
+    import pandas as pd
+
+    from segments.models import Event
+
+    start = RFM_AS_OF - timedelta(days=RFM_WINDOW_DAYS)
+    with sqlite3.connect(database) as conn:
+        frame = pd.read_sql_query(
+            f"SELECT profile_id, occurred_at, value FROM {Event._meta.db_table}"
+            " WHERE type = 'purchase' AND occurred_at > ? AND occurred_at <= ?",
+            conn,
+            params=[_sqlite_time(start), _sqlite_time(RFM_AS_OF)],
+            parse_dates=["occurred_at"],
+        )
+    frame["occurred_at"] = frame["occurred_at"].dt.tz_localize("UTC")
+    per = frame.groupby("profile_id").agg(
+        last=("occurred_at", "max"), n=("occurred_at", "size"), total=("value", "sum")
+    )
+    recency = (pd.Timestamp(RFM_AS_OF) - per["last"]).dt.days
+    n = len(per)
+
+    def score(values: pd.Series) -> np.ndarray:
+        rank = values.rank(method="min").to_numpy()
+        return (1 + (5 * (rank - 1)) // n).astype(np.int8)
+
+    # Money to the cent, as Mosaic keeps it: float sums of the same cents differ in the last
+    # bits with the order of the additions, which would split tie groups.
+    return per.index.to_numpy(), score(-recency), score(per["n"]), score(per["total"].round(2))
+
+
+def _sqlite_time(value: datetime) -> str:
+    from django.db import connection
+
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def _mosaic_scores():
+    from segments import rfm
+    from segments.engine.rfm import rfm_score
+
+    ids, recency, frequency, monetary = rfm.rfm_base_read(
+        as_of=RFM_AS_OF, window_days=RFM_WINDOW_DAYS
+    )
+    scores = rfm_score(recency, frequency, monetary)
+    return ids, scores.r, scores.f, scores.m
+
+
+def bench_rfm(profiles: int, database: Path, rounds: int = 3) -> dict:
+    """Mosaic's RFM scoring from the database against bare pandas, same data, same run."""
+    import numpy as np
+
+    started = time.monotonic()
+    events = _fill_purchases(profiles)
+    fill_seconds = time.monotonic() - started
+    mosaic_times, pandas_times = [], []
+    mosaic = panda = None
+    for _ in range(rounds):
+        t = time.perf_counter()
+        mosaic = _mosaic_scores()
+        mosaic_times.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        panda = _pandas_scores(database)
+        pandas_times.append(time.perf_counter() - t)
+    for got, want, name in zip(mosaic, panda, ("ids", "R", "F", "M"), strict=True):
+        if not np.array_equal(np.asarray(got), np.asarray(want)):
+            differ = int((np.asarray(got) != np.asarray(want)).sum())
+            raise AssertionError(f"RFM {name} differs between Mosaic and pandas ({differ} rows)")
+    from segments import rfm
+
+    t = time.perf_counter()
+    refreshed = rfm.rfm_scores_refresh(
+        as_of=RFM_AS_OF, window_days=RFM_WINDOW_DAYS, refresh_documents=False
+    )
+    refresh_seconds = time.perf_counter() - t
+    mosaic_s, pandas_s = statistics.median(mosaic_times), statistics.median(pandas_times)
+    return {
+        "profiles": profiles,
+        "purchases": events,
+        "customers_in_window": len(mosaic[0]),
+        "fill_seconds": fill_seconds,
+        "mosaic_scoring_s": mosaic_s,
+        "pandas_scoring_s": pandas_s,
+        "ratio": mosaic_s / pandas_s,
+        "mosaic_refresh_with_writes_s": refresh_seconds,
+        "profiles_written": refreshed.written,
+    }
+
+
+def bench_static(ids: int) -> dict:
+    """Import N visitor ids into a static segment: parse, pseudonymise, insert."""
+    from segments.models import Segment
+    from segments.static_lists import static_keys_from_csv, static_list_add
+
+    segment = Segment.objects.create(
+        key=f"bench-{uuid.uuid4().hex[:8]}", name="bench", kind="static"
+    )
+    text = "visitor_id\n" + "".join(f"visitor-{i}\n" for i in range(ids))
+    t = time.perf_counter()
+    id_type, keys = static_keys_from_csv(io.StringIO(text))
+    result = static_list_add(segment=segment, id_type=id_type, keys=keys)
+    seconds = time.perf_counter() - t
+    return {"ids": ids, "added": result.added, "seconds": seconds, "ids_per_s": ids / seconds}
+
+
+def _rfm_static_child(profiles: int, ids: int) -> dict[str, Any]:
+    """In the child process: both measurements on a throwaway database."""
+    with tempfile.TemporaryDirectory(prefix="bench-segments-rfm-") as tmp:
+        database = Path(tmp) / "bench.sqlite3"
+        _django(database)
+        result = {"rfm": bench_rfm(profiles, database), "static": bench_static(ids)}
+    return {**result, "rss_mb": _peak_rss_mb()}
+
+
+def rfm_and_static_lists(profiles: int, ids: int) -> dict[str, Any]:
     """RFM scoring end to end from the database vs a bare pandas computation of the same scores
-    (<= 1.5x its time), and the static-list import rate: filled in by the RFM/static-list work of
-    issue #15 (branch seg-kinds). Returns None until then."""
-    return None
+    (<= 1.5x its time), and the static-list import rate. Run in a child process: Django is set
+    up there on its own throwaway database (the latency part sets up another in this one)."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--rfm-static-child", f"--profiles={profiles}", f"--ids={ids}"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return orjson.loads(out.strip().splitlines()[-1])
 
 
 # --- Main --------------------------------------------------------------------------------
@@ -436,7 +628,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--ids", type=int, default=100_000, help="static list: ids imported")
+    parser.add_argument("--skip-rfm", action="store_true", help="skip RFM and static lists")
+    parser.add_argument("--rfm-static-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.rfm_static_child:
+        print(orjson.dumps(_rfm_static_child(args.profiles, args.ids)).decode())
+        return 0
     if args.profiles < 1 or args.latency_profiles < 1:
         parser.error("sizes must be at least 1")
     failed = False
@@ -483,9 +681,29 @@ def main(argv: list[str] | None = None) -> int:
             or result["entered_before_moment"] > 0
             or result["buyers_entered"] > 0
         )
-    extra = rfm_and_static_lists(args.profiles)
-    if extra is None:
-        print("RFM vs pandas, static-list import: not in this branch (seg-kinds)")
+    if not args.skip_rfm:
+        extra = rfm_and_static_lists(args.profiles, args.ids)
+        r, st = extra["rfm"], extra["static"]
+        print(
+            f"RFM: {r['profiles']:,} profiles, {r['purchases']:,} purchases "
+            f"({r['customers_in_window']:,} customers in the {RFM_WINDOW_DAYS}-day window; "
+            f"data built in {r['fill_seconds']:.1f} s, not timed)"
+        )
+        print(f"  Mosaic scoring from the database: {r['mosaic_scoring_s']:.3f} s (median of 3)")
+        print(f"  bare pandas, same database:       {r['pandas_scoring_s']:.3f} s (median of 3)")
+        print(f"  ratio Mosaic / pandas: {r['ratio']:.2f} (target <= {RFM_RATIO_TARGET})")
+        print(
+            f"  rfm_scores_refresh with the scores written to {r['profiles_written']:,} "
+            f"profiles: {r['mosaic_refresh_with_writes_s']:.3f} s"
+        )
+        print(
+            f"static list: {st['ids']:,} ids parsed, pseudonymised and stored in "
+            f"{st['seconds']:.2f} s ({st['ids_per_s']:,.0f} ids/s; target 100,000 in "
+            f"< {STATIC_SECONDS_TARGET:.0f} s)"
+        )
+        print(f"  (peak RSS of the child process: {extra['rss_mb']:.0f} MB)")
+        failed |= r["ratio"] > RFM_RATIO_TARGET
+        failed |= st["ids_per_s"] < 100_000 / STATIC_SECONDS_TARGET
     print(f"peak RSS of this process: {_peak_rss_mb():.0f} MB")
     return 1 if failed else 0
 

@@ -2,8 +2,9 @@
 
 import gc
 import os
+from pathlib import Path
 
-from celery import Celery
+from celery import Celery, bootsteps
 from celery.signals import worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -29,3 +30,37 @@ def collector_tune(**_kwargs) -> None:
     later."""
     gc.freeze()
     gc.set_threshold(WORKER_GC_THRESHOLD, *gc.get_threshold()[1:])
+
+
+# Liveness (issue #13, item 12): a worker whose event loop hangs stays alive but consumes
+# nothing. With MOSAIC_WORKER_LIVENESS_FILE set, the worker touches that file every few seconds
+# from its event loop's timer; the supervisor of `make run` (config/supervise.py) kills and
+# restarts a worker whose file went stale, and a production supervisor can do the same
+# (docs/security.md, "Faults").
+LIVENESS_INTERVAL_SECONDS = 5.0
+
+
+class LivenessFile(bootsteps.StartStopStep):
+    requires = {"celery.worker.components:Timer"}
+
+    def __init__(self, worker, **kwargs) -> None:
+        super().__init__(worker, **kwargs)
+        self.path = os.environ.get("MOSAIC_WORKER_LIVENESS_FILE") or None
+        self.entry = None
+
+    def start(self, worker) -> None:
+        if self.path is None:
+            return
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._touch()
+        self.entry = worker.timer.call_repeatedly(LIVENESS_INTERVAL_SECONDS, self._touch)
+
+    def _touch(self) -> None:
+        Path(self.path).touch()
+
+    def stop(self, worker) -> None:
+        if self.entry is not None:
+            self.entry.cancel()
+
+
+app.steps["worker"].add(LivenessFile)

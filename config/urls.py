@@ -27,6 +27,7 @@ urlpatterns = [
     path(DECIDE_PATH.removeprefix("/"), DecideView.as_view(), name="api-decide"),
     path("", demo_views.demo, name="demo"),
     path("demo/server", demo_views.demo_server, name="demo-server"),
+    path("demo/webhook-echo", demo_views.webhook_echo, name="demo-webhook-echo"),
     path("healthz", views.healthz, name="healthz"),
     path("metrics", views.metrics_view, name="metrics"),
     path(
@@ -54,6 +55,7 @@ urlpatterns = [
     ),
     path("api/v1/", include("content.api.urls")),
     path("api/v1/", include("experiments.api.urls")),
+    path("api/v1/", include("segments.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

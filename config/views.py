@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import redis
+from django.conf import settings
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
 
+from access.authentication import raw_key_from_request
+from access.selectors import api_key_get_active
 from core import metrics
 from core.redis import get_redis
 from experiments.services import exposures_lost
@@ -31,8 +36,31 @@ def healthz(request):
     )
 
 
+def _metrics_allowed(request) -> bool:
+    """Staff signed in, a secret API key (Authorization: Bearer), or an allowlisted address."""
+    user = getattr(request, "user", None)
+    if user is not None and user.is_staff:
+        return True
+    raw = raw_key_from_request(request)
+    if raw:
+        api_key = api_key_get_active(raw=raw)
+        if api_key is not None and api_key.is_secret:
+            return True
+    try:
+        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+    except ValueError:
+        return False
+    return any(
+        address in ipaddress.ip_network(network, strict=False)
+        for network in settings.MOSAIC_METRICS_ALLOWED_NETWORKS
+    )
+
+
 def metrics_view(request):
-    """Counters of fallbacks and failures of this process (Prometheus text format)."""
+    """Counters of fallbacks and failures of this process (Prometheus text format); only for
+    staff, a secret API key or an allowlisted network (MOSAIC_METRICS_ALLOWED_NETWORKS)."""
+    if not _metrics_allowed(request):
+        return HttpResponse("Forbidden\n", status=403, content_type="text/plain")
     extra = {"mosaic_exposures_lost_total": exposures_lost.value, **profile_cache.metrics()}
     text = metrics.render_text(extra=extra)
     return HttpResponse(text, content_type="text/plain; version=0.0.4")

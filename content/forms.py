@@ -92,7 +92,7 @@ class VariantForm(forms.ModelForm):
         ]
         # The audience builder (pickers, nested groups, words and JSON side by side).
         widgets = {"condition": ConditionBuilderWidget(scope="variant")}
-        field_classes = {"condition": PositionedJSONField}
+        field_classes = {"condition": PositionedJSONField, "data": PositionedJSONField}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -145,6 +145,7 @@ class BlockTypeForm(forms.ModelForm):
     class Meta:
         model = BlockType
         fields = ["key", "name", "description", "template", "schema"]
+        field_classes = {"schema": PositionedJSONField}
 
     def _post_clean(self) -> None:
         super()._post_clean()

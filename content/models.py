@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
-from core.validators import validate_condition_value
+from core.validators import validate_condition_value, validate_json_depth
 
 
 class BlockType(models.Model):
@@ -30,6 +30,24 @@ class BlockType(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        super().clean()
+        template_refused(self.template, "template")
+        try:
+            validate_json_depth(self.schema)
+        except ValidationError as exc:
+            raise ValidationError({"schema": exc.messages}) from None
+
+
+def template_refused(source: str, field: str) -> None:
+    """A ValidationError on `field` naming what is wrong with a template (its line), if anything
+    can be known without rendering it: syntax, nesting, a constant over the render budget."""
+    from .rendering import template_check
+
+    problem = template_check(source or "")
+    if problem:
+        raise ValidationError({field: f"Template error at {problem}"})
 
 
 class Placement(models.Model):
@@ -145,6 +163,12 @@ class Variant(models.Model):
 
     def clean(self) -> None:
         super().clean()
+        template_refused(self.template, "template")
+        for name in ("data", "block_fields"):
+            try:
+                validate_json_depth(getattr(self, name))
+            except ValidationError as exc:
+                raise ValidationError({name: exc.messages}) from None
         if (
             self.pk is not None
             and self.status != VariantStatus.LIVE

@@ -16,10 +16,13 @@ from typing import Any
 
 import redis
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions
 from rest_framework.response import Response
+
+from core.logs import warn_limited
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +143,7 @@ def _mosaic_response(exc: MosaicError) -> Response:
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, redis.RedisError):
-        logger.warning("api: Redis unavailable, answered 503", extra={"reason": type(exc).__name__})
+        warn_limited(logger, "api-redis-down", "api: Redis unavailable, answered 503")
         exc = Unavailable()
     if isinstance(exc, MosaicError):
         if exc.status >= 500:
@@ -148,6 +151,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return _mosaic_response(exc)
     if isinstance(exc, RequestDataTooBig):
         return _mosaic_response(PayloadTooLarge())
+    if isinstance(exc, OperationalError | InterfaceError):
+        # The database is unreachable (or went away mid-call): the transaction did not commit.
+        warn_limited(logger, "api-database-down", "api: database unavailable, answered 503")
+        return _mosaic_response(
+            Unavailable("Database unavailable; nothing was changed, retry later.", field="database")
+        )
     # Imported here: rest_framework.views loads the authentication classes (access), whose
     # services raise these error types; at module level that import would be circular.
     from rest_framework.views import exception_handler as drf_exception_handler

@@ -7,6 +7,8 @@ import json
 from django import forms
 from django.core.exceptions import ValidationError
 
+from core.validators import MAX_JSON_DEPTH, json_text_depth
+
 
 class PositionedJSONField(forms.JSONField):
     """forms.JSONField whose "not JSON" error gives the line and column of the problem
@@ -14,6 +16,14 @@ class PositionedJSONField(forms.JSONField):
     JSON." without a position."""
 
     def to_python(self, value):
+        # Refused before parsing: JSON nested deeper than any condition or payload needs would
+        # exhaust the recursion of what reads it later (validation, compiling, saving).
+        if isinstance(value, str) and json_text_depth(value) > MAX_JSON_DEPTH:
+            raise ValidationError(
+                "Nested more than %(limit)s levels deep.",
+                code="too_deep",
+                params={"limit": MAX_JSON_DEPTH},
+            )
         if (
             self.disabled
             or value in self.empty_values
@@ -31,6 +41,11 @@ class PositionedJSONField(forms.JSONField):
         except RecursionError as exc:
             raise ValidationError("Invalid JSON: nested too deeply.", code="invalid") from exc
         return super().to_python(value)
+
+    def bound_data(self, data, initial):
+        if isinstance(data, str) and json_text_depth(data) > MAX_JSON_DEPTH:
+            return forms.fields.InvalidJSONInput(data)  # shown back as typed, with the error
+        return super().bound_data(data, initial)
 
 
 # For ModelAdmin.formfield_overrides: every model JSONField of the page gets positioned errors.

@@ -93,10 +93,10 @@ def demo_experiment_seed(*, visitors: int = 6000, seed: int = 14) -> Experiment 
         analysis_started_at=started,
         planned_sample_size=visitors,
         cuped=True,
-        # Visitors the hero already targets (loyal customers, cart abandoners, mobile) keep their
-        # personalised hero: the test runs on everyone else.
+        # Visitors the hero already targets (loyal customers, cart abandoners, the RFM win-back
+        # group, mobile) keep their personalised hero: the test runs on everyone else.
         condition={
-            "profile.segments": {"$nin": ["loyal", "cart-abandoners"]},
+            "profile.segments": {"$nin": ["loyal", "cart-abandoners", "win-back"]},
             "request.device": {"$ne": "mobile"},
         },
     )

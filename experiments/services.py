@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 import redis
 from django.db import transaction
 
+from core.logs import warn_limited
 from core.redis import get_redis, key
 
 from .models import Experiment, Exposure
@@ -184,8 +185,13 @@ def _log_script(client: redis.Redis):
 
 def _count_lost(records: list[ExposureRecord], why: str) -> None:
     total = exposures_lost.add(len(records))
-    logger.warning(
-        "exposures: %d lost (%s); %d lost in this process so far", len(records), why, total
+    warn_limited(
+        logger,
+        "exposures-lost",
+        "exposures: %d lost (%s); %d lost in this process so far",
+        len(records),
+        why,
+        total,
     )
 
 

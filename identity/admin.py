@@ -9,8 +9,8 @@ from .models import TraitDefinition, VisitorAlias
 
 @admin.register(TraitDefinition)
 class TraitDefinitionAdmin(admin.ModelAdmin):
-    list_display = ["name", "type", "min_value", "max_value", "pattern", "description"]
-    list_filter = ["type"]
+    list_display = ["name", "type", "min_value", "max_value", "pattern", "shareable", "description"]
+    list_filter = ["type", "shareable"]
     search_fields = ["name", "description"]
 
 

@@ -44,6 +44,10 @@ class TraitDefinition(models.Model):
         help_text="String and list traits: a regular expression the whole value (each item) must "
         "match, e.g. [A-Z]{2}. Linear-time (RE2): no lookarounds or backreferences.",
     )
+    shareable = models.BooleanField(
+        default=False,
+        help_text="May be sent to third parties in segment webhooks (off: never leaves Mosaic).",
+    )
 
     class Meta:
         ordering = ["name"]

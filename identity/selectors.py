@@ -28,3 +28,22 @@ def profile_resolve(*, profile_key: str) -> Profile | None:
         return profile
     alias = VisitorAlias.objects.select_related("profile").filter(alias_key=profile_key).first()
     return alias.profile if alias else None
+
+
+def visitor_storage_allowed(*, visitor: str) -> bool:
+    """Whether identify and traits may store anything for this visitor (docs/privacy.md).
+
+    Under MOSAIC_CONSENT_DEFAULT=opt-in, only with a granted personalization or analytics
+    consent (through its alias if merged): a visitor who never chose gets no profile, link or
+    trait. Under opt-out, as before: stored, and the visitor's refusals govern use (decide reads
+    no profile without personalization consent)."""
+    from django.conf import settings
+
+    from core.pseudonym import pseudonymize
+    from segments.consent import ANALYTICS, OPT_IN, PERSONALIZATION, purpose_allowed
+
+    if settings.MOSAIC_CONSENT_DEFAULT != OPT_IN:
+        return True
+    profile = profile_resolve(profile_key=pseudonymize(visitor))
+    consent = profile.consent if profile is not None else None
+    return purpose_allowed(consent, PERSONALIZATION) or purpose_allowed(consent, ANALYTICS)

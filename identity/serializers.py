@@ -4,24 +4,27 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from segments.serializers import StrictSerializer
+from core.validators import validate_visitor_id
+from segments.serializers import BoundedDictField, StrictSerializer
 
 MAX_TRAITS = 100
 
 
 class IdentifySerializer(StrictSerializer):
-    visitor = serializers.CharField(max_length=200)
+    visitor = serializers.CharField(max_length=200, validators=[validate_visitor_id])
     user_id = serializers.CharField(max_length=200)
     user_token = serializers.RegexField(
         r"^[0-9a-fA-F]{64}$",
         required=False,
-        error_messages={"invalid": "Expected the hex HMAC-SHA256 of user_id (64 characters)."},
+        error_messages={
+            "invalid": "Expected the hex HMAC-SHA256 of user_id and visitor (64 characters)."
+        },
     )
 
 
 class TraitsSerializer(StrictSerializer):
-    visitor = serializers.CharField(max_length=200)
-    traits = serializers.DictField(allow_empty=False)
+    visitor = serializers.CharField(max_length=200, validators=[validate_visitor_id])
+    traits = BoundedDictField(allow_empty=False, max_items=MAX_TRAITS)
 
     def validate_traits(self, value):
         if len(value) > MAX_TRAITS:

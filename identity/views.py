@@ -14,15 +14,21 @@ from rest_framework.views import APIView
 from access.permissions import request_is_secret_or_staff
 from core.errors import Forbidden
 
-from . import services
+from . import selectors, services
 from .serializers import IdentifySerializer, TraitsSerializer
 from .traits import traits_coerce
 
 
-def user_token_for(user_id: str) -> str:
-    """What the site's server computes and hands to its pages: hex HMAC-SHA256 of the user id."""
+def user_token_for(user_id: str, visitor: str) -> str:
+    """What the site's server computes and hands to its page when a user signs in: hex
+    HMAC-SHA256 of the user id AND the visitor id of that browser (its `mosaic_vid` cookie).
+
+    Bound to both, a token lets its holder link only the visitor it was issued for: a user's
+    token for their own browser cannot link (and so take over) another visitor id. The two are
+    joined with a NUL, which neither may contain (refused by the serializer)."""
     secret = settings.MOSAIC_IDENTIFY_SECRET.encode()
-    return hmac.new(secret, user_id.encode(), hashlib.sha256).hexdigest()
+    message = b"mosaic-identify-v2\x00" + user_id.encode() + b"\x00" + visitor.encode()
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()
 
 
 class IdentifyView(APIView):
@@ -45,8 +51,13 @@ class IdentifyView(APIView):
                 )
             if not token:
                 raise Forbidden("Required when called from a browser.", field="user_token")
-            if not hmac.compare_digest(token.lower(), user_token_for(data["user_id"])):
-                raise Forbidden("Does not match user_id.", field="user_token")
+            expected = user_token_for(data["user_id"], data["visitor"])
+            if not hmac.compare_digest(token.lower(), expected):
+                raise Forbidden("Does not match this user_id and visitor.", field="user_token")
+        if not selectors.visitor_storage_allowed(visitor=data["visitor"]):
+            # Consent gates storage: under opt-in, no profile, link or merge for a visitor who
+            # granted nothing.
+            return Response({"identified": False, "merged": 0, "reason": "no_consent"})
         # IdentifyConflict (409) when the visitor is already another user's
         result = services.visitor_identify(visitor=data["visitor"], user_id=data["user_id"])
         return Response({"identified": True, "merged": result.merged})
@@ -66,5 +77,7 @@ class TraitsView(APIView):
         coerced, errors = traits_coerce(data["traits"])
         if errors:
             raise drf_serializers.ValidationError({"traits": {k: [v] for k, v in errors.items()}})
+        if not selectors.visitor_storage_allowed(visitor=data["visitor"]):
+            return Response({"traits": {}, "stored": False, "reason": "no_consent"})
         profile = services.visitor_set_traits(visitor=data["visitor"], traits=coerced)
         return Response({"traits": {name: profile.traits.get(name) for name in coerced}})

@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 
-from content.rendering import RenderError, template_prepare, template_render
+from content.rendering import RenderError, RenderOverBudget, template_prepare, template_render
 from core import metrics
 from experiments.engine import Assignment, ExperimentSpec, assign
 from experiments.engine import hash as bucket_hash
@@ -121,7 +121,8 @@ def decide(
     for placement_key in placement_keys:
         plan = snapshot.placements.get(placement_key)
         if plan is None:
-            results[placement_key] = _fallback(placement_key, None, "", "unknown_placement", None)
+            why = "unknown_placement" if snapshot.available else "snapshot_unavailable"
+            results[placement_key] = _fallback(placement_key, None, "", why, None)
             continue
         results[placement_key] = _decide_placement(
             plan, visitor, attributes, template_context, now, explain, forced, sticky, holdout
@@ -229,9 +230,10 @@ def _render(
 ) -> tuple[str, str | None]:
     """The variant's HTML, or ("", why) when it raised or ran over the render budget.
 
-    The budget is checked after the render (the sandbox bounds loops; a render cannot be
-    interrupted without a thread per request): a slow template is served the fallback from
-    then on, per request, and counted, so editors see it.
+    The budget is hard: the render itself stops at MOSAIC_RENDER_BUDGET_MS or at its output and
+    value-size limits (content.rendering), so no template holds a worker longer than that; the
+    time is checked again after the render for what happens between the render's own checks.
+    Either way the fallback is served and counted, so editors see it.
     """
     try:
         # Compiling (once per template and process, tens of ms for a large one) is not rendering:
@@ -239,8 +241,14 @@ def _render(
         template_prepare(variant.template)
         start = time.perf_counter()
         html = template_render(
-            variant.template, {**template_context, "data": variant.data, "fields": variant.fields}
+            variant.template,
+            {**template_context, "data": variant.data, "fields": variant.fields},
+            budget_ms=settings.MOSAIC_RENDER_BUDGET_MS,
         )
+    except RenderOverBudget as exc:
+        logger.warning("render of %s/%s stopped: %s", placement_key, variant.key, exc)
+        metrics.incr("mosaic_render_over_budget_total", placement=placement_key)
+        return "", "render_over_budget"
     except RenderError as exc:
         logger.warning("render failed for %s/%s: %s", placement_key, variant.key, exc)
         metrics.incr("mosaic_render_errors_total", placement=placement_key)

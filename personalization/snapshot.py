@@ -9,6 +9,7 @@ If Redis is unreachable, a process keeps serving the snapshot it has.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import threading
 import time
@@ -20,6 +21,7 @@ from typing import Any
 
 import redis
 from django.conf import settings
+from django.db import DatabaseError
 from django.db.models import Case, Q, When
 
 from content.models import Placement, Variant, VariantStatus
@@ -33,7 +35,9 @@ from segments.windows import windows_read
 logger = logging.getLogger(__name__)
 
 VERSION_KEY = key("snapshot", "version")
+SOURCE_KEY = key("snapshot", "source")  # the last built snapshot's source, with its version
 CHECK_INTERVAL = 0.5
+DATABASE_RETRY_SECONDS = 5.0
 
 Matcher = Callable[[Mapping[str, Any]], bool]
 
@@ -146,6 +150,14 @@ class Snapshot:
     any_sticky: bool = False
     #: Some live condition reads profile.windows: decide folds them at its now (segments.windows).
     reads_windows: bool = False
+    # False for the empty stand-in served when neither the database nor Redis could give the
+    # configuration (a process started while both were down): every placement then answers
+    # `fallback:snapshot_unavailable`.
+    available: bool = True
+
+
+def _when(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
 
 
 def block_data(payload: Mapping[str, Any], fields: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -158,76 +170,126 @@ def block_data(payload: Mapping[str, Any], fields: Mapping[str, Any] | None) -> 
     return {**fields, **(payload or {})}
 
 
-def _compile_variant(variant: Variant) -> CompiledVariant:
-    condition = variant.condition or {}
-    fields = dict(variant.block_fields or {}) if variant.block_type_id else None
-    payload = dict(variant.data or {})
+def _compile_variant(variant: dict[str, Any]) -> CompiledVariant:
+    condition = variant["condition"] or {}
+    fields = dict(variant["block_fields"] or {}) if variant.get("block_type_id") else None
+    payload = dict(variant["data"] or {})
     return CompiledVariant(
-        key=variant.key,
-        template=LazyTemplate(variant.render_source()),
-        fields=MappingProxyType(dict(variant.block_fields or {})),
-        data=MappingProxyType(dict(variant.data or {})),
+        key=variant["key"],
+        template=LazyTemplate(variant["source"]),
+        fields=MappingProxyType(dict(variant["block_fields"] or {})),
+        data=MappingProxyType(dict(variant["data"] or {})),
         matches=compile_condition(condition) if condition else None,
         reads_profile=_reads_profile(condition),
-        locale=variant.locale,
-        starts_at=variant.starts_at,
-        ends_at=variant.ends_at,
+        locale=variant["locale"],
+        starts_at=_when(variant["starts_at"]),
+        ends_at=_when(variant["ends_at"]),
         answer_data=MappingProxyType(block_data(payload, fields)),
     )
 
 
-def snapshot_build(version: int) -> Snapshot:
-    """Read live configuration from the database and compile it (a handful of queries)."""
-    placements = list(Placement.objects.all())
-    variants_by_placement: dict[int, list[Variant]] = {}
-    for variant in Variant.objects.select_related("block_type").order_by(
-        "priority", "created_at", "id"
-    ):
-        variants_by_placement.setdefault(variant.placement_id, []).append(variant)
-    experiments: dict[int, Experiment] = {}
-    for e in (
-        Experiment.objects.filter(
+def snapshot_source_read() -> dict[str, Any]:
+    """The live configuration as plain JSON-ready data (a handful of queries): what a snapshot
+    is compiled from, and what is kept in Redis for a process that starts without a database."""
+    placements = [
+        {"id": p.pk, "key": p.key, "default_variant_id": p.default_variant_id}
+        for p in Placement.objects.all()
+    ]
+    variants = [
+        {
+            "id": v.pk,
+            "placement_id": v.placement_id,
+            "key": v.key,
+            "block_type_id": v.block_type_id,
+            "status": v.status,
+            "source": v.render_source(),
+            "block_fields": v.block_fields,
+            "data": v.data,
+            "condition": v.condition,
+            "locale": v.locale,
+            "starts_at": v.starts_at.isoformat() if v.starts_at else None,
+            "ends_at": v.ends_at.isoformat() if v.ends_at else None,
+        }
+        for v in Variant.objects.select_related("block_type").order_by(
+            "priority", "created_at", "id"
+        )
+    ]
+    experiments = [
+        {
+            # A multivariate experiment serves each of its placements (one factor each).
+            "placement_ids": [e.placement_id, *(p.pk for p in e.extra_placements.all())],
+            "key": e.key,
+            "status": e.status,
+            "seed": e.seed,
+            "coverage": e.coverage,
+            "condition": e.condition,
+            "sticky": e.sticky,
+            "layer": e.layer,
+            "layer_start": e.layer_start,
+            "layer_end": e.layer_end,
+            "rollout_arm_id": e.rollout_arm_id,
+            "arms": [
+                {
+                    "id": arm.pk,
+                    "key": arm.key,
+                    "weight": arm.weight,
+                    "variant_id": arm.variant_id,
+                    "extra_variant_ids": [v.pk for v in arm.extra_variants.all()],
+                }
+                for arm in e.arms.all()
+            ],
+        }
+        for e in Experiment.objects.filter(
             Q(status=ExperimentStatus.RUNNING)
             | Q(status=ExperimentStatus.STOPPED, rollout_arm__isnull=False)
         )
         .prefetch_related("arms__variant", "arms__extra_variants", "extra_placements")
         # Running experiments last, so one wins over a rollout of the same placement.
         .order_by(Case(When(status=ExperimentStatus.RUNNING, then=1), default=0), "created_at")
-    ):
-        # A multivariate experiment serves each of its placements (one factor each).
-        for placement_id in (e.placement_id, *(p.pk for p in e.extra_placements.all())):
+    ]
+    return {"placements": placements, "variants": variants, "experiments": experiments}
+
+
+def snapshot_compile(version: int, source: dict[str, Any]) -> Snapshot:
+    """Compile a snapshot from its source (snapshot_source_read's shape)."""
+    variants_by_placement: dict[int, list[dict[str, Any]]] = {}
+    for variant in source["variants"]:
+        variants_by_placement.setdefault(variant["placement_id"], []).append(variant)
+    experiments: dict[int, dict[str, Any]] = {}
+    for e in source["experiments"]:
+        for placement_id in e["placement_ids"]:
             experiments[placement_id] = e
     plans: dict[str, PlacementPlan] = {}
-    for placement in placements:
-        variants = variants_by_placement.get(placement.pk, [])
-        compiled = {v.pk: _compile_variant(v) for v in variants}
-        default = compiled.get(placement.default_variant_id)
-        experiment = experiments.get(placement.pk)
+    for placement in source["placements"]:
+        variants = variants_by_placement.get(placement["id"], [])
+        compiled = {v["id"]: _compile_variant(v) for v in variants}
+        default_id = placement["default_variant_id"]
+        experiment = experiments.get(placement["id"])
         arm_variant_ids = (
             {
                 v_id
-                for arm in experiment.arms.all()
-                for v_id in (arm.variant_id, *(v.pk for v in arm.extra_variants.all()))
+                for arm in experiment["arms"]
+                for v_id in (arm["variant_id"], *arm["extra_variant_ids"])
             }
             if experiment
             else set()
         )
         targeted = tuple(
-            compiled[v.pk]
+            compiled[v["id"]]
             for v in variants
-            if v.status == VariantStatus.LIVE
-            and v.pk != placement.default_variant_id
-            and v.pk not in arm_variant_ids
+            if v["status"] == VariantStatus.LIVE
+            and v["id"] != default_id
+            and v["id"] not in arm_variant_ids
         )
-        plans[placement.key] = PlacementPlan(
-            key=placement.key,
-            default=default,
+        plans[placement["key"]] = PlacementPlan(
+            key=placement["key"],
+            default=compiled.get(default_id),
             targeted=targeted,
             by_key=MappingProxyType({c.key: c for c in compiled.values()}),
             experiment=_compile_experiment(experiment, compiled) if experiment else None,
         )
-    conditions = [v.condition for vs in variants_by_placement.values() for v in vs] + [
-        e.condition for e in experiments.values()
+    conditions = [v["condition"] for vs in variants_by_placement.values() for v in vs] + [
+        e["condition"] for e in experiments.values()
     ]
     reads_windows = any(windows_read(condition_fields(c)) for c in conditions if c)
     return Snapshot(
@@ -248,58 +310,81 @@ def _holdout() -> float:
     return 0.0
 
 
+def snapshot_build(version: int) -> Snapshot:
+    """Read live configuration from the database and compile it; its source is kept in Redis
+    (SOURCE_KEY) for processes that start while the database is down."""
+    source = snapshot_source_read()
+    try:
+        get_redis().set(SOURCE_KEY, json.dumps({"version": version, "source": source}))
+    except redis.RedisError:
+        logger.warning("snapshot: could not keep its source in Redis")
+    return snapshot_compile(version, source)
+
+
+def snapshot_from_redis() -> Snapshot | None:
+    """The last snapshot any process built, from its source in Redis; None if there is none."""
+    raw = get_redis().get(SOURCE_KEY)
+    if not raw:
+        return None
+    kept = json.loads(raw)
+    return snapshot_compile(int(kept["version"]), kept["source"])
+
+
+UNAVAILABLE = Snapshot(version=-1, placements=MappingProxyType({}), available=False)
+
+
 def _compile_experiment(
-    experiment: Experiment, compiled: dict[int, CompiledVariant]
+    experiment: dict[str, Any], compiled: dict[int, CompiledVariant]
 ) -> CompiledExperiment | None:
-    arms = list(experiment.arms.all())
+    arms = experiment["arms"]
     # Each arm's variant on this placement (the main one, or a multivariate factor's).
-    on_placement = {arm.pk: _arm_variant_id(arm, compiled) for arm in arms}
-    if experiment.status == ExperimentStatus.STOPPED:
-        rollout_variant = on_placement.get(experiment.rollout_arm_id)
+    on_placement = {arm["id"]: _arm_variant_id(arm, compiled) for arm in arms}
+    if experiment["status"] == ExperimentStatus.STOPPED:
+        rollout_variant = on_placement.get(experiment["rollout_arm_id"])
         if rollout_variant is None:
             return None
         return CompiledExperiment(
-            key=experiment.key,
+            key=experiment["key"],
             spec=None,
             arm_variants=(),
             eligible=None,
             reads_profile=False,
             rollout_variant=compiled[rollout_variant].key,
         )
-    if len(arms) < 2 or any(on_placement[arm.pk] is None for arm in arms):
-        logger.warning("experiment %s skipped: needs two arms on its placement", experiment.key)
+    if len(arms) < 2 or any(on_placement[arm["id"]] is None for arm in arms):
+        logger.warning("experiment %s skipped: needs two arms on its placement", experiment["key"])
         return None
-    condition = experiment.condition or {}
+    condition = experiment["condition"] or {}
     try:
         spec = ExperimentSpec(
-            key=experiment.key,
-            seed=experiment.seed or experiment.key,
-            arm_keys=tuple(arm.key for arm in arms),
-            weights=_normalised([arm.weight for arm in arms]),
-            coverage=experiment.coverage,
+            key=experiment["key"],
+            seed=experiment["seed"] or experiment["key"],
+            arm_keys=tuple(arm["key"] for arm in arms),
+            weights=_normalised([arm["weight"] for arm in arms]),
+            coverage=experiment["coverage"],
             namespace=(
-                (experiment.layer, experiment.layer_start, experiment.layer_end)
-                if experiment.layer
+                (experiment["layer"], experiment["layer_start"], experiment["layer_end"])
+                if experiment["layer"]
                 else None
             ),
         )
     except ValueError as exc:
-        logger.warning("experiment %s skipped: %s", experiment.key, exc)
+        logger.warning("experiment %s skipped: %s", experiment["key"], exc)
         return None
     return CompiledExperiment(
-        key=experiment.key,
+        key=experiment["key"],
         spec=spec,
-        arm_variants=tuple(compiled[on_placement[arm.pk]].key for arm in arms),
+        arm_variants=tuple(compiled[on_placement[arm["id"]]].key for arm in arms),
         eligible=compile_condition(condition) if condition else None,
         reads_profile=_reads_profile(condition),
-        sticky=experiment.sticky,
+        sticky=experiment["sticky"],
     )
 
 
-def _arm_variant_id(arm, compiled: dict[int, CompiledVariant]) -> int | None:
-    if arm.variant_id in compiled:
-        return arm.variant_id
-    return next((v.pk for v in arm.extra_variants.all() if v.pk in compiled), None)
+def _arm_variant_id(arm: dict[str, Any], compiled: dict[int, CompiledVariant]) -> int | None:
+    if arm["variant_id"] in compiled:
+        return arm["variant_id"]
+    return next((v_id for v_id in arm["extra_variant_ids"] if v_id in compiled), None)
 
 
 def _normalised(weights: list[float]) -> tuple[float, ...]:
@@ -325,6 +410,7 @@ class SnapshotHolder:
         self.check_interval = check_interval
         self._snapshot: Snapshot | None = None
         self._checked_at = 0.0
+        self._database_retry_at = 0.0
         self._lock = threading.Lock()
 
     def get(self) -> Snapshot:
@@ -341,19 +427,38 @@ class SnapshotHolder:
             version = -1
         if snapshot is not None and snapshot.version == version:
             return snapshot
+        if snapshot is not None and now < self._database_retry_at:
+            return snapshot  # the database failed a moment ago: not again on every request
         # Another thread already rebuilding: keep serving the old snapshot meanwhile.
         if not self._lock.acquire(blocking=snapshot is None):
             return snapshot  # type: ignore[return-value]
         try:
             if self._snapshot is None or self._snapshot.version != version:
-                self._snapshot = snapshot_build(version)
+                self._snapshot = self._rebuilt(version)
             return self._snapshot
         finally:
             self._lock.release()
 
+    def _rebuilt(self, version: int) -> Snapshot:
+        """A new snapshot from the database; with the database down, the one this process has,
+        else the last one kept in Redis, else UNAVAILABLE (never an exception: decide answers)."""
+        try:
+            return snapshot_build(version)
+        except DatabaseError:
+            self._database_retry_at = time.monotonic() + DATABASE_RETRY_SECONDS
+            logger.warning("snapshot: database unavailable, serving the last known snapshot")
+        if self._snapshot is not None and self._snapshot.available:
+            return self._snapshot
+        try:
+            kept = snapshot_from_redis()
+        except redis.RedisError:
+            kept = None
+        return kept if kept is not None else UNAVAILABLE
+
     def reset(self) -> None:
         self._snapshot = None
         self._checked_at = 0.0
+        self._database_retry_at = 0.0
 
 
 holder = SnapshotHolder()

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import redis
 
+from core.logs import warn_limited
 from core.pseudonym import pseudonymize
 from segments.consent import purpose_allowed
 from segments.selectors import profile_cache_key
@@ -54,7 +55,9 @@ def visitor_load(*, visitor_id: str | None) -> tuple[Visitor, str]:
         # A fresh parse per call: the cache holds bytes, and nobody shares the dict.
         raw = profile_cache.profile_raw(profile_cache_key(profile_key))
     except redis.RedisError:
-        logger.warning("decide: Redis unavailable, deciding without the profile")
+        warn_limited(
+            logger, "decide-redis-down", "decide: Redis unavailable, deciding without the profile"
+        )
         return Visitor(
             profile_key, None, purpose_allowed(None, "personalization"), _analytics(None)
         ), "unavailable"

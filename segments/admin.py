@@ -3,24 +3,18 @@ the audit log (read-only), segments."""
 
 from __future__ import annotations
 
-from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.db import models, transaction
 from django.db.models import Q
 from django.http import HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from core.errors import Unavailable
-from core.forms import JSON_FORMFIELD_OVERRIDES, PositionedJSONField
 from core.pseudonym import pseudonymize
 
 from . import privacy
-from .admin_audit import AuditedAdmin
-from .builder import ConditionBuilderWidget
-from .catalogue import condition_findings
-from .models import AuditEntry, ConsentRecord, Event, Profile, Segment, SegmentMembership
+from .models import AuditEntry, ConsentRecord, Event, Profile, SegmentMembership
 from .selectors import profile_keys_resolve
 
 
@@ -173,57 +167,6 @@ class ConsentRecordAdmin(ReadOnlyAdmin):
     # never added (back-dated...), edited or deleted by hand.
 
 
-class SegmentForm(forms.ModelForm):
-    """Refuses a condition on attributes a stored profile cannot have (a request attribute, a
-    path outside the attribute catalogue): such a segment would silently stay empty."""
-
-    class Meta:
-        model = Segment
-        fields = ["key", "name", "description", "kind", "condition", "is_active"]
-        field_classes = {"condition": PositionedJSONField}
-        # The audience builder, for profile attributes only, with the live count of matches.
-        widgets = {"condition": ConditionBuilderWidget(scope="segment")}
-
-    def clean_condition(self):
-        condition = self.cleaned_data.get("condition")
-        errors = [
-            str(f)
-            for f in condition_findings(condition, profile_only=True)
-            if f.severity == "error"
-        ]
-        if errors:
-            raise forms.ValidationError(errors)
-        return condition
-
-
-@admin.register(Segment)
-class SegmentAdmin(AuditedAdmin):
-    form = SegmentForm
-    formfield_overrides = {models.JSONField: JSON_FORMFIELD_OVERRIDES}
-    list_display = ["name", "key", "kind", "is_active", "member_count", "computed_at"]
-    list_filter = ["kind", "is_active"]
-    search_fields = ["name", "key", "description"]
-    prepopulated_fields = {"key": ["name"]}
-    readonly_fields = ["member_count", "computed_at"]
-    actions = ["recompute"]
-
-    def save_model(self, request, obj, form, change) -> None:
-        super().save_model(request, obj, form, change)
-        for finding in condition_findings(obj.condition, profile_only=True):
-            messages.warning(request, f"Condition: {finding}")
-        from .tasks import segment_recompute
-
-        transaction.on_commit(lambda: segment_recompute.delay(obj.pk))
-
-    @admin.action(description="Recompute selected segments now")
-    def recompute(self, request, queryset) -> None:
-        from .tasks import segment_recompute
-
-        ids = list(queryset.values_list("pk", flat=True))
-        transaction.on_commit(lambda: [segment_recompute.delay(pk) for pk in ids])
-        self.message_user(request, f"Recompute queued for {len(ids)} segment(s).", messages.INFO)
-
-
 @admin.register(SegmentMembership)
 class SegmentMembershipAdmin(ReadOnlyAdmin):
     list_display = ["segment", "profile", "since"]
@@ -250,3 +193,7 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+# Segments, runs, triggers and deliveries: their own module (registered on import).
+from . import admin_segments  # noqa: E402, F401

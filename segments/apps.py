@@ -6,3 +6,7 @@ from django.apps import AppConfig
 class SegmentsConfig(AppConfig):
     name = "segments"
     verbose_name = "Profiles, events and segments"
+
+    def ready(self) -> None:
+        # The segment kinds this app provides register themselves (segments.kinds).
+        from .kinds import condition, default, rfm, static  # noqa: F401

@@ -15,11 +15,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import redis
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Max, Min, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
 
 from core.errors import Unavailable, unavailable_on_redis_error
-from core.redis import get_redis
+from core.redis import get_redis, key
 from core.signals import keys_written
 from experiments.models import Exposure
 
@@ -31,6 +34,8 @@ from .models import (
     Event,
     PendingAggregate,
     Profile,
+    StaticIdType,
+    StaticListEntry,
 )
 from .selectors import (
     profile_export_data,
@@ -213,7 +218,52 @@ def profile_erase(*, profile_key: str, actor: str) -> ErasureResult:
     finally:
         for lock in held:
             lock.release()
+    if result.erased:
+        transaction.on_commit(persistence_rewrite_schedule)
     return result
+
+
+# Redis's append-only file keeps every write it was sent until the file is rewritten: an erased
+# profile document stays on disk after its DEL. After erasures, one BGREWRITEAOF (batched: the
+# first erasure in a window schedules it, the others ride along) rewrites the file from the
+# data set, which no longer holds them.
+AOF_REWRITE_PENDING = key("persistence", "aof_rewrite_pending")
+AOF_REWRITE_DELAY_SECONDS = 60
+
+
+def persistence_rewrite_schedule() -> bool:
+    """Schedule one AOF rewrite AOF_REWRITE_DELAY_SECONDS from now unless one is pending;
+    True when this call scheduled it. Never raises: the erasure itself is done."""
+    try:
+        if not get_redis().set(
+            AOF_REWRITE_PENDING, "1", nx=True, ex=AOF_REWRITE_DELAY_SECONDS * 10
+        ):
+            return False
+        from .tasks import redis_persistence_rewrite
+
+        redis_persistence_rewrite.apply_async(countdown=AOF_REWRITE_DELAY_SECONDS)
+        return True
+    except Exception:  # a lost schedule is caught up by the next erasure
+        logger.warning("erasure: could not schedule the Redis AOF rewrite", exc_info=True)
+        return False
+
+
+def persistence_rewrite() -> str:
+    """Rewrite Redis's append-only file now (BGREWRITEAOF), so erased data leaves the disk;
+    returns what happened. A rewrite already running is fine: Redis schedules another after it."""
+    r = get_redis()
+    r.delete(AOF_REWRITE_PENDING)
+    try:
+        if r.config_get("appendonly").get("appendonly") != "yes":
+            return "aof_off"
+    except redis.ResponseError:  # CONFIG disabled (managed Redis): try the rewrite anyway
+        pass
+    try:
+        r.bgrewriteaof()
+    except redis.ResponseError as exc:
+        if "already in progress" not in str(exc) and "scheduled" not in str(exc):
+            raise
+    return "rewrite_started"
 
 
 def _redis_erase(*, profile_keys: list[str]) -> dict[str, int]:
@@ -245,8 +295,16 @@ def _database_erase(*, profile_keys: list[str]) -> dict[str, int]:
     }
     counts["exposures"], _ = Exposure.objects.filter(profile_key__in=profile_keys).delete()
     profile = Profile.objects.select_for_update().filter(key=profile_keys[0]).first()
+    # Static segment lists name visitors (and users) by the same keyed hashes.
+    listed = StaticListEntry.objects.filter(id_type=StaticIdType.VISITOR, key__in=profile_keys)
+    counts["static_list_entries"], _ = listed.delete()
     if profile is None:
         return counts
+    if profile.user_key:
+        user_entries = StaticListEntry.objects.filter(
+            id_type=StaticIdType.USER, key=profile.user_key
+        )
+        counts["static_list_entries"] += user_entries.delete()[0]
     segment_ids = list(profile.memberships.values_list("segment_id", flat=True))
     counts["aliases"] = len(profile_keys) - 1
     counts["events"] = profile.events.count()
@@ -301,6 +359,7 @@ def events_purge_expired(
         if len(rows) < batch_size:
             complete = True
             break
+    _seen_dates_clamp(older_than=older_than)
     ids = sorted(touched)
     for start in range(0, len(ids), 1000):
         profiles_refresh(profile_ids=ids[start : start + 1000])
@@ -317,6 +376,22 @@ def events_purge_expired(
             },
         )
     return PurgeResult(batches, deleted, len(ids), complete)
+
+
+def _seen_dates_clamp(*, older_than: datetime) -> int:
+    """Profiles' first_seen and last_seen no older than what retention keeps: the earliest and
+    latest event left, or the retention boundary when none is left (a purged date would still
+    say when the visitor was active). Returns the profiles changed."""
+    events = Event.objects.filter(profile_id=OuterRef("pk")).order_by().values("profile_id")
+    earliest = Subquery(events.annotate(at=Min("occurred_at")).values("at")[:1])
+    latest = Subquery(events.annotate(at=Max("occurred_at")).values("at")[:1])
+    changed = Profile.objects.filter(first_seen__lt=older_than).update(
+        first_seen=Coalesce(earliest, Value(older_than))
+    )
+    changed += Profile.objects.filter(last_seen__lt=older_than).update(
+        last_seen=Coalesce(latest, Value(older_than))
+    )
+    return changed
 
 
 def export_json(data: dict[str, Any]) -> str:

@@ -17,12 +17,15 @@ from core.sqlin import filter_in
 from experiments.models import Exposure
 
 from .models import (
+    AuditEntry,
     ConsentRecord,
     Event,
     Profile,
     Segment,
     SegmentKind,
     SegmentMembership,
+    SegmentMembershipChange,
+    WebhookDelivery,
 )
 
 
@@ -40,8 +43,11 @@ def profile_get_cached(*, profile_key: str) -> dict[str, Any] | None:
 
 
 def profile_document(*, profile: Profile, segment_keys: list[str]) -> dict[str, Any]:
-    """What conditions see under `profile.`: traits, behaviour aggregates and segment keys."""
+    """What conditions see under `profile.`: traits, behaviour aggregates, segment keys, and
+    each model score namespace at the top level (`profile.rfm.segment`, see Profile.scores)."""
     return {
+        # Scores first: a namespace can never shadow the four keys below.
+        **(profile.scores or {}),
         "traits": profile.traits,
         "aggregates": profile.aggregates,
         "segments": sorted(segment_keys),
@@ -199,6 +205,19 @@ def profile_export_data(*, profile_key: str) -> dict[str, Any] | None:
             "keys": redis_found["keys"],
             "pending_items": queued,
         },
+        # The audit log's entries about this visitor (consent changes, exports, merges...):
+        # they name the person by their pseudonymous key, so they are theirs to see too.
+        "audit_entries": [
+            {
+                "action": entry.action,
+                "actor": entry.actor,
+                "created_at": _isoformat(entry.created_at),
+                "details": entry.details,
+            }
+            for entry in AuditEntry.objects.filter(subject__in=profile_keys).order_by(
+                "created_at", "id"
+            )
+        ],
     }
     if profile is None:
         return data
@@ -241,6 +260,24 @@ def profile_export_data(*, profile_key: str) -> dict[str, Any] | None:
         for m in SegmentMembership.objects.filter(profile=profile)
         .select_related("segment")
         .order_by("segment__key")
+    ]
+    data["segment_history"] = [
+        {"segment": c.segment.key, "event": c.event, "at": _isoformat(c.at)}
+        for c in SegmentMembershipChange.objects.filter(profile=profile)
+        .select_related("segment")
+        .order_by("at", "id")
+    ]
+    data["webhook_deliveries"] = [
+        {
+            "segment": d.trigger.segment.key,
+            "event": d.event,
+            "status": d.status,
+            "created_at": _isoformat(d.created_at),
+            "body": d.body,
+        }
+        for d in WebhookDelivery.objects.filter(profile=profile)
+        .select_related("trigger__segment")
+        .order_by("created_at", "id")
     ]
     return data
 

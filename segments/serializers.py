@@ -14,35 +14,78 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
+from core.validators import (
+    MAX_JSON_DEPTH,
+    has_control_characters,
+    json_depth,
+    validate_visitor_id,
+)
+
 from .aggregates import CENT
 from .models import EventType
 
 MAX_FUTURE = timedelta(minutes=10)
+MAX_UTM = 20  # utm_* parameters of a context (five are standard)
 MAX_AGE = timedelta(days=365 * 5)
 
 
+# At most this many unknown keys are named in an answer (a body may hold 150,000 of them).
+MAX_NAMED_UNKNOWN = 10
+
+
 class StrictSerializer(serializers.Serializer):
-    """Rejects keys it does not declare, naming them, instead of silently dropping them."""
+    """Rejects keys it does not declare, naming them (the first few), instead of silently
+    dropping them; a body with far more keys than the serializer has fields is refused before
+    any work."""
 
     def to_internal_value(self, data):
         if isinstance(data, dict):
+            if len(data) > 4 * len(self.fields) + MAX_NAMED_UNKNOWN:
+                raise serializers.ValidationError(
+                    [f"Too many fields ({len(data):,}); at most {len(self.fields)} are known."]
+                )
             unknown = sorted(set(data) - set(self.fields))
             if unknown:
-                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+                named = {name: ["Unknown field."] for name in unknown[:MAX_NAMED_UNKNOWN]}
+                raise serializers.ValidationError(named)
+        return super().to_internal_value(data)
+
+
+class BoundedListField(serializers.ListField):
+    """A ListField refusing a list longer than max_length before validating any item."""
+
+    def to_internal_value(self, data):
+        if self.max_length is not None and isinstance(data, list) and len(data) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
+        return super().to_internal_value(data)
+
+
+class BoundedDictField(serializers.DictField):
+    """A DictField refusing more than max_items keys before validating any value."""
+
+    def __init__(self, *args, max_items: int, **kwargs):
+        self.max_items = max_items
+        super().__init__(*args, **kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict) and len(data) > self.max_items:
+            raise serializers.ValidationError(f"At most {self.max_items} keys.")
         return super().to_internal_value(data)
 
 
 class EventContextSerializer(StrictSerializer):
     url = serializers.CharField(max_length=2000, required=False, allow_blank=True)
     referrer = serializers.CharField(max_length=2000, required=False, allow_blank=True)
-    utm = serializers.DictField(child=serializers.CharField(max_length=200), required=False)
+    utm = BoundedDictField(
+        child=serializers.CharField(max_length=200), required=False, max_items=MAX_UTM
+    )
     user_agent = serializers.CharField(max_length=500, required=False, allow_blank=True)
     locale = serializers.CharField(max_length=35, required=False, allow_blank=True)
 
 
 class EventSerializer(StrictSerializer):
     event_id = serializers.UUIDField()
-    visitor = serializers.CharField(max_length=200)
+    visitor = serializers.CharField(max_length=200, validators=[validate_visitor_id])
     user_id = serializers.CharField(max_length=200, required=False)
     type = serializers.ChoiceField(choices=EventType.choices)
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
@@ -55,6 +98,10 @@ class EventSerializer(StrictSerializer):
     context = EventContextSerializer(required=False)
 
     def validate_properties(self, value):
+        # Deep nesting exhausts the recursion of the JSON encoders (queue, storage): refused
+        # first, by an iterative walk, before the recursive checks below.
+        if json_depth(value) > MAX_JSON_DEPTH:
+            raise serializers.ValidationError(f"Nested more than {MAX_JSON_DEPTH} levels deep.")
         # PostgreSQL's jsonb cannot hold U+0000: such a batch would fail at every retry.
         if _holds_nul(value):
             raise serializers.ValidationError("Must not contain NUL characters (\\u0000).")
@@ -166,7 +213,12 @@ def event_fast_validate(
             return None
     visitor = _plain_text(raw.get("visitor"), 200, allow_blank=False)
     event_type = raw.get("type")
-    if visitor is None or type(event_type) is not str or event_type not in _EVENT_TYPES:
+    if (
+        visitor is None
+        or has_control_characters(visitor)
+        or type(event_type) is not str
+        or event_type not in _EVENT_TYPES
+    ):
         return None
     data: dict[str, Any] = {"event_id": event_id, "visitor": visitor}
     if "user_id" in raw:
@@ -185,6 +237,8 @@ def event_fast_validate(
     if type(properties) is not dict:
         return None
     if properties:
+        if json_depth(properties) > MAX_JSON_DEPTH:
+            return None
         try:
             if b"\\u0000" in orjson.dumps(properties):
                 return None
@@ -218,9 +272,14 @@ def event_fast_validate(
             return None
         if zone is None:
             zone = timezone.get_current_timezone()
-        parsed = (
-            parsed.astimezone(zone) if timezone.is_aware(parsed) else parsed.replace(tzinfo=zone)
-        )
+        try:  # year 1 east of UTC, or 9999 west of it, has no UTC time: the serializer says so
+            parsed = (
+                parsed.astimezone(zone)
+                if timezone.is_aware(parsed)
+                else parsed.replace(tzinfo=zone)
+            )
+        except OverflowError:
+            return None
         if parsed > now + MAX_FUTURE or parsed < now - MAX_AGE:
             return None
         data["occurred_at"] = parsed.isoformat()
@@ -241,6 +300,8 @@ def _context_fast(raw: Any) -> dict[str, Any] | None:
     for name, value in raw.items():
         if name == "utm":
             if type(value) is not dict:
+                return None
+            if len(value) > MAX_UTM:
                 return None
             utm = {}
             for utm_key, utm_value in value.items():
@@ -302,7 +363,7 @@ class ConsentPurposesSerializer(StrictSerializer):
 class ConsentSerializer(StrictSerializer):
     """POST /api/v1/consent: a (possibly partial) choice per purpose."""
 
-    visitor = serializers.CharField(max_length=200)
+    visitor = serializers.CharField(max_length=200, validators=[validate_visitor_id])
     purposes = ConsentPurposesSerializer()
     source = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
     policy_version = serializers.CharField(
@@ -313,4 +374,4 @@ class ConsentSerializer(StrictSerializer):
 class VisitorPathSerializer(StrictSerializer):
     """The visitor id taken from the URL of the privacy endpoints."""
 
-    visitor = serializers.CharField(max_length=200)
+    visitor = serializers.CharField(max_length=200, validators=[validate_visitor_id])

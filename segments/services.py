@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ from .aggregates import (
 )
 from .aggregates import is_current as aggregates_is_current
 from .consent import ANALYTICS, purpose_allowed
+from .membership import membership_changes_record
 from .models import Event, PendingAggregate, Profile, Segment, SegmentMembership
 from .selectors import (
     alias_targets,
@@ -133,15 +135,58 @@ class AggregateResult:
     "Event queue unavailable; nothing was stored, retry later.", field="events", retry_after=5
 )
 def events_enqueue(*, events: list[dict[str, Any]]) -> int:
-    """Append validated events to the durable queue. Raises core.errors.Unavailable (503,
-    Retry-After) if Redis is down: nothing is acknowledged that is not queued."""
+    """Append validated events to the durable queue; returns how many were queued. Raises
+    core.errors.Unavailable (503, Retry-After) if Redis is down: nothing is acknowledged that
+    is not queued.
+
+    Nothing raw reaches Redis (its append-only file keeps what it is sent): each event carries
+    its visitor's pseudonymous key (`visitor_key`) instead of the visitor id, and the keyed hash
+    of a `user_id` (`user_key`) instead of it. Events of a visitor whose profile document says
+    analytics is refused are dropped here, before queueing (counted per day, like those refused
+    at storage); a visitor without a document is decided at storage, as before.
+    """
     if not events:
         return 0
-    # orjson: the API enqueues up to 500 events per request. Decimal (a serializer-validated
-    # value) is not native to it: written as its string, as the validator's fast path does.
-    payloads = [orjson.dumps(event, default=str) for event in events]
-    get_redis().rpush(EVENT_QUEUE, *payloads)
+    keys = {str(event["visitor"]): pseudonymize(str(event["visitor"])) for event in events}
+    r = get_redis()
+    distinct = list(set(keys.values()))
+    documents = r.mget([profile_cache_key(k) for k in distinct])
+    refused = {
+        profile_key
+        for profile_key, raw in zip(distinct, documents, strict=True)
+        if raw is not None and not purpose_allowed(orjson.loads(raw).get("consent"), ANALYTICS)
+    }
+    payloads = []
+    for event in events:
+        profile_key = keys[str(event["visitor"])]
+        if profile_key in refused:
+            continue
+        queued = {name: value for name, value in event.items() if name not in _RAW_IDS}
+        queued["visitor_key"] = profile_key
+        if event.get("user_id"):
+            queued["user_key"] = pseudonymize(str(event["user_id"]))
+        # orjson: the API enqueues up to 500 events per request. Decimal (a serializer-validated
+        # value) is not native to it: written as its string, as the validator's fast path does.
+        payloads.append(orjson.dumps(queued, default=str))
+    pipe = r.pipeline(transaction=False)
+    if payloads:
+        pipe.rpush(EVENT_QUEUE, *payloads)
+    if len(payloads) < len(events):
+        counter = events_dropped_counter_key(timezone.now())
+        pipe.incrby(counter, len(events) - len(payloads))
+        pipe.expire(counter, DROPPED_COUNTER_TTL)
+    pipe.execute()
     return len(payloads)
+
+
+_RAW_IDS = frozenset({"visitor", "user_id"})
+
+
+def event_profile_key(event: dict[str, Any]) -> str:
+    """The pseudonymous key of a queued event's visitor (`visitor_key`); events queued before
+    pseudonymisation moved to the web process, and imported ones, carry the raw `visitor`."""
+    profile_key = event.get("visitor_key")
+    return str(profile_key) if profile_key else pseudonymize(str(event["visitor"]))
 
 
 # Moves up to ARGV[1] items from the head of the queue to the processing list, atomically (one
@@ -212,12 +257,56 @@ def events_ingest_pending(*, max_events: int) -> IngestResult:
 
 
 def _lane_acquire(r) -> tuple[str, Any] | None:
-    """The first free lane's processing list and its (acquired) lock; None when all are busy."""
+    """The first free lane's processing list and its (acquired, kept-alive) lock; None when all
+    are busy."""
     for processing, lock_name in ingest_lanes():
-        lock = r.lock(lock_name, timeout=settings.MOSAIC_INGEST_LOCK_SECONDS, blocking_timeout=0)
-        if lock.acquire(blocking=False):
+        lock = _LeasedLock(r, lock_name)
+        if lock.acquire():
             return processing, lock
     return None
+
+
+def lock_lease_seconds() -> int:
+    """How long a run's lock outlives the run when its process is killed: short, since the
+    running process renews it (issue #13 item 16: a killed run blocked its lane for 60 s)."""
+    return max(2, min(settings.MOSAIC_INGEST_LOCK_SECONDS, LOCK_LEASE_SECONDS))
+
+
+LOCK_LEASE_SECONDS = 10
+
+
+class _LeasedLock:
+    """A Redis lock with a short lease, renewed every third of it by a daemon thread while the
+    holder runs: a run may last longer than the lease, and a killed run frees the lock within
+    one lease instead of MOSAIC_INGEST_LOCK_SECONDS. Same acquire()/release() as redis's Lock."""
+
+    def __init__(self, r, name: str) -> None:
+        self.lease = lock_lease_seconds()
+        # thread_local=False: the token must be visible to the renewing thread
+        self.lock = r.lock(name, timeout=self.lease, blocking_timeout=0, thread_local=False)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def acquire(self) -> bool:
+        if not self.lock.acquire(blocking=False):
+            return False
+        self._thread = threading.Thread(target=self._renew, daemon=True, name="lock-lease")
+        self._thread.start()
+        return True
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.lease / 3):
+            try:
+                self.lock.extend(self.lease, replace_ttl=True)
+            except Exception:  # lost (expired meanwhile) or Redis down: the run finishes anyway
+                logger.warning("ingestion: could not renew the lock lease of %s", self.lock.name)
+                return
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.lock.release()
 
 
 def _parse_time(value: str | None) -> datetime:
@@ -245,13 +334,10 @@ def events_store(*, events: list[dict[str, Any]]) -> StoreResult:
     """
     now = timezone.now()
     by_visitor: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    raw_keys = {
-        visitor: pseudonymize(visitor) for visitor in {str(event["visitor"]) for event in events}
-    }
+    event_keys = [event_profile_key(event) for event in events]
     # A merged-away visitor id (identify) keeps feeding the profile that absorbed it.
-    surviving = alias_targets(alias_keys=list(set(raw_keys.values())))
-    for event in events:
-        profile_key = raw_keys[str(event["visitor"])]
+    surviving = alias_targets(alias_keys=list(set(event_keys)))
+    for event, profile_key in zip(events, event_keys, strict=True):
         by_visitor[surviving.get(profile_key, profile_key)].append(event)
     with transaction.atomic():
         known = _profiles_for_ingest(keys=list(by_visitor))
@@ -516,8 +602,8 @@ def profiles_aggregate_pending(*, max_events: int, yield_seconds: float = 0.0) -
     starts at once.
     """
     r = get_redis()
-    lock = r.lock(AGGREGATE_LOCK, timeout=settings.MOSAIC_INGEST_LOCK_SECONDS, blocking_timeout=0)
-    if not lock.acquire(blocking=False):
+    lock = _LeasedLock(r, AGGREGATE_LOCK)
+    if not lock.acquire():
         return AggregateResult(0, 0, skipped_locked=True)
     try:
         deadline = time.monotonic() + yield_seconds
@@ -898,7 +984,11 @@ def time_due_forget(*, profile_ids: list[int]) -> None:
 
 def _memberships_apply(*, add: set[tuple[int, int]], remove: set[tuple[int, int]]) -> None:
     now = timezone.now()
+    if not add and not remove:
+        return
     with transaction.atomic():
+        # History and triggers (entered/exited) commit with the change itself.
+        membership_changes_record(entered=sorted(add), exited=sorted(remove), at=now)
         # One DELETE per segment, not per (segment, profile): bounded by the segment count.
         removals: dict[int, list[int]] = defaultdict(list)
         for segment_id, profile_id in remove:
@@ -931,53 +1021,16 @@ class RecomputeResult:
     removed: int
 
 
-def segment_recompute(*, segment_id: int, chunk_size: int = 2000) -> RecomputeResult:
-    """Bulk path: evaluate the segment over every profile and swap the result in atomically."""
-    segment = Segment.objects.get(pk=segment_id)
-    matches = compile_condition(segment.condition or {})
-    plan = _EvaluationPlan.of([segment], [matches])
-    members: set[int] = set()
-    evaluated = 0
-    now = time.time()
-    due: dict[int, float | None] = {}
-    with evaluation_clock(now) as clock:
-        for profile in Profile.objects.only("pk", "traits", "aggregates", "consent").iterator(
-            chunk_size=chunk_size
-        ):
-            evaluated += 1
-            clock.next_change = None
-            if matches(_evaluation_attributes(profile=profile, plan=plan, now=now)):
-                members.add(profile.pk)
-            next_change = (
-                _next_change(clock.next_change, profile, plan, now) if plan.timed else None
-            )
-            if next_change is not None:
-                # Only added, never removed here: another segment may still need the profile.
-                due[profile.pk] = next_change
-                if len(due) >= chunk_size:
-                    _time_due_earliest(due=due)
-                    due = {}
-    with transaction.atomic():
-        current = set(
-            SegmentMembership.objects.select_for_update()
-            .filter(segment=segment)
-            .values_list("profile_id", flat=True)
-        )
-        removed, added = current - members, members - current
-        SegmentMembership.objects.filter(segment=segment, profile_id__in=removed).delete()
-        SegmentMembership.objects.bulk_create(
-            [SegmentMembership(segment=segment, profile_id=pid) for pid in added],
-            ignore_conflicts=True,
-            batch_size=1000,
-        )
-        segment.member_count = len(members)
-        segment.computed_at = timezone.now()
-        segment.save(update_fields=["member_count", "computed_at"])
-    _time_due_earliest(due=due)
-    changed = list(added | removed)
-    for start in range(0, len(changed), chunk_size):
-        profile_cache_write(profile_ids=changed[start : start + chunk_size])
-    return RecomputeResult(segment.key, evaluated, len(members), len(added), len(removed))
+def segment_recompute(*, segment_id: int) -> RecomputeResult:
+    """Run the segment now (segments.runs.segment_run: any kind, atomic swap, run record)."""
+    from .runs import segment_run
+
+    run = segment_run(segment_id=segment_id, trigger="recompute")
+    if run is None:
+        raise RuntimeError(f"segment {segment_id} is being run by another process")
+    if run.status != "succeeded":
+        raise RuntimeError(f"segment {segment_id}: run {run.pk} {run.status}: {run.errors}")
+    return RecomputeResult(run.segment.key, run.profiles_scanned, run.size, run.entered, run.exited)
 
 
 def profile_cache_write(*, profile_ids: list[int], profiles: list[Profile] | None = None) -> int:
@@ -1006,13 +1059,60 @@ def profile_cache_write(*, profile_ids: list[int], profiles: list[Profile] | Non
 def profile_set_traits(*, visitor: str, traits: dict[str, Any]) -> Profile:
     """Merge traits into a visitor's profile (creating it), then refresh segments and cache."""
     profile_key = pseudonymize(visitor)
-    profile = profiles_get_or_create(keys=[profile_key])[profile_key]
-    return profile_traits_merge(profile=profile, traits=traits)
+    with transaction.atomic():
+        profile = profiles_get_or_create(keys=[profile_key])[profile_key]
+        return profile_traits_merge(profile=profile, traits=traits)
 
 
 def profile_traits_merge(*, profile: Profile, traits: dict[str, Any]) -> Profile:
-    """Merge traits into this profile, then refresh its segments and cached document."""
-    profile.traits = {**profile.traits, **traits}
-    profile.save(update_fields=["traits"])
-    profiles_refresh(profile_ids=[profile.pk])
+    """Merge traits into this profile, then refresh its segments and cached document.
+
+    One transaction with the document's write: if Redis is down the traits are not committed
+    either (the caller is told the call failed; decide must not keep serving an old document
+    of a profile whose traits changed)."""
+    with transaction.atomic():
+        profile.traits = {**profile.traits, **traits}
+        profile.save(update_fields=["traits"])
+        profiles_refresh(profile_ids=[profile.pk])
     return profile
+
+
+# Set once every profile's document is in Redis. Gone after Redis lost its data (a restart
+# without persistence, a flush, a new instance): the next run of profile_documents_ensure (beat,
+# every minute) then writes the documents again from the database.
+DOCUMENTS_MARK = key("profiles", "documents_complete")
+DOCUMENTS_CURSOR = key("profiles", "documents_rebuild_cursor")
+
+
+def profile_documents_ensure(*, chunk_size: int = 1000, max_chunks: int = 50) -> int:
+    """Rebuild the profile documents the decision path reads when Redis has lost them.
+
+    Bounded: at most `max_chunks` chunks of `chunk_size` profiles a run, in id order, resumed by
+    the next run from a cursor kept in Redis; the mark is set when the last chunk is written.
+    Returns the number of profiles written this run (0 when the mark says nothing is missing).
+    """
+    r = get_redis()
+    if r.exists(DOCUMENTS_MARK):
+        return 0
+    lock = r.lock(key("profiles", "documents_rebuild_lock"), timeout=600, blocking=False)
+    if not lock.acquire(blocking=False):
+        return 0
+    try:
+        after = int(r.get(DOCUMENTS_CURSOR) or 0)
+        written = 0
+        for _ in range(max_chunks):
+            ids = list(
+                Profile.objects.filter(pk__gt=after)
+                .order_by("pk")
+                .values_list("pk", flat=True)[:chunk_size]
+            )
+            if not ids:
+                r.set(DOCUMENTS_MARK, timezone.now().isoformat())
+                r.delete(DOCUMENTS_CURSOR)
+                break
+            written += profile_cache_write(profile_ids=ids)
+            after = ids[-1]
+            r.set(DOCUMENTS_CURSOR, after)
+        return written
+    finally:
+        lock.release()

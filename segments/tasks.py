@@ -11,8 +11,8 @@ from django.conf import settings
 from django.db import IntegrityError, OperationalError
 from django.utils import timezone
 
-from . import privacy, selectors, services
-from .models import Segment
+from . import kpis, privacy, rfm, runs, services, webhooks
+from .models import Segment, SegmentKind, WebhookDelivery
 
 logger = logging.getLogger(__name__)
 
@@ -90,27 +90,52 @@ def profiles_aggregate_pending(self) -> dict[str, int]:
     return totals
 
 
-@shared_task(bind=True, autoretry_for=(redis.RedisError,), retry_backoff=5)
-def segment_recompute(self, segment_id: int) -> dict[str, int | str]:
+# IntegrityError: an identify merge deleted a profile while the run wrote its memberships (a
+# foreign key to a row gone mid-run); a retry reads the profiles again. Redis or the database
+# briefly unavailable: the run failed cleanly (old membership in force).
+@shared_task(
+    bind=True,
+    autoretry_for=(redis.RedisError, IntegrityError, OperationalError),
+    retry_backoff=5,
+    max_retries=5,
+)
+def segment_run(self, segment_id: int, trigger: str = "schedule") -> dict[str, object]:
+    """Run one segment (segments.runs); idempotent: a second request while one runs is skipped."""
     if not Segment.objects.filter(pk=segment_id, is_active=True).exists():
-        return {"skipped": segment_id}
-    result = services.segment_recompute(segment_id=segment_id)
-    logger.info("segment_recompute %s", result)
-    return {
-        "segment": result.segment_key,
-        "evaluated": result.evaluated,
-        "members": result.members,
-        "added": result.added,
-        "removed": result.removed,
-    }
+        return {"skipped": segment_id, "reason": "inactive or deleted"}
+    run = runs.segment_run(segment_id=segment_id, trigger=trigger)
+    if run is None:
+        return {"skipped": segment_id, "reason": "another run holds the segment"}
+    return {"run": run.pk, "status": run.status, "size": run.size}
+
+
+# The former name of segment_run (tasks already queued under it still run).
+segment_recompute = segment_run
 
 
 @shared_task
 def segments_recompute_all() -> int:
-    ids = [segment.pk for segment in selectors.segments_active_condition()]
-    for segment_id in ids:
-        segment_recompute.delay(segment_id)
-    return len(ids)
+    """Beat: a run of every active segment, the default segment after the others."""
+    return runs.segment_runs_enqueue_all(trigger="schedule")
+
+
+@shared_task(
+    bind=True,
+    autoretry_for=(redis.RedisError, OperationalError),
+    retry_backoff=30,
+    retry_kwargs={"max_retries": 3},
+)
+def rfm_refresh(self) -> dict[str, object]:
+    """Beat: score the active base (segments.rfm), then run every active RFM segment."""
+    result = rfm.rfm_scores_refresh()
+    queued = 0
+    for segment_id in Segment.objects.filter(is_active=True, kind=SegmentKind.RFM).values_list(
+        "pk", flat=True
+    ):
+        segment_run.delay(segment_id, "rfm-refresh")
+        queued += 1
+    summary = {k: v for k, v in result.as_dict().items() if k != "segments"}
+    return {**summary, "segments_queued": queued}
 
 
 @shared_task(
@@ -135,6 +160,43 @@ def events_purge_expired(self) -> dict[str, int | bool]:
     }
     logger.info("events_purge_expired %s", totals)
     return totals
+
+
+@shared_task(bind=True, autoretry_for=(redis.RedisError,), retry_backoff=5)
+def profiles_documents_rewrite(self, profile_ids: list[int]) -> int:
+    """Rewrite these profiles' cached documents (e.g. after their segment was deleted)."""
+    return services.profile_cache_write(profile_ids=profile_ids[:5000])
+
+
+@shared_task(bind=True, max_retries=None, acks_late=True)
+def webhook_deliver(self, delivery_id: int) -> dict[str, object]:
+    """One attempt of a webhook delivery; a retryable failure schedules the next attempt with
+    exponential backoff and jitter (the attempt count lives on the delivery row)."""
+    try:
+        delivery = webhooks.webhook_attempt(delivery_id=delivery_id)
+    except webhooks.Retry as exc:
+        attempts = (
+            WebhookDelivery.objects.filter(pk=delivery_id)
+            .values_list("attempts", flat=True)
+            .first()
+            or 1
+        )
+        raise self.retry(countdown=webhooks.retry_delay(attempts), exc=exc) from None
+    if delivery is None:
+        return {"delivery": delivery_id, "status": "gone"}
+    return {"delivery": delivery_id, "status": delivery.status, "attempts": delivery.attempts}
+
+
+@shared_task
+def webhook_deliveries_sweep() -> int:
+    """Beat: deliveries whose send task was lost (broker down at commit) are enqueued again."""
+    return webhooks.webhook_deliveries_sweep()
+
+
+@shared_task(bind=True, autoretry_for=(OperationalError,), retry_backoff=60)
+def segments_kpis_refresh(self) -> int:
+    """Beat: today's and yesterday's KPIs of every active segment (segments.kpis)."""
+    return kpis.segments_kpis_refresh(days=2)
 
 
 #: Profiles re-evaluated per batch by the time-driven task; at most 20 batches a run.
@@ -163,3 +225,20 @@ def profiles_refresh_time_due(self) -> dict[str, int | bool]:
             break
     logger.info("profiles_refresh_time_due %s", totals)
     return totals
+
+
+@shared_task(autoretry_for=(redis.RedisError,), default_retry_delay=60, max_retries=5)
+def redis_persistence_rewrite() -> str:
+    """After erasures (batched, privacy.persistence_rewrite_schedule): rewrite Redis's AOF."""
+    outcome = privacy.persistence_rewrite()
+    logger.info("redis_persistence_rewrite %s", outcome)
+    return outcome
+
+
+@shared_task(autoretry_for=(redis.RedisError, OperationalError), default_retry_delay=30)
+def profile_documents_ensure() -> int:
+    """Beat, every minute: rebuild the Redis profile documents if Redis lost them (bounded)."""
+    written = services.profile_documents_ensure()
+    if written:
+        logger.info("profile_documents_ensure rebuilt %d documents", written)
+    return written

@@ -77,11 +77,13 @@ def _clean_process_caches():
     """In-process caches outlive a test's database rows: the API-key cache (10 s) and the
     exposure dedupe memory. Emptied around every test so no test sees another's keys or visitors."""
     from access import selectors
+    from core import logs
     from experiments import services as exposure_services
 
     selectors.caches_clear()
     exposure_services.exposures_recently_logged.clear()
     exposure_services.sticky_memo.clear()
+    logs.reset()  # rate-limited warnings: each test sees its first one logged
     yield
     selectors.caches_clear()
     exposure_services.exposures_recently_logged.clear()

@@ -20,8 +20,8 @@ def merged(client):
     """'phone' (older) and 'laptop' (newer) of user u-1, merged into the phone's profile."""
     store(events=[event("phone", occurred_at="2026-01-01T00:00:00+00:00")])
     store(events=[event("laptop")])
-    token = user_token_for("u-1")
     for visitor in ("laptop", "phone"):
+        token = user_token_for("u-1", visitor)
         body = {"visitor": visitor, "user_id": "u-1", "user_token": token}
         response = client.post(
             "/api/v1/identify", json.dumps(body), content_type="application/json"

@@ -59,6 +59,9 @@ def _segment_post(admin_client, condition):
             "kind": "condition",
             "condition": json.dumps(condition),
             "is_active": "on",
+            # The segment page's trigger inline (webhooks): none.
+            "triggers-TOTAL_FORMS": "0",
+            "triggers-INITIAL_FORMS": "0",
         },
     )
 

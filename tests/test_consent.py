@@ -148,10 +148,14 @@ def test_ingest__analytics_refused__events_not_stored_but_counted(client, redis_
     services.events_enqueue(
         events=[event("refuser"), event("refuser", "purchase", value="3.00"), event("other")]
     )
+    # Then the refused ones never reached the queue (their consent is known from the profile
+    # document): dropped before queueing, counted per day
+    queued = [json.loads(raw) for raw in redis_client.lrange(services.EVENT_QUEUE, 0, -1)]
+    assert [item["visitor_key"] for item in queued] == [pseudonymize("other")]
     # When the queue is drained
     result = ingest(max_events=100)
-    # Then only the other visitor's event is stored; the refused ones are counted per day
-    assert (result.taken, result.stored, result.dropped_no_consent) == (3, 1, 2)
+    # Then only the other visitor's event is stored
+    assert (result.taken, result.stored, result.dropped_no_consent) == (1, 1, 0)
     assert result.duplicates == 0
     assert not Event.objects.filter(profile__key=pseudonymize("refuser")).exists()
     assert Event.objects.filter(profile__key=pseudonymize("other")).count() == 1

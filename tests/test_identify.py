@@ -58,7 +58,7 @@ def test_identify__browser_without_token__403(client):
 
 @pytest.mark.django_db
 def test_identify__wrong_token__403(client):
-    token = user_token_for("someone-else")
+    token = user_token_for("someone-else", "anon-1")
     response = post(client, {"visitor": "anon-1", "user_id": "u-1", "user_token": token})
     assert response.status_code == 403
     assert fields(response) == {"user_token"}
@@ -67,7 +67,7 @@ def test_identify__wrong_token__403(client):
 @pytest.mark.django_db
 def test_identify__valid_token__links_pseudonymous_user_key(client):
     # Given a token the site's server computed for u-1
-    body = {"visitor": "anon-1", "user_id": "u-1", "user_token": user_token_for("u-1")}
+    body = {"visitor": "anon-1", "user_id": "u-1", "user_token": user_token_for("u-1", "anon-1")}
     # When the browser identifies with it (publishable key from the allowed origin)
     _, raw = access_services.api_key_create(
         name="web", kind="publishable", allowed_origins=["https://shop.example"]
@@ -110,9 +110,13 @@ def test_identify__two_visitors_of_one_user__merged_into_older(client):
         traits={"plan": "pro"},
     )
     # When the newer visitor is identified first, then the older one, as the same user
-    token = user_token_for("u-1")
-    first = post(client, {"visitor": "laptop", "user_id": "u-1", "user_token": token})
-    second = post(client, {"visitor": "phone", "user_id": "u-1", "user_token": token})
+    first = post(
+        client,
+        {"visitor": "laptop", "user_id": "u-1", "user_token": user_token_for("u-1", "laptop")},
+    )
+    second = post(
+        client, {"visitor": "phone", "user_id": "u-1", "user_token": user_token_for("u-1", "phone")}
+    )
     # Then the older profile survives with every event and the consent history of both
     assert first.json()["merged"] == 0
     assert second.json() == {"identified": True, "merged": 1}
@@ -137,7 +141,7 @@ def test_identify__two_visitors_of_one_user__merged_into_older(client):
 
 @pytest.mark.django_db
 def test_identify__repeated__idempotent(client):
-    body = {"visitor": "anon-1", "user_id": "u-1", "user_token": user_token_for("u-1")}
+    body = {"visitor": "anon-1", "user_id": "u-1", "user_token": user_token_for("u-1", "anon-1")}
     assert post(client, body).json() == {"identified": True, "merged": 0}
     assert post(client, body).json() == {"identified": True, "merged": 0}
     assert Profile.objects.filter(user_key=pseudonymize("u-1")).count() == 1
@@ -145,9 +149,13 @@ def test_identify__repeated__idempotent(client):
 
 @pytest.mark.django_db
 def test_identify__visitor_already_another_user__409(client):
-    post(client, {"visitor": "anon-1", "user_id": "u-1", "user_token": user_token_for("u-1")})
+    post(
+        client,
+        {"visitor": "anon-1", "user_id": "u-1", "user_token": user_token_for("u-1", "anon-1")},
+    )
     response = post(
-        client, {"visitor": "anon-1", "user_id": "u-2", "user_token": user_token_for("u-2")}
+        client,
+        {"visitor": "anon-1", "user_id": "u-2", "user_token": user_token_for("u-2", "anon-1")},
     )
     assert response.status_code == 409
     assert fields(response) == {"visitor"}
@@ -158,9 +166,9 @@ def test_identify__old_visitor_id_used_after_merge__events_reach_survivor(client
     # Given laptop merged into phone
     survivor = with_history("phone", days=30, consent={}, traits={})
     with_history("laptop", days=5, consent={}, traits={})
-    token = user_token_for("u-1")
-    post(client, {"visitor": "phone", "user_id": "u-1", "user_token": token})
-    post(client, {"visitor": "laptop", "user_id": "u-1", "user_token": token})
+    for visitor in ("phone", "laptop"):
+        token = user_token_for("u-1", visitor)
+        post(client, {"visitor": visitor, "user_id": "u-1", "user_token": token})
     # When the laptop keeps sending events under its old id, then identifies again
     store(events=[event("laptop")])
     response = post(client, {"visitor": "laptop", "user_id": "u-1", "user_token": token})
@@ -186,3 +194,39 @@ def test_identify__bad_input__400_names_field(client, body, field):
     response = post(client, body)
     assert response.status_code == 400
     assert field in fields(response)
+
+
+@pytest.mark.django_db
+def test_identify__token_for_own_visitor_used_on_another__403_victim_untouched(client):
+    # Given a victim's visitor with history, and an attacker holding a valid token the site
+    # issued for the attacker's own account and own browser
+    victim = with_history("victim-visitor", days=10, consent={}, traits={"tier": "gold"})
+    attacker_token = user_token_for("attacker", "attacker-visitor")
+    assert post(
+        client,
+        {"visitor": "attacker-visitor", "user_id": "attacker", "user_token": attacker_token},
+    ).json() == {"identified": True, "merged": 0}
+    # When the attacker links the victim's visitor id to the attacker's account with that token
+    response = post(
+        client, {"visitor": "victim-visitor", "user_id": "attacker", "user_token": attacker_token}
+    )
+    # Then it is refused, the victim's profile is not merged away, and the victim can still
+    # identify as themselves (no 409 lock-out)
+    assert response.status_code == 403
+    assert fields(response) == {"user_token"}
+    victim.refresh_from_db()
+    assert not victim.user_key
+    own = user_token_for("victim", "victim-visitor")
+    response = post(client, {"visitor": "victim-visitor", "user_id": "victim", "user_token": own})
+    assert response.status_code == 200
+
+
+@pytest.mark.django_db
+def test_identify__server_with_secret_key__no_token_needed_as_before(client):
+    _, raw = access_services.api_key_create(name="srv", kind="secret")
+    response = post(
+        client,
+        {"visitor": "anon-9", "user_id": "u-9"},
+        HTTP_AUTHORIZATION=f"Bearer {raw}",
+    )
+    assert response.json() == {"identified": True, "merged": 0}

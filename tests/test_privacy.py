@@ -124,7 +124,7 @@ def test_erase__held_visitor__gone_from_every_store(admin_client, held, redis_cl
     assert redis_client.get(profile_cache_key(key)) is None
     assert list(redis_client.scan_iter(match=f"*{key}*")) == []
     queued = [json.loads(raw) for raw in redis_client.lrange(EVENT_QUEUE, 0, -1)]
-    assert [item["visitor"] for item in queued] == ["bystander"]
+    assert [item["visitor_key"] for item in queued] == [pseudonymize("bystander")]
     # And the audit log has an erasure entry with counts only, and nothing pointing at them
     entry = AuditEntry.objects.get(action=AuditAction.ERASE)
     assert entry.subject == "-"

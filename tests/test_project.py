@@ -73,14 +73,28 @@ def test_seed_demo__twice__changes_nothing():
 def test_seed_demo__personas__get_their_content(client):
     call_command("seed_demo", "--visitors", "5")
 
-    def hero(visitor):
+    def answer(visitor):
         return client.get("/api/v1/decide", {"placements": "hero", "visitor": visitor}).json()[
             "placements"
-        ]["hero"]["variant"]
+        ]["hero"]
 
-    assert hero("demo-new") == "welcome"
+    def hero(visitor):
+        return answer(visitor)["variant"]
+
+    # A new visitor is in the demo's running hero A/B test: the arm its pseudonym hashes to
+    new = answer("demo-new")
+    assert new["experiment"]["key"] == "hero-bold-copy"
+    assert new["variant"] == {"control": "welcome", "bold": "welcome-bold"}[new["experiment"]["arm"]]
     assert hero("demo-loyal") == "loyal-thanks"
     assert hero("demo-cart") == "cart-reminder"
+    # The RFM segment's content: a customer whose only order is the oldest of the base
+    assert hero("demo-lapsed") == "win-back"
+    # And the cart abandoner (marketing consent) entering was queued for the demo's webhook
+    from segments.models import WebhookDelivery
+
+    delivery = WebhookDelivery.objects.get(trigger__segment__key="cart-abandoners")
+    assert delivery.trigger.url.endswith("/demo/webhook-echo")
+    assert delivery.event == "entered"
 
 
 @pytest.mark.django_db

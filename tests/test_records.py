@@ -98,6 +98,9 @@ def test_segment_admin_change__audited_who_what_no_values(admin_client, db):
             "condition": json.dumps({"profile.traits.tier": "platinum"}),
             "description": "",
             "is_active": "on",
+            # The segment page's trigger inline (webhooks): none.
+            "triggers-TOTAL_FORMS": "0",
+            "triggers-INITIAL_FORMS": "0",
         },
     )
     assert response.status_code == 302, response.context["adminform"].form.errors

@@ -1,6 +1,6 @@
-"""The sandbox's `x.name` lookup (content.rendering._Sandbox.getattr) answers exactly as Jinja2's
-SandboxedEnvironment.getattr does, for the plain dicts and mappingproxies it takes a shortcut on
-and for everything else."""
+"""The sandbox's `x.name` lookup (content.rendering._Sandbox.getattr) answers exactly as
+Jinja2's ImmutableSandboxedEnvironment.getattr does, for the plain dicts and mappingproxies it
+takes a shortcut on and for everything else."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from types import MappingProxyType
 
 import pytest
 from jinja2 import Undefined, select_autoescape
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from content.rendering import RenderError, _env, template_compile, template_render
 
-_reference = SandboxedEnvironment(
+_reference = ImmutableSandboxedEnvironment(
     autoescape=select_autoescape(default=True, default_for_string=True),
     trim_blocks=True,
     lstrip_blocks=True,

@@ -88,3 +88,28 @@ def test_purge_task__uses_setting_and_returns_numbers():
     # Then it deleted the older one and says so
     assert totals == {"batches": 1, "deleted": 1, "profiles": 1, "complete": True}
     assert Event.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_purge__first_and_last_seen__no_older_than_what_is_kept():
+    # Given a visitor with old events and a recent one, and one with old events only
+    _store("ann", 500)
+    _store("ann", 450)
+    _store("ann", 10)
+    _store("bob", 600)
+    _store("bob", 420)
+    older_than = timezone.now() - timedelta(days=395)
+    # When the old events are purged
+    privacy.events_purge_expired(older_than=older_than, batch_size=100, max_batches=5)
+    # Then ann's first_seen is her earliest event left; bob's dates are the retention boundary
+    ann = Profile.objects.get(key=pseudonymize("ann"))
+    bob = Profile.objects.get(key=pseudonymize("bob"))
+    assert ann.first_seen == Event.objects.get(profile=ann).occurred_at
+    assert ann.last_seen >= ann.first_seen
+    assert bob.first_seen == older_than
+    assert bob.last_seen >= older_than
+    # And a last_seen older than the boundary (all its events purged) moves to it too
+    Profile.objects.filter(pk=bob.pk).update(last_seen=timezone.now() - timedelta(days=420))
+    privacy.events_purge_expired(older_than=older_than, batch_size=100, max_batches=5)
+    bob.refresh_from_db()
+    assert bob.last_seen == older_than

@@ -7,3 +7,4 @@ from .base import *  # noqa: F403
 from .celery import *  # noqa: F403
 from .database import *  # noqa: F403
 from .security import *  # noqa: F403
+from .segments import *  # noqa: F403

@@ -30,6 +30,7 @@ MOSAIC_CONSENT_DEFAULT = ENV.consent_default
 MOSAIC_EVENT_RETENTION_DAYS = ENV.event_retention_days
 # API keys (docs/events.md): false keeps key-less calls working (the embedded demo); true needs one.
 MOSAIC_REQUIRE_API_KEY = ENV.require_api_key
+MOSAIC_CLIENT_RATE_LIMIT_PER_MINUTE = ENV.client_rate_limit_per_minute
 # HMAC key with which the site signs user ids for browser-side identify calls.
 MOSAIC_IDENTIFY_SECRET = ENV.identify_secret
 # Traits without a TraitDefinition: "accept" (stored as sent) or "reject" (400 naming the trait).
@@ -59,6 +60,7 @@ INSTALLED_APPS = [
     "access",
     "identity",
     "demo.apps.DemoConfig",
+    "axes",
 ]
 
 # Sessions, users and messages: Django's, stepped over on keyless decide calls
@@ -73,6 +75,7 @@ MIDDLEWARE = [
     "personalization.middleware.AuthenticationMiddleware",
     "personalization.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"

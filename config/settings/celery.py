@@ -45,6 +45,20 @@ CELERY_BEAT_SCHEDULE = {
         "task": "experiments.tasks.exposures_flush",
         "schedule": timedelta(seconds=10),
     },
+    "segments-rfm-refresh": {
+        # RFM scores of the active base, then the RFM segments (segments.tasks.rfm_refresh).
+        "task": "segments.tasks.rfm_refresh",
+        "schedule": timedelta(minutes=int(os.environ.get("MOSAIC_RFM_RECOMPUTE_MINUTES", 60))),
+    },
+    "segments-kpis-refresh": {
+        # Daily KPIs per segment (today so far and yesterday's final figures), hourly.
+        "task": "segments.tasks.segments_kpis_refresh",
+        "schedule": timedelta(hours=1),
+    },
+    "segments-webhooks-sweep": {
+        "task": "segments.tasks.webhook_deliveries_sweep",
+        "schedule": timedelta(minutes=1),
+    },
     "segments-time-due": {
         # Time-driven membership: profiles whose $ago/window segments may have flipped by now.
         "task": "segments.tasks.profiles_refresh_time_due",
@@ -56,5 +70,10 @@ CELERY_BEAT_SCHEDULE = {
         # Results of running experiments (and bandit weights), never computed on page load.
         "task": "experiments.tasks.results_compute_running",
         "schedule": timedelta(minutes=15),
+    },
+    "profile-documents-ensure": {
+        # Redis restarted without its data: rebuild the profile documents decide reads.
+        "task": "segments.tasks.profile_documents_ensure",
+        "schedule": timedelta(minutes=1),
     },
 }

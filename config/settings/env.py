@@ -57,6 +57,8 @@ class MosaicEnv:
     undeclared_traits: str
     profile_cache_size: int
     profile_cache_max_age: float
+    metrics_allowed_networks: list[str]
+    client_rate_limit_per_minute: int
 
     @classmethod
     def load(cls) -> MosaicEnv:
@@ -102,7 +104,8 @@ class MosaicEnv:
             event_max_batch=_reader.int("EVENT_MAX_BATCH", default=500),
             consent_default=_reader.str("MOSAIC_CONSENT_DEFAULT", default="opt-out"),
             event_retention_days=_reader.int("MOSAIC_EVENT_RETENTION_DAYS", default=395),
-            require_api_key=_reader.bool("MOSAIC_REQUIRE_API_KEY", default=False),
+            # Required in production unless explicitly set to false there.
+            require_api_key=_reader.bool("MOSAIC_REQUIRE_API_KEY", default=production),
             # Optional in production: unset there means browser-side identify is refused.
             identify_secret=(
                 _reader.str("MOSAIC_IDENTIFY_SECRET", default="")
@@ -112,6 +115,12 @@ class MosaicEnv:
             undeclared_traits=_reader.str("MOSAIC_UNDECLARED_TRAITS", default="accept"),
             profile_cache_size=_reader.int("MOSAIC_PROFILE_CACHE_SIZE", default=10_000),
             profile_cache_max_age=_reader.float("MOSAIC_PROFILE_CACHE_MAX_AGE", default=60.0),
+            client_rate_limit_per_minute=_reader.int(
+                "MOSAIC_CLIENT_RATE_LIMIT_PER_MINUTE", default=120
+            ),
+            metrics_allowed_networks=_reader.list(
+                "MOSAIC_METRICS_ALLOWED_NETWORKS", default=["127.0.0.1/32", "::1/128"]
+            ),
         )
 
 

@@ -1,4 +1,7 @@
-"""Security: production hardening (MOSAIC_PRODUCTION=true), CSRF and CORS origins."""
+"""Security: production hardening (MOSAIC_PRODUCTION=true), CSRF and CORS origins, admin login
+throttling (django-axes) and password rules, who may read /metrics."""
+
+from datetime import timedelta
 
 from .env import ENV
 
@@ -17,3 +20,28 @@ if ENV.production:
     SECURE_HSTS_SECONDS = 31536000
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
+
+# Admin sign-in: django-axes locks a username from an address out after 5 failures for 15
+# minutes (counted in the database; `manage.py axes_reset` lifts a lockout), and passwords follow
+# Django's validators.
+AUTHENTICATION_BACKENDS = [
+    "access.backends.LockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = timedelta(minutes=15)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# /metrics: staff signed in, a secret API key, or a client address in these networks (CIDR;
+# the Prometheus scraper's). Loopback by default; behind a proxy REMOTE_ADDR is the proxy's.
+MOSAIC_METRICS_ALLOWED_NETWORKS = ENV.metrics_allowed_networks

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from core.validators import validate_visitor_id
 from personalization.context import DEVICES
-from segments.serializers import StrictSerializer
+from segments.serializers import (
+    MAX_UTM,
+    BoundedDictField,
+    BoundedListField,
+    StrictSerializer,
+)
 
 # Limits shared with the view's fast validation (personalization.api.views._fast_validated).
 PLACEMENT_KEY = r"^[-a-zA-Z0-9_]+$"
 PLACEMENT_KEY_MAX_LENGTH = 100
 MAX_PLACEMENTS = 20
 VISITOR_MAX_LENGTH = 200
+MAX_ATTRIBUTES = 100  # request.attributes.* of a decide
 CONTEXT_TEXT_MAX_LENGTHS = {"url": 2000, "referrer": 2000, "locale": 35}
 
 
@@ -26,17 +33,24 @@ class DecideContextSerializer(StrictSerializer):
         max_length=CONTEXT_TEXT_MAX_LENGTHS["locale"], required=False, allow_blank=True
     )
     device = serializers.ChoiceField(choices=list(DEVICES), required=False, allow_blank=True)
-    utm = serializers.DictField(child=serializers.CharField(max_length=200), required=False)
-    attributes = serializers.DictField(required=False)
+    utm = BoundedDictField(
+        child=serializers.CharField(max_length=200), required=False, max_items=MAX_UTM
+    )
+    attributes = BoundedDictField(required=False, max_items=MAX_ATTRIBUTES)
 
 
 class DecideRequestSerializer(StrictSerializer):
-    placements = serializers.ListField(
+    placements = BoundedListField(
         child=serializers.RegexField(PLACEMENT_KEY, max_length=PLACEMENT_KEY_MAX_LENGTH),
         allow_empty=False,
         max_length=MAX_PLACEMENTS,
     )
-    visitor = serializers.CharField(max_length=VISITOR_MAX_LENGTH, required=False, allow_blank=True)
+    visitor = serializers.CharField(
+        max_length=VISITOR_MAX_LENGTH,
+        required=False,
+        allow_blank=True,
+        validators=[validate_visitor_id],
+    )
     context = DecideContextSerializer(required=False)
     explain = serializers.BooleanField(required=False, default=False)
     force_arm = serializers.RegexField(

@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 from access.authentication import api_key_authenticate
 from access.permissions import api_key_policy_check, request_is_secret_or_staff
 from core.parsers import json_loads
+from core.validators import has_control_characters
 from experiments.services import ExposureRecord, exposures_log, sticky_arms
 from personalization.context import DEVICES, UTM_PARAMETERS, build_request_context
 from personalization.decide import HOLDOUT_ARM, Decision, Visitor, decide
@@ -96,7 +97,9 @@ def _fast_validated(body: object) -> dict | None:
         return None
     data: dict = {"placements": placements, "explain": False}
     if "visitor" in body:
-        if not _simple_text(body["visitor"], VISITOR_MAX_LENGTH):
+        if not _simple_text(body["visitor"], VISITOR_MAX_LENGTH) or has_control_characters(
+            body["visitor"]
+        ):
             return None
         data["visitor"] = body["visitor"]
     if "context" in body:

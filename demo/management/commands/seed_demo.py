@@ -13,6 +13,7 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
@@ -23,8 +24,10 @@ from content.models import BlockType, Placement, Variant, VariantStatus
 from core.embedded_redis import embedded_redis_running
 from core.pseudonym import pseudonymize
 from experiments.models import Arm, Experiment, ExperimentStatus
+from segments import kpis, privacy, rfm
 from segments import services as segment_services
-from segments.models import Profile, Segment, SegmentKind
+from segments.consent import OPT_IN
+from segments.models import Profile, Segment, SegmentKind, SegmentTrigger
 
 NAMESPACE = uuid.UUID("6f1c1a52-8f5e-4c2e-9a53-0d1f3c5b7e21")
 
@@ -194,6 +197,19 @@ SEGMENTS = [
     ),
 ]
 
+# Model-scored segments: key → (name, description, kind, config).
+RFM_SEGMENTS = {
+    "win-back": (
+        "Win-back (RFM)",
+        "Customers who used to buy and have not lately (RFM: at risk, can't lose them, "
+        "hibernating, lost).",
+        SegmentKind.RFM,
+        {"segments": ["at_risk", "cant_lose_them", "hibernating", "lost"]},
+    ),
+}
+# The cart abandoners' webhook goes to the demo's own echo receiver (demo/views.py).
+ECHO_WEBHOOK_URL = "http://127.0.0.1:8000/demo/webhook-echo"
+
 # placement key → (name, [(variant key, name, priority, condition, block, fields)], default key)
 PLACEMENTS = {
     "hero": (
@@ -225,6 +241,20 @@ PLACEMENTS = {
                     "text": "As one of our regulars, your next order ships free.",
                     "cta": "See what's new",
                     "link": "#new",
+                },
+            ),
+            (
+                "win-back",
+                "Win-back offer (RFM)",
+                15,
+                {"profile.segments": {"$in": ["win-back"]}},
+                "hero-banner",
+                {
+                    "tone": "warm",
+                    "title": "We saved you a seat",
+                    "text": "It has been a while: 15 % off your next order, this week only.",
+                    "cta": "Use my 15 %",
+                    "link": "#win-back",
                 },
             ),
             (
@@ -315,7 +345,13 @@ PERSONAS = {
         {"favorite_genre": "jazz"},
         [("product_view", "cd-101", None), ("product_view", "cd-102", None)],
     ),
+    # One order, long ago: the oldest recency of the base, an RFM "lost" customer (win-back).
+    "demo-lapsed": ({}, [("purchase", "order", 31.0)]),
 }
+# Personas whose events happened long ago (days before now of their first event).
+PERSONA_AGE_DAYS = {"demo-lapsed": 75}
+# Personas who granted marketing consent (segment webhooks are sent for them only).
+MARKETING_CONSENT = {"demo-cart"}
 
 
 # One demo user per role (access/roles.py): user name, group.
@@ -384,7 +420,11 @@ class Command(BaseCommand):
             with transaction.atomic():
                 self._content()
                 segments = self._segments()
+            # Consent first: the cart abandoner's webhook is sent only with marketing consent.
+            self._consents()
             self._visitors(options["visitors"])
+            scored = rfm.rfm_scores_refresh()
+            self.stdout.write(f"RFM: {scored.customers} customers scored")
             for segment in segments:
                 result = segment_services.segment_recompute(segment_id=segment.pk)
                 self.stdout.write(f"segment {result.segment_key}: {result.members} members")
@@ -392,6 +432,7 @@ class Command(BaseCommand):
 
             demo = demo_experiment_seed()
             self.stdout.write(f"experiment {demo.key if demo else '-'}: A/B test with traffic")
+            kpis.segments_kpis_refresh(days=1)
         if options["admin_password"]:
             _demo_user("admin", options["admin_password"], superuser=True)
         if options["role_passwords"]:
@@ -453,7 +494,7 @@ class Command(BaseCommand):
             )
 
     def _segments(self) -> list[Segment]:
-        return [
+        segments = [
             Segment.objects.update_or_create(
                 key=key,
                 defaults={
@@ -465,6 +506,40 @@ class Command(BaseCommand):
             )[0]
             for key, name, description, condition in SEGMENTS
         ]
+        for key, (name, description, kind, config) in RFM_SEGMENTS.items():
+            segment, _ = Segment.objects.update_or_create(
+                key=key,
+                defaults={
+                    "name": name,
+                    "description": description,
+                    "kind": kind,
+                    "config": config,
+                    "condition": {},
+                },
+            )
+            segments.append(segment)
+        cart = next(s for s in segments if s.key == "cart-abandoners")
+        SegmentTrigger.objects.update_or_create(
+            segment=cart,
+            url=ECHO_WEBHOOK_URL,
+            defaults={"name": "Demo echo receiver", "on_enter": True, "on_exit": True},
+        )
+        return segments
+
+    def _consents(self) -> None:
+        for visitor in MARKETING_CONSENT:
+            profile_key = pseudonymize(visitor)
+            current = Profile.objects.filter(key=profile_key).values_list("consent", flat=True)
+            if current and (current[0] or {}).get("marketing") is True:
+                continue
+            privacy.consent_record(
+                profile_key=profile_key,
+                purposes={"analytics": True, "personalization": True, "marketing": True},
+                source="seed_demo",
+                policy_version="demo",
+                gpc=False,
+                actor="seed_demo",
+            )
 
     def _visitors(self, count: int) -> None:
         rng = random.Random(42)
@@ -473,9 +548,10 @@ class Command(BaseCommand):
         visitors: dict[str, dict] = {}
         for visitor, (traits, history) in PERSONAS.items():
             visitors[visitor] = traits
+            age = PERSONA_AGE_DAYS.get(visitor, 10)
             for i, (kind, name, value) in enumerate(history):
                 events.append(
-                    self._event(visitor, i, kind, name, value, now - timedelta(days=10 - i))
+                    self._event(visitor, i, kind, name, value, now - timedelta(days=age - i))
                 )
         for n in range(count):
             visitor = f"synthetic-{n:04d}"
@@ -495,6 +571,18 @@ class Command(BaseCommand):
                         value,
                         now - timedelta(days=rng.randint(0, 60), minutes=i),
                     )
+                )
+        if settings.MOSAIC_CONSENT_DEFAULT == OPT_IN:
+            # Under opt-in nothing is stored for a visitor who did not consent: the demo's
+            # fictional visitors are recorded as having consented (source "seed_demo").
+            for visitor in visitors:
+                privacy.consent_record(
+                    profile_key=pseudonymize(visitor),
+                    purposes={"analytics": True, "personalization": True},
+                    source="seed_demo",
+                    policy_version="",
+                    gpc=False,
+                    actor="seed_demo",
                 )
         stored = segment_services.events_store(events=events).stored
         for visitor, traits in visitors.items():

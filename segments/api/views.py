@@ -1,0 +1,302 @@
+"""Segment management API: segments, their members (paginated, CSV) and their runs.
+
+Secret API keys or staff only (never a browser's publishable key). Every refusal is a 4xx in
+the project's one error shape, naming the field.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.parsers import MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from access.permissions import IsSecretKeyOrStaff
+from core.errors import Conflict, InvalidInput, NotFound
+from core.parsers import FastJSONParser
+
+from .. import segment_services
+from ..guardrails import placements_overloaded, segment_warnings
+from ..models import Segment, SegmentMembership, SegmentRun
+from ..static_lists import (
+    StaticListError,
+    static_keys_from_csv,
+    static_keys_from_ids,
+    static_list_add,
+    static_list_remove,
+    text_lines,
+)
+from .serializers import (
+    MemberSerializer,
+    PageSerializer,
+    SegmentRunSerializer,
+    SegmentSerializer,
+    StaticIdsSerializer,
+)
+
+ERRORS = {
+    400: OpenApiResponse(
+        description="Bad input; each error names its field.",
+        examples=[
+            OpenApiExample(
+                "Unknown RFM segment",
+                value={
+                    "errors": [
+                        {"field": "config.segments[1]", "message": "Unknown RFM segment 'kings'"}
+                    ]
+                },
+            )
+        ],
+    ),
+    403: OpenApiResponse(description="Not a secret key or staff."),
+    404: OpenApiResponse(description="No such segment (field `key`)."),
+}
+
+
+def _segment_or_404(key: str) -> Segment:
+    segment = Segment.objects.filter(key=key).first()
+    if segment is None:
+        raise NotFound(f"No segment {key[:100]!r}.", field="key")
+    return segment
+
+
+class _SegmentsAPIView(APIView):
+    permission_classes = [IsSecretKeyOrStaff]
+    publishable_key_allowed = False
+
+
+class SegmentListView(_SegmentsAPIView):
+    @extend_schema(
+        responses={200: SegmentSerializer(many=True), **ERRORS},
+        parameters=[OpenApiParameter("kind", str, description="Only segments of this kind.")],
+        summary="List segments",
+    )
+    def get(self, request):
+        segments = Segment.objects.all().order_by("key")
+        kind = request.query_params.get("kind")
+        if kind is not None:
+            segments = segments.filter(kind=kind[:32])
+        overloaded = placements_overloaded()
+        data = SegmentSerializer(
+            segments[:1000], many=True, context={"overloaded": overloaded}
+        ).data
+        return Response({"count": len(data), "results": data})
+
+    @extend_schema(request=SegmentSerializer, responses={201: SegmentSerializer, **ERRORS})
+    def post(self, request):
+        serializer = SegmentSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        segment = segment_services.segment_create(data=serializer.validated_data)
+        return Response(SegmentSerializer(segment).data, status=status.HTTP_201_CREATED)
+
+
+class SegmentDetailView(_SegmentsAPIView):
+    @extend_schema(responses={200: SegmentSerializer, **ERRORS}, summary="Read a segment")
+    def get(self, request, key: str):
+        segment = _segment_or_404(key)
+        return Response(SegmentSerializer(segment).data)
+
+    @extend_schema(request=SegmentSerializer, responses={200: SegmentSerializer, **ERRORS})
+    def patch(self, request, key: str):
+        return self._update(request, key, partial=True)
+
+    @extend_schema(request=SegmentSerializer, responses={200: SegmentSerializer, **ERRORS})
+    def put(self, request, key: str):
+        return self._update(request, key, partial=False)
+
+    def _update(self, request, key: str, *, partial: bool):
+        segment = _segment_or_404(key)
+        serializer = SegmentSerializer(segment, data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        segment = segment_services.segment_update(segment=segment, data=serializer.validated_data)
+        return Response(SegmentSerializer(segment).data)
+
+    @extend_schema(responses={204: None, **ERRORS}, summary="Delete a segment")
+    def delete(self, request, key: str):
+        segment = _segment_or_404(key)
+        segment_services.segment_delete(segment=segment)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class SegmentMembersView(_SegmentsAPIView):
+    parser_classes = [FastJSONParser, MultiPartParser]
+
+    @extend_schema(
+        parameters=[PageSerializer],
+        responses={
+            200: OpenApiResponse(
+                MemberSerializer(many=True),
+                description="A page of members, or with export=csv all of them as CSV.",
+                examples=[
+                    OpenApiExample(
+                        "A page",
+                        value={
+                            "count": 1,
+                            "page": 1,
+                            "page_size": 100,
+                            "next": None,
+                            "results": [
+                                {"profile": "5f2c…", "since": "2026-12-06T20:00:00Z", "score": None}
+                            ],
+                        },
+                    )
+                ],
+            ),
+            **ERRORS,
+        },
+        summary="List (or export) a segment's members",
+    )
+    def get(self, request, key: str):
+        segment = _segment_or_404(key)
+        params = PageSerializer(data=request.query_params.dict())
+        params.is_valid(raise_exception=True)
+        members = (
+            SegmentMembership.objects.filter(segment=segment)
+            .order_by("pk")
+            .values_list("profile__key", "since", "score")
+        )
+        if params.validated_data.get("export") == "csv":
+            return _members_csv(segment, members)
+        page, size = params.validated_data["page"], params.validated_data["page_size"]
+        total = members.count()
+        rows = members[(page - 1) * size : page * size]
+        results = [{"profile": k, "since": s, "score": sc} for k, s, sc in rows]
+        more = page * size < total
+        return Response(
+            {
+                "count": total,
+                "page": page,
+                "page_size": size,
+                "next": page + 1 if more else None,
+                "results": MemberSerializer(results, many=True).data,
+            }
+        )
+
+    @extend_schema(
+        request={
+            "application/json": StaticIdsSerializer,
+            "multipart/form-data": StaticIdsSerializer,
+        },
+        responses={200: dict, **ERRORS},
+        summary="Add ids to a static segment (JSON lists or a CSV file); it runs after",
+    )
+    def post(self, request, key: str):
+        return self._static_change(request, key, remove=False)
+
+    @extend_schema(
+        request=StaticIdsSerializer,
+        responses={200: dict, **ERRORS},
+        summary="Remove ids from a static segment; it runs after",
+    )
+    def delete(self, request, key: str):
+        return self._static_change(request, key, remove=True)
+
+    def _static_change(self, request, key: str, *, remove: bool):
+        segment = _segment_or_404(key)
+        data = request.data.dict() if hasattr(request.data, "dict") else request.data
+        if hasattr(request.data, "getlist") and "file" in request.FILES:
+            data = {**data, "file": request.FILES["file"]}
+        serializer = StaticIdsSerializer(data=data)
+        serializer.is_valid(raise_exception=True)
+        values = serializer.validated_data
+        try:
+            if "file" in values:
+                id_type, keys = static_keys_from_csv(
+                    text_lines(io.BufferedReader(values["file"])), id_type=values.get("id_type")
+                )
+            else:
+                field = "visitor_ids" if "visitor_ids" in values else "user_ids"
+                id_type = "visitor" if field == "visitor_ids" else "user"
+                keys = static_keys_from_ids(values[field], field=field)
+            if remove:
+                result = static_list_remove(segment=segment, id_type=id_type, keys=keys)
+            else:
+                result = static_list_add(
+                    segment=segment, id_type=id_type, keys=keys, replace=values["replace"]
+                )
+        except StaticListError as exc:
+            raise InvalidInput(exc.message, field=exc.field) from None
+        segment_services.segment_run_enqueue(segment=segment, trigger="api")
+        return Response(
+            {
+                "id_type": result.id_type,
+                "received": result.received,
+                "added": result.added,
+                "removed": result.removed,
+                "list_size": result.size,
+                "run": "queued",
+            }
+        )
+
+
+def _members_csv(segment: Segment, members) -> StreamingHttpResponse:
+    def rows():
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["profile", "since", "score"])
+        for profile_key, since, score in members.iterator(chunk_size=5000):
+            writer.writerow([profile_key, since.isoformat(), "" if score is None else score])
+            if buffer.tell() > 64_000:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue()
+
+    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="segment-{segment.key}-members.csv"'
+    return response
+
+
+class SegmentRunsView(_SegmentsAPIView):
+    @extend_schema(
+        parameters=[PageSerializer],
+        responses={200: SegmentRunSerializer(many=True), **ERRORS},
+        summary="List a segment's runs, newest first",
+    )
+    def get(self, request, key: str):
+        segment = _segment_or_404(key)
+        params = PageSerializer(data=request.query_params.dict())
+        params.is_valid(raise_exception=True)
+        page, size = params.validated_data["page"], params.validated_data["page_size"]
+        runs = SegmentRun.objects.filter(segment=segment).order_by("-started_at", "-id")
+        total = runs.count()
+        rows = runs[(page - 1) * size : page * size]
+        return Response(
+            {
+                "count": total,
+                "page": page,
+                "next": page + 1 if page * size < total else None,
+                "results": SegmentRunSerializer(rows, many=True).data,
+            }
+        )
+
+    @extend_schema(
+        request=None,
+        responses={
+            202: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                examples=[OpenApiExample("Queued", value={"queued": True, "segment": "vip"})],
+            ),
+            **ERRORS,
+        },
+        summary="Run the segment now (queued on the worker; GET shows its progress)",
+    )
+    def post(self, request, key: str):
+        segment = _segment_or_404(key)
+        if not segment.is_active:
+            raise Conflict("The segment is inactive; activate it first.", field="is_active")
+        segment_services.segment_run_enqueue(segment=segment, trigger="api")
+        return Response({"queued": True, "segment": segment.key}, status=status.HTTP_202_ACCEPTED)
+
+
+class SegmentWarningsView(_SegmentsAPIView):
+    @extend_schema(responses={200: dict, **ERRORS}, summary="Guardrail warnings of a segment")
+    def get(self, request, key: str):
+        segment = _segment_or_404(key)
+        return Response({"segment": segment.key, "warnings": segment_warnings(segment=segment)})

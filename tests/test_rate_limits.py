@@ -1,0 +1,67 @@
+"""Issue #13 item 7: a publishable key's budget protects the site and cannot be spent against it.
+Callers without an allowed Origin have per-client limits of their own; one caller forging the
+Origin is held to a share of the key's budget; the site's visitors together keep the key's limit."""
+
+from __future__ import annotations
+
+import pytest
+
+from access import services
+
+SHOP = "https://shop.example"
+URL = "/api/v1/decide"
+
+
+@pytest.fixture
+def site_key(db, settings):
+    settings.MOSAIC_CLIENT_RATE_LIMIT_PER_MINUTE = 10
+    _, raw = services.api_key_create(
+        name="web", kind="publishable", allowed_origins=[SHOP], rate_limit_per_minute=100
+    )
+    return raw
+
+
+def call(client, raw, address, origin=None):
+    headers = {"HTTP_X_MOSAIC_KEY": raw, "REMOTE_ADDR": address}
+    if origin:
+        headers["HTTP_ORIGIN"] = origin
+    return client.get(URL, {"placements": "hero", "visitor": "v"}, **headers).status_code
+
+
+def test_rate_limit__caller_without_origin_floods__site_keeps_its_budget(
+    client, site_key, frozen_rate_window
+):
+    # Given a caller with no Origin header sending far more than the key's limit
+    answers = [call(client, site_key, "198.51.100.7") for _ in range(150)]
+    # Then it is held to its own per-client limit
+    assert answers.count(200) == 10
+    assert set(answers[10:]) == {429}
+    # And the site's visitors (the allowed Origin, their own addresses) are served
+    assert [call(client, site_key, f"203.0.113.{i}", SHOP) for i in range(20)] == [200] * 20
+
+
+def test_rate_limit__one_caller_forging_the_origin__held_to_a_share_of_the_key(
+    client, site_key, frozen_rate_window
+):
+    # Given one caller sending the site's Origin (a non-browser client can set any header)
+    answers = [call(client, site_key, "198.51.100.7", SHOP) for _ in range(150)]
+    # Then it gets at most its share (max(per-client limit, a tenth of the key's limit))
+    assert answers.count(200) == 10
+    # And the site's visitors still have the rest of the key's budget
+    assert [call(client, site_key, f"203.0.113.{i}", SHOP) for i in range(50)] == [200] * 50
+
+
+def test_rate_limit__site_visitors_together__key_limit_still_applies(
+    client, site_key, frozen_rate_window
+):
+    # Given many visitors of the site, a few calls each
+    answers = [call(client, site_key, f"203.0.113.{i % 60}", SHOP) for i in range(120)]
+    # Then the key's own limit (100 a minute) still caps them together
+    assert answers.count(200) == 100
+    assert set(answers[100:]) == {429}
+
+
+def test_rate_limit__ipv6_client__bucketed_by_its_64(client, site_key, frozen_rate_window):
+    # Addresses of one /64 are one client (a host usually holds the whole /64)
+    answers = [call(client, site_key, f"2001:db8:1:2::{i:x}") for i in range(1, 30)]
+    assert answers.count(200) == 10
