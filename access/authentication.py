@@ -42,39 +42,67 @@ def raw_key_from_request(request) -> str | None:
     return request.headers.get("X-Mosaic-Key", "").strip() or None
 
 
+def api_key_authenticate(request) -> ApiKey | None:
+    """The active key `request` (Django's) carries, its origin rule and rate limit enforced; None
+    without a key. Raises DRF's AuthenticationFailed (unknown or revoked key), PermissionDenied
+    (origin) or Throttled (rate limit). The one implementation of these checks: DRF's
+    authentication below and the decide view's lean path both call it, and its outcome is
+    remembered on the request, so a request that takes both counts once against the limit and
+    gets the same answer."""
+    try:
+        outcome = request._mosaic_api_key
+    except AttributeError:
+        try:
+            outcome = _api_key_checked(request)
+        except exceptions.APIException as exc:
+            outcome = exc
+        request._mosaic_api_key = outcome
+    if isinstance(outcome, exceptions.APIException):
+        raise outcome
+    return outcome
+
+
+def _api_key_checked(request) -> ApiKey | None:
+    raw = raw_key_from_request(request)
+    if raw is None:
+        return None
+    api_key = selectors.api_key_get_active(raw=raw)
+    if api_key is None:
+        raise exceptions.AuthenticationFailed({"api_key": [_("Unknown or revoked API key.")]})
+    origin = request.headers.get("Origin")
+    if api_key.is_publishable and origin is not None:
+        allowed = {origin_normalize(o) for o in api_key.allowed_origins or []}
+        if origin_normalize(origin) not in allowed:
+            raise exceptions.PermissionDenied(
+                {"origin": [_("This key is not allowed from this origin.")]}
+            )
+    decision = services.rate_limit_hit(
+        api_key=api_key,
+        client=services.client_address(request) if api_key.is_publishable else None,
+        origin_allowed=origin is not None,
+    )
+    if not decision.allowed:
+        throttled = exceptions.Throttled(wait=decision.retry_after)
+        throttled.detail = {
+            "api_key": [
+                exceptions.ErrorDetail(
+                    f"Rate limit of {decision.limit} requests per minute exceeded; "
+                    f"retry in {decision.retry_after} s.",
+                    code="throttled",
+                )
+            ]
+        }
+        raise throttled
+    services.api_key_touch(api_key=api_key)
+    return api_key
+
+
 class ApiKeyAuthentication(BaseAuthentication):
     def authenticate(self, request):
-        raw = raw_key_from_request(request)
-        if raw is None:
-            return None
-        api_key = selectors.api_key_get_active(raw=raw)
+        # request._request: Django's request under DRF's (where the outcome is remembered).
+        api_key = api_key_authenticate(getattr(request, "_request", request))
         if api_key is None:
-            raise exceptions.AuthenticationFailed({"api_key": [_("Unknown or revoked API key.")]})
-        origin = request.headers.get("Origin")
-        if api_key.is_publishable and origin is not None:
-            allowed = {origin_normalize(o) for o in api_key.allowed_origins or []}
-            if origin_normalize(origin) not in allowed:
-                raise exceptions.PermissionDenied(
-                    {"origin": [_("This key is not allowed from this origin.")]}
-                )
-        decision = services.rate_limit_hit(
-            api_key=api_key,
-            client=services.client_address(request) if api_key.is_publishable else None,
-            origin_allowed=origin is not None,
-        )
-        if not decision.allowed:
-            throttled = exceptions.Throttled(wait=decision.retry_after)
-            throttled.detail = {
-                "api_key": [
-                    exceptions.ErrorDetail(
-                        f"Rate limit of {decision.limit} requests per minute exceeded; "
-                        f"retry in {decision.retry_after} s.",
-                        code="throttled",
-                    )
-                ]
-            }
-            raise throttled
-        services.api_key_touch(api_key=api_key)
+            return None
         return ApiKeyPrincipal(api_key), api_key
 
     def authenticate_header(self, request) -> str:

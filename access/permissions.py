@@ -45,20 +45,29 @@ def publishable_allowed_for(request, view) -> bool:
     return bool(PUBLISHABLE_PATHS.match(request.path))
 
 
+def api_key_policy_check(request, view, api_key: ApiKey | None, *, is_staff: bool) -> None:
+    """The project-wide key policy (module docstring) for a caller with `api_key` (None: none)
+    who is staff or not; raises NotAuthenticated/PermissionDenied. ApiKeyPolicy and the decide
+    view's lean path both call it."""
+    if api_key is None:
+        if is_staff or not settings.MOSAIC_REQUIRE_API_KEY:
+            return
+        raise exceptions.NotAuthenticated(
+            {"api_key": [_("An API key is required (Authorization: Bearer <key>).")]}
+        )
+    if api_key.is_secret or publishable_allowed_for(request, view):
+        return
+    raise exceptions.PermissionDenied(
+        {"api_key": [_("A publishable key cannot call this endpoint; use a secret key.")]}
+    )
+
+
 class ApiKeyPolicy(BasePermission):
     def has_permission(self, request, view) -> bool:
-        api_key = request_api_key(request)
-        if api_key is None:
-            if request_is_staff(request) or not settings.MOSAIC_REQUIRE_API_KEY:
-                return True
-            raise exceptions.NotAuthenticated(
-                {"api_key": [_("An API key is required (Authorization: Bearer <key>).")]}
-            )
-        if api_key.is_secret or publishable_allowed_for(request, view):
-            return True
-        raise exceptions.PermissionDenied(
-            {"api_key": [_("A publishable key cannot call this endpoint; use a secret key.")]}
+        api_key_policy_check(
+            request, view, request_api_key(request), is_staff=request_is_staff(request)
         )
+        return True
 
 
 class IsSecretKeyOrStaff(BasePermission):

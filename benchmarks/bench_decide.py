@@ -13,14 +13,19 @@ a. In process: 3 placements x 10 conditional variants (request and profile condi
    invalidated cache, personalization.profile_cache); ``visitor_load`` alone both ways too. The
    ``growthbook`` package evaluates three equivalent features (same conditions as force rules,
    plus one experiment rule) on the same attributes.
-b. Over HTTP: gunicorn on 127.0.0.1, load from ``wrk`` (32 connections), against
-   /api/v1/decide (rotating over 1,000 visitors with cached profiles) and against a bare
-   Django JsonResponse view on the same server (benchmarks.bench_settings / bench_urls), each
-   for the whole duration in alternating 10 s segments (bare, decide, decide, bare, ...), so that
-   a slow spell of the shared machine weighs on both; the judged p99 is the worst segment's. A
-   decide load of half the duration (at least 3 s) first fills the workers' profile caches; their
-   hit rate during the measured decide load is read from /metrics (MOSAIC_PROFILE_CACHE_SIZE=0
-   in the environment runs the server with the cache off, for comparison).
+b. Over HTTP, every call as production makes it (MOSAIC_REQUIRE_API_KEY=true, a publishable key
+   in X-Mosaic-Key, an allowed Origin): the web process as the Procfile starts it (granian,
+   ``python -m config.web``, 2 workers, access log on) and, for comparison, gunicorn sync as the
+   Procfile ran it before issue #18 (``--no-baseline`` skips it), both on 127.0.0.1, loaded by
+   ``wrk -t2 -c32`` against /api/v1/decide (rotating over 1,000 visitors with cached profiles)
+   and against a bare Django JsonResponse view on granian (benchmarks.bench_settings /
+   bench_urls), in alternating 10 s segments (bare, decide, gunicorn, then reversed...) so that
+   a slow spell of the shared machine weighs on all; the judged p99 is the worst segment's. Then
+   decide at a fixed offered rate of half the bare view's measured throughput (wrk's per
+   connection ``delay`` pacing: a rate-limited load, bounded by its duration), and the RSS of
+   each granian worker. A decide load first fills the workers' profile caches; their hit rate
+   during the measured load is read from /metrics. The 1-minute load average is printed beside
+   the figures: on a shared machine they must be re-run on a quiet one.
 c. Memory: RSS of this process after building a snapshot of 1,000 placements x 5 variants, the
    RSS delta of the build, and the rebuild time.
 """
@@ -52,6 +57,8 @@ TARGET_DECIDE_US = 100.0
 TARGET_VS_GROWTHBOOK = 1.5
 TARGET_HTTP_RATIO = 0.75
 TARGET_P99_MS = 15.0
+TARGET_FIXED_P99_MS = 5.0
+TARGET_VS_BASELINE = 2.0
 TARGET_RSS_MB = 200.0
 TARGET_REBUILD_S = 1.0
 CONNECTIONS = 32
@@ -438,79 +445,174 @@ def server_wait(server: subprocess.Popen, base: str, timeout: float = 30.0) -> N
             time.sleep(0.2)
 
 
+ORIGIN = "https://shop.example"
+# Every request carries production's headers: a publishable key and an allowed Origin.
+HEADERS_LUA = """
+local headers = {["X-Mosaic-Key"] = "%(key)s", ["Origin"] = "%(origin)s"}
+"""
+# The bare view, with the same headers (so that both loads send the same bytes).
+BARE_LUA = (
+    HEADERS_LUA
+    + """
+local request_bytes
+init = function(args) request_bytes = wrk.format("GET", "/bench/bare", headers) end
+request = function() return request_bytes end
+"""
+)
+# Rate-limited: each connection waits `delay` ms after an answer before its next request, so that
+# the connections together offer at most the rate (wrk's own pacing hook; bounded by wrk's -d
+# duration). A closed loop: when answers are slow, less than the rate is offered (the achieved
+# rate is printed beside it), and latency under queueing is then under-reported.
+PACED_LUA = """
+delay = function() return %(delay_ms)f end
+"""
+
+
+def _rotate_lua(path: str, api_key: str) -> str:
+    rotate = """
+local n = %(visitors)d
+local requests = {}
+local i = 0
+init = function(args)
+  for v = 1, n do
+    requests[v] = wrk.format("GET", "%(path)s&visitor=bench-" .. v, headers)
+  end
+end
+request = function()
+  i = (i %% n) + 1
+  return requests[i]
+end
+"""
+    return HEADERS_LUA % {"key": api_key, "origin": ORIGIN} + rotate % {
+        "visitors": HTTP_VISITORS,
+        "path": path,
+    }
+
+
+def _rss_mb_of(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _children(pid: int) -> list[int]:
+    """Child processes of `pid` (the web server's workers)."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                children.append(int(entry.name))
+    return children
+
+
+def _load() -> float:
+    return os.getloadavg()[0]
+
+
+def web_server_start(env: dict[str, str], server: str) -> tuple[subprocess.Popen, str]:
+    """The web process as the Procfile starts it (``granian``: python -m config.web, 2 workers)
+    or gunicorn sync as the Procfile ran it before issue #18 (``gunicorn-sync``: 2 workers, the
+    config's close at once, see benchmarks/gunicorn_no_linger.py); both with Mosaic's access log
+    (as production) sent to /dev/null."""
+    port = _free_port()
+    if server == "granian":
+        command = [sys.executable, "-m", "config.web"]
+    else:
+        command = [
+            sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}",
+            "--workers", "2", "--log-level", "warning",
+            "-c", str(ROOT / "benchmarks" / "gunicorn_no_linger.py"),
+        ]  # fmt: skip
+    server_env = {**os.environ, **env, "MOSAIC_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "2"}
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=server_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    return process, f"http://127.0.0.1:{port}"
+
+
 def bench_http(
-    env: dict[str, str],
-    seconds: int,
-    worker_class: str,
-    threads: int,
-    tmp: Path,
-    extra_connections: int = 0,
+    env: dict[str, str], seconds: int, tmp: Path, api_key: str, baseline: bool = True
 ) -> dict:
     if shutil.which("wrk") is None:
         sys.exit("wrk not found: apt-get install -y wrk (or run with --skip-http)")
     for i in range(1, HTTP_VISITORS + 1):
         profile_store(f"bench-{i}")
     decide_path = f"/api/v1/decide?placements={','.join(PLACEMENTS)}"
-    script = tmp / "rotate.lua"
-    script.write_text(ROTATE_LUA % {"visitors": HTTP_VISITORS, "path": decide_path})
-    port = _free_port()
-    command = [
-        sys.executable, "-m", "gunicorn", "-c", "python:config.gunicorn_conf",
-        "config.wsgi", "--bind", f"127.0.0.1:{port}",
-        "--workers", "2", "--worker-class", worker_class, "--log-level", "warning",
-    ]  # fmt: skip
-    if worker_class == "gthread":
-        command += ["--threads", str(threads)]
-    server = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env})
-    base = f"http://127.0.0.1:{port}"
-    decide_url = f"{base}{decide_path}&visitor={VISITOR}"
+    rotate = tmp / "rotate.lua"
+    rotate.write_text(_rotate_lua(decide_path, api_key))
+    bare_script = tmp / "bare.lua"
+    bare_script.write_text(BARE_LUA % {"key": api_key, "origin": ORIGIN})
+    servers = {"granian": web_server_start(env, "granian")}
+    if baseline:
+        servers["gunicorn-sync"] = web_server_start(env, "gunicorn-sync")
     try:
-        server_wait(server, base)
-        for _ in range(20):  # warm both workers' snapshots
-            urllib.request.urlopen(decide_url, timeout=5).read()
-        # Steady state: both workers' profile caches hold the rotating visitors before measuring.
-        _wrk(decide_url, max(3, seconds // 2), script)
-        before = _profile_cache_counts(base, workers=2)
-        # Each endpoint gets `seconds` of load in all, in alternating segments (bare, decide, then
-        # decide, bare, ...): a slower minute of this shared machine then weighs on both sides of
-        # the ratio instead of on whichever endpoint it happened to fall in.
+        for process, base in servers.values():
+            server_wait(process, base)
+            check = urllib.request.Request(
+                f"{base}{decide_path}&visitor={VISITOR}",
+                headers={"X-Mosaic-Key": api_key, "Origin": ORIGIN},
+            )
+            with urllib.request.urlopen(check, timeout=10) as answer:
+                assert answer.headers["Access-Control-Allow-Origin"] == ORIGIN
+            # Steady state: snapshots built, profile caches hold the rotating visitors.
+            _wrk(f"{base}{decide_path}&visitor=x", max(3, seconds // 3), rotate)
+        granian_base = servers["granian"][1]
+        before = _profile_cache_counts(granian_base, workers=2)
+        loads = {"bare": [], "decide": [], "baseline": []}
         segments = max(1, seconds // SEGMENT_SECONDS)
-        bare_parts: list[dict[str, float]] = []
-        decide_parts: list[dict[str, float]] = []
         for index in range(segments):
             length = seconds // segments + (1 if index < seconds % segments else 0)
-            order = ("bare", "decide") if index % 2 == 0 else ("decide", "bare")
-            for endpoint in order:
-                if endpoint == "bare":
-                    bare_parts.append(_wrk(f"{base}/bench/bare", length))
-                else:
-                    decide_parts.append(_wrk(decide_url, length, script))
-        bare, decide_result = _combined(bare_parts), _combined(decide_parts)
-        after = _profile_cache_counts(base, workers=2)
+            order = (
+                ["bare", "decide", "baseline"] if index % 2 == 0 else ["baseline", "decide", "bare"]
+            )
+            for name in order:
+                if name == "bare":
+                    loads[name].append(_wrk(f"{granian_base}/bench/bare", length, bare_script))
+                elif name == "decide":
+                    url = f"{granian_base}{decide_path}&visitor=x"
+                    loads[name].append(_wrk(url, length, rotate))
+                elif baseline:
+                    url = f"{servers['gunicorn-sync'][1]}{decide_path}&visitor=x"
+                    loads[name].append(_wrk(url, length, rotate))
+        after = _profile_cache_counts(granian_base, workers=2)
         cache = {
             name: sum(c.get(name, 0) for c in after.values())
             - sum(c.get(name, 0) for c in before.values())
             for name in ("hits", "misses", "bypassed")
         }
         cache["workers_seen"] = len(after.keys() & before.keys())
-        extra = {}
-        if extra_connections:  # not the target's load: p99 when the server is not saturated
-            light = max(5, seconds // 3)
-            extra = {
-                "seconds": light,
-                "bare": _wrk(f"{base}/bench/bare", light, connections=extra_connections),
-                "decide": _wrk(decide_url, light, script, connections=extra_connections),
-            }
+        bare = _combined(loads["bare"])
+        decide_result = _combined(loads["decide"])
+        # Fixed offered rate: half the bare view's measured capacity, paced per connection.
+        rate = bare["rps"] / 2
+        paced = tmp / "paced.lua"
+        paced.write_text(
+            _rotate_lua(decide_path, api_key) + PACED_LUA % {"delay_ms": 1000 * CONNECTIONS / rate}
+        )
+        fixed = _wrk(f"{granian_base}{decide_path}&visitor=x", max(5, seconds // 3), paced)
+        rss = {pid: _rss_mb_of(pid) for pid in _children(servers["granian"][0].pid)}
     finally:
-        server.terminate()
-        server.wait(timeout=30)
-    return {
+        for process, _ in servers.values():
+            process.terminate()
+            process.wait(timeout=30)
+    result = {
         "bare": bare,
         "decide": decide_result,
         "ratio": decide_result["rps"] / bare["rps"],
         "cache": cache,
-        "extra": extra,
+        "fixed_rate": rate,
+        "fixed": fixed,
+        "rss": rss,
     }
+    if baseline:
+        result["baseline"] = _combined(loads["baseline"])
+        result["vs_baseline"] = decide_result["rps"] / result["baseline"]["rps"]
+    return result
 
 
 # --- c. memory ---------------------------------------------------------------------------------
@@ -578,16 +680,11 @@ def _hit_rate(counts: dict[str, int]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="5 s HTTP loads instead of 30 s")
+    parser.add_argument("--quick", action="store_true", help="10 s HTTP loads instead of 30 s")
+    parser.add_argument("--seconds", type=int, default=0, help="HTTP load per endpoint, in all")
     parser.add_argument("--skip-http", action="store_true")
-    parser.add_argument("--worker-class", default="sync", choices=["sync", "gthread"])
-    parser.add_argument("--threads", type=int, default=4, help="per worker, with gthread")
     parser.add_argument(
-        "--extra-connections",
-        type=int,
-        default=8,
-        help="after the 32-connection loads, a shorter extra load of both endpoints at this many "
-        "connections (reported, not judged; 0: skip)",
+        "--no-baseline", action="store_true", help="skip gunicorn sync (the pre-#18 server)"
     )
     args = parser.parse_args()
 
@@ -612,46 +709,62 @@ def main() -> int:
              f"≥ {TARGET_VS_GROWTHBOOK}x", a["speedup"] >= TARGET_VS_GROWTHBOOK),
         ]  # fmt: skip
         if not args.skip_http:
-            seconds = 5 if args.quick else 30
+            from access.models import ApiKeyKind
+            from access.services import api_key_create
+
+            seconds = args.seconds or (10 if args.quick else 30)
+            # Production's calls: keys required, a publishable key for the shop's Origin (a
+            # limit that this load never reaches: every request still counts against it).
+            _, raw_key = api_key_create(
+                name="bench", kind=ApiKeyKind.PUBLISHABLE, allowed_origins=[ORIGIN],
+                rate_limit_per_minute=10**9,
+            )  # fmt: skip
+            load_before = _load()
             b = bench_http(
-                env, seconds, args.worker_class, args.threads, tmp, args.extra_connections
-            )
-            bare, dec = b["bare"], b["decide"]
-            label = f"gunicorn 2x{args.worker_class}" + (
-                f"/{args.threads}t" if args.worker_class == "gthread" else ""
-            )
+                {**env, "MOSAIC_REQUIRE_API_KEY": "true"}, seconds, tmp, raw_key,
+                baseline=not args.no_baseline,
+            )  # fmt: skip
+            load_after = _load()
+            bare, dec, fixed = b["bare"], b["decide"], b["fixed"]
+            label = f"granian 2 workers, keyed, {seconds}s each"
             rows += [
-                (f"HTTP bare JsonResponse ({label}, {seconds}s)", f"{bare['rps']:.0f} req/s",
-                 "-", True),
-                (f"HTTP /api/v1/decide ({label}, {seconds}s)", f"{dec['rps']:.0f} req/s", "-",
-                 True),
-                ("decide / bare", f"{b['ratio']:.2f}", f"≥ {TARGET_HTTP_RATIO}",
+                ("load average before / after the HTTP loads", f"{load_before:.1f} / "
+                 f"{load_after:.1f}", "-", True),
+                (f"HTTP bare JsonResponse ({label})", f"{bare['rps']:.0f} req/s", "-", True),
+                (f"HTTP /api/v1/decide ({label})", f"{dec['rps']:.0f} req/s", "-", True),
+                ("decide / bare (granian)", f"{b['ratio']:.2f}", f"≥ {TARGET_HTTP_RATIO}",
                  b["ratio"] >= TARGET_HTTP_RATIO),
-                ("decide p99 latency (worst segment)", f"{dec['p99_ms']:.2f} ms",
+            ]  # fmt: skip
+            if "baseline" in b:
+                rows += [
+                    ("HTTP /api/v1/decide (gunicorn sync as before #18, keyed)",
+                     f"{b['baseline']['rps']:.0f} req/s", "-", True),
+                    ("decide granian / gunicorn sync", f"{b['vs_baseline']:.2f}",
+                     f"≥ {TARGET_VS_BASELINE}", b["vs_baseline"] >= TARGET_VS_BASELINE),
+                ]  # fmt: skip
+            rows += [
+                ("decide p99 at 32 connections (worst segment)", f"{dec['p99_ms']:.2f} ms",
                  f"≤ {TARGET_P99_MS:.0f} ms", dec["p99_ms"] <= TARGET_P99_MS),
                 ("decide p99 per segment",
                  " / ".join(f"{v:.1f}" for v in dec["p99_parts_ms"]) + " ms", "-", True),
-                ("bare p99 latency (worst segment)", f"{bare['p99_ms']:.2f} ms", "-", True),
-                ("bare p99 per segment",
-                 " / ".join(f"{v:.1f}" for v in bare["p99_parts_ms"]) + " ms", "-", True),
+                ("bare p99 (worst segment)", f"{bare['p99_ms']:.2f} ms", "-", True),
+                (f"decide paced at {b['fixed_rate']:.0f} req/s (half of bare; each connection "
+                 "waits its share after an answer): got", f"{fixed['rps']:.0f} req/s", "-", True),
+                ("decide p99 at that fixed rate", f"{fixed['p99_ms']:.2f} ms",
+                 f"≤ {TARGET_FIXED_P99_MS:.0f} ms", fixed["p99_ms"] <= TARGET_FIXED_P99_MS),
                 ("profile cache hit rate (workers, measured decide load)", _hit_rate(b["cache"]),
                  "-", True),
-                ("decide / bare mean latency",
-                 f"{dec['avg_ms']:.2f} / {bare['avg_ms']:.2f} ms", "-", True),
                 ("decide non-2xx / socket errors",
-                 f"{dec['non2xx']} / {dec['socket_errors']} of {dec['requests']}", "0",
-                 dec["non2xx"] == 0 and dec["timeouts"] == 0),
+                 f"{dec['non2xx'] + fixed['non2xx']} / "
+                 f"{dec['socket_errors'] + fixed['socket_errors']} of "
+                 f"{dec['requests'] + fixed['requests']}", "0",
+                 dec["non2xx"] + fixed["non2xx"] == 0
+                 and dec["timeouts"] + fixed["timeouts"] == 0),
+                ("RSS per granian worker after the loads",
+                 " / ".join(f"{v:.0f}" for v in sorted(b["rss"].values())) + " MB",
+                 f"≤ {TARGET_RSS_MB:.0f} MB",
+                 bool(b["rss"]) and max(b["rss"].values()) <= TARGET_RSS_MB),
             ]  # fmt: skip
-            if b["extra"]:
-                x = b["extra"]
-                c = args.extra_connections
-                rows += [
-                    (f"extra: {c} connections, {x['seconds']}s: bare",
-                     f"{x['bare']['rps']:.0f} req/s, p99 {x['bare']['p99_ms']:.2f} ms", "-", True),
-                    (f"extra: {c} connections, {x['seconds']}s: decide",
-                     f"{x['decide']['rps']:.0f} req/s, p99 {x['decide']['p99_ms']:.2f} ms", "-",
-                     True),
-                ]  # fmt: skip
         c = bench_memory()
         rows += [
             ("RSS with 1,000x5 snapshot (process)", f"{c['rss_total_mb']:.1f} MB",

@@ -1,17 +1,17 @@
 """Benchmark: events per second from HTTP batch POST to durable rows in PostgreSQL.
 
-Run ``.venv/bin/python benchmarks/bench_ingest.py`` (``--quick`` for a short run). The script
-builds everything it needs and removes it afterwards: a throwaway PostgreSQL cluster on loopback
+Run ``.venv/bin/python benchmarks/bench_ingest.py`` (``--quick`` for a short run). The script builds
+everything it needs and removes it afterwards: a throwaway PostgreSQL cluster on loopback
 (initdb/pg_ctl from /usr/lib/postgresql/*/bin, as the ``postgres`` user when run as root), its own
-redis-server (AOF, fsync every second: the production set-up), ``migrate``, gunicorn (2 workers)
-and a Celery worker as subprocesses. A load generator (threads, keep-alive HTTP/1.1) POSTs batches
-of 500 realistic events (three condition segments are live, so every touched profile is
-re-evaluated and its cached document rewritten); the clock runs from the first POST until every
-event is a row in ``segments_event`` (polled with COUNT). Baseline: the same rows inserted with
-COPY (psycopg's write_row) into a copy of the events table (same indexes), 500 rows per committed
-transaction, in the same run after the servers stop; median of three rounds. A stricter second
-baseline (COPY lines formatted by hand with orjson) is reported beside it. Peak RSS (VmHWM)
-of the gunicorn and Celery processes is read from /proc at the end.
+redis-server (AOF, fsync every second: the production set-up), ``migrate``, the web process
+(granian, 2 workers) and a Celery worker as subprocesses. A load generator (threads, keep-alive
+HTTP/1.1) POSTs batches of 500 realistic events (three condition segments are live, so every touched
+profile is re-evaluated and its cached document rewritten); the clock runs from the first POST until
+every event is a row in ``segments_event`` (polled with COUNT). Baseline: the same rows inserted
+with COPY (psycopg's write_row) into a copy of the events table (same indexes), 500 rows per
+committed transaction, in the same run after the servers stop; median of three rounds. A stricter
+second baseline (COPY lines formatted by hand with orjson) is reported beside it. Peak RSS (VmHWM)
+of the web and Celery processes is read from /proc at the end.
 
 Exits 1 when a target is missed: >= 10,000 events/s, and >= 0.5 of the raw insert rate. Exits 0
 with a loud message when no PostgreSQL binaries are installed (nothing measured).
@@ -163,7 +163,7 @@ def _wait_http(port: int, timeout: float = 60.0) -> None:
             return
         except OSError:
             time.sleep(0.2)
-    raise SystemExit("gunicorn did not answer in time")
+    raise SystemExit("the web process did not answer in time")
 
 
 def _wait_log(path: Path, needle: str, process: subprocess.Popen, timeout: float = 60.0) -> None:
@@ -445,23 +445,16 @@ def run(
             )
             web_port = _free_port()
             web_log = workdir / "web.log"
+            # The Procfile's web process (granian through config/web.py), 2 workers.
             web = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gunicorn",
-                    "config.wsgi",
-                    "--bind",
-                    f"127.0.0.1:{web_port}",
-                    "--workers",
-                    "2",
-                    "--keep-alive",
-                    "30",
-                    "--log-level",
-                    "warning",
-                ],
+                [sys.executable, "-m", "config.web"],
                 cwd=ROOT,
-                env=env,
+                env={
+                    **env,
+                    "MOSAIC_BIND": f"127.0.0.1:{web_port}",
+                    "WEB_CONCURRENCY": "2",
+                    "WEB_ACCESS_LOG": "false",
+                },
                 stdout=web_log.open("w"),
                 stderr=subprocess.STDOUT,
             )
@@ -625,7 +618,7 @@ def main(argv: list[str] | None = None) -> int:
     ratio_ok = ratio >= RATIO_TARGET
     print(
         f"events {result['events']:,} over {result['visitors']:,} visitors, batches of {BATCH}, "
-        f"{args.threads} client connections, gunicorn 2 workers, "
+        f"{args.threads} client connections, granian 2 workers, "
         f"celery concurrency {args.worker_concurrency}"
     )
     print(f"HTTP answers: {result['statuses']}; stored {result['stored']:,}")

@@ -1,7 +1,7 @@
-"""Benchmark: gunicorn configurations side by side, for the decide load of bench_decide.py.
+"""Benchmark: application servers side by side (granian, gunicorn), for bench_decide.py's load.
 
 Run ``.venv/bin/python benchmarks/bench_servers.py`` (``--rounds``, ``--seconds``). It starts
-one gunicorn server (2 workers) per configuration at once, on the same throwaway SQLite database
+one server (2 workers) per configuration at once, on the same throwaway SQLite database
 and redis-server as bench_decide.py, then loads them in turn, round after round: ``wrk -t2 -c32``
 for a few seconds against the bare JsonResponse view, then against /api/v1/decide rotating over
 1,000 visitors. Alternating short rounds is what makes configurations comparable on a shared,
@@ -11,13 +11,16 @@ the median over rounds, with the median of the per-round decide / bare ratios.
 It informs a choice, it judges nothing (bench_decide.py holds the targets), and exits 0.
 
 Configurations:
-- ``sync``: the Procfile's server (sync workers, config/gunicorn_conf.py), as deployed.
+- ``granian``: granian (WSGI), as config/web.py starts it (the Procfile's server): 2 workers,
+  one application thread each.
+- ``granian-2t``: the same with two application threads per worker.
+- ``sync``: gunicorn sync workers as the Procfile ran them until issue #18. Their config
+  (config/gunicorn_conf.py, removed with gunicorn) closed a connection at once after a request
+  read whole, which every request of this load is: benchmarks/gunicorn_no_linger.py's plain close
+  is that behaviour for this load.
 - ``sync-gunicorn-close``: sync workers without that config: gunicorn's own close, which lingers
   after every request.
 - ``gthread-2t`` / ``gthread-4t``: threaded workers with keep-alive connections.
-- ``sync-no-linger``: sync workers with gunicorn's closing handshake replaced by a plain close,
-  through benchmarks/gunicorn_no_linger.py (a gunicorn config file): **measurement only**, to
-  size what the handshake costs; Mosaic does not run that way (see that file).
 """
 
 from __future__ import annotations
@@ -38,18 +41,50 @@ if __package__ in (None, ""):
 from benchmarks import bench_decide as bd  # noqa: E402  (needs ROOT on the path first)
 
 CONFIGURATIONS: dict[str, list[str]] = {
-    "sync": ["-c", "python:config.gunicorn_conf"],
+    "granian": ["granian"],
+    "granian-2t": ["granian", "WEB_THREADS=2"],
+    "sync": ["-c", str(ROOT / "benchmarks" / "gunicorn_no_linger.py")],
     "sync-gunicorn-close": [],
     "gthread-2t": ["--worker-class", "gthread", "--threads", "2"],
     "gthread-4t": ["--worker-class", "gthread", "--threads", "4"],
-    "sync-no-linger": ["-c", str(ROOT / "benchmarks" / "gunicorn_no_linger.py")],
 }
+
+
+def server_command(configuration: list[str], port: int) -> tuple[list[str], dict[str, str]]:
+    """The command line and extra environment of one configuration on `port`."""
+    if configuration[:1] == ["granian"]:
+        from config.web import granian_args
+
+        server_env = dict(item.split("=", 1) for item in configuration[1:])
+        server_env |= {"WEB_CONCURRENCY": "2", "WEB_ACCESS_LOG": "false"}
+        saved = {k: os.environ.get(k) for k in server_env}
+        os.environ.update(server_env)
+        try:
+            args = granian_args(bind=f"127.0.0.1:{port}")
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        return [sys.executable, "-m", "granian", *args], server_env
+    command = [
+        sys.executable, "-m", "gunicorn", "config.wsgi",
+        "--bind", f"127.0.0.1:{port}", "--workers", "2", "--log-level", "warning",
+        *configuration,
+    ]  # fmt: skip
+    return command, {"WEB_ACCESS_LOG": "false"}
 
 
 def _wrk(url: str, seconds: int, script: Path | None) -> tuple[float, float]:
     """bench_decide's wrk load (same flags); its requests per second and p99 in ms."""
     result = bd._wrk(url, seconds, script)
     return result["rps"], result["p99_ms"]
+
+
+def _load() -> str:
+    """The 1-minute load average (the machine is shared: every figure is printed beside it)."""
+    return f"{os.getloadavg()[0]:.1f}"
 
 
 def main() -> int:
@@ -64,6 +99,7 @@ def main() -> int:
         sys.exit("wrk not found: apt-get install -y wrk")
     names = args.only or list(CONFIGURATIONS)
 
+    load_before = _load()
     tmp = Path(tempfile.mkdtemp(prefix="mosaic-bench-servers-"))
     redis_process, env = bd.environment_start(tmp)
     servers: dict[str, tuple[subprocess.Popen, str]] = {}
@@ -76,12 +112,8 @@ def main() -> int:
         script.write_text(bd.ROTATE_LUA % {"visitors": bd.HTTP_VISITORS, "path": decide_path})
         for name in names:
             port = bd._free_port()
-            command = [
-                sys.executable, "-m", "gunicorn", "config.wsgi",
-                "--bind", f"127.0.0.1:{port}", "--workers", "2", "--log-level", "warning",
-                *CONFIGURATIONS[name],
-            ]  # fmt: skip
-            process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env})
+            command, server_env = server_command(CONFIGURATIONS[name], port)
+            process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env, **server_env})
             servers[name] = (process, f"http://127.0.0.1:{port}")
         for process, base in servers.values():
             bd.server_wait(process, base)
@@ -95,7 +127,7 @@ def main() -> int:
                 results[name]["bare"].append(_wrk(f"{base}/bench/bare", args.seconds, None))
                 decide_url = f"{base}{decide_path}&visitor=x"
                 results[name]["decide"].append(_wrk(decide_url, args.seconds, script))
-            print(f"round {round_index + 1}/{args.rounds} done", file=sys.stderr)
+            print(f"round {round_index + 1}/{args.rounds} done (load {_load()})", file=sys.stderr)
     finally:
         for process, _ in servers.values():
             process.terminate()
@@ -106,7 +138,7 @@ def main() -> int:
 
     print(
         f"{args.rounds} rounds of {args.seconds} s per load, wrk -t2 -c{bd.CONNECTIONS}; "
-        "medians over rounds"
+        f"medians over rounds; load average before/after: {load_before} / {_load()}"
     )
     header = ("configuration", "bare req/s", "bare p99", "decide req/s", "decide p99", "ratio")
     print("{:<20} {:>11} {:>10} {:>13} {:>11} {:>6}".format(*header))

@@ -1,4 +1,4 @@
-"""gunicorn config for benchmarks/bench_servers.py only: what gunicorn's closing handshake costs.
+"""gunicorn config for the benchmarks only: gunicorn sync as Mosaic ran it before issue #18.
 
 Since gunicorn 25, a sync worker closes each connection the RFC 9112 (section 9.6) way: it
 half-closes, then reads until the client closes too (up to 2 s or 64 KB), so that request bytes
@@ -6,10 +6,12 @@ the application left unread cannot turn the close into a TCP reset that destroys
 before the client has read it. The worker waits for the client during that read. This file
 replaces it with a plain close, to measure that wait, and nothing else.
 
-Mosaic never runs this way. Its own config (config/gunicorn_conf.py, in the Procfile)
-closes at once only after a request read whole, and lingers otherwise: a refused request (a 413,
-a 401 before the body is read) must reach the client as that answer, not as a reset
-(tests/gunicorn_close checks that case; run against this file, it gets a reset).
+Until issue #18 the Procfile ran gunicorn with config/gunicorn_conf.py, which closed at once
+after a request read whole and lingered otherwise. The benchmarks' loads (GETs, read whole) only
+ever took its plain-close branch, which is what this file does for every request: it stands for
+that configuration in the comparisons (bench_servers.py's ``sync``, bench_decide.py's
+``--baseline``). Mosaic now runs granian (config/web.py); gunicorn is a benchmark-only
+dependency (the ``bench`` extra).
 """
 
 import contextlib

@@ -1,4 +1,4 @@
-"""ASGI entry point, for servers that prefer it; Mosaic itself is served by gunicorn over WSGI."""
+"""ASGI entry point, for servers that prefer it; Mosaic itself is served by granian over WSGI."""
 
 import os
 

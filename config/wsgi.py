@@ -1,4 +1,4 @@
-"""WSGI entry point (gunicorn config.wsgi)."""
+"""WSGI entry point (granian, through config/web.py: ``python -m config.web``)."""
 
 import gc
 import os
@@ -7,6 +7,14 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 application = get_wsgi_application()
+
+if os.environ.get("WEB_ACCESS_LOG", "true").strip().lower() not in ("0", "false", "no", "off"):
+    # The server's own access log stays off (it would name visitors and clients): Mosaic's
+    # scrubbed one instead (config/access_log.py).
+    from config.access_log import access_logged, request_log_scrubbed
+
+    application = access_logged(application)
+    request_log_scrubbed()
 
 # Everything loaded so far (Django, the apps, their modules) lives as long as the process: moved
 # out of the collector's sight, so that a full collection (which measured ~94 ms in a web

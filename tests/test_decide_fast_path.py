@@ -1,7 +1,8 @@
 """The decide hot path (DecideView._fast_answer) answers exactly as the DRF path would.
 
-A plainly valid GET or POST without API key, session cookie or explain is answered without DRF;
-everything else goes through DRF unchanged. Compared here byte for byte, headers included.
+A plainly valid GET or POST without session cookie or explain, keyless or with a key that passes
+its checks, is answered without DRF; everything else goes through DRF unchanged. Compared here
+byte for byte, headers included.
 """
 
 from __future__ import annotations
@@ -268,10 +269,12 @@ def test_fast_path__unusual_post__goes_through_drf(client, placements, body, con
 
 @pytest.mark.django_db
 def test_fast_path__keyed_calls__authenticated_and_rate_limited(
-    client, placements, frozen_rate_window
+    client, placements, frozen_rate_window, redis_client
 ):
     # Given a secret key allowed 2 requests per minute (the clock pinned inside one minute)
-    _, raw = access_services.api_key_create(name="srv", kind="secret", rate_limit_per_minute=2)
+    api_key, raw = access_services.api_key_create(
+        name="srv", kind="secret", rate_limit_per_minute=2
+    )
     # When it calls decide three times (GET, POST, GET)
     auth = {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
     with _drf_spy() as spy:
@@ -280,10 +283,74 @@ def test_fast_path__keyed_calls__authenticated_and_rate_limited(
             _post(client, {"placements": ["hero"]}, **auth),
             _get(client, {"placements": "hero"}, **auth),
         ]
-    # Then every call went through DRF's authentication, and the third is rate-limited
-    assert spy.call_count == 3
+    # Then the two allowed calls were answered by the lean path, the third is rate-limited by
+    # DRF's answer to the same check, and each call counted once against the limit
+    assert spy.call_count == 1
     assert [a.status_code for a in answers] == [200, 200, 429]
+    assert answers[2]["Retry-After"] == "30"
     assert {e["field"] for e in answers[2].json()["errors"]} == {"api_key"}
+    window = int(frozen_rate_window // 60)
+    assert int(redis_client.get(f"mosaic:ratelimit:{api_key.pk}:{window}")) == 3
+
+
+PRODUCTION = "https://shop.example"
+
+
+@pytest.fixture
+def publishable(db, settings):
+    """Keys required (production), and a publishable key for PRODUCTION's pages."""
+    settings.MOSAIC_REQUIRE_API_KEY = True
+    _, raw = access_services.api_key_create(
+        name="web", kind="publishable", allowed_origins=[PRODUCTION], rate_limit_per_minute=1000
+    )
+    return raw
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("params", GET_CASES)
+def test_fast_path__publishable_key_and_origin__same_bytes_and_headers_as_drf(
+    client, placements, publishable, params
+):
+    # Given production's call: keys required, a publishable key, an allowed Origin
+    headers = {"HTTP_X_MOSAIC_KEY": publishable, "HTTP_ORIGIN": PRODUCTION}
+    # When it is answered by the lean path and by DRF
+    (fast, fast_used_drf), (drf, drf_used_drf) = _both(lambda: _get(client, params, **headers))
+    # Then the same bytes and headers (CORS included), without DRF on the lean path
+    assert fast.status_code == 200
+    assert fast["Access-Control-Allow-Origin"] == PRODUCTION
+    assert not fast_used_drf
+    assert drf_used_drf
+    _same(fast, drf)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("headers", "status", "field"),
+    [
+        ({"HTTP_ORIGIN": PRODUCTION}, 401, "api_key"),
+        ({"HTTP_X_MOSAIC_KEY": "mk_pub_nope", "HTTP_ORIGIN": PRODUCTION}, 401, "api_key"),
+        ({"HTTP_X_MOSAIC_KEY": "KEY", "HTTP_ORIGIN": "https://evil.example"}, 403, "origin"),
+    ],
+)
+def test_fast_path__key_refused__drf_answer_same_on_both_paths(
+    client, placements, publishable, headers, status, field, redis_client
+):
+    # Given a call with no key, an unknown key, or a key from an origin it does not allow
+    headers = {k: publishable if v == "KEY" else v for k, v in headers.items()}
+    # When it is answered with the lean path on and off
+    (fast, fast_used_drf), (drf, _) = _both(lambda: _get(client, {"placements": "hero"}, **headers))
+    # Then DRF gives its refusal, the same on both
+    assert fast_used_drf
+    assert fast.status_code == status
+    assert {e["field"] for e in fast.json()["errors"]} == {field}
+    _same(fast, drf)
+
+
+@pytest.mark.django_db
+def test_fast_path__publishable_key_on_other_endpoint__unchanged(client, placements, publishable):
+    # A publishable key still cannot export a profile (secret-only endpoint, not decide)
+    response = client.get("/api/v1/profiles/ann/export", HTTP_X_MOSAIC_KEY=publishable)
+    assert response.status_code == 403
 
 
 @pytest.mark.django_db

@@ -1,5 +1,6 @@
-"""personalization/middleware.py: sessions, users and messages stepped over on keyless decide
-calls only; everything else (pages, the admin, keyed and staff calls) gets all of them."""
+"""personalization/middleware.py: sessions, users and messages stepped over on decide calls
+without a session cookie (keyless or keyed) only; everything else (pages, the admin, staff
+sessions) gets all of them."""
 
 from __future__ import annotations
 
@@ -63,25 +64,27 @@ def test_decide__staff_session__full_middleware_and_explanations(admin_client, h
 
 
 @pytest.mark.django_db
-def test_decide__with_api_key__full_middleware(client, hero):
+def test_decide__with_api_key_without_session__no_session_user_or_messages(client, hero):
     # Given a secret key
     _, raw = access_services.api_key_create(name="srv", kind="secret")
-    # When it calls decide
+    # When it calls decide (no session cookie)
     answer = client.get(URL, {"placements": "hero"}, HTTP_AUTHORIZATION=f"Bearer {raw}")
-    # Then every middleware ran
+    # Then it is answered without the session, user or message machinery
     assert answer.status_code == 200
-    assert _page_machinery(answer.wsgi_request) == {"session", "user", "_messages"}
+    assert _page_machinery(answer.wsgi_request) == set()
+    assert "Cookie" in answer["Vary"]
 
 
 @pytest.mark.django_db
-def test_decide__keys_required__full_middleware(client, hero, settings):
+def test_decide__keys_required_keyless__refused_by_the_key_policy(client, hero, settings):
     # Given a deployment that requires keys
     settings.MOSAIC_REQUIRE_API_KEY = True
     # When a keyless call arrives
     answer = client.get(URL, {"placements": "hero"})
-    # Then it went through every middleware (and was refused by the key policy)
+    # Then the key policy refuses it (through DRF: no session machinery needed for that)
     assert answer.status_code == 401
-    assert _page_machinery(answer.wsgi_request) == {"session", "user", "_messages"}
+    assert {e["field"] for e in answer.json()["errors"]} == {"api_key"}
+    assert "session" not in _page_machinery(answer.wsgi_request)
 
 
 @pytest.mark.django_db

@@ -11,17 +11,19 @@ from django.conf import settings
 from django.http import HttpResponse, QueryDict
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
 from rest_framework.views import APIView
 
-from access.permissions import request_is_secret_or_staff
+from access.authentication import api_key_authenticate
+from access.permissions import api_key_policy_check, request_is_secret_or_staff
 from core.parsers import json_loads
 from core.validators import has_control_characters
 from experiments.services import ExposureRecord, exposures_log, sticky_arms
 from personalization.context import DEVICES, UTM_PARAMETERS, build_request_context
 from personalization.decide import HOLDOUT_ARM, Decision, Visitor, decide
-from personalization.middleware import keyless_decide
+from personalization.middleware import sessionless_decide
 from personalization.snapshot import holder
 from personalization.visitors import visitor_load
 from segments.consent import purpose_allowed
@@ -259,12 +261,14 @@ def _json_response(payload: dict, allow: str) -> HttpResponse:
 class DecideView(APIView):
     """Chooses, renders and explains the content of each requested placement for a visitor.
 
-    Hot path: a plainly valid GET or POST that carries no API key, no session cookie and no
-    explain flag, while keys are optional (MOSAIC_REQUIRE_API_KEY false), is answered straight
-    from `dispatch` without DRF's request wrapping, content negotiation, authentication,
-    permission, serializer and renderer: for such a request they all have a fixed outcome
-    (anonymous caller, allowed, JSON in and out, data as validated here). Everything else -
-    keyed calls (authentication, origin rule, rate limit), staff sessions (CSRF, explain), bad or
+    Hot path: a plainly valid GET or POST without session cookie and without explain flag,
+    keyless or with a key that passes its checks, is answered straight from `dispatch` without
+    DRF's request wrapping, content negotiation, serializer and renderer: for such a request they
+    have a fixed outcome (JSON in and out, data as validated here). The key's checks are DRF's
+    own, called directly: access.authentication.api_key_authenticate (key, origin rule, rate
+    limit; its outcome is remembered on the request, so a call that then goes through DRF is
+    counted once) and access.permissions.api_key_policy_check. Everything else - a key or policy
+    refusal (DRF answers it, from the remembered outcome), staff sessions (CSRF, explain), bad or
     unusual input (the serializer's 400s), other methods - goes through DRF unchanged.
     """
 
@@ -279,8 +283,13 @@ class DecideView(APIView):
 
     def _fast_answer(self, request) -> HttpResponse | None:
         # Already asked (and remembered on the request) by the session middleware.
-        if not keyless_decide(request):
+        if not sessionless_decide(request):
             return None
+        try:
+            api_key = api_key_authenticate(request)
+            api_key_policy_check(request, self, api_key, is_staff=False)
+        except APIException:
+            return None  # DRF answers the refusal (the same outcome, counted once)
         method = request.method
         if method == "GET":
             data = _fast_validated(_query_to_body(_query_params(request)))

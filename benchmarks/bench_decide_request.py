@@ -1,0 +1,138 @@
+"""Benchmark: one decide request through Django's whole handler in process, keyed vs keyless.
+
+Run ``.venv/bin/python benchmarks/bench_decide_request.py`` (``--rounds``; ``--profile N``: a
+cProfile of N keyed requests, top functions by cumulative time, instead of the timing). Same
+throwaway environment and content as bench_decide.py (3 placements x 10 conditional variants, an
+experiment, renders; the visitor's profile in Redis with the profile cache on). Each request is
+a WSGI environ handed to config.wsgi's handler (middleware, URL resolution, view, response):
+- ``keyless``: MOSAIC_REQUIRE_API_KEY=false, no key, no Origin (the old fast path's case);
+- ``keyed``: MOSAIC_REQUIRE_API_KEY=true, a publishable key (X-Mosaic-Key) and an allowed Origin,
+  as production's browsers call it (authentication, origin rule, rate limit, CORS headers).
+Median over interleaved rounds of the mean µs per request. Informs, judges nothing, exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if __package__ in (None, ""):
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import bench_decide as bd  # noqa: E402  (needs ROOT on the path first)
+
+ORIGIN = "https://shop.example"
+
+
+def _environ(path_query: str, headers: dict[str, str]) -> dict:
+    path, _, query = path_query.partition("?")
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": path,
+        "QUERY_STRING": query,
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_HOST": "127.0.0.1:8000",
+        "HTTP_USER_AGENT": bd.REQUEST["user_agent"],
+        "HTTP_ACCEPT_LANGUAGE": bd.REQUEST["accept_language"],
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(b""),
+        "wsgi.errors": sys.stderr,
+        "wsgi.version": (1, 0),
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+    }
+    environ.update({"HTTP_" + k.upper().replace("-", "_"): v for k, v in headers.items()})
+    return environ
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--profile", type=int, default=0, help="profile this many keyed calls")
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="mosaic-bench-request-"))
+    redis_process, _ = bd.environment_start(tmp)
+    try:
+        from django.conf import settings
+        from django.core.handlers.wsgi import WSGIHandler
+
+        from access.models import ApiKeyKind
+        from access.services import api_key_create
+
+        bd.seed_small()
+        bd.profile_store(bd.VISITOR)
+        _, raw = api_key_create(
+            name="bench",
+            kind=ApiKeyKind.PUBLISHABLE,
+            allowed_origins=[ORIGIN],
+            rate_limit_per_minute=10**9,
+        )
+        handler = WSGIHandler()
+        path = f"/api/v1/decide?placements={','.join(bd.PLACEMENTS)}&visitor={bd.VISITOR}"
+        keyless_env = _environ(path, {})
+        keyed_env = _environ(path, {"X-Mosaic-Key": raw, "Origin": ORIGIN})
+        statuses: dict[str, set] = {"keyless": set(), "keyed": set()}
+
+        def call(name: str, environ: dict):
+            def run() -> None:
+                out: list = []
+                body = handler(dict(environ), lambda status, headers: out.append(status))
+                b"".join(body)
+                statuses[name].add(out[0])
+
+            return run
+
+        def keyless_mode() -> None:
+            settings.MOSAIC_REQUIRE_API_KEY = False
+
+        def keyed_mode() -> None:
+            settings.MOSAIC_REQUIRE_API_KEY = True
+
+        if args.profile:
+            keyed_mode()
+            run = call("keyed", keyed_env)
+            for _ in range(200):
+                run()
+            profile = cProfile.Profile()
+            profile.enable()
+            for _ in range(args.profile):
+                run()
+            profile.disable()
+            stream = io.StringIO()
+            pstats.Stats(profile, stream=stream).sort_stats("cumulative").print_stats(45)
+            print(stream.getvalue())
+            return 0
+        result = bd._interleaved_us(
+            {"keyless": call("keyless", keyless_env), "keyed": call("keyed", keyed_env)},
+            rounds=args.rounds,
+            enter={"keyless": keyless_mode, "keyed": keyed_mode},
+        )
+        load = f"{os.getloadavg()[0]:.1f}"
+        print(f"decide request through Django's handler, in process (load average {load})")
+        for name, us in result.items():
+            print(f"{name:<8} {us:8.1f} µs/request  statuses {sorted(statuses[name])}")
+        print(f"keyed / keyless {result['keyed'] / result['keyless']:.2f}")
+    finally:
+        from personalization import profile_cache
+
+        profile_cache.reset()
+        redis_process.terminate()
+        redis_process.wait(timeout=10)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""Mosaic's web process: granian serving config.wsgi over WSGI (``python -m config.web``).
+
+The Procfile, ``make run``, the HTTP benchmarks and the server tests start the web server
+through this module, so that its settings live in one place (docs/architecture.md, "Processes",
+says why each one). Environment (all optional):
+
+- ``MOSAIC_BIND`` (``127.0.0.1:8000``): address and port.
+- ``WEB_CONCURRENCY`` (2): worker processes, one per core.
+- ``WEB_THREADS`` (1): threads running the WSGI application in each worker. One: the work is
+  CPU-bound Python under one GIL, and a second thread only adds switching (docs/benchmarks.md).
+- ``WEB_BACKPRESSURE`` (512): connections a worker holds at once (reading, queued for the
+  application thread, writing); more wait in the kernel's accept queue (``WEB_BACKLOG``, 1024).
+  High on purpose: a connection still sending its headers holds a slot (at most
+  ``WEB_HEADER_TIMEOUT_MS``), so slots are what slow clients would exhaust (docs/security.md).
+- ``WEB_HEADER_TIMEOUT_MS`` (5000): a client has this long to send its request headers (a
+  slow-header client is cut off then: docs/security.md, "Slow and half-closed clients").
+- ``WEB_KEEPALIVE`` (``true``): HTTP/1.1 keep-alive.
+- ``WEB_MAX_RSS_MB`` (0: off): a worker over this resident size is replaced (worker recycling).
+- ``WEB_LIFETIME_S`` (0: off): a worker older than this is replaced (worker recycling, ≥ 60).
+- ``WEB_KILL_TIMEOUT_S`` (10): how long a stopping worker may finish its requests before it is
+  killed (SIGTERM/SIGINT: graceful stop; SIGHUP: the workers replaced, not fully graceful).
+- ``WEB_ACCESS_LOG`` (``true``): Mosaic's own access log (config/access_log.py) on stdout;
+  granian's is off because it would log full client addresses and query strings.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+ENTRY = "config.wsgi:application"
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    return int(raw) if raw else default
+
+
+def _flag(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    return default if not raw else raw in ("1", "true", "yes", "on")
+
+
+def granian_args(entry: str = ENTRY, bind: str | None = None) -> list[str]:
+    """granian's command-line arguments for Mosaic's web process (without the program name)."""
+    bind = (bind or os.environ.get("MOSAIC_BIND", "")).strip() or "127.0.0.1:8000"
+    # The forms core.bind (what `make run` prints) reads: host:port, [v6]:port, host, unix:path.
+    if bind.startswith("unix:"):
+        address = ["--uds", bind.removeprefix("unix:")]
+    else:
+        if bind.startswith("[") and "]:" in bind:
+            host, port = bind[1:].split("]:", 1)
+        elif ":" in bind:
+            host, _, port = bind.rpartition(":")
+        else:
+            host, port = bind, "8000"
+        address = ["--host", host.strip("[]") or "127.0.0.1", "--port", port]
+    args = [
+        "--interface", "wsgi",
+        *address,
+        "--http", "1",
+        "--no-ws",
+        "--workers", str(_int("WEB_CONCURRENCY", 2)),
+        "--blocking-threads", str(_int("WEB_THREADS", 1)),
+        # An idle application thread (and its database connection) is kept for 10 minutes.
+        "--blocking-threads-idle-timeout", "600",
+        "--runtime-threads", "1",
+        "--backlog", str(_int("WEB_BACKLOG", 1024)),
+        "--backpressure", str(_int("WEB_BACKPRESSURE", 512)),
+        "--http1-header-read-timeout", str(_int("WEB_HEADER_TIMEOUT_MS", 5000)),
+        "--http1-keep-alive" if _flag("WEB_KEEPALIVE", True) else "--no-http1-keep-alive",
+        "--respawn-failed-workers",
+        "--workers-kill-timeout", str(_int("WEB_KILL_TIMEOUT_S", 10)),
+        "--no-access-log",
+        "--log-level", os.environ.get("WEB_LOG_LEVEL", "warning"),
+    ]  # fmt: skip
+    if max_rss := _int("WEB_MAX_RSS_MB", 0):
+        args += ["--workers-max-rss", str(max_rss), "--rss-samples", "3"]
+    if lifetime := _int("WEB_LIFETIME_S", 0):
+        args += ["--workers-lifetime", str(max(60, lifetime))]
+    return [*args, entry]
+
+
+def main() -> None:
+    """Replace this process with granian (signals then reach granian itself)."""
+    argv = [sys.executable, "-m", "granian", *granian_args(*sys.argv[1:2])]
+    os.execv(sys.executable, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""config/web.py: the web server's command line from the environment (no server started)."""
+
+from __future__ import annotations
+
+from config.web import granian_args
+
+
+def _option(args: list[str], name: str) -> str:
+    return args[args.index(name) + 1]
+
+
+def test_granian_args__defaults__documented_production_settings(monkeypatch):
+    # Given no web settings in the environment
+    names = "MOSAIC_BIND WEB_CONCURRENCY WEB_THREADS WEB_BACKPRESSURE WEB_HEADER_TIMEOUT_MS"
+    for name in (*names.split(), "WEB_KEEPALIVE", "WEB_MAX_RSS_MB", "WEB_LIFETIME_S"):
+        monkeypatch.delenv(name, raising=False)
+    # When the command line is built
+    args = granian_args()
+    # Then it serves config.wsgi over WSGI on loopback with the documented defaults
+    assert args[-1] == "config.wsgi:application"
+    assert _option(args, "--interface") == "wsgi"
+    assert (_option(args, "--host"), _option(args, "--port")) == ("127.0.0.1", "8000")
+    assert _option(args, "--workers") == "2"
+    assert _option(args, "--blocking-threads") == "1"
+    assert _option(args, "--backpressure") == "512"
+    assert _option(args, "--http1-header-read-timeout") == "5000"
+    assert "--http1-keep-alive" in args
+    assert "--no-access-log" in args  # Mosaic's scrubbed access log instead
+    assert "--respawn-failed-workers" in args
+    assert "--workers-max-rss" not in args
+    assert "--workers-lifetime" not in args
+
+
+def test_granian_args__environment__overrides(monkeypatch):
+    # Given production settings in the environment
+    monkeypatch.setenv("MOSAIC_BIND", "[::]:9000")
+    monkeypatch.setenv("WEB_CONCURRENCY", "4")
+    monkeypatch.setenv("WEB_KEEPALIVE", "false")
+    monkeypatch.setenv("WEB_MAX_RSS_MB", "300")
+    monkeypatch.setenv("WEB_LIFETIME_S", "10")
+    # When the command line is built
+    args = granian_args()
+    # Then each one is applied (a lifetime under granian's minimum is raised to 60 s)
+    assert (_option(args, "--host"), _option(args, "--port")) == ("::", "9000")
+    assert _option(args, "--workers") == "4"
+    assert "--no-http1-keep-alive" in args
+    assert _option(args, "--workers-max-rss") == "300"
+    assert _option(args, "--workers-lifetime") == "60"
+
+
+def test_granian_args__bind_forms__as_make_run_prints_them(monkeypatch):
+    # Given each form of MOSAIC_BIND that core.bind reads, the command line binds it
+    for bind, expected in [
+        ("0.0.0.0:8080", ["--host", "0.0.0.0", "--port", "8080"]),
+        ("[::1]:8001", ["--host", "::1", "--port", "8001"]),
+        ("localhost", ["--host", "localhost", "--port", "8000"]),
+        ("unix:/run/mosaic.sock", ["--uds", "/run/mosaic.sock"]),
+    ]:
+        monkeypatch.setenv("MOSAIC_BIND", bind)
+        args = granian_args()
+        start = args.index(expected[0])
+        assert args[start : start + len(expected)] == expected, bind
