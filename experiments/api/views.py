@@ -17,7 +17,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from access.permissions import IsSecretKeyOrStaff
+from access.permissions import ModelPermissionByRole
 from content.models import Placement, Variant
 from core.errors import InvalidInput, NotFound
 
@@ -61,7 +61,10 @@ def _experiment(key: str) -> Experiment | None:
 
 
 class _Base(APIView):
-    permission_classes = [IsSecretKeyOrStaff]
+    # A secret key or a staff session whose role holds the experiment permission of the action
+    # (view for reads; add/change for writes): an Analyst reads experiments and cannot run them.
+    permission_classes = [ModelPermissionByRole]
+    permission_model = Experiment
     publishable_key_allowed = False
 
 
@@ -184,6 +187,7 @@ class ExperimentDetailView(_Base):
 
 class _StatusView(_Base):
     target: str = ""
+    permission_action = "change"  # starting, pausing or stopping changes the experiment
 
     @extend_schema(request=StatusSerializer, responses=ExperimentOutputSerializer)
     def post(self, request, key: str):

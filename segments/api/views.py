@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import csv
 import io
+from typing import Any
 
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.parsers import MultiPartParser
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from access.permissions import IsSecretKeyOrStaff
+from access.permissions import ModelPermissionByRole
 from core.errors import Conflict, InvalidInput, NotFound
 from core.parsers import FastJSONParser
 
@@ -66,8 +68,22 @@ def _segment_or_404(key: str) -> Segment:
     return segment
 
 
+class _WritesChangeSegment:
+    """Adding or removing list members and running a segment change it: they need the segment's
+    change permission; reading members or runs needs only view."""
+
+    request: Any
+
+    @property
+    def permission_action(self) -> str | None:
+        return None if self.request.method in SAFE_METHODS else "change"
+
+
 class _SegmentsAPIView(APIView):
-    permission_classes = [IsSecretKeyOrStaff]
+    # A secret key or a staff session whose role holds the segment permission of the action
+    # (view for reads; add/change/delete for writes): an Editor cannot change segments.
+    permission_classes = [ModelPermissionByRole]
+    permission_model = Segment
     publishable_key_allowed = False
 
 
@@ -124,7 +140,7 @@ class SegmentDetailView(_SegmentsAPIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class SegmentMembersView(_SegmentsAPIView):
+class SegmentMembersView(_WritesChangeSegment, _SegmentsAPIView):
     parser_classes = [FastJSONParser, MultiPartParser]
 
     @extend_schema(
@@ -253,7 +269,7 @@ def _members_csv(segment: Segment, members) -> StreamingHttpResponse:
     return response
 
 
-class SegmentRunsView(_SegmentsAPIView):
+class SegmentRunsView(_WritesChangeSegment, _SegmentsAPIView):
     @extend_schema(
         parameters=[PageSerializer],
         responses={200: SegmentRunSerializer(many=True), **ERRORS},
