@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from django.db import models
 
-from core.models import TimestampedModel
 from core.validators import validate_condition_value
 
 
@@ -82,7 +81,7 @@ class Metric(models.Model):
         return self.name
 
 
-class Experiment(TimestampedModel):
+class Experiment(models.Model):
     key = models.SlugField(max_length=100, unique=True)
     name = models.CharField(max_length=200)
     hypothesis = models.TextField(blank=True, default="")
@@ -156,6 +155,8 @@ class Experiment(TimestampedModel):
     )
     bandit_min_weight = models.FloatField(default=0.05)
     metrics = models.ManyToManyField(Metric, through="ExperimentMetric", related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-created_at"]
