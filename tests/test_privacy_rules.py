@@ -18,10 +18,18 @@ from segments.models import AuditEntry, Profile
 def test_seed_demo__opt_in_policy__seeds_without_error(settings):
     settings.MOSAIC_CONSENT_DEFAULT = "opt-in"
     call_command("seed_demo", "--visitors", "5")
-    # The demo's fictional visitors are seeded as having consented, so the demo personalizes
+    # Every fictional visitor is seeded with the consent its stored events need (analytics); the
+    # personas have personalization consent too, so the demo personalizes (the A/B test's
+    # simulated traffic is counted, never personalized)
+    from demo.views import DEMO_PERSONAS
+
     profiles = list(Profile.objects.all())
     assert len(profiles) >= 5
-    assert all(p.consent.get("personalization") is True for p in profiles)
+    assert all(p.consent.get("analytics") is True for p in profiles)
+    persona_keys = {pseudonymize(key) for key, _label, _hint in DEMO_PERSONAS}
+    personas = [p for p in profiles if p.key in persona_keys]
+    assert personas
+    assert all(p.consent.get("personalization") is True for p in personas)
 
 
 def _post(client, url, body):

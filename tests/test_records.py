@@ -103,7 +103,7 @@ def test_segment_admin_change__audited_who_what_no_values(admin_client, db):
             "triggers-INITIAL_FORMS": "0",
         },
     )
-    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert response.status_code == 302, response.context["errors"]
     # Then an audit entry says who changed which fields of which segment, without the values
     entry = AuditEntry.objects.get(action=AuditAction.SEGMENT_CHANGE)
     assert entry.actor == "admin"
@@ -114,6 +114,7 @@ def test_segment_admin_change__audited_who_what_no_values(admin_client, db):
 
 def test_experiment_admin_add__audited(admin_client, db):
     placement = make_placement("hero")
+    treatment = make_variant(placement, "hero-b")
     response = admin_client.post(
         reverse("admin:experiments_experiment_add"),
         {
@@ -123,13 +124,35 @@ def test_experiment_admin_add__audited(admin_client, db):
             "status": "draft",
             "coverage": "1.0",
             "hypothesis": "",
-            "arms-TOTAL_FORMS": "0",
+            # experiments' (#14) required form fields, at their model defaults
+            "layer_start": "0",
+            "layer_end": "1",
+            "engine": "frequentist",
+            "cuped_days": "14",
+            "bandit_min_weight": "0.05",
+            # two arms serving distinct variants, one the control (experiments #14's admin rules)
+            "arms-TOTAL_FORMS": "2",
             "arms-INITIAL_FORMS": "0",
             "arms-MIN_NUM_FORMS": "0",
             "arms-MAX_NUM_FORMS": "1000",
+            "arms-0-key": "control",
+            "arms-0-name": "Control",
+            "arms-0-variant": placement.default_variant_id,
+            "arms-0-weight": "1",
+            "arms-0-is_control": "on",
+            "arms-0-position": "0",
+            "arms-1-key": "t",
+            "arms-1-name": "T",
+            "arms-1-variant": treatment.pk,
+            "arms-1-weight": "1",
+            "arms-1-position": "1",
+            "experiment_metrics-TOTAL_FORMS": "0",
+            "experiment_metrics-INITIAL_FORMS": "0",
+            "experiment_metrics-MIN_NUM_FORMS": "0",
+            "experiment_metrics-MAX_NUM_FORMS": "1000",
         },
     )
-    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert response.status_code == 302, response.context["errors"]
     entry = AuditEntry.objects.get(action=AuditAction.EXPERIMENT_CHANGE)
     assert (entry.actor, entry.details["change"], entry.details["model"]) == (
         "admin",

@@ -11,6 +11,7 @@ import pytest
 
 from content.models import Placement, Variant, VariantStatus
 from content.rendering import template_check
+from experiments.models import Experiment, ExperimentStatus
 
 pytestmark = pytest.mark.browser
 
@@ -41,6 +42,9 @@ PAYLOADS = {
 @pytest.fixture
 def hostile_hero(demo_server):
     placement = Placement.objects.get(key="hero")
+    # The demo's A/B test on the hero would serve its arms first: paused, the targeted variant
+    # below is what every visitor gets (the variant's save bumps the snapshot after this)
+    Experiment.objects.filter(placement=placement).update(status=ExperimentStatus.PAUSED)
     Variant.objects.create(
         placement=placement,
         key="hostile",
