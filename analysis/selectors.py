@@ -136,7 +136,7 @@ def feature_matrix_from_db(
         traits = None
         if any(s.key.startswith("trait.") for s in specs) or trait_target:
             traits = dict(
-                filter_in(Profile.objects.all(), "pk", keep.tolist(), cast="bigint")
+                filter_in(Profile.objects.all(), "id", keep.tolist(), cast="bigint")
                 .order_by()
                 .values_list("pk", "traits")
             )
