@@ -37,7 +37,6 @@ import gc
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -50,6 +49,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 if __package__ in (None, ""):
     sys.path.insert(0, str(ROOT))
+
+from benchmarks import _support as support  # noqa: E402  (needs ROOT on the path first)
 
 ROUNDS = 15
 MIN_ROUND_SECONDS = 0.2
@@ -95,82 +96,21 @@ REQUEST = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _calibrate(fn) -> int:
-    """Calls per round so that one round lasts about MIN_ROUND_SECONDS."""
-    n = 1
-    while True:
-        start = time.perf_counter()
-        for _ in range(n):
-            fn()
-        elapsed = time.perf_counter() - start
-        if elapsed >= MIN_ROUND_SECONDS / 4:
-            return max(1, int(n * MIN_ROUND_SECONDS / elapsed))
-        n *= 2
-
-
-def _interleaved_us(
-    fns: dict[str, Any], rounds: int = ROUNDS, enter: dict[str, Any] | None = None
-) -> dict[str, float]:
-    """Median over rounds of the mean µs per call, the functions taking turns round by round
-    (so that a noisy neighbour slows every engine alike rather than whichever ran then).
-    `enter[name]`, if given, runs untimed before each of that function's turns."""
-    enter = enter or {}
-    calls = {}
-    for name, fn in fns.items():
-        enter.get(name, lambda: None)()
-        calls[name] = _calibrate(fn)
-    samples: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            enter.get(name, lambda: None)()
-            n = calls[name]
-            start = time.perf_counter()
-            for _ in range(n):
-                fn()
-            samples[name].append((time.perf_counter() - start) / n * 1e6)
-    return {name: statistics.median(values) for name, values in samples.items()}
-
-
 # --- environment -------------------------------------------------------------------------------
 
 
 def environment_start(tmp: Path) -> tuple[subprocess.Popen, dict[str, str]]:
-    from core.embedded_redis import redis_server_binary, server_args, wait_until_up
-
-    binary = redis_server_binary()
-    if binary is None:
-        sys.exit("No redis-server binary (install the 'embedded' extra).")
-    port = _free_port()
-    redis_process = subprocess.Popen(
-        server_args(binary, port=port, data_dir=tmp / "redis", persistent=False),
-        stdout=subprocess.DEVNULL,
-    )
+    redis_process, redis_url = support.redis_start(tmp, persistent=False)
     env = {
         "DATABASE_URL": f"sqlite:///{tmp / 'bench.sqlite3'}",
-        "REDIS_URL": f"redis://127.0.0.1:{port}/0",
-        "CELERY_BROKER_URL": f"redis://127.0.0.1:{port}/0",
+        "REDIS_URL": redis_url,
+        "CELERY_BROKER_URL": redis_url,
         "MOSAIC_VAR_DIR": str(tmp / "var"),
         "DJANGO_SETTINGS_MODULE": "benchmarks.bench_settings",
         "LOG_LEVEL": "WARNING",
         "DEBUG": "false",
     }
     os.environ.update(env)
-    import redis
-
-    wait_until_up(redis.Redis.from_url(env["REDIS_URL"]))
     import django
 
     django.setup()
@@ -325,7 +265,7 @@ def bench_in_process() -> dict[str, Any]:
         for feature in keys:
             gb.eval_feature(feature)
 
-    result = _interleaved_us(
+    result = support.interleaved_us(
         {
             "decide_us": mosaic_decide,
             "growthbook_us": growthbook_eval,
@@ -340,6 +280,8 @@ def bench_in_process() -> dict[str, Any]:
             "full_warm_us": cache_warm,
             "load_warm_us": cache_warm,
         },
+        rounds=ROUNDS,
+        min_round_seconds=MIN_ROUND_SECONDS,
     )
     cache_warm()
     gb.destroy()
@@ -353,33 +295,7 @@ def bench_in_process() -> dict[str, Any]:
 def _wrk(
     url: str, seconds: int, script: Path | None = None, connections: int = CONNECTIONS
 ) -> dict[str, float]:
-    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "--latency"]
-    if script is not None:
-        command += ["-s", str(script)]
-    out = subprocess.run(
-        [*command, url],
-        capture_output=True,
-        text=True,
-        timeout=seconds + 60,
-        check=True,
-    ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    total = int(re.search(r"(\d+) requests in", out).group(1))
-    unit_ms = {"us": 1e-3, "ms": 1.0, "s": 1e3}
-    p99_value, p99_unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()
-    p99_ms = float(p99_value) * unit_ms[p99_unit]
-    avg_value, avg_unit = re.search(r"Latency\s+([\d.]+)(us|ms|s)", out).groups()
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    return {
-        "rps": rps,
-        "requests": total,
-        "p99_ms": p99_ms,
-        "avg_ms": float(avg_value) * unit_ms[avg_unit],
-        "non2xx": int(non2xx.group(1)) if non2xx else 0,
-        "timeouts": int(errors.group(4)) if errors else 0,
-        "socket_errors": sum(int(x) for x in errors.groups()) if errors else 0,
-    }
+    return support.wrk(url, seconds, script, connections=connections)
 
 
 def _combined(parts: list[dict[str, float]]) -> dict[str, float]:
@@ -417,32 +333,18 @@ end
 """
 
 
-def _profile_cache_counts(base: str, workers: int) -> dict[str, dict[str, int]]:
-    """Each worker's profile cache counters, by pid (each /metrics answer is one worker's: asked
-    until every worker has answered, or 50 times)."""
-    pattern = re.compile(r'^mosaic_profile_cache_(\w+)_total\{pid="(\d+)"\} (\d+)$', re.M)
-    per_pid: dict[str, dict[str, int]] = {}
-    for _ in range(50):
-        text = urllib.request.urlopen(f"{base}/metrics", timeout=5).read().decode()
-        for name, pid, count in pattern.findall(text):
-            per_pid.setdefault(pid, {})[name] = int(count)
-        if len(per_pid) >= workers:
-            break
-    return per_pid
+def _profile_cache_counts(base: str) -> dict[str, int]:
+    """The workers' profile cache counters, summed (one /metrics answer sums every process; each
+    worker publishes its counts every 0.5 s, so wait for that first)."""
+    time.sleep(1.0)
+    pattern = re.compile(r"^mosaic_profile_cache_(\w+)_total (\S+)$", re.M)
+    text = urllib.request.urlopen(f"{base}/metrics", timeout=5).read().decode()
+    return {name: int(float(count)) for name, count in pattern.findall(text)}
 
 
 def server_wait(server: subprocess.Popen, base: str, timeout: float = 30.0) -> None:
-    """Until the gunicorn server at `base` answers the bare view; RuntimeError if it exits or
-    does not answer within `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            urllib.request.urlopen(f"{base}/bench/bare", timeout=1).read()
-            return
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn at {base} did not start") from None
-            time.sleep(0.2)
+    """Until the web server at `base` answers the bare view."""
+    support.wait_http(f"{base}/bench/bare", server, timeout)
 
 
 ORIGIN = "https://shop.example"
@@ -519,7 +421,7 @@ def web_server_start(env: dict[str, str], server: str) -> tuple[subprocess.Popen
     or gunicorn sync as the Procfile ran it before issue #18 (``gunicorn-sync``: 2 workers, the
     config's close at once, see benchmarks/gunicorn_no_linger.py); both with Mosaic's access log
     (as production) sent to /dev/null."""
-    port = _free_port()
+    port = support.free_port()
     if server == "granian":
         command = [sys.executable, "-m", "config.web"]
     else:
@@ -562,7 +464,7 @@ def bench_http(
             # Steady state: snapshots built, profile caches hold the rotating visitors.
             _wrk(f"{base}{decide_path}&visitor=x", max(3, seconds // 3), rotate)
         granian_base = servers["granian"][1]
-        before = _profile_cache_counts(granian_base, workers=2)
+        before = _profile_cache_counts(granian_base)
         loads = {"bare": [], "decide": [], "baseline": []}
         segments = max(1, seconds // SEGMENT_SECONDS)
         for index in range(segments):
@@ -579,13 +481,11 @@ def bench_http(
                 elif baseline:
                     url = f"{servers['gunicorn-sync'][1]}{decide_path}&visitor=x"
                     loads[name].append(_wrk(url, length, rotate))
-        after = _profile_cache_counts(granian_base, workers=2)
+        after = _profile_cache_counts(granian_base)
         cache = {
-            name: sum(c.get(name, 0) for c in after.values())
-            - sum(c.get(name, 0) for c in before.values())
+            name: after.get(name, 0) - before.get(name, 0)
             for name in ("hits", "misses", "bypassed")
         }
-        cache["workers_seen"] = len(after.keys() & before.keys())
         bare = _combined(loads["bare"])
         decide_result = _combined(loads["decide"])
         # Fixed offered rate: half the bare view's measured capacity, paced per connection.
@@ -646,12 +546,12 @@ def bench_memory() -> dict[str, float]:
     Placement.objects.bulk_update(placements, ["default_variant"], batch_size=500)
 
     gc.collect()
-    before = _rss_mb()
+    before = support.rss_mb()
     start = time.perf_counter()
     snapshot = snapshot_build(1)
     first_s = time.perf_counter() - start
     gc.collect()
-    after = _rss_mb()
+    after = support.rss_mb()
     rebuilds = []
     for version in range(2, 5):
         start = time.perf_counter()
@@ -659,7 +559,7 @@ def bench_memory() -> dict[str, float]:
         rebuilds.append(time.perf_counter() - start)
     assert len(snapshot.placements) >= 1000
     return {
-        "rss_total_mb": _rss_mb(),
+        "rss_total_mb": support.rss_mb(),
         "rss_delta_mb": after - before,
         "first_build_s": first_s,
         "rebuild_s": statistics.median(rebuilds),
@@ -673,9 +573,7 @@ def _hit_rate(counts: dict[str, int]) -> str:
     reads = sum(counts.get(name, 0) for name in ("hits", "misses", "bypassed"))
     if not reads:
         return "no reads"
-    return f"{counts.get('hits', 0) / reads:.1%} of {reads}" + (
-        f" ({counts['workers_seen']} workers)" if counts.get("workers_seen") != 2 else ""
-    )
+    return f"{counts.get('hits', 0) / reads:.1%} of {reads}"
 
 
 def main() -> int:

@@ -29,7 +29,6 @@ import random
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,6 +43,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 if __package__ in (None, ""):
     sys.path.insert(0, str(ROOT))
+
+from benchmarks import _support as support  # noqa: E402  (needs ROOT on the path first)
 
 RATE_TARGET = 10_000.0
 RATIO_TARGET = 0.5
@@ -76,12 +77,6 @@ for key, condition in [
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _pg_bin() -> Path | None:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=_version_key)
     return Path(found[-1]).parent if found else None
@@ -102,7 +97,7 @@ def postgres_cluster(pg_bin: Path, workdir: Path) -> Iterator[str]:
     if root:
         shutil.chown(workdir, "postgres", "postgres")
         shutil.chown(pg_dir, "postgres", "postgres")
-    port = _free_port()
+    port = support.free_port()
     run = {"check": True, "stdout": subprocess.DEVNULL}
     subprocess.run(
         [*prefix, pg_bin / "initdb", "-D", pg_dir / "data", "-U", "mosaic", "--auth=trust"], **run
@@ -128,50 +123,6 @@ def postgres_cluster(pg_bin: Path, workdir: Path) -> Iterator[str]:
         yield f"postgres://mosaic@127.0.0.1:{port}/mosaic"
     finally:
         subprocess.run([*ctl, "-m", "immediate", "stop"], check=False, capture_output=True)
-
-
-@contextlib.contextmanager
-def redis_server(workdir: Path) -> Iterator[str]:
-    import redis
-
-    from core.embedded_redis import redis_server_binary, server_args, wait_until_up
-
-    binary = redis_server_binary()
-    if binary is None:
-        raise SystemExit("No redis-server binary: install the 'embedded' extra.")
-    port = _free_port()
-    process = subprocess.Popen(
-        server_args(binary, port=port, data_dir=workdir / "redis", persistent=True),
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        wait_until_up(redis.Redis.from_url(url))
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-def _wait_http(port: int, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz")
-            conn.getresponse().read()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit("the web process did not answer in time")
-
-
-def _wait_log(path: Path, needle: str, process: subprocess.Popen, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while needle not in path.read_text(errors="replace"):
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"process did not start:\n{path.read_text(errors='replace')}")
-        time.sleep(0.2)
 
 
 def make_events(total: int, visitors: int, seed: int = 42) -> list[dict]:
@@ -417,7 +368,10 @@ def run(
     workdir = Path(tempfile.mkdtemp(prefix="mosaic-bench-ingest-"))
     processes: list[subprocess.Popen] = []
     try:
-        with postgres_cluster(pg_bin, workdir) as database_url, redis_server(workdir) as redis_url:
+        with (
+            postgres_cluster(pg_bin, workdir) as database_url,
+            support.redis_server(workdir, persistent=True) as redis_url,
+        ):
             env = {
                 **os.environ,
                 "DJANGO_SETTINGS_MODULE": "config.settings",
@@ -443,7 +397,7 @@ def run(
                 env=env,
                 check=True,
             )
-            web_port = _free_port()
+            web_port = support.free_port()
             web_log = workdir / "web.log"
             # The Procfile's web process (granian through config/web.py), 2 workers.
             web = subprocess.Popen(
@@ -482,8 +436,8 @@ def run(
                 stderr=subprocess.STDOUT,
             )
             processes.append(worker)
-            _wait_http(web_port)
-            _wait_log(worker_log, "ready", worker)
+            support.wait_http(f"http://127.0.0.1:{web_port}/healthz", web)
+            support.wait_log(worker_log, "ready", worker)
 
             events = make_events(total, visitors)
             bodies = [

@@ -9,9 +9,8 @@ that fails early. Importable: ``run()`` returns the rows without printing.
 
 from __future__ import annotations
 
-import statistics
+import argparse
 import sys
-import timeit
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ if __package__ in (None, ""):
 
 from growthbook.core import evalCondition
 
+from benchmarks import _support as support
 from rules import compile_condition
 
 ROUNDS = 7
@@ -88,27 +88,18 @@ CASES: list[tuple[str, dict[str, Any], bool, float]] = [
 ]
 
 
-def _calibrate(fn: Callable[[], object]) -> tuple[timeit.Timer, int]:
-    timer = timeit.Timer(fn)
-    number, elapsed = timer.autorange()  # at least 0.2 s per round
-    return timer, max(number, int(number * MIN_ROUND_SECONDS / max(elapsed, 1e-9)))
-
-
 def _time_pair(
-    mosaic: Callable[[], object], reference: Callable[[], object]
+    mosaic: Callable[[], object], reference: Callable[[], object], rounds: int = ROUNDS
 ) -> tuple[float, float]:
     """Median µs per call of each; rounds alternate between the engines so that noise from the
     shared machine lands on both."""
-    m_timer, m_number = _calibrate(mosaic)
-    r_timer, r_number = _calibrate(reference)
-    m_rounds, r_rounds = [], []
-    for _ in range(ROUNDS):
-        m_rounds.append(m_timer.timeit(m_number) / m_number * 1e6)
-        r_rounds.append(r_timer.timeit(r_number) / r_number * 1e6)
-    return statistics.median(m_rounds), statistics.median(r_rounds)
+    result = support.interleaved_us(
+        {"mosaic": mosaic, "reference": reference}, rounds, MIN_ROUND_SECONDS
+    )
+    return result["mosaic"], result["reference"]
 
 
-def run() -> list[dict[str, Any]]:
+def run(rounds: int = ROUNDS) -> list[dict[str, Any]]:
     """Time every case on both engines, after checking that both give the expected answer."""
     rows = []
     for name, condition, expected, target in CASES:
@@ -118,6 +109,7 @@ def run() -> list[dict[str, Any]]:
         mosaic_us, reference_us = _time_pair(
             lambda mosaic=mosaic: mosaic(ATTRIBUTES),
             lambda condition=condition: evalCondition(ATTRIBUTES, condition),
+            rounds,
         )
         rows.append(
             {
@@ -132,7 +124,10 @@ def run() -> list[dict[str, Any]]:
 
 
 def main() -> int:
-    rows = run()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="fewer for a smoke run")
+    rounds = parser.parse_args().rounds
+    rows = run(rounds)
     print(f"{'case':<26} {'mosaic µs':>10} {'growthbook µs':>14} {'ratio':>7} {'target':>7}  ok")
     failed = False
     for row in rows:
@@ -142,7 +137,7 @@ def main() -> int:
             f"{row['case']:<26} {row['mosaic_us']:>10.3f} {row['reference_us']:>14.3f} "
             f"{row['ratio']:>6.1f}x {row['target']:>6.1f}x  {'yes' if ok else 'NO'}"
         )
-    print(f"(median of {ROUNDS} rounds; python {sys.version.split()[0]})")
+    print(f"(median of {rounds} rounds; python {sys.version.split()[0]})")
     return 1 if failed else 0
 
 

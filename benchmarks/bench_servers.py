@@ -38,7 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if __package__ in (None, ""):
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import bench_decide as bd  # noqa: E402  (needs ROOT on the path first)
+from benchmarks import _support as support  # noqa: E402  (needs ROOT on the path first)
+from benchmarks import bench_decide as bd  # noqa: E402
 
 CONFIGURATIONS: dict[str, list[str]] = {
     "granian": ["granian"],
@@ -77,8 +78,8 @@ def server_command(configuration: list[str], port: int) -> tuple[list[str], dict
 
 
 def _wrk(url: str, seconds: int, script: Path | None) -> tuple[float, float]:
-    """bench_decide's wrk load (same flags); its requests per second and p99 in ms."""
-    result = bd._wrk(url, seconds, script)
+    """bench_decide's wrk load (same connections); its requests per second and p99 in ms."""
+    result = support.wrk(url, seconds, script, connections=bd.CONNECTIONS)
     return result["rps"], result["p99_ms"]
 
 
@@ -111,7 +112,7 @@ def main() -> int:
         script = tmp / "rotate.lua"
         script.write_text(bd.ROTATE_LUA % {"visitors": bd.HTTP_VISITORS, "path": decide_path})
         for name in names:
-            port = bd._free_port()
+            port = support.free_port()
             command, server_env = server_command(CONFIGURATIONS[name], port)
             process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env, **server_env})
             servers[name] = (process, f"http://127.0.0.1:{port}")

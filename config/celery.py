@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 
 from celery import Celery, bootsteps
-from celery.signals import worker_process_init
+from celery.signals import task_postrun, worker_process_init, worker_process_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -23,11 +23,10 @@ def collector_tune(**_kwargs) -> None:
     """In each pool process: the code and data loaded before its first task (Django, the apps,
     Celery) are moved out of the collector's sight, and young collections run less often.
 
-    Stage 2 of ingestion (5,000 profiles, 10,000 events, in a test process) spent about 40 % of
-    its CPU in the collector, which walked that long-lived heap again and again while a batch
-    grew: 0.91 s with Python's defaults, 0.68 s with the freeze alone, 0.54 s with both, 0.57 s
-    with no collector at all (docs/benchmarks.md). Cyclic garbage is still collected, a little
-    later."""
+    Stage 2 of ingestion spent a large share of its CPU in the collector, which walked that
+    long-lived heap again and again while a batch grew; the freeze and the higher threshold
+    together took most of that away (figures: docs/benchmarks.md, "History"). Cyclic garbage is
+    still collected, a little later."""
     gc.freeze()
     gc.set_threshold(WORKER_GC_THRESHOLD, *gc.get_threshold()[1:])
 
@@ -64,3 +63,19 @@ class LivenessFile(bootsteps.StartStopStep):
 
 
 app.steps["worker"].add(LivenessFile)
+
+
+@task_postrun.connect
+def task_outcome_count(sender=None, state=None, **_kwargs) -> None:
+    """Every task run's outcome (SUCCESS, FAILURE, RETRY, ...), summed over processes."""
+    from core import metrics
+
+    task = getattr(sender, "name", "?")
+    metrics.incr("mosaic_celery_tasks_total", task=task, outcome=state or "?")
+
+
+@worker_process_shutdown.connect
+def metrics_process_exited(**_kwargs) -> None:
+    from core import metrics
+
+    metrics.process_exited(os.getpid())

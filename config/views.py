@@ -13,7 +13,6 @@ from access.authentication import raw_key_from_request
 from access.selectors import api_key_get_active
 from core import metrics
 from core.redis import get_redis
-from experiments.services import exposures_lost
 from personalization import profile_cache
 
 
@@ -57,10 +56,9 @@ def _metrics_allowed(request) -> bool:
 
 
 def metrics_view(request):
-    """Counters of fallbacks and failures of this process (Prometheus text format); only for
+    """Every process's metrics summed (web workers and Celery; Prometheus text format); only for
     staff, a secret API key or an allowlisted network (MOSAIC_METRICS_ALLOWED_NETWORKS)."""
     if not _metrics_allowed(request):
         return HttpResponse("Forbidden\n", status=403, content_type="text/plain")
-    extra = {"mosaic_exposures_lost_total": exposures_lost.value, **profile_cache.metrics()}
-    text = metrics.render_text(extra=extra)
-    return HttpResponse(text, content_type="text/plain; version=0.0.4")
+    profile_cache.publish()  # this process's latest counts (the others publish every 0.5 s)
+    return HttpResponse(metrics.render_text(), content_type=metrics.CONTENT_TYPE)

@@ -81,8 +81,23 @@ def granian_args(entry: str = ENTRY, bind: str | None = None) -> list[str]:
     return [*args, entry]
 
 
+def metrics_dir_claim() -> None:
+    """Claim the Prometheus multiprocess directory before granian starts its workers.
+
+    granian's workers are separate processes that inherit this environment: they all write
+    their metrics under the one group directory ``<var>/prometheus/<pid>`` (this process's pid,
+    which granian keeps: ``execv``), so ``/metrics`` sums them (core/metrics_dir.py). Directories
+    of groups no longer alive are removed here, at each start of the web process.
+    """
+    from config.settings.env import ENV
+    from core import metrics_dir
+
+    metrics_dir.claim(ENV.var_dir / "prometheus")
+
+
 def main() -> None:
     """Replace this process with granian (signals then reach granian itself)."""
+    metrics_dir_claim()
     argv = [sys.executable, "-m", "granian", *granian_args(*sys.argv[1:2])]
     os.execv(sys.executable, argv)
 

@@ -17,6 +17,6 @@ if os.environ.get("WEB_ACCESS_LOG", "true").strip().lower() not in ("0", "false"
     request_log_scrubbed()
 
 # Everything loaded so far (Django, the apps, their modules) lives as long as the process: moved
-# out of the collector's sight, so that a full collection (which measured ~94 ms in a web
-# process, every ~10,000 requests) no longer walks it on the request path.
+# out of the collector's sight, so that a full collection (slow in a web process, and due every
+# few thousand requests; docs/benchmarks.md, "History") no longer walks it on the request path.
 gc.freeze()

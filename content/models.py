@@ -6,10 +6,11 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from core.models import TimestampedModel
 from core.validators import validate_condition_value, validate_json_depth
 
 
-class BlockType(models.Model):
+class BlockType(TimestampedModel):
     """A reusable content module: a Jinja2 template and the JSON schema of the fields it reads."""
 
     key = models.SlugField(max_length=100, unique=True)
@@ -22,8 +23,6 @@ class BlockType(models.Model):
         help_text='JSON Schema of the fields, e.g. {"type": "object", "properties": '
         '{"title": {"type": "string"}}, "required": ["title"]}',
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["name"]
@@ -50,7 +49,7 @@ def template_refused(source: str, field: str) -> None:
         raise ValidationError({field: f"Template error at {problem}"})
 
 
-class Placement(models.Model):
+class Placement(TimestampedModel):
     key = models.SlugField(max_length=100, unique=True, help_text='Used by pages, e.g. "hero".')
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True, default="")
@@ -62,8 +61,6 @@ class Placement(models.Model):
         related_name="+",
         help_text="Served when nothing else matches and whenever anything fails.",
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["key"]

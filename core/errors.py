@@ -24,6 +24,8 @@ from rest_framework.response import Response
 
 from core.logs import warn_limited
 
+from . import metrics
+
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/"
@@ -135,6 +137,7 @@ def flatten_errors(detail: Any, prefix: str = "") -> list[dict[str, str]]:
 
 
 def _mosaic_response(exc: MosaicError) -> Response:
+    metrics.incr("mosaic_api_errors_total", status=str(exc.status), reason=type(exc).__name__)
     response = Response(error_body(exc.field, exc.message), status=exc.status)
     if exc.retry_after is not None:
         response["Retry-After"] = str(exc.retry_after)
@@ -164,6 +167,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
+    metrics.incr(
+        "mosaic_api_errors_total", status=str(response.status_code), reason=type(exc).__name__
+    )
     if isinstance(exc, exceptions.ParseError):
         response.data = {"errors": [{"field": "body", "message": f"Malformed JSON: {exc.detail}"}]}
     elif isinstance(exc, exceptions.ValidationError):
@@ -194,7 +200,9 @@ def api_error_view(status: int):
             return fallback(request, exception)
         if isinstance(exception, RequestDataTooBig):
             error = PayloadTooLarge()
+            metrics.incr("mosaic_api_errors_total", status=str(error.status), reason="too_large")
             return JsonResponse(error_body(error.field, error.message), status=error.status)
+        metrics.incr("mosaic_api_errors_total", status=str(status), reason=f"http_{status}")
         field = "path" if status == 404 else "body"
         return JsonResponse(error_body(field, message), status=status)
 

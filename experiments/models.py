@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.db import models
 
+from core.models import TimestampedModel
 from core.validators import validate_condition_value
 
 
@@ -81,7 +82,7 @@ class Metric(models.Model):
         return self.name
 
 
-class Experiment(models.Model):
+class Experiment(TimestampedModel):
     key = models.SlugField(max_length=100, unique=True)
     name = models.CharField(max_length=200)
     hypothesis = models.TextField(blank=True, default="")
@@ -155,8 +156,6 @@ class Experiment(models.Model):
     )
     bandit_min_weight = models.FloatField(default=0.05)
     metrics = models.ManyToManyField(Metric, through="ExperimentMetric", related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 import redis
 from django.db import transaction
 
+from core import metrics
 from core.logs import warn_limited
 from core.redis import get_redis, key
 
@@ -78,6 +79,7 @@ class _LostCounter:
         self._lock = threading.Lock()
 
     def add(self, n: int) -> int:
+        metrics.incr("mosaic_exposures_lost_total", n)  # summed over processes at /metrics
         with self._lock:
             self._value += n
             return self._value

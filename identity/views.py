@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 
 from django.conf import settings
 from drf_spectacular.utils import extend_schema
@@ -13,10 +14,13 @@ from rest_framework.views import APIView
 
 from access.permissions import request_is_secret_or_staff
 from core.errors import Forbidden
+from core.logging import log_event
 
 from . import selectors, services
 from .serializers import IdentifySerializer, TraitsSerializer
 from .traits import traits_coerce
+
+logger = logging.getLogger(__name__)
 
 
 def user_token_for(user_id: str, visitor: str) -> str:
@@ -60,6 +64,7 @@ class IdentifyView(APIView):
             return Response({"identified": False, "merged": 0, "reason": "no_consent"})
         # IdentifyConflict (409) when the visitor is already another user's
         result = services.visitor_identify(visitor=data["visitor"], user_id=data["user_id"])
+        log_event(logger, "visitor.identified", merged=result.merged)
         return Response({"identified": True, "merged": result.merged})
 
 

@@ -291,7 +291,9 @@ def _render(
         logger.warning("render failed for %s/%s: %s", placement_key, variant.key, exc)
         metrics.incr("mosaic_render_errors_total", placement=placement_key)
         return "", "render_error"
-    elapsed_ms = (time.perf_counter() - start) * 1000
+    elapsed = time.perf_counter() - start
+    metrics.RENDER_SECONDS.observe(elapsed)
+    elapsed_ms = elapsed * 1000
     if elapsed_ms > settings.MOSAIC_RENDER_BUDGET_MS:
         logger.warning(
             "render of %s/%s took %.1f ms (budget %s ms)",

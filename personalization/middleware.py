@@ -7,8 +7,8 @@ authentication then finds no user, and the caller is its API key or anonymous, a
 with them (keys are checked by access.authentication, not by these). The admin, staff sessions
 and every other path go through all three.
 
-Running them cost 30-50 µs of a 300-370 µs decide request through Django's handler in process
-(interleaved runs on a busy machine; docs/benchmarks.md).
+Running them cost a measurable share of a decide request through Django's handler in process
+(interleaved runs; docs/benchmarks.md, "History").
 
 Each class is Django's own and stays a subclass of it (the admin's system checks look for
 them); for a keyless decide call its request and response steps are skipped. What the session

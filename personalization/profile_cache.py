@@ -40,6 +40,7 @@ import redis
 from django.conf import settings
 from django.core.signals import setting_changed
 
+from core import metrics as core_metrics
 from core.redis import get_redis
 
 logger = logging.getLogger(__name__)
@@ -85,6 +86,8 @@ class ProfileCache:
         self._redirect_id: int | None = None  # None: no invalidation channel, reads bypass
         self._data_down_until = 0.0
         self.counts = dict.fromkeys(COUNTERS, 0)
+        self._published = dict.fromkeys(COUNTERS, 0)  # what publish() has added to the metrics
+        self._publish_lock = threading.Lock()
         # The data connection, and the invalidation client id its tracking redirects to.
         self._data_lock = threading.Lock()
         self._data: redis.Connection | None = None
@@ -248,13 +251,29 @@ class ProfileCache:
                     self._drop_all()
                 if conn is not None:
                     conn.disconnect()
+            self.publish()  # the bypassed reads of a lost channel are counted too
             self._stopped.wait(delay)
             delay = min(delay * 2, MAX_RECONNECT_DELAY)
 
+    def publish(self) -> None:
+        """Add the counts since the last call to the multiprocess metrics (core.metrics): the
+        thread does it every POLL_SECONDS, so reads pay a dict increment, not a metrics write."""
+        with self._publish_lock:
+            with self._lock:
+                counts = dict(self.counts)
+            for name, count in counts.items():
+                delta = count - self._published[name]
+                if delta:
+                    core_metrics.PROFILE_CACHE[name].inc(delta)
+                    self._published[name] = count
+
     def _read_invalidations(self, conn: redis.Connection) -> None:
-        heard = time.monotonic()
+        heard = published = time.monotonic()
         ping_sent: float | None = None
         while not self._stopped.is_set():
+            if time.monotonic() - published >= POLL_SECONDS:
+                self.publish()
+                published = time.monotonic()
             if conn.can_read(timeout=POLL_SECONDS):
                 message = conn.read_response()
                 heard, ping_sent = time.monotonic(), None
@@ -333,6 +352,7 @@ def _current_rebuild() -> ProfileCache | None:
 
 def _retire(cache: ProfileCache) -> None:
     cache.close()
+    cache.publish()
     for name, count in cache.counts.items():
         _retired_counts[name] += count
 
@@ -364,6 +384,13 @@ def clear() -> None:
     cache = current()
     if cache is not None:
         cache.clear()
+
+
+def publish() -> None:
+    """Bring this process's share of the profile-cache metrics up to date (before a scrape)."""
+    cache = current()
+    if cache is not None:
+        cache.publish()
 
 
 def metrics() -> dict[str, int]:

@@ -7,6 +7,7 @@ import uuid
 from django.db import models
 from django.utils import timezone
 
+from core.models import TimestampedModel
 from core.validators import validate_condition_value
 
 from .kinds import kind_choices
@@ -150,7 +151,7 @@ class SegmentKind(models.TextChoices):
     DEFAULT = "default", "Default (unclassified visitors)"
 
 
-class Segment(models.Model):
+class Segment(TimestampedModel):
     key = models.SlugField(max_length=100, unique=True)
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True, default="")
@@ -170,8 +171,6 @@ class Segment(models.Model):
     is_active = models.BooleanField(default=True)
     member_count = models.PositiveIntegerField(default=0, editable=False)
     computed_at = models.DateTimeField(null=True, blank=True, editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["key"]

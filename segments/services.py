@@ -481,7 +481,7 @@ def _events_insert(*, rows: list[tuple]) -> list[int]:
             # Ids drawn up front (one round trip) so that COPY, which returns nothing, can write
             # them, and the pending-aggregation rows can name them.
             # The sequence is looked up once (a materialized CTE): inside nextval() it was
-            # evaluated for every row, 2.6 µs each, four fifths of this query.
+            # evaluated for every row, most of this query's time (docs/benchmarks.md).
             cursor.execute(
                 "WITH s AS MATERIALIZED"
                 " (SELECT pg_get_serial_sequence(%s, 'id')::regclass AS seq)"
@@ -490,7 +490,7 @@ def _events_insert(*, rows: list[tuple]) -> list[int]:
             )
             (pks,) = cursor.fetchone()
             # A batch shares one received_at (events_store's `now`): formatted once, not per row
-            # (an aware datetime's isoformat costs about 1 µs).
+            # (an aware datetime's isoformat is not free, per row).
             received = rows[0][9]
             shared = received.isoformat() if all(row[9] is received for row in rows) else None
             lines = "".join(
@@ -508,7 +508,7 @@ def _events_insert(*, rows: list[tuple]) -> list[int]:
 
 
 # COPY's text format, written by hand: psycopg's write_row formats each value through its
-# adapters, about 5 µs a row; here the values are strings already (or nearly), so a row is one
+# adapters, slow per row (docs/benchmarks.md); here the values are strings already, so a row is one
 # join. Text is escaped as COPY requires (backslash, tab, newline, carriage return); JSON from
 # orjson holds no raw control characters, only backslashes to double.
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -717,7 +717,7 @@ def _profiles_write_aggregates(*, profiles: list[Profile]) -> None:
         return
     table = connection.ops.quote_name(Profile._meta.db_table)
     if connection.vendor == "postgresql":
-        # One UPDATE from one JSON parameter: bulk_update's CASE WHEN costs ~1 ms of Python per
+        # One UPDATE from one JSON parameter: bulk_update's CASE WHEN costs much Python per
         # profile to build, and array parameters are escaped element by element in Python.
         rows = [
             {

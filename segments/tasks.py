@@ -11,6 +11,8 @@ from django.conf import settings
 from django.db import IntegrityError, OperationalError
 from django.utils import timezone
 
+from core.logging import log_event
+
 from . import kpis, privacy, rfm, runs, services, webhooks
 from .models import Segment, SegmentKind, WebhookDelivery
 
@@ -57,7 +59,7 @@ def events_ingest_pending(self) -> dict[str, int]:
     # beat's 30 s safety net. A run that was itself skipped leaves that to the holder.
     if not skipped and services.events_queue_length():
         events_ingest_pending.delay()
-    logger.info("events_ingest_pending %s", totals)
+    log_event(logger, "events.ingested", **totals)
     return totals
 
 
@@ -86,7 +88,7 @@ def profiles_aggregate_pending(self) -> dict[str, int]:
         totals["profiles"] += result.profiles
     if not skipped and services.events_pending_aggregation():
         profiles_aggregate_pending.delay()
-    logger.info("profiles_aggregate_pending %s", totals)
+    log_event(logger, "profiles.aggregated", **totals)
     return totals
 
 
@@ -106,6 +108,9 @@ def segment_run(self, segment_id: int, trigger: str = "schedule") -> dict[str, o
     run = runs.segment_run(segment_id=segment_id, trigger=trigger)
     if run is None:
         return {"skipped": segment_id, "reason": "another run holds the segment"}
+    log_event(
+        logger, "segment.run", segment=segment_id, run=run.pk, status=run.status, size=run.size
+    )
     return {"run": run.pk, "status": run.status, "size": run.size}
 
 
@@ -158,7 +163,7 @@ def events_purge_expired(self) -> dict[str, int | bool]:
         "profiles": result.profiles,
         "complete": result.complete,
     }
-    logger.info("events_purge_expired %s", totals)
+    log_event(logger, "events.purged", **totals)
     return totals
 
 

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from access.permissions import ModelPermissionByRole
 from core.errors import NotFound, flatten_errors
+from core.logging import log_event
 from core.pseudonym import pseudonymize
 
 from . import privacy, services, tasks
@@ -59,6 +60,7 @@ class EventsView(APIView):
                 status=status.HTTP_400_BAD_REQUEST,
             )
         services.events_enqueue(events=accepted)  # Unavailable (503, Retry-After) if Redis is down
+        log_event(logger, "events.accepted", accepted=len(accepted), rejected=len(rejected))
         transaction.on_commit(_trigger_ingestion)
         return Response(
             {"accepted": len(accepted), "rejected": rejected}, status=status.HTTP_202_ACCEPTED
@@ -102,6 +104,7 @@ class ConsentView(APIView):
             gpc=gpc,
             actor=_actor(request),
         )
+        log_event(logger, "consent.recorded", source=data["source"], gpc=gpc, **record.purposes)
         return Response(
             {
                 "consent": record.purposes,
@@ -136,6 +139,7 @@ class ProfileExportView(_PrivacyView):
         data = privacy.profile_export(profile_key=pseudonymize(visitor), actor=_actor(request))
         if data is None:
             raise NotFound("Mosaic holds no data on this visitor.", field="visitor")
+        log_event(logger, "profile.exported", events=len(data.get("events", ())))
         return Response(data)
 
 
@@ -149,6 +153,7 @@ class ProfileEraseView(_PrivacyView):
         visitor = self._visitor(visitor)
         # Redis down or ingestion busy: Unavailable (503, Retry-After), nothing erased
         result = privacy.profile_erase(profile_key=pseudonymize(visitor), actor=_actor(request))
+        log_event(logger, "profile.erased", erased=result.erased, **result.counts)
         return Response(
             {"erased": result.erased, "erasure_id": result.erasure_id, "counts": result.counts}
         )

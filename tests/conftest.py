@@ -17,10 +17,17 @@ from pathlib import Path
 
 import pytest
 import redis
+from hypothesis import settings as hypothesis_settings
 
 from core.embedded_redis import redis_server_binary, server_args, wait_until_up
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Hypothesis: tests without their own `max_examples` (one-line functions) get 100 examples;
+# HYPOTHESIS_PROFILE=thorough gives them 2,000 (a nightly run, not `make test`).
+hypothesis_settings.register_profile("mosaic", max_examples=100, deadline=None)
+hypothesis_settings.register_profile("thorough", max_examples=2000, deadline=None)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "mosaic"))
 SHARED = ROOT.parent / "shared"
 
 

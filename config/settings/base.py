@@ -2,12 +2,18 @@
 
 from corsheaders.defaults import default_headers
 
+from core import metrics_dir
+
 from .env import BASE_DIR, ENV
 
 SECRET_KEY = ENV.secret_key
 DEBUG = ENV.debug
 ALLOWED_HOSTS = ENV.allowed_hosts
 MOSAIC_VAR_DIR = ENV.var_dir
+# Prometheus multiprocess files: this process group's directory under var/prometheus
+# (core/metrics_dir.py); the web process (config/web.py) claims it before granian starts its
+# workers, else the first process here.
+MOSAIC_METRICS_DIR = metrics_dir.claim(ENV.var_dir / "prometheus")
 PSEUDONYMIZATION_KEY = ENV.pseudonymization_key
 REDIS_URL = ENV.redis_url
 MOSAIC_EMBEDDED_REDIS_PORT = ENV.embedded_redis_port
@@ -145,8 +151,11 @@ SPECTACULAR_SETTINGS = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "core.logging.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": ENV.log_format}},
     "root": {"handlers": ["console"], "level": ENV.log_level},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }

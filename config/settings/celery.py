@@ -62,9 +62,7 @@ CELERY_BEAT_SCHEDULE = {
     "segments-time-due": {
         # Time-driven membership: profiles whose $ago/window segments may have flipped by now.
         "task": "segments.tasks.profiles_refresh_time_due",
-        "schedule": timedelta(
-            seconds=max(1.0, float(os.environ.get("MOSAIC_TIME_DUE_SECONDS", "15")))
-        ),
+        "schedule": timedelta(seconds=ENV.time_due_seconds),
     },
     "experiments-results": {
         # Results of running experiments (and bandit weights), never computed on page load.

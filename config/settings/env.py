@@ -6,15 +6,85 @@ Defaults give the embedded set-up (SQLite and a redis-server under `var/`, keys 
 
 from __future__ import annotations
 
+import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 
-_reader = environ.Env()
+
+class SettingError(ImproperlyConfigured):
+    """A variable with a value Mosaic does not know: refused at start-up, naming the variable
+    and what it accepts, instead of silently behaving like some default."""
+
+
+_TRUE = ("true", "1", "yes", "on")
+_FALSE = ("false", "0", "no", "off")
+
+
+class _Reader:
+    """Typed, validated reads of one environment mapping."""
+
+    def __init__(self, environ_: Mapping[str, str]) -> None:
+        self.environ = environ_
+
+    def text(self, name: str, default: str) -> str:
+        return self.environ.get(name, default)
+
+    def choice(self, name: str, allowed: tuple[str, ...], default: str, *, upper=False) -> str:
+        raw = self.environ.get(name, default).strip()
+        value = raw.upper() if upper else raw
+        if value not in allowed:
+            raise SettingError(
+                f"{name}={raw!r} is not allowed; allowed values: {', '.join(allowed)}"
+            )
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        raw = self.environ.get(name)
+        if raw is None:
+            return default
+        value = raw.strip().lower()
+        if value in _TRUE:
+            return True
+        if value in _FALSE:
+            return False
+        raise SettingError(
+            f"{name}={raw!r} is not a boolean; allowed values: {', '.join(_TRUE + _FALSE)}"
+        )
+
+    def _number(self, name: str, default, kind, minimum, maximum):
+        raw = self.environ.get(name)
+        if raw is None:
+            return default
+        try:
+            value = kind(raw.strip())
+        except ValueError:
+            raise SettingError(
+                f"{name}={raw!r} is not {'an integer' if kind is int else 'a number'}; "
+                f"allowed values: {minimum} to {maximum}"
+            ) from None
+        if not minimum <= value <= maximum:  # NaN fails this too
+            raise SettingError(
+                f"{name}={raw!r} is out of range; allowed values: {minimum} to {maximum}"
+            )
+        return value
+
+    def integer(self, name: str, default: int, minimum: int, maximum: int) -> int:
+        return self._number(name, default, int, minimum, maximum)
+
+    def number(self, name: str, default: float, minimum: float, maximum: float) -> float:
+        return self._number(name, default, float, minimum, maximum)
+
+    def items(self, name: str, default: list[str]) -> list[str]:
+        raw = self.environ.get(name)
+        if raw is None:
+            return default
+        return [item.strip() for item in raw.split(",") if item.strip()]
 
 
 def _generated_secret(path: Path) -> str:
@@ -24,6 +94,12 @@ def _generated_secret(path: Path) -> str:
         path.write_text(secrets.token_urlsafe(50))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+CONSENT_DEFAULTS = ("opt-out", "opt-in")
+UNDECLARED_TRAITS = ("accept", "reject")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("json", "plain")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +116,7 @@ class MosaicEnv:
     csrf_trusted_origins: list[str]
     cors_allowed_origins: list[str]
     log_level: str
+    log_format: str
     celery_broker_url: str
     celery_task_always_eager: bool
     segment_recompute_minutes: int
@@ -59,66 +136,76 @@ class MosaicEnv:
     profile_cache_max_age: float
     metrics_allowed_networks: list[str]
     client_rate_limit_per_minute: int
+    time_due_seconds: float
 
     @classmethod
-    def load(cls) -> MosaicEnv:
-        production = _reader.bool("MOSAIC_PRODUCTION", default=False)
-        var_dir = Path(_reader.str("MOSAIC_VAR_DIR", default=str(BASE_DIR / "var")))
-        port = _reader.int("MOSAIC_EMBEDDED_REDIS_PORT", default=6399)
+    def load(cls, environ_: Mapping[str, str] | None = None) -> MosaicEnv:
+        """Read and validate the environment (os.environ unless given); SettingError names the
+        first variable with a value outside its allowed ones."""
+        _reader = _Reader(os.environ if environ_ is None else environ_)
+        production = _reader.boolean("MOSAIC_PRODUCTION", default=False)
+        var_dir = Path(_reader.text("MOSAIC_VAR_DIR", default=str(BASE_DIR / "var")))
+        port = _reader.integer("MOSAIC_EMBEDDED_REDIS_PORT", 6399, 1, 65535)
 
         def secret(name: str) -> str:
-            value = _reader.str(name, default="")
+            value = _reader.text(name, default="")
             if value:
                 return value
             if production:
-                raise environ.ImproperlyConfigured(
-                    f"{name} must be set when MOSAIC_PRODUCTION=true"
-                )
+                raise ImproperlyConfigured(f"{name} must be set when MOSAIC_PRODUCTION=true")
             return _generated_secret(var_dir / name.lower())
 
-        redis_url = _reader.str("REDIS_URL", default=f"redis://127.0.0.1:{port}/0")
+        redis_url = _reader.text("REDIS_URL", default=f"redis://127.0.0.1:{port}/0")
         return cls(
             production=production,
-            debug=_reader.bool("DEBUG", default=False),
+            debug=_reader.boolean("DEBUG", default=False),
             var_dir=var_dir,
             secret_key=secret("SECRET_KEY"),
             pseudonymization_key=secret("PSEUDONYMIZATION_KEY"),
-            database_url=_reader.str(
+            database_url=_reader.text(
                 "DATABASE_URL", default=f"sqlite:///{var_dir / 'mosaic.sqlite3'}"
             ),
             redis_url=redis_url,
             embedded_redis_port=port,
-            allowed_hosts=_reader.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"]),
-            csrf_trusted_origins=_reader.list("CSRF_TRUSTED_ORIGINS", default=[]),
-            cors_allowed_origins=_reader.list("CORS_ALLOWED_ORIGINS", default=[]),
-            log_level=_reader.str("LOG_LEVEL", default="INFO"),
-            celery_broker_url=_reader.str("CELERY_BROKER_URL", default=redis_url),
-            celery_task_always_eager=_reader.bool("CELERY_TASK_ALWAYS_EAGER", default=False),
-            segment_recompute_minutes=_reader.int("SEGMENT_RECOMPUTE_MINUTES", default=5),
-            event_batch_size=_reader.int("EVENT_BATCH_SIZE", default=5000),
-            aggregate_batch_size=_reader.int("MOSAIC_AGGREGATE_BATCH_SIZE", default=50000),
-            ingest_lanes=max(1, _reader.int("MOSAIC_INGEST_LANES", default=2)),
-            aggregate_yield_seconds=_reader.float("MOSAIC_AGGREGATE_YIELD_SECONDS", default=3.0),
-            ingest_lock_seconds=_reader.int("MOSAIC_INGEST_LOCK_SECONDS", default=60),
-            render_budget_ms=_reader.float("MOSAIC_RENDER_BUDGET_MS", default=50.0),
-            event_max_batch=_reader.int("EVENT_MAX_BATCH", default=500),
-            consent_default=_reader.str("MOSAIC_CONSENT_DEFAULT", default="opt-out"),
-            event_retention_days=_reader.int("MOSAIC_EVENT_RETENTION_DAYS", default=395),
+            allowed_hosts=_reader.items("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"]),
+            csrf_trusted_origins=_reader.items("CSRF_TRUSTED_ORIGINS", default=[]),
+            cors_allowed_origins=_reader.items("CORS_ALLOWED_ORIGINS", default=[]),
+            log_level=_reader.choice("LOG_LEVEL", LOG_LEVELS, "INFO", upper=True),
+            log_format=_reader.choice("MOSAIC_LOG_FORMAT", LOG_FORMATS, "json"),
+            celery_broker_url=_reader.text("CELERY_BROKER_URL", default=redis_url),
+            celery_task_always_eager=_reader.boolean("CELERY_TASK_ALWAYS_EAGER", default=False),
+            segment_recompute_minutes=_reader.integer("SEGMENT_RECOMPUTE_MINUTES", 5, 1, 1440),
+            event_batch_size=_reader.integer("EVENT_BATCH_SIZE", 5000, 1, 1_000_000),
+            aggregate_batch_size=_reader.integer(
+                "MOSAIC_AGGREGATE_BATCH_SIZE", 50000, 1, 10_000_000
+            ),
+            ingest_lanes=_reader.integer("MOSAIC_INGEST_LANES", 2, 1, 64),
+            aggregate_yield_seconds=_reader.number("MOSAIC_AGGREGATE_YIELD_SECONDS", 3.0, 0, 600),
+            ingest_lock_seconds=_reader.integer("MOSAIC_INGEST_LOCK_SECONDS", 60, 1, 86_400),
+            render_budget_ms=_reader.number("MOSAIC_RENDER_BUDGET_MS", 50.0, 0.1, 60_000),
+            event_max_batch=_reader.integer("EVENT_MAX_BATCH", 500, 1, 10_000),
+            consent_default=_reader.choice("MOSAIC_CONSENT_DEFAULT", CONSENT_DEFAULTS, "opt-out"),
+            event_retention_days=_reader.integer("MOSAIC_EVENT_RETENTION_DAYS", 395, 1, 36_500),
             # Required in production unless explicitly set to false there.
-            require_api_key=_reader.bool("MOSAIC_REQUIRE_API_KEY", default=production),
+            require_api_key=_reader.boolean("MOSAIC_REQUIRE_API_KEY", default=production),
             # Optional in production: unset there means browser-side identify is refused.
             identify_secret=(
-                _reader.str("MOSAIC_IDENTIFY_SECRET", default="")
+                _reader.text("MOSAIC_IDENTIFY_SECRET", default="")
                 if production
                 else secret("MOSAIC_IDENTIFY_SECRET")
             ),
-            undeclared_traits=_reader.str("MOSAIC_UNDECLARED_TRAITS", default="accept"),
-            profile_cache_size=_reader.int("MOSAIC_PROFILE_CACHE_SIZE", default=10_000),
-            profile_cache_max_age=_reader.float("MOSAIC_PROFILE_CACHE_MAX_AGE", default=60.0),
-            client_rate_limit_per_minute=_reader.int(
-                "MOSAIC_CLIENT_RATE_LIMIT_PER_MINUTE", default=120
+            undeclared_traits=_reader.choice(
+                "MOSAIC_UNDECLARED_TRAITS", UNDECLARED_TRAITS, "accept"
             ),
-            metrics_allowed_networks=_reader.list(
+            profile_cache_size=_reader.integer("MOSAIC_PROFILE_CACHE_SIZE", 10_000, 0, 10_000_000),
+            profile_cache_max_age=_reader.number(
+                "MOSAIC_PROFILE_CACHE_MAX_AGE", 60.0, 0.001, 86_400
+            ),
+            time_due_seconds=_reader.number("MOSAIC_TIME_DUE_SECONDS", 15.0, 1.0, 86_400),
+            client_rate_limit_per_minute=_reader.integer(
+                "MOSAIC_CLIENT_RATE_LIMIT_PER_MINUTE", 120, 0, 1_000_000
+            ),
+            metrics_allowed_networks=_reader.items(
                 "MOSAIC_METRICS_ALLOWED_NETWORKS", default=["127.0.0.1/32", "::1/128"]
             ),
         )

@@ -2,7 +2,7 @@
 
 Formulas follow GrowthBook's gbstats 0.8.0 (``TwoSidedTTest``, ``SequentialTwoSidedTTest``,
 ``EffectBayesianABTest``), so that Mosaic's numbers agree with the reference engine; the
-differential tests in tests/experiments_stats compare both on random inputs.
+differential tests in tests/unit/experiments/stats compare both on random inputs.
 
 - Effects are relative (``(mean_t - mean_c) / mean_c``, variance by the delta method) or absolute
   (``mean_t - mean_c``).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
+import time
 from collections.abc import Mapping
 
 import orjson
@@ -18,6 +19,7 @@ from rest_framework.views import APIView
 
 from access.authentication import api_key_authenticate
 from access.permissions import api_key_policy_check, request_is_secret_or_staff
+from core import metrics
 from core.parsers import json_loads
 from core.validators import has_control_characters
 from experiments.services import ExposureRecord, exposures_log, sticky_arms
@@ -275,11 +277,12 @@ class DecideView(APIView):
     fast_path = True  # tests turn it off to compare both paths
 
     def dispatch(self, request, *args, **kwargs):
-        if self.fast_path:
-            response = self._fast_answer(request)
-            if response is not None:
-                return response
-        return super().dispatch(request, *args, **kwargs)
+        start = time.perf_counter()
+        response = self._fast_answer(request) if self.fast_path else None
+        if response is None:
+            response = super().dispatch(request, *args, **kwargs)
+        metrics.DECIDE_SECONDS.observe(time.perf_counter() - start)
+        return response
 
     def _fast_answer(self, request) -> HttpResponse | None:
         # Already asked (and remembered on the request) by the session middleware.

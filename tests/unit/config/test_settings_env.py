@@ -1,0 +1,101 @@
+"""Settings validated at start-up: a typo in an enumerated or bounded variable is refused, naming
+the variable and the allowed values (config/settings/env.py, MosaicEnv)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from config.settings.env import MosaicEnv, SettingError
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture
+def environ(tmp_path) -> dict[str, str]:
+    """A minimal environment whose secrets are generated under a private var dir."""
+    return {"MOSAIC_VAR_DIR": str(tmp_path)}
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "allowed"),
+    [
+        ("MOSAIC_CONSENT_DEFAULT", "optout", "opt-out, opt-in"),
+        ("MOSAIC_UNDECLARED_TRAITS", "rejct", "accept, reject"),
+        ("LOG_LEVEL", "verbose", "DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+        ("MOSAIC_LOG_FORMAT", "xml", "json, plain"),
+        ("MOSAIC_REQUIRE_API_KEY", "ture", "true, 1, yes, on, false, 0, no, off"),
+        ("MOSAIC_PRODUCTION", "yes please", "true, 1, yes, on, false, 0, no, off"),
+        ("MOSAIC_INGEST_LANES", "0", "1 to 64"),
+        ("MOSAIC_EVENT_RETENTION_DAYS", "-1", "1 to 36500"),
+        ("EVENT_MAX_BATCH", "lots", "1 to 10000"),
+        ("MOSAIC_RENDER_BUDGET_MS", "nan", "0.1 to 60000"),
+        ("MOSAIC_PROFILE_CACHE_SIZE", "1e9", "0 to 10000000"),
+        ("MOSAIC_EMBEDDED_REDIS_PORT", "70000", "1 to 65535"),
+        ("MOSAIC_TIME_DUE_SECONDS", "0.5", "1.0 to 86400"),
+    ],
+)
+def test_mosaic_env__unknown_value__refused_naming_variable_and_allowed(
+    environ, name, value, allowed
+):
+    # Given a variable set to a value Mosaic does not know
+    environ[name] = value
+    # When the settings load, Then they refuse, naming the variable, the value and what is allowed
+    with pytest.raises(SettingError) as refused:
+        MosaicEnv.load(environ)
+    message = str(refused.value)
+    assert message.startswith(f"{name}={value!r} ")
+    assert message.endswith(f"allowed values: {allowed}")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "field", "expected"),
+    [
+        ("MOSAIC_CONSENT_DEFAULT", "opt-in", "consent_default", "opt-in"),
+        ("MOSAIC_UNDECLARED_TRAITS", " reject ", "undeclared_traits", "reject"),
+        ("LOG_LEVEL", "warning", "log_level", "WARNING"),
+        ("MOSAIC_REQUIRE_API_KEY", "On", "require_api_key", True),
+        ("MOSAIC_INGEST_LANES", "4", "ingest_lanes", 4),
+        ("MOSAIC_AGGREGATE_YIELD_SECONDS", "0", "aggregate_yield_seconds", 0.0),
+    ],
+)
+def test_mosaic_env__allowed_value__read(environ, name, value, field, expected):
+    # Given an allowed value (case and spaces as an operator may type them)
+    environ[name] = value
+    # Then it is read as that value
+    assert getattr(MosaicEnv.load(environ), field) == expected
+
+
+def test_mosaic_env__nothing_set__embedded_defaults(environ):
+    # Given no Mosaic variable, Then the defaults of the embedded set-up
+    env = MosaicEnv.load(environ)
+    assert (env.consent_default, env.undeclared_traits, env.ingest_lanes) == (
+        "opt-out",
+        "accept",
+        2,
+    )
+
+
+def test_manage__settings_typo__refuses_to_start_with_the_variable_named():
+    # When a command starts with a typo in an enumerated setting
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env={**os.environ, "MOSAIC_UNDECLARED_TRAITS": "rejct"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    # Then it does not start, and says which variable and what it accepts
+    assert result.returncode != 0
+    assert "MOSAIC_UNDECLARED_TRAITS='rejct' is not allowed; allowed values: accept, reject" in (
+        result.stderr
+    )
+
+
+def test_mosaic_env__retention_unset__395_days(environ):
+    # Given no MOSAIC_EVENT_RETENTION_DAYS (read from this mapping, not the process environment)
+    # Then events are kept 395 days (13 months)
+    assert MosaicEnv.load(environ).event_retention_days == 395
