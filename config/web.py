@@ -31,18 +31,21 @@ import sys
 ENTRY = "config.wsgi:application"
 
 
-def _int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    return int(raw) if raw else default
+# granian's --log-level values.
+LOG_LEVELS = ("critical", "error", "warning", "warn", "info", "debug", "notset")
 
 
-def _flag(name: str, default: bool) -> bool:
-    raw = os.environ.get(name, "").strip().lower()
-    return default if not raw else raw in ("1", "true", "yes", "on")
+def _reader():
+    """The settings' validating reader over this environment (a typo refuses to start, naming
+    the variable and its allowed values); a variable set to blanks counts as unset."""
+    from config.settings.env import _Reader
+
+    return _Reader({name: value for name, value in os.environ.items() if value.strip()})
 
 
 def granian_args(entry: str = ENTRY, bind: str | None = None) -> list[str]:
     """granian's command-line arguments for Mosaic's web process (without the program name)."""
+    env = _reader()
     bind = (bind or os.environ.get("MOSAIC_BIND", "")).strip() or "127.0.0.1:8000"
     # The forms core.bind (what `make run` prints) reads: host:port, [v6]:port, host, unix:path.
     if bind.startswith("unix:"):
@@ -60,23 +63,25 @@ def granian_args(entry: str = ENTRY, bind: str | None = None) -> list[str]:
         *address,
         "--http", "1",
         "--no-ws",
-        "--workers", str(_int("WEB_CONCURRENCY", 2)),
-        "--blocking-threads", str(_int("WEB_THREADS", 1)),
+        "--workers", str(env.integer("WEB_CONCURRENCY", 2, 1, 512)),
+        "--blocking-threads", str(env.integer("WEB_THREADS", 1, 1, 512)),
         # An idle application thread (and its database connection) is kept for 10 minutes.
         "--blocking-threads-idle-timeout", "600",
         "--runtime-threads", "1",
-        "--backlog", str(_int("WEB_BACKLOG", 1024)),
-        "--backpressure", str(_int("WEB_BACKPRESSURE", 512)),
-        "--http1-header-read-timeout", str(_int("WEB_HEADER_TIMEOUT_MS", 5000)),
-        "--http1-keep-alive" if _flag("WEB_KEEPALIVE", True) else "--no-http1-keep-alive",
+        "--backlog", str(env.integer("WEB_BACKLOG", 1024, 1, 65_535)),
+        "--backpressure", str(env.integer("WEB_BACKPRESSURE", 512, 1, 1_000_000)),
+        "--http1-header-read-timeout", str(env.integer("WEB_HEADER_TIMEOUT_MS", 5000, 1, 600_000)),
+        "--http1-keep-alive" if env.boolean("WEB_KEEPALIVE", True) else "--no-http1-keep-alive",
         "--respawn-failed-workers",
-        "--workers-kill-timeout", str(_int("WEB_KILL_TIMEOUT_S", 10)),
+        "--workers-kill-timeout", str(env.integer("WEB_KILL_TIMEOUT_S", 10, 1, 3600)),
         "--no-access-log",
-        "--log-level", os.environ.get("WEB_LOG_LEVEL", "warning"),
+        "--log-level", env.choice("WEB_LOG_LEVEL", LOG_LEVELS, "warning"),
     ]  # fmt: skip
-    if max_rss := _int("WEB_MAX_RSS_MB", 0):
+    # Read by config/wsgi.py in each worker; validated here so that a typo refuses to start.
+    env.boolean("WEB_ACCESS_LOG", True)
+    if max_rss := env.integer("WEB_MAX_RSS_MB", 0, 0, 1_048_576):
         args += ["--workers-max-rss", str(max_rss), "--rss-samples", "3"]
-    if lifetime := _int("WEB_LIFETIME_S", 0):
+    if lifetime := env.integer("WEB_LIFETIME_S", 0, 0, 31_536_000):
         args += ["--workers-lifetime", str(max(60, lifetime))]
     return [*args, entry]
 

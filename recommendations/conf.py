@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from django.conf import settings
@@ -22,14 +21,15 @@ DEFAULTS: dict[str, Any] = {
     "MOSAIC_RECS_TOP_N": 20,
     # what a visitor is never recommended: "purchased", "interacted" or "none"
     "MOSAIC_RECS_EXCLUDE": "purchased",
-    # seconds of hyperparameter search per training after the defaults (also from the
-    # environment, so that a worker process can be given a shorter one)
-    "MOSAIC_RECS_TUNING_SECONDS": float(os.environ.get("MOSAIC_RECS_TUNING_SECONDS", "60")),
+    # seconds of hyperparameter search per training after the defaults; the settings set it
+    # from the environment (MOSAIC_RECS_TUNING_SECONDS, validated in config/settings/env.py), so
+    # that a worker process can be given a shorter one
+    "MOSAIC_RECS_TUNING_SECONDS": 60.0,
     # similar items kept per sku
     "MOSAIC_RECS_SIMILAR_N": 12,
 }
 # The beat schedule's interval is the environment variable MOSAIC_RECS_TRAIN_MINUTES (default
-# 360), read in the Celery settings.
+# 360), validated in config/settings/env.py and read in the Celery settings.
 
 
 def setting(name: str) -> Any:

@@ -1,6 +1,5 @@
 """Celery: Redis broker, JSON only, late acknowledgement so a killed worker's task is re-run."""
 
-import os
 from datetime import timedelta
 
 from celery.schedules import crontab
@@ -48,7 +47,7 @@ CELERY_BEAT_SCHEDULE = {
     "segments-rfm-refresh": {
         # RFM scores of the active base, then the RFM segments (segments.tasks.rfm_refresh).
         "task": "segments.tasks.rfm_refresh",
-        "schedule": timedelta(minutes=int(os.environ.get("MOSAIC_RFM_RECOMPUTE_MINUTES", 60))),
+        "schedule": timedelta(minutes=ENV.rfm_recompute_minutes),
     },
     "segments-kpis-refresh": {
         # Daily KPIs per segment (today so far and yesterday's final figures), hourly.
@@ -77,7 +76,7 @@ CELERY_BEAT_SCHEDULE = {
     "recommendations-train": {
         # Retrain, evaluate against popularity, activate or flag (recommendations.services).
         "task": "recommendations.tasks.recommendations_train",
-        "schedule": timedelta(minutes=int(os.environ.get("MOSAIC_RECS_TRAIN_MINUTES", "360"))),
+        "schedule": timedelta(minutes=ENV.recs_train_minutes),
         "args": ("schedule",),
     },
     "recommendations-refresh": {

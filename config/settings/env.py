@@ -137,6 +137,23 @@ class MosaicEnv:
     metrics_allowed_networks: list[str]
     client_rate_limit_per_minute: int
     time_due_seconds: float
+    # Segment runs, RFM, guardrails, static lists and webhooks (issue #15).
+    segment_run_batch: int
+    segment_run_yield_seconds: float
+    segment_run_lease_seconds: int
+    rfm_window_days: int
+    rfm_recompute_minutes: int
+    segment_min_size: int
+    placement_max_segments: int
+    static_list_max_ids: int
+    webhook_timeout_seconds: float
+    webhook_max_attempts: int
+    webhook_backoff_seconds: float
+    webhook_allow_loopback: bool
+    # Recommendations (issue #17): the beat period, the tuning budget and implicit's threads.
+    recs_train_minutes: int
+    recs_tuning_seconds: float
+    recs_threads: int
 
     @classmethod
     def load(cls, environ_: Mapping[str, str] | None = None) -> MosaicEnv:
@@ -208,6 +225,32 @@ class MosaicEnv:
             metrics_allowed_networks=_reader.items(
                 "MOSAIC_METRICS_ALLOWED_NETWORKS", default=["127.0.0.1/32", "::1/128"]
             ),
+            segment_run_batch=_reader.integer("MOSAIC_SEGMENT_RUN_BATCH", 2000, 1, 1_000_000),
+            segment_run_yield_seconds=_reader.number(
+                "MOSAIC_SEGMENT_RUN_YIELD_SECONDS", 0.0, 0, 60
+            ),
+            segment_run_lease_seconds=_reader.integer(
+                "MOSAIC_SEGMENT_RUN_LEASE_SECONDS", 120, 1, 86_400
+            ),
+            rfm_window_days=_reader.integer("MOSAIC_RFM_WINDOW_DAYS", 365, 1, 36_500),
+            rfm_recompute_minutes=_reader.integer("MOSAIC_RFM_RECOMPUTE_MINUTES", 60, 1, 43_200),
+            segment_min_size=_reader.integer("MOSAIC_SEGMENT_MIN_SIZE", 100, 0, 1_000_000_000),
+            placement_max_segments=_reader.integer("MOSAIC_PLACEMENT_MAX_SEGMENTS", 15, 1, 10_000),
+            # Bounds an upload's memory: each id may be 200 characters (segments/api).
+            static_list_max_ids=_reader.integer(
+                "MOSAIC_STATIC_LIST_MAX_IDS", 1_000_000, 1, 10_000_000
+            ),
+            webhook_timeout_seconds=_reader.number("MOSAIC_WEBHOOK_TIMEOUT_SECONDS", 5.0, 0.1, 300),
+            webhook_max_attempts=_reader.integer("MOSAIC_WEBHOOK_MAX_ATTEMPTS", 6, 1, 100),
+            webhook_backoff_seconds=_reader.number("MOSAIC_WEBHOOK_BACKOFF_SECONDS", 2.0, 0, 3600),
+            # Loopback and private targets: the demo's echo receiver; refused in production.
+            webhook_allow_loopback=_reader.boolean(
+                "MOSAIC_WEBHOOK_ALLOW_LOOPBACK", default=not production
+            ),
+            recs_train_minutes=_reader.integer("MOSAIC_RECS_TRAIN_MINUTES", 360, 1, 43_200),
+            recs_tuning_seconds=_reader.number("MOSAIC_RECS_TUNING_SECONDS", 60.0, 0, 86_400),
+            # 0: one thread per CPU (recommendations.engine.models.default_threads).
+            recs_threads=_reader.integer("MOSAIC_RECS_THREADS", 0, 0, 1024),
         )
 
 

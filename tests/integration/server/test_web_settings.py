@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from config.settings.env import SettingError
 from config.web import granian_args
 
 
@@ -60,3 +63,39 @@ def test_granian_args__bind_forms__as_make_run_prints_them(monkeypatch):
         args = granian_args()
         start = args.index(expected[0])
         assert args[start : start + len(expected)] == expected, bind
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "allowed"),
+    [
+        ("WEB_CONCURRENCY", "two", "1 to 512"),
+        ("WEB_THREADS", "0", "1 to 512"),
+        ("WEB_BACKLOG", "-1", "1 to 65535"),
+        ("WEB_BACKPRESSURE", "1e9", "1 to 1000000"),
+        ("WEB_HEADER_TIMEOUT_MS", "5s", "1 to 600000"),
+        ("WEB_KEEPALIVE", "ture", "true, 1, yes, on, false, 0, no, off"),
+        ("WEB_ACCESS_LOG", "flase", "true, 1, yes, on, false, 0, no, off"),
+        ("WEB_KILL_TIMEOUT_S", "0", "1 to 3600"),
+        ("WEB_LOG_LEVEL", "verbose", "critical, error, warning, warn, info, debug, notset"),
+        ("WEB_MAX_RSS_MB", "-300", "0 to 1048576"),
+        ("WEB_LIFETIME_S", "1h", "0 to 31536000"),
+    ],
+)
+def test_granian_args__typo__refused_naming_variable_and_allowed(monkeypatch, name, value, allowed):
+    # Given a web setting with a value the launcher does not know (it used to be read as the
+    # default, or as false, or to fail with a bare ValueError)
+    monkeypatch.setenv(name, value)
+    # When the command line is built, Then it refuses, naming the variable and what is allowed
+    with pytest.raises(SettingError) as refused:
+        granian_args()
+    assert str(refused.value).startswith(f"{name}={value!r} ")
+    assert str(refused.value).endswith(f"allowed values: {allowed}")
+
+
+def test_granian_args__blank_value__the_default(monkeypatch):
+    # Given a variable set to blanks (as an env file may leave it), Then it counts as unset
+    monkeypatch.setenv("WEB_CONCURRENCY", "  ")
+    monkeypatch.setenv("WEB_KEEPALIVE", "")
+    args = granian_args()
+    assert _option(args, "--workers") == "2"
+    assert "--http1-keep-alive" in args

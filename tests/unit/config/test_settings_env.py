@@ -35,6 +35,23 @@ def environ(tmp_path) -> dict[str, str]:
         ("MOSAIC_PROFILE_CACHE_SIZE", "1e9", "0 to 10000000"),
         ("MOSAIC_EMBEDDED_REDIS_PORT", "70000", "1 to 65535"),
         ("MOSAIC_TIME_DUE_SECONDS", "0.5", "1.0 to 86400"),
+        # segments, RFM, guardrails, static lists, webhooks (issue #15)
+        ("MOSAIC_SEGMENT_RUN_BATCH", "0", "1 to 1000000"),
+        ("MOSAIC_SEGMENT_RUN_YIELD_SECONDS", "-1", "0 to 60"),
+        ("MOSAIC_SEGMENT_RUN_LEASE_SECONDS", "2m", "1 to 86400"),
+        ("MOSAIC_RFM_WINDOW_DAYS", "0", "1 to 36500"),
+        ("MOSAIC_RFM_RECOMPUTE_MINUTES", "hourly", "1 to 43200"),
+        ("MOSAIC_SEGMENT_MIN_SIZE", "-5", "0 to 1000000000"),
+        ("MOSAIC_PLACEMENT_MAX_SEGMENTS", "0", "1 to 10000"),
+        ("MOSAIC_STATIC_LIST_MAX_IDS", "99999999999", "1 to 10000000"),
+        ("MOSAIC_WEBHOOK_TIMEOUT_SECONDS", "inf", "0.1 to 300"),
+        ("MOSAIC_WEBHOOK_MAX_ATTEMPTS", "0", "1 to 100"),
+        ("MOSAIC_WEBHOOK_BACKOFF_SECONDS", "nan", "0 to 3600"),
+        ("MOSAIC_WEBHOOK_ALLOW_LOOPBACK", "2", "true, 1, yes, on, false, 0, no, off"),
+        # recommendations (issue #17)
+        ("MOSAIC_RECS_TRAIN_MINUTES", "0", "1 to 43200"),
+        ("MOSAIC_RECS_TUNING_SECONDS", "-1", "0 to 86400"),
+        ("MOSAIC_RECS_THREADS", "all", "0 to 1024"),
     ],
 )
 def test_mosaic_env__unknown_value__refused_naming_variable_and_allowed(
@@ -59,6 +76,13 @@ def test_mosaic_env__unknown_value__refused_naming_variable_and_allowed(
         ("MOSAIC_REQUIRE_API_KEY", "On", "require_api_key", True),
         ("MOSAIC_INGEST_LANES", "4", "ingest_lanes", 4),
         ("MOSAIC_AGGREGATE_YIELD_SECONDS", "0", "aggregate_yield_seconds", 0.0),
+        ("MOSAIC_SEGMENT_RUN_BATCH", "500", "segment_run_batch", 500),
+        ("MOSAIC_RFM_WINDOW_DAYS", "730", "rfm_window_days", 730),
+        ("MOSAIC_WEBHOOK_TIMEOUT_SECONDS", "0.5", "webhook_timeout_seconds", 0.5),
+        ("MOSAIC_WEBHOOK_ALLOW_LOOPBACK", "false", "webhook_allow_loopback", False),
+        ("MOSAIC_WEBHOOK_ALLOW_LOOPBACK", "1", "webhook_allow_loopback", True),
+        ("MOSAIC_RECS_TRAIN_MINUTES", "60", "recs_train_minutes", 60),
+        ("MOSAIC_RECS_TUNING_SECONDS", "0", "recs_tuning_seconds", 0.0),
     ],
 )
 def test_mosaic_env__allowed_value__read(environ, name, value, field, expected):
@@ -99,3 +123,28 @@ def test_mosaic_env__retention_unset__395_days(environ):
     # Given no MOSAIC_EVENT_RETENTION_DAYS (read from this mapping, not the process environment)
     # Then events are kept 395 days (13 months)
     assert MosaicEnv.load(environ).event_retention_days == 395
+
+
+def test_mosaic_env__production__webhooks_to_loopback_refused_by_default(environ):
+    # Given production mode with its secrets and no MOSAIC_WEBHOOK_ALLOW_LOOPBACK
+    environ.update(MOSAIC_PRODUCTION="true", SECRET_KEY="s" * 50, PSEUDONYMIZATION_KEY="p" * 50)
+    # Then webhooks to loopback and private addresses are refused; the embedded set-up allows them
+    assert MosaicEnv.load(environ).webhook_allow_loopback is False
+    assert MosaicEnv.load({"MOSAIC_VAR_DIR": environ["MOSAIC_VAR_DIR"]}).webhook_allow_loopback
+
+
+def test_manage__segment_setting_typo__refuses_to_start_with_the_variable_named():
+    # When a command starts with a typo in a segment setting (read by config/settings/segments.py)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env={**os.environ, "MOSAIC_SEGMENT_RUN_BATCH": "2k"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    # Then it does not start, and says which variable and what it accepts
+    assert result.returncode != 0
+    assert "MOSAIC_SEGMENT_RUN_BATCH='2k' is not an integer; allowed values: 1 to 1000000" in (
+        result.stderr
+    )
