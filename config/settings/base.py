@@ -3,6 +3,7 @@
 from corsheaders.defaults import default_headers
 
 from core import metrics_dir
+from core.error_reporting import error_reporting_start
 
 from .env import BASE_DIR, ENV
 
@@ -45,6 +46,11 @@ MOSAIC_UNDECLARED_TRAITS = ENV.undeclared_traits
 # most entries it holds (0 turns it off) and the age after which an entry is re-read regardless.
 MOSAIC_PROFILE_CACHE_SIZE = ENV.profile_cache_size
 MOSAIC_PROFILE_CACHE_MAX_AGE = ENV.profile_cache_max_age
+# Optional error reporting (core/error_reporting.py): nothing is started without a DSN.
+if ENV.sentry_dsn:
+    error_reporting_start(
+        ENV.sentry_dsn, environment="production" if ENV.production else "embedded"
+    )
 # Browsers send publishable keys in this header too; CORS preflight must let it through.
 CORS_ALLOW_HEADERS = (*default_headers, "x-mosaic-key")
 
@@ -85,6 +91,10 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
+
+if ENV.sentry_dsn:
+    # Remembers the ids a request carries, so that an error event can redact them.
+    MIDDLEWARE.insert(0, "core.error_reporting.RequestIdsRemembered")
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"

@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -96,6 +97,30 @@ def _generated_secret(path: Path) -> str:
     return path.read_text().strip()
 
 
+def _sentry_dsn(dsn: str) -> str:
+    """A Sentry DSN (scheme, public key, host, project id) or empty; the refusal does not echo
+    the value (it holds the project's key)."""
+    if not dsn:
+        return dsn
+    parts = urlsplit(dsn)
+    try:
+        parts.port  # noqa: B018 - raises on a port out of range
+    except ValueError:
+        parts = parts._replace(netloc="")
+    project = parts.path.rstrip("/").rpartition("/")[2]
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.username
+        or not parts.hostname
+        or not project.isdigit()
+    ):
+        raise SettingError(
+            "MOSAIC_SENTRY_DSN is not a Sentry DSN; allowed values: empty (error reporting off) "
+            "or http(s)://<public key>@<host>[:port]/<project id>"
+        )
+    return dsn
+
+
 CONSENT_DEFAULTS = ("opt-out", "opt-in")
 UNDECLARED_TRAITS = ("accept", "reject")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -154,6 +179,8 @@ class MosaicEnv:
     recs_train_minutes: int
     recs_tuning_seconds: float
     recs_threads: int
+    # Optional error reporting (core/error_reporting.py): off when empty.
+    sentry_dsn: str
 
     @classmethod
     def load(cls, environ_: Mapping[str, str] | None = None) -> MosaicEnv:
@@ -251,6 +278,7 @@ class MosaicEnv:
             recs_tuning_seconds=_reader.number("MOSAIC_RECS_TUNING_SECONDS", 60.0, 0, 86_400),
             # 0: one thread per CPU (recommendations.engine.models.default_threads).
             recs_threads=_reader.integer("MOSAIC_RECS_THREADS", 0, 0, 1024),
+            sentry_dsn=_sentry_dsn(_reader.text("MOSAIC_SENTRY_DSN", default="").strip()),
         )
 
 
