@@ -127,7 +127,7 @@ def _url_scrubbed(url: str) -> str:
     return parts._replace(path=scrubbed_path(parts.path or "/")).geturl()
 
 
-def event_scrubbed(event: dict[str, Any], hint: dict[str, Any] | None = None) -> dict[str, Any]:
+def event_scrubbed(event: Any, hint: Any = None) -> Any:
     """sentry-sdk's ``before_send``: the event without personal data (see the module)."""
     request = event.get("request") or {}
     found = _request_ids(request) | _request_ids_var.get()
