@@ -1,4 +1,5 @@
-"""Settings of segment runs, RFM scoring, static lists, webhooks and guardrails (issue #15).
+"""Settings of segment runs, RFM scoring, static lists, webhooks and guardrails (issue #15), and
+recommendations' tuning budget (issue #17).
 
 Read from the environment like the rest (names in README.md's table), validated in
 config/settings/env.py (an unknown or out-of-range value refuses to start, naming the variable).
