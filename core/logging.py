@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 # Attributes every LogRecord has: whatever else a record carries came from `extra`.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
@@ -32,7 +34,19 @@ class JsonFormatter(logging.Formatter):
                 document[name] = value
         if record.exc_info:
             document["exception"] = self.formatException(record.exc_info)
-        return json.dumps(document, default=str, ensure_ascii=False)
+        return json.dumps(document, default=_opaque, ensure_ascii=False)
+
+
+# Values written as text; any other object is written as its type's name only: Django's request
+# log passes the request itself (extra={"request": ...}), whose repr names the path, and a path
+# can hold a visitor id (/api/v1/profiles/<visitor>).
+_AS_TEXT = (date, Decimal, UUID)
+
+
+def _opaque(value: Any) -> str:
+    if isinstance(value, _AS_TEXT):
+        return str(value)
+    return f"<{type(value).__name__}>"
 
 
 def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, **fields: Any) -> None:

@@ -27,6 +27,23 @@ def test_json_formatter__event_with_fields__one_json_object():
     assert (document["accepted"], document["rejected"], document["level"]) == (3, 1, "INFO")
 
 
+def test_json_formatter__django_request_in_extra__written_as_its_type_only(rf):
+    # Given Django's request log record: the request object itself is in `extra`, and its repr
+    # names the path, here an export path holding a visitor id
+    request = rf.get("/api/v1/profiles/raw-visitor-2/export")
+    record = logging.LogRecord(
+        "django.request", logging.WARNING, __file__, 1, "Forbidden", (), None
+    )
+    record.status_code = 403
+    record.request = request
+    # When formatted
+    line = JsonFormatter().format(record)
+    # Then the status is there and the request only as its type: no path, no visitor id
+    document = json.loads(line)
+    assert (document["status_code"], document["request"]) == (403, "<WSGIRequest>")
+    assert "raw-visitor" not in line
+
+
 @pytest.mark.django_db
 def test_events_api__accepted__one_event_without_visitor_id(client, caplog):
     # Given a batch from an identifiable visitor
