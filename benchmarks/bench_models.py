@@ -1,12 +1,14 @@
 """Benchmark: model segments on synthetic profiles with planted groups and a planted propensity.
 
-    .venv/bin/python benchmarks/bench_models.py --profiles 100000
+    OMP_NUM_THREADS=1 nice .venv/bin/python benchmarks/bench_models.py --profiles 1000000
 
-Everything is throwaway: a SQLite database under a temporary MOSAIC_VAR_DIR, migrated first,
-removed at the end. Data: `--profiles` profiles in four planted groups (lapsed: bought in the
-first 120 days only; recent: only in the last 125; regulars; VIPs: higher rates and order values;
-one purchase at least), about 7.8 purchases a profile over 365 days; group membership is the
-truth for the adjusted Rand index.
+Everything is throwaway: by default a PostgreSQL cluster (production's database; initdb from
+/usr/lib/postgresql/*/bin, as bench_ingest does) under a temporary directory, migrated first,
+removed at the end (`--database sqlite` for the development default). Data: `--profiles`
+profiles in four planted groups (lapsed: bought in the first 120 days only; recent: only in the
+last 125; regulars; VIPs: higher rates and order values; one purchase at least), about 7.8
+purchases a profile over 365 days, filled with COPY (the event table's indexes built once after
+the fill); group membership is the truth for the adjusted Rand index.
 
 a. Cluster pipeline, as a cluster segment computes it: features from the database in chunks
    (analysis.selectors.feature_matrix_from_db: recency, frequency, monetary), log1p + standard
@@ -14,15 +16,22 @@ a. Cluster pipeline, as a cluster segment computes it: features from the databas
    MiniBatchKMeans above 200,000 profiles), labels written back onto the profiles
    (analysis.model_segments.profile_model_scores_write). No stability check (the bare
    computation has none either).
-b. Bare pandas + scikit-learn, in the same run, computing the same result: pandas.read_sql of
-   the purchases, groupby to recency/frequency/monetary, the same scaling and the same K-Means
-   loop (same estimator, same seeds, same sample), labels written back with one executemany.
+b. Bare pandas + scikit-learn, in the same process, computing the same result: one query of the
+   purchases into a DataFrame (what pandas.read_sql does), groupby to recency/frequency/monetary,
+   the same scaling and the same K-Means loop (same estimator, seeds and sample), the same
+   document change written back with COPY into a temporary table and one UPDATE.
+   Rounds alternate (bare, pipeline, pipeline, bare, ...); each side's best round by CPU counts.
+   CPU seconds are this process's plus those of the PostgreSQL backend serving its connection
+   (/proc/<pid>/stat), wall seconds are printed beside them.
 c. Propensity: "purchase in the 60 days after day 240" trained on the planted rates (engine
    time split: features as of day 240 and validated as of day 300), training and scoring time
-   of gradient boosting, AUC beside the recency baseline.
+   of gradient boosting, AUC beside the recency baseline. `--part cluster|propensity` runs a+b
+   or c alone (c needs no database).
 
-Prints one table; peak RSS from getrusage. Exits 1 when a target is missed: pipeline <= 1.5x
-bare, adjusted Rand >= 0.9 on the planted groups, peak RSS <= 4 GB.
+Prints one table; peak RSS from getrusage; progress lines on stderr. Exits 1 when a target is
+missed: pipeline <= 1.5x bare (CPU), adjusted Rand >= 0.9 on the planted groups, peak RSS <= 4 GB.
+OMP_NUM_THREADS=1 on a shared machine: with more OpenMP threads than free cores, scikit-learn's
+threads spin waiting for each other (the earlier 100,000-profile run's 376 s GBM fit).
 """
 
 from __future__ import annotations
