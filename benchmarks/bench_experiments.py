@@ -80,7 +80,8 @@ INSERT INTO segments_event
      occurred_at, received_at)
 SELECT gen_random_uuid(), i, t.type, '', '{{}}',
        CASE WHEN t.type = 'purchase' THEN 10 + (i % 50) ELSE NULL END, '', '{{}}',
-       {base} + ((i % 864000) + t.offset_s) * interval '1 second', now()
+       {base} + ((i % 864000) + t.offset_s) * interval '1 second',
+       least(now(), {base} + ((i % 864000) + t.offset_s) * interval '1 second')
 FROM generate_series({first}, {last}) i
 CROSS JOIN (VALUES ('purchase', 3600, 0.08), ('add_to_cart', 600, 0.2),
                    ('page_view', 60, 0.9), ('purchase', -86400, 0.05)) AS t(type, offset_s, rate)
@@ -161,6 +162,23 @@ for key, kind, et, agg, den, role in specs:
 print(json.dumps({{"experiment_id": e.pk}}))
 """
 
+CHECK_CODE = """
+import json, time
+from django.db.models import Count
+from django.utils import timezone
+from experiments.management.commands.experiment_results import _equal
+from experiments.models import Experiment, ResultState
+from experiments.results import _exposures, results_aggregates_direct, results_aggregates_stored
+e = Experiment.objects.get(key="bench")
+as_of = ResultState.objects.get(experiment=e).as_of
+counts = dict(_exposures(e, as_of).values_list("arm_key").annotate(n=Count("id")).order_by())
+stored = results_aggregates_stored(experiment=e, counts=counts)
+t = time.perf_counter()
+direct = results_aggregates_direct(experiment=e, as_of=as_of)
+elapsed = time.perf_counter() - t
+print(json.dumps({"direct_seconds": round(elapsed, 2), "equal": _equal(stored, direct)}))
+"""
+
 # One phase per process, so that VmHWM is that phase's peak RSS. `rebuild=True`: from scratch
 # (every visitor's values computed and stored); without: an incremental beat.
 COMPUTE_CODE = """
@@ -225,7 +243,23 @@ def kept_cluster(pg_bin: Path, directory: Path):
         subprocess.run([*ctl, "-m", "fast", "stop"], check=False, capture_output=True)
 
 
-def results(exposures: int, arms: int, keep: Path | None, fill_only: bool) -> dict:
+def _restore(url: str, *, exposures: int, max_event: int) -> None:
+    """The kept cluster back to its filled size: the rows phase (b) added go, and the stored
+    values, so that the next run's phase (a) starts from an empty table."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("TRUNCATE experiments_exposurevalue, experiments_resultstate")
+        conn.execute("DELETE FROM segments_event WHERE id > %s", [max_event])
+        conn.execute(
+            "DELETE FROM experiments_exposure WHERE profile_key IN (SELECT key "
+            "FROM segments_profile WHERE id > %s)",
+            [exposures],
+        )
+        conn.execute("DELETE FROM segments_profile WHERE id > %s", [exposures])
+
+
+def results(exposures: int, arms: int, keep: Path | None, fill_only: bool, check: bool) -> dict:
     from benchmarks.bench_ingest import _pg_bin
 
     pg_bin = _pg_bin()
@@ -278,6 +312,7 @@ def results(exposures: int, arms: int, keep: Path | None, fill_only: bool) -> di
                     experiment_id=setup["experiment_id"],
                     base=f"'{base.isoformat()}'::timestamptz",
                 )
+                max_event = conn.execute("SELECT max(id) FROM segments_event").fetchone()[0]
             fill_seconds = round(time.perf_counter() - started, 1)
             filled = {
                 "exposures": exposures,
@@ -285,6 +320,7 @@ def results(exposures: int, arms: int, keep: Path | None, fill_only: bool) -> di
                 "base": base.isoformat(),
                 "experiment_id": setup["experiment_id"],
                 "fill_seconds": fill_seconds,
+                "max_event": max_event,
             }
             marker.write_text(json.dumps(filled))
         with psycopg.connect(url, autocommit=True) as conn:
@@ -299,16 +335,22 @@ def results(exposures: int, arms: int, keep: Path | None, fill_only: bool) -> di
         }
         if fill_only:
             return out
+        if "max_event" not in filled:  # the filled size's last event id, noted once
+            with psycopg.connect(url, autocommit=True) as conn:
+                filled["max_event"] = conn.execute("SELECT max(id) FROM segments_event").fetchone()[
+                    0
+                ]
+            marker.write_text(json.dumps(filled))
+        max_event = filled["max_event"]
+        _restore(url, exposures=exposures, max_event=max_event)  # after an interrupted run
         full = json.loads(manage("shell", "-c", COMPUTE_CODE.format(rebuild=True)).splitlines()[-1])
         out["full"] = {**full, "within_60s": full["seconds"] <= 60}
         # 1 % more: new visitors exposed in the last hours (windows open) with their events, and
         # late purchases of 0.5 % of the old visitors; removed again after the measurement so
         # that a kept cluster stays at its size.
         extra = max(1, exposures // 100)
+        max_event = filled["max_event"]
         with psycopg.connect(url, autocommit=True) as conn:
-            max_event = conn.execute("SELECT coalesce(max(id), 0) FROM segments_event").fetchone()[
-                0
-            ]
             started = time.perf_counter()
             conn.execute(
                 FILL_SQL.format(
@@ -336,16 +378,12 @@ def results(exposures: int, arms: int, keep: Path | None, fill_only: bool) -> di
                 "add_seconds": added,
                 "within_60s": beat["seconds"] <= 60,
             }
+            if check:
+                # The stored sums after the beat against the direct single-pass aggregate
+                # (the previous full computation), timed: both must agree.
+                out["check"] = json.loads(manage("shell", "-c", CHECK_CODE).splitlines()[-1])
         finally:
-            with psycopg.connect(url, autocommit=True) as conn:
-                conn.execute("DELETE FROM segments_event WHERE id > %s", [max_event])
-                conn.execute(
-                    "DELETE FROM experiments_exposure WHERE profile_key IN (SELECT key "
-                    "FROM segments_profile WHERE id > %s)",
-                    [exposures],
-                )
-                conn.execute("DELETE FROM segments_profile WHERE id > %s", [exposures])
-                conn.execute("DELETE FROM experiments_resultstate")
+            _restore(url, exposures=exposures, max_event=max_event)
     return out
 
 
@@ -362,11 +400,18 @@ def main() -> int:
         help="PostgreSQL cluster directory kept between runs: filled on first use, reused after",
     )
     parser.add_argument("--fill-only", action="store_true", help="fill (if needed) and stop")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="after the incremental beat, compare its sums with the direct aggregate (timed)",
+    )
     args = parser.parse_args()
     out = {"bucketing": bucketing(args.visitors)}
     print(json.dumps(out["bucketing"]), flush=True)
     if not args.skip_results:
-        out["results"] = results(args.exposures, args.arms, args.keep_cluster, args.fill_only)
+        out["results"] = results(
+            args.exposures, args.arms, args.keep_cluster, args.fill_only, args.check
+        )
         print(json.dumps(out["results"]), flush=True)
     res = out.get("results", {})
     ok = out["bucketing"]["max_error_pp"] <= 0.5 and res.get("full", {}).get("within_60s", True)
