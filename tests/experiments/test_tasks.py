@@ -134,3 +134,28 @@ def test_results_task__real_worker__second_beat_incremental_equals_direct(celery
     assert [row["n"] for row in purchase["arms"]] == [30, 31]
     direct = results_aggregates_direct(experiment=experiment, as_of=second.computed_at)["purchase"]
     assert [direct[arm]["post_sum"] for arm in ("control", "treat")] == [4, 9]
+
+
+def test_admin_action__recompute_from_scratch__worker_stores_snapshot_from_scratch(
+    celery_worker, admin_client
+):
+    # Given an experiment with a first (incremental-ready) computation
+    experiment = _experiment()
+    _traffic(experiment, 10, {"control": 0.1, "treat": 0.3})
+    results_compute(experiment=experiment)
+    # When a staff user runs the admin action on it
+    response = admin_client.post(
+        "/admin/experiments/experiment/",
+        {"action": "results_rebuild", "_selected_action": [experiment.pk]},
+        follow=True,
+    )
+    # Then the page says it is queued, and the worker stores a computation from scratch
+    assert "Recomputation from scratch queued for 1 experiment" in response.content.decode()
+    snapshot = wait_for(
+        lambda: ResultSnapshot.objects.filter(
+            experiment=experiment, data__computation__reason="asked"
+        ).first(),
+        message=celery_worker.output(),
+    )
+    assert snapshot.data["computation"]["mode"] == "from scratch"
+    assert snapshot.users == 20
