@@ -182,15 +182,25 @@ print(json.dumps({"direct_seconds": round(elapsed, 2), "equal": _equal(stored, d
 # One phase per process, so that VmHWM is that phase's peak RSS. `rebuild=True`: from scratch
 # (every visitor's values computed and stored); without: an incremental beat.
 COMPUTE_CODE = """
-import json, resource, time
+import json, os, time
 from experiments.models import Experiment
 from experiments.results import results_compute
+from django.db import connection
 e = Experiment.objects.get(key="bench")
+with connection.cursor() as cursor:
+    cursor.execute("SELECT pg_backend_pid()")
+    backend = cursor.fetchone()[0]
+def cpu(pid):  # user + system seconds of a process (the database backend runs on this machine)
+    fields = open(f"/proc/{{pid}}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+c = cpu(backend)
 t = time.perf_counter()
 s = results_compute(experiment=e, rebuild={rebuild})
 elapsed = time.perf_counter() - t
+backend_cpu = cpu(backend) - c
 hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1]
-print(json.dumps({{"seconds": round(elapsed, 2), "users": s.users,
+print(json.dumps({{"seconds": round(elapsed, 2), "backend_cpu_seconds": round(backend_cpu, 1),
+                  "load_average": os.getloadavg(), "users": s.users,
                   "metrics": len(s.data["metrics"]),
                   "computation": s.data.get("computation"),
                   "peak_rss_mb": round(int(hwm) / 1024, 1)}}))
