@@ -78,6 +78,7 @@ class Migration(migrations.Migration):
             name="experiment",
             field=models.ForeignKey(
                 on_delete=django.db.models.deletion.CASCADE,
+                db_constraint=False,
                 related_name="+",
                 to="experiments.experiment",
             ),
@@ -87,6 +88,7 @@ class Migration(migrations.Migration):
             name="exposure",
             field=models.ForeignKey(
                 on_delete=django.db.models.deletion.CASCADE,
+                db_constraint=False,
                 related_name="+",
                 to="experiments.exposure",
             ),
@@ -97,6 +99,7 @@ class Migration(migrations.Migration):
             field=models.ForeignKey(
                 db_index=False,
                 on_delete=django.db.models.deletion.CASCADE,
+                db_constraint=False,
                 related_name="+",
                 to="experiments.metric",
             ),
