@@ -5,10 +5,15 @@
    error per arm in percentage points (target <= 0.5) and assignments per second.
 2. Results: ``--exposures`` exposure rows (default 10,000,000) over ``--arms`` arms (10) and 5
    metrics (purchase conversion, revenue per visitor, add-to-cart conversion, page views per
-   visitor, revenue per order) with their events, in a throwaway PostgreSQL cluster (initdb from
-   /usr/lib/postgresql/*/bin, as in bench_ingest); times ``experiments.results.results_compute``
-   (target: within 60 s) and reports the peak RSS of the process that ran it. Skipped, loudly,
-   without PostgreSQL binaries. ``--skip-results`` runs part 1 only.
+   visitor, revenue per order) with their events, in a PostgreSQL cluster (initdb from
+   /usr/lib/postgresql/*/bin; throwaway, or kept in ``--keep-cluster DIR`` and reused: the fill
+   is the long part). Times (a) ``results_compute(rebuild=True)``, the first computation from
+   scratch, and (b) an incremental beat after 1 % more data (new visitors with open windows,
+   late events of old ones); target: within 60 s. Reports each phase's wall time, the database
+   backend's CPU seconds, the load average and the peak RSS of the process that ran it.
+   ``--check`` then times the direct aggregate and compares its sums with the stored ones.
+   Skipped, loudly, without PostgreSQL binaries. ``--skip-results`` runs part 1 only;
+   ``--fill-only`` fills (if needed) and stops. The exit status is 1 when (a) exceeds 60 s.
 
 Run: ``.venv/bin/python benchmarks/bench_experiments.py --visitors 100000 --exposures 200000``
 for a quick look; without flags for the issue's sizes.
