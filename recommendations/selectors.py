@@ -39,6 +39,23 @@ def interaction_chunks(
             return
 
 
+def segment_members(*, profile_ids) -> dict[str, list[int]]:
+    """Members of every active segment among these profiles (segment key -> profile ids), read
+    in chunks; profiles not in ``profile_ids`` (a set) are skipped."""
+    from segments.models import SegmentMembership
+
+    out: dict[str, list[int]] = {}
+    rows = (
+        SegmentMembership.objects.filter(segment__is_active=True)
+        .order_by()
+        .values_list("segment__key", "profile_id")
+    )
+    for segment_key, profile_id in rows.iterator(chunk_size=20_000):
+        if profile_id in profile_ids:
+            out.setdefault(segment_key, []).append(profile_id)
+    return out
+
+
 IMPRESSION_EVENT = "recommendation_impression"
 CLICK_EVENT = "recommendation_click"
 

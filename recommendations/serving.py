@@ -31,6 +31,9 @@ class ServingState:
     popular: list[str] = field(default_factory=list)
     popular_by_category: dict[str, list[str]] = field(default_factory=dict)
     similar: dict[str, list[str]] = field(default_factory=dict)
+    # segment key -> (specificity rank, popular skus): a member without a list of their own gets
+    # the list of their most specific segment (fewest interacting members) that has one
+    popular_by_segment: dict[str, tuple[int, list[str]]] = field(default_factory=dict)
 
 
 _state: ServingState | None = None
@@ -57,15 +60,40 @@ def state_build(version: int) -> ServingState:
     popular: list[str] = []
     by_category: dict[str, list[str]] = {}
     similar: dict[str, list[str]] = {}
+    by_segment: dict[str, tuple[int, list[str]]] = {}
     if run is not None:
         popular = list(run.popular.get("global", []))
         by_category = {k: list(v) for k, v in run.popular.get("by_category", {}).items()}
         similar = dict(SimilarItems.objects.filter(run=run).values_list("sku", "similar"))
+        by_segment = _segment_lists(run.popular.get("by_segment"))
     if not popular:  # no run yet: the catalog's order, so the block still shows items
         popular = list(items)[:50]
     return ServingState(
-        version, run.pk if run else None, items, category_of, popular, by_category, similar
+        version,
+        run.pk if run else None,
+        items,
+        category_of,
+        popular,
+        by_category,
+        similar,
+        by_segment,
     )
+
+
+def _segment_lists(stored: Any) -> dict[str, tuple[int, list[str]]]:
+    """The run's per-segment lists ({key: {"users": n, "items": [sku...]}}), ranked most
+    specific first (fewest interacting members, then key): the rank decides between a
+    visitor's segments at serve time without sorting per decision."""
+    if not isinstance(stored, dict):
+        return {}
+    entries = []
+    for key, entry in stored.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("items"), list):
+            continue
+        users = entry.get("users")
+        entries.append((users if isinstance(users, int) else 0, str(key), entry["items"]))
+    entries.sort(key=lambda e: (e[0], e[1]))
+    return {key: (rank, list(skus)) for rank, (_users, key, skus) in enumerate(entries)}
 
 
 def _frozen(value: Any) -> Any:
@@ -98,7 +126,9 @@ def reset() -> None:
 @dataclass(frozen=True, slots=True)
 class BlockItems:
     items: list[Any]  # read-only mappings of catalog data (see state_build)
-    source: str  # als, similar, similar:category, popularity:no_consent, popularity:cold_start
+    # als, similar, similar:category, popularity:no_consent, popularity:segment:<key>,
+    # popularity:cold_start
+    source: str
     run_id: int | None
 
 
@@ -144,7 +174,31 @@ def block_items(
             chosen += _in_stock(state, state.popular, count - len(chosen), exclude={*skus})
         run = recs.get("run")
         return BlockItems(chosen, "als", run if isinstance(run, int) else state.run_id)
+    segment = _segment_of(state, profile)
+    if segment is not None:
+        # no list of their own, but a segment with one: what its members like (personalization:
+        # it uses the profile's memberships, hence only with consent, checked above)
+        segment_skus = state.popular_by_segment[segment][1]
+        chosen = _in_stock(state, segment_skus, count)
+        if len(chosen) < count:
+            chosen += _in_stock(state, state.popular, count - len(chosen), exclude={*segment_skus})
+        return BlockItems(chosen, f"popularity:segment:{segment}", state.run_id)
     return BlockItems(_in_stock(state, state.popular, count), "popularity:cold_start", state.run_id)
+
+
+def _segment_of(state: ServingState, profile: Any) -> str | None:
+    """The visitor's most specific segment that has a popularity list, if any."""
+    if not state.popular_by_segment or not isinstance(profile, dict):
+        return None
+    keys = profile.get("segments")
+    if not isinstance(keys, list):
+        return None
+    best, best_rank = None, None
+    for segment_key in keys:
+        entry = state.popular_by_segment.get(segment_key) if isinstance(segment_key, str) else None
+        if entry is not None and (best_rank is None or entry[0] < best_rank):
+            best, best_rank = segment_key, entry[0]
+    return best
 
 
 def _count(fields: Any) -> int:
