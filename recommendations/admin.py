@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.db import transaction
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
 
 from . import selectors
 from .models import Item, SimilarItems, TrainingRun, VisitorRecommendation
@@ -16,6 +18,17 @@ class ItemAdmin(admin.ModelAdmin):
     search_fields = ["sku", "title"]
     list_editable = ["in_stock"]
     readonly_fields = ["updated_at"]
+
+
+def _ctr_text(counts) -> str:
+    """clicks / impressions as a rate, with the counts (impressions are the denominator: a
+    click without a counted impression still counts, so the rate can exceed 100 %)."""
+    if not counts or not counts["impressions"]:
+        return (
+            f"- (clicks {counts['clicks']}, no impression)" if counts and counts["clicks"] else "-"
+        )
+    rate = counts["clicks"] / counts["impressions"]
+    return f"{rate:.2%} ({counts['clicks']} / {counts['impressions']})"
 
 
 def _fmt(value) -> str:
@@ -36,6 +49,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
         "map_shown",
         "coverage_shown",
         "online_ctr",
+        "online_ctr_by_source",
     ]
     list_filter = ["status", "trigger"]
     actions = ["train_now"]
@@ -69,11 +83,18 @@ class TrainingRunAdmin(admin.ModelAdmin):
 
     @admin.display(description="online CTR (clicks / impressions)")
     def online_ctr(self, run):
+        return _ctr_text(getattr(self, "_ctr", {}).get(run.pk))
+
+    @admin.display(description="online CTR by source")
+    def online_ctr_by_source(self, run):
         counts = getattr(self, "_ctr", {}).get(run.pk)
-        if not counts or not counts["impressions"]:
+        if not counts or not counts["by_source"]:
             return "-"
-        rate = counts["clicks"] / counts["impressions"]
-        return f"{rate:.2%} ({counts['clicks']} / {counts['impressions']})"
+        return format_html_join(
+            mark_safe("<br>"),
+            "{}: {}",
+            ((source, _ctr_text(c)) for source, c in sorted(counts["by_source"].items())),
+        )
 
     def get_changelist_instance(self, request):
         changelist = super().get_changelist_instance(request)
