@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.db import transaction
-from django.utils.html import format_html_join
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from . import selectors
@@ -42,14 +42,14 @@ class TrainingRunAdmin(admin.ModelAdmin):
         "id",
         "started_at",
         "status",
-        "interactions",
-        "users",
+        # early in the row: visible at 1280 px without scrolling the table sideways
+        "online_ctr",
         "precision_vs_baseline",
         "ndcg_vs_baseline",
         "map_shown",
         "coverage_shown",
-        "online_ctr",
-        "online_ctr_by_source",
+        "interactions",
+        "users",
     ]
     list_filter = ["status", "trigger"]
     actions = ["train_now"]
@@ -83,17 +83,17 @@ class TrainingRunAdmin(admin.ModelAdmin):
 
     @admin.display(description="online CTR (clicks / impressions)")
     def online_ctr(self, run):
-        return _ctr_text(getattr(self, "_ctr", {}).get(run.pk))
-
-    @admin.display(description="online CTR by source")
-    def online_ctr_by_source(self, run):
         counts = getattr(self, "_ctr", {}).get(run.pk)
         if not counts or not counts["by_source"]:
-            return "-"
-        return format_html_join(
-            mark_safe("<br>"),
-            "{}: {}",
-            ((source, _ctr_text(c)) for source, c in sorted(counts["by_source"].items())),
+            return _ctr_text(counts)
+        return format_html(
+            "{}<br><small>{}</small>",
+            _ctr_text(counts),
+            format_html_join(
+                mark_safe("<br>"),
+                "{}: {}",
+                ((source, _ctr_text(c)) for source, c in sorted(counts["by_source"].items())),
+            ),
         )
 
     def get_changelist_instance(self, request):

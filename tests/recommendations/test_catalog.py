@@ -215,7 +215,7 @@ def test_runs_admin__impression_and_click_events__online_ctr_per_run(admin_clien
     assert "5.00% (2 / 40)" in html
     assert "30.00% (3 / 10)" in html
     # and per source family (segments' lists pooled: a bounded number of groups)
-    assert "als: 50.00% (3 / 6)<br>popularity:segment: 0.00% (0 / 4)" in html
+    assert "<small>als: 50.00% (3 / 6)<br>popularity:segment: 0.00% (0 / 4)</small>" in html
     assert 'id="recs-runs-data"' in html
     assert "vendor/chart.js/chart.umd.js" in html
 
