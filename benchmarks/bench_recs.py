@@ -148,9 +148,7 @@ def training(
     }
 
 
-# The same markup as the block renders (its tracking attributes included), from a plain template.
-STATIC_LIST = """<section class="mosaic-recs" data-mosaic-recs="with-block" \
-data-mosaic-recs-run="1" data-mosaic-recs-source="als"><h3>{{ fields.title or "For you" }}</h3>
+STATIC_LIST = """<section class="mosaic-recs"><h3>{{ fields.title or "For you" }}</h3>
 <ul class="mosaic-recs__items">{% for i in range(4) %}
 <li class="mosaic-recs__item" data-sku="sku-{{ i }}"><a href="https://shop.example/p/{{ i }}">
 <span class="mosaic-recs__title">Item {{ i }}</span>

@@ -216,7 +216,7 @@ def _decide_placement(
         if chosen is None:
             return _fallback(plan.key, None, "", "no_default", trace)
 
-    context, recs = _block_context(chosen, visitor, template_context, version, plan.key)
+    context, recs = _block_context(chosen, visitor, template_context, version)
     html, failure = _render(plan.key, chosen, context)
     if failure is None:
         data = dict(chosen.answer_data)
@@ -228,7 +228,7 @@ def _decide_placement(
         )
     default = plan.default
     if default is not None and default is not chosen:
-        context, _recs = _block_context(default, visitor, template_context, version, plan.key)
+        context, _recs = _block_context(default, visitor, template_context, version)
         html, default_failure = _render(plan.key, default, context)
         if default_failure is None:
             return _fallback(plan.key, default, html, failure, trace)
@@ -240,12 +240,9 @@ def _block_context(
     visitor: Visitor,
     template_context: dict[str, Any],
     version: int,
-    placement_key: str,
 ) -> tuple[dict[str, Any], recs_serving.BlockItems | None]:
     """The template context, with `items` for a recommendations block (in process: the
-    visitor's list came with the profile document, the catalog is held per snapshot version)
-    and `recommendations` (source, run, placement: what the page reports impressions and clicks
-    with, see mosaic.js)."""
+    visitor's list came with the profile document, the catalog is held per snapshot version)."""
     if variant.block != recs_serving.BLOCK_KEY:
         return template_context, None
     try:
@@ -259,15 +256,7 @@ def _block_context(
     except Exception:  # a catalog that cannot load must not break the page: an empty block
         logger.exception("recommendations: block items unavailable")
         recs = recs_serving.BlockItems([], "unavailable", None)
-    return {
-        **template_context,
-        "items": recs.items,
-        "recommendations": {
-            "source": recs.source,
-            "run": recs.run_id,
-            "placement": placement_key,
-        },
-    }, recs
+    return {**template_context, "items": recs.items}, recs
 
 
 def _recs_data(recs: recs_serving.BlockItems) -> dict[str, Any]:

@@ -6,11 +6,7 @@ an editor who deleted it), by ``block_type_ensure``.
 
 from __future__ import annotations
 
-# The block and its items carry what the page reports impressions and clicks with (mosaic.js):
-# the model version (run), the source and the placement on the block, the sku on each item.
-TEMPLATE = """{% set recs = recommendations or {} %}<section class="mosaic-recs" \
-data-mosaic-recs="{{ recs.placement }}" data-mosaic-recs-run="{{ recs.run or '' }}" \
-data-mosaic-recs-source="{{ recs.source }}"><h3>{{ fields.title or "Recommended for you" }}</h3>
+TEMPLATE = """<section class="mosaic-recs"><h3>{{ fields.title or "Recommended for you" }}</h3>
 <ul class="mosaic-recs__items">{% for item in items %}
 <li class="mosaic-recs__item" data-sku="{{ item.sku }}"><a href="{{ item.url }}">
 {% if item.image_url %}<img src="{{ item.image_url }}" alt="">{% endif %}

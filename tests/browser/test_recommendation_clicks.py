@@ -18,7 +18,7 @@ from .conftest import SCREENSHOTS
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.slow]
 
 CONSENTED = '{"analytics":true,"personalization":true,"marketing":false}'
-RECS_BLOCK = '[data-mosaic-placement="recs"] [data-mosaic-recs]'
+RECS_BLOCK = '[data-mosaic-placement="recs"][data-mosaic-recs]'
 
 
 def _shot(page, name: str) -> None:

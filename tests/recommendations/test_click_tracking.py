@@ -1,15 +1,14 @@
 """What the page needs to report recommendation impressions and clicks per model version: the
-block's HTML carries the run, source and placement, each item its sku."""
+decide answer's data.recommendations (run, source) and items carrying data-sku; the template tag
+writes the same attributes mosaic.js sets in the browser."""
 
 from __future__ import annotations
 
-import importlib
 import re
 
 import pytest
-
-from content.models import BlockType
-from recommendations.block import TEMPLATE
+from django.template import Context, Template
+from django.test import RequestFactory
 
 from .conftest import make_recs_placement
 
@@ -17,7 +16,7 @@ URL = "/api/v1/decide"
 
 
 @pytest.mark.django_db
-def test_decide__recommendations_block__html_carries_run_source_placement_and_skus(
+def test_decide__recommendations_block__answer_names_run_source_and_items_carry_skus(
     client, trained_shop
 ):
     # Given a trained shop and the recommendations block in placement "recs"
@@ -28,38 +27,45 @@ def test_decide__recommendations_block__html_carries_run_source_placement_and_sk
         block = client.get(URL, {"placements": "recs", "visitor": visitor}).json()["placements"][
             "recs"
         ]
-        html = block["html"]
-        # Then the block names the model version, the source and the placement
-        assert (
-            f'data-mosaic-recs="recs" data-mosaic-recs-run="{run.pk}" '
-            f'data-mosaic-recs-source="{source}"'
-        ) in html
-        # and its items, in order, are the skus decide answered with
-        skus = re.findall(r'<li class="mosaic-recs__item" data-sku="([^"]+)"', html)
-        assert skus == block["data"]["recommendations"]["items"]
+        # Then the answer names the model version and source (what mosaic.js puts on the block)
+        recs = block["data"]["recommendations"]
+        assert (recs["run"], recs["source"]) == (run.pk, source)
+        # and the items in the HTML, in order, carry the skus decide answered with
+        skus = re.findall(r'<li class="mosaic-recs__item" data-sku="([^"]+)"', block["html"])
+        assert skus == recs["items"]
         assert len(skus) == 4
 
 
 @pytest.mark.django_db
-def test_migration_0003__old_template_updated__an_editors_own_template_kept():
-    # Given the block type with 0002's template
-    migration = importlib.import_module("recommendations.migrations.0003_block_reports_clicks")
-    from django.apps import apps
-
-    block, _ = BlockType.objects.update_or_create(
-        key="recommendations", defaults={"template": migration.OLD_TEMPLATE, "name": "R"}
+def test_template_tag__recommendations_block__wrapper_carries_run_source_and_placement(
+    trained_shop,
+):
+    # Given the recommendations block in placement "recs", rendered by the server
+    make_recs_placement()
+    run = trained_shop[1]
+    request = RequestFactory().get("/shop")
+    request.COOKIES["mosaic_vid"] = "visitor-0"
+    # When the page renders it with the template tag
+    html = Template('{% load mosaic %}{% mosaic_placement "recs" %}').render(
+        Context({"request": request})
     )
-    # When the migration runs forward / Then it carries the tracking attributes
-    migration.forward(apps, None)
-    block.refresh_from_db()
-    assert block.template == TEMPLATE
-    assert "data-mosaic-recs-run" in block.template
-    # and backward restores it
-    migration.backward(apps, None)
-    block.refresh_from_db()
-    assert block.template == migration.OLD_TEMPLATE
-    # Given an editor's own template / When migrating / Then it is left alone
-    BlockType.objects.filter(pk=block.pk).update(template="<p>{{ items|length }}</p>")
-    migration.forward(apps, None)
-    block.refresh_from_db()
-    assert block.template == "<p>{{ items|length }}</p>"
+    # Then its wrapper carries what mosaic.js reports with, as in the browser
+    assert (
+        f'data-mosaic-reason="default;recommendations:als" data-mosaic-recs="recs" '
+        f'data-mosaic-recs-run="{run.pk}" data-mosaic-recs-source="als">'
+    ) in html
+    assert html.count("data-sku=") == 4
+
+
+@pytest.mark.django_db
+def test_template_tag__other_placement__no_recommendation_attributes(db):
+    # Given a plain placement / When rendered by the tag / Then nothing to report
+    from tests.factories import make_placement
+
+    make_placement("hero", default_html="<p>Hi</p>")
+    request = RequestFactory().get("/shop")
+    html = Template('{% load mosaic %}{% mosaic_placement "hero" %}').render(
+        Context({"request": request})
+    )
+    assert "data-mosaic-recs" not in html
+    assert "<p>Hi</p>" in html

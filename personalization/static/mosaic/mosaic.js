@@ -9,8 +9,8 @@
  * markup after the timeout or on any error. Placements already decided by the server (they carry
  * data-mosaic-reason, e.g. from the {% mosaic_placement %} template tag) are not hidden or re-asked.
  *
- * Recommendations: a block rendered with data-mosaic-recs (the recommendations block type does)
- * is reported as a "recommendation_impression" custom event once it is at least half visible
+ * Recommendations: a placement answered with data.recommendations gets data-mosaic-recs* and is
+ * reported as a "recommendation_impression" custom event once it is at least half visible
  * (once per page for the same model version, placement and items), and a click on one of its
  * items (data-sku) as a "recommendation_click"; both carry the model version (run), source and
  * placement, and follow the events' consent rules (nothing is sent when analytics is refused).
@@ -155,6 +155,7 @@
         if (decision.html) node.innerHTML = decision.html;
         node.setAttribute("data-mosaic-variant", decision.variant || "");
         node.setAttribute("data-mosaic-reason", decision.reason || "");
+        markRecs(node, key, decision.html && decision.data && decision.data.recommendations);
       });
     });
   }
@@ -222,6 +223,21 @@
   var MAX_RECS_ITEMS = 20;
   var reportedRecs = {};
   var recsObserver = null;
+
+  // A recommendations block's model version, source and placement go on its placement element
+  // (from the answer's data.recommendations; the template tag writes the same attributes), so any
+  // template works as long as its items carry data-sku.
+  function markRecs(node, key, recs) {
+    var names = ["data-mosaic-recs", "data-mosaic-recs-run", "data-mosaic-recs-source"];
+    if (!recs) {
+      names.forEach(function (name) { node.removeAttribute(name); });
+      return;
+    }
+    node.setAttribute(names[0], key);
+    node.setAttribute(names[1], recs.run == null ? "" : String(recs.run));
+    node.setAttribute(names[2], recs.source || "");
+    node.mosaicRecsWatched = false; // new content: watched (and reported) afresh
+  }
 
   function recsInfo(block) {
     return {
