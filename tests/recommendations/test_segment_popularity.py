@@ -135,7 +135,7 @@ def test_block_items__several_segments__the_most_specific_one_topped_up_in_stock
         items=items,
         category_of={},
         popular=["g1", "s1", "g2"],
-        popular_by_segment=serving._segment_lists(stored),
+        popular_by_segment=serving._segment_lists(stored, items, ["g1", "s1", "g2"]),
     )
     serving._state = state
     try:
@@ -179,10 +179,14 @@ def test_segment_lists__stored_json__ranked_by_members_then_key():
         "m": {"users": 21, "items": ["y"]},
     }
     # Then ranks go to the fewest members first, ties by key
-    ranks = {k: rank for k, (rank, _items) in serving._segment_lists(stored).items()}
-    assert ranks == {"m": 0, "a": 1, "z": 2}
-    assert serving._segment_lists(None) == {}
-    assert serving._segment_lists([1]) == {}
+    lists = serving._segment_lists(stored, {"x": {"sku": "x"}, "y": {"sku": "y"}}, ["y"])
+    assert {k: rank for k, (rank, _items, _source) in lists.items()} == {"m": 0, "a": 1, "z": 2}
+    # and each is prepared once: in-stock items, topped up with bestsellers it lacks
+    assert [i["sku"] for i in lists["a"][1]] == ["x", "y"]
+    assert [i["sku"] for i in lists["m"][1]] == ["y"]
+    assert lists["z"][2] == "popularity:segment:z"
+    assert serving._segment_lists(None, {}, []) == {}
+    assert serving._segment_lists([1], {}, []) == {}
 
 
 @pytest.mark.django_db
@@ -192,5 +196,6 @@ def test_training_run__segment_lists__reach_the_serving_state(segment_shop):
     # When a process builds its serving state
     state = serving.state_build(12345)
     # Then club-0's list is there, as stored
-    assert state.popular_by_segment["club-0"][1] == run.popular["by_segment"]["club-0"]["items"]
+    served = [i["sku"] for i in state.popular_by_segment["club-0"][1]]
+    assert served == run.popular["by_segment"]["club-0"]["items"][: serving.MAX_COUNT]
     assert TrainingRun.objects.get(pk=run.pk).popular == run.popular
