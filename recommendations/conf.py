@@ -27,6 +27,13 @@ DEFAULTS: dict[str, Any] = {
     "MOSAIC_RECS_TUNING_SECONDS": 60.0,
     # similar items kept per sku
     "MOSAIC_RECS_SIMILAR_N": 12,
+    # popularity per segment (the cold-start list of a segment's members): only active segments
+    # with at least this many members who interacted with catalog items, at most this many
+    # segments (the largest), this many items each (each item interacted with by at least two
+    # members)
+    "MOSAIC_RECS_SEGMENT_MIN_USERS": 20,
+    "MOSAIC_RECS_SEGMENT_MAX": 100,
+    "MOSAIC_RECS_SEGMENT_TOP_N": 20,
 }
 # The beat schedule's interval is the environment variable MOSAIC_RECS_TRAIN_MINUTES (default
 # 360), validated in config/settings/env.py and read in the Celery settings.

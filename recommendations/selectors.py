@@ -39,32 +39,67 @@ def interaction_chunks(
             return
 
 
+def segment_members(*, profile_ids) -> dict[str, list[int]]:
+    """Members of every active segment among these profiles (segment key -> profile ids), read
+    in chunks; profiles not in ``profile_ids`` (a set) are skipped."""
+    from segments.models import SegmentMembership
+
+    out: dict[str, list[int]] = {}
+    rows = (
+        SegmentMembership.objects.filter(segment__is_active=True)
+        .order_by()
+        .values_list("segment__key", "profile_id")
+    )
+    for segment_key, profile_id in rows.iterator(chunk_size=20_000):
+        if profile_id in profile_ids:
+            out.setdefault(segment_key, []).append(profile_id)
+    return out
+
+
 IMPRESSION_EVENT = "recommendation_impression"
 CLICK_EVENT = "recommendation_click"
 
 
-def runs_online_ctr(*, run_ids: list[int]) -> dict[int, dict[str, int]]:
+def runs_online_ctr(*, run_ids: list[int]) -> dict[int, dict[str, Any]]:
     """Impressions and clicks per model version, from the page's custom events
-    (``name`` recommendation_impression / recommendation_click, ``properties.run`` the run id
-    the decision returned in ``data.recommendations.run``). One grouped query."""
+    (``name`` recommendation_impression / recommendation_click, ``properties.run`` the run id the
+    block carried, see mosaic.js), in total and per source family (``als``, ``similar``,
+    ``popularity:segment``, ...: a run also serves its popularity lists, whose clicks should not
+    be credited to its personal lists). One grouped query."""
     from django.db.models import Count
 
     wanted = {str(r) for r in run_ids}
-    out: dict[int, dict[str, int]] = {r: {"impressions": 0, "clicks": 0} for r in run_ids}
+    out: dict[int, dict[str, Any]] = {
+        r: {"impressions": 0, "clicks": 0, "by_source": {}} for r in run_ids
+    }
     if not wanted:
         return out
     rows = (
         Event.objects.filter(type="custom", name__in=[IMPRESSION_EVENT, CLICK_EVENT])
         .order_by()  # the model's default ordering would split the groups
-        .values("name", "properties__run")
+        .values("name", "properties__run", "properties__source")
         .annotate(n=Count("id"))
     )
     for row in rows:
         run = str(row["properties__run"])
-        if run in wanted:
-            kind = "impressions" if row["name"] == IMPRESSION_EVENT else "clicks"
-            out[int(run)][kind] += row["n"]
+        if run not in wanted:
+            continue
+        kind = "impressions" if row["name"] == IMPRESSION_EVENT else "clicks"
+        counts = out[int(run)]
+        counts[kind] += row["n"]
+        family = source_family(row["properties__source"])
+        per_source = counts["by_source"].setdefault(family, {"impressions": 0, "clicks": 0})
+        per_source[kind] += row["n"]
     return out
+
+
+def source_family(source: Any) -> str:
+    """``popularity:segment:club-0`` -> ``popularity:segment``: bounded groups for the admin."""
+    if not isinstance(source, str) or not source:
+        return "unknown"
+    if source.startswith("popularity:segment:"):
+        return "popularity:segment"
+    return source[:40]
 
 
 def run_active() -> TrainingRun | None:

@@ -28,7 +28,13 @@ from . import selectors
 from .conf import setting
 from .engine.evaluation import Dataset, run_protocol
 from .engine.matrix import decay_factors, to_csr
-from .engine.models import ALSModel, CategoryFallback, PopularityModel, top_n
+from .engine.models import (
+    ALSModel,
+    CategoryFallback,
+    PopularityModel,
+    popularity_by_groups,
+    top_n,
+)
 from .models import Item, RunStatus, SimilarItems, TrainingRun, VisitorRecommendation
 from .serializers import ItemRowSerializer
 
@@ -381,6 +387,7 @@ def _activate(run: TrainingRun, collected: _Collected, *, exclude: str, threads)
             str(cat): [skus[i] for i in popularity.top(20, category=cat)]
             for cat in sorted(set(collected.categories))
         },
+        "by_segment": _segment_popularity(matrix, collected),
     }
     similar = _similar_items(model, matrix, collected, int(setting("MOSAIC_RECS_SIMILAR_N")))
     now = timezone.now()
@@ -529,6 +536,30 @@ def recommendations_refresh(*, max_events: int = REFRESH_MAX_EVENTS) -> RefreshR
     for start in range(0, len(profile_ids), 2000):
         profile_cache_write(profile_ids=profile_ids[start : start + 2000])
     return RefreshResult(run.pk, len(profile_ids), len(changed))
+
+
+def _segment_popularity(matrix, collected: _Collected) -> dict[str, dict[str, Any]]:
+    """Per active segment with enough interacting members: its most popular items (the
+    cold-start list of its members without a list of their own; served by decide from the
+    profile document's segment keys, see serving.block_items)."""
+    code_of = {int(pid): code for code, pid in enumerate(collected.profile_ids)}
+    members = selectors.segment_members(profile_ids=code_of.keys())
+    groups = {
+        key: np.fromiter((code_of[pid] for pid in pids), dtype=np.int64, count=len(pids))
+        for key, pids in members.items()
+    }
+    lists = popularity_by_groups(
+        matrix,
+        groups,
+        n=int(setting("MOSAIC_RECS_SEGMENT_TOP_N")),
+        min_users=int(setting("MOSAIC_RECS_SEGMENT_MIN_USERS")),
+        max_groups=int(setting("MOSAIC_RECS_SEGMENT_MAX")),
+    )
+    skus = collected.skus
+    return {
+        key: {"users": users, "items": [skus[i] for i in items]}
+        for key, (users, items) in lists.items()
+    }
 
 
 def _similar_items(model: ALSModel, matrix, collected: _Collected, n: int) -> dict[int, Any]:

@@ -31,6 +31,11 @@ class ServingState:
     popular: list[str] = field(default_factory=list)
     popular_by_category: dict[str, list[str]] = field(default_factory=dict)
     similar: dict[str, list[str]] = field(default_factory=dict)
+    # segment key -> (specificity rank, items, source): a member without a list of their own
+    # gets the list of their most specific segment (fewest interacting members) that has one;
+    # its in-stock items, topped up with bestsellers, prepared here once per version (stock
+    # changes bump the version) so that a decision only slices them
+    popular_by_segment: dict[str, tuple[int, tuple[Any, ...], str]] = field(default_factory=dict)
 
 
 _state: ServingState | None = None
@@ -57,15 +62,50 @@ def state_build(version: int) -> ServingState:
     popular: list[str] = []
     by_category: dict[str, list[str]] = {}
     similar: dict[str, list[str]] = {}
+    stored_segments: Any = None
     if run is not None:
         popular = list(run.popular.get("global", []))
         by_category = {k: list(v) for k, v in run.popular.get("by_category", {}).items()}
         similar = dict(SimilarItems.objects.filter(run=run).values_list("sku", "similar"))
+        stored_segments = run.popular.get("by_segment")
     if not popular:  # no run yet: the catalog's order, so the block still shows items
         popular = list(items)[:50]
+    by_segment = _segment_lists(stored_segments, items, popular)
     return ServingState(
-        version, run.pk if run else None, items, category_of, popular, by_category, similar
+        version,
+        run.pk if run else None,
+        items,
+        category_of,
+        popular,
+        by_category,
+        similar,
+        by_segment,
     )
+
+
+def _segment_lists(
+    stored: Any, items: dict[str, Any], popular: list[str]
+) -> dict[str, tuple[int, tuple[Any, ...], str]]:
+    """The run's per-segment lists ({key: {"users": n, "items": [sku...]}}), ranked most
+    specific first (fewest interacting members, then key): the rank decides between a
+    visitor's segments at serve time without sorting per decision. Each list holds the
+    segment's in-stock items, topped up with in-stock bestsellers it lacks, up to MAX_COUNT."""
+    if not isinstance(stored, dict):
+        return {}
+    entries = []
+    for key, entry in stored.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("items"), list):
+            continue
+        users = entry.get("users")
+        entries.append((users if isinstance(users, int) else 0, str(key), entry["items"]))
+    entries.sort(key=lambda e: (e[0], e[1]))
+    out = {}
+    for rank, (_users, key, skus) in enumerate(entries):
+        chosen = _pick(items, skus, MAX_COUNT)
+        if len(chosen) < MAX_COUNT:
+            chosen += _pick(items, popular, MAX_COUNT - len(chosen), exclude={*skus})
+        out[key] = (rank, tuple(chosen), f"popularity:segment:{key}")
+    return out
 
 
 def _frozen(value: Any) -> Any:
@@ -98,7 +138,9 @@ def reset() -> None:
 @dataclass(frozen=True, slots=True)
 class BlockItems:
     items: list[Any]  # read-only mappings of catalog data (see state_build)
-    source: str  # als, similar, similar:category, popularity:no_consent, popularity:cold_start
+    # als, similar, similar:category, popularity:no_consent, popularity:segment:<key>,
+    # popularity:cold_start
+    source: str
     run_id: int | None
 
 
@@ -144,7 +186,28 @@ def block_items(
             chosen += _in_stock(state, state.popular, count - len(chosen), exclude={*skus})
         run = recs.get("run")
         return BlockItems(chosen, "als", run if isinstance(run, int) else state.run_id)
+    segment = _segment_of(state, profile)
+    if segment is not None:
+        # no list of their own, but a segment with one: what its members like (personalization:
+        # it uses the profile's memberships, hence only with consent, checked above)
+        return BlockItems(list(segment[1][:count]), segment[2], state.run_id)
     return BlockItems(_in_stock(state, state.popular, count), "popularity:cold_start", state.run_id)
+
+
+def _segment_of(state: ServingState, profile: Any) -> tuple[int, tuple[Any, ...], str] | None:
+    """The prepared list of the visitor's most specific segment that has one, if any."""
+    lists = state.popular_by_segment
+    if not lists or not isinstance(profile, dict):
+        return None
+    keys = profile.get("segments")
+    if not isinstance(keys, list):
+        return None
+    best = None
+    for segment_key in keys:
+        entry = lists.get(segment_key) if isinstance(segment_key, str) else None
+        if entry is not None and (best is None or entry[0] < best[0]):
+            best = entry
+    return best
 
 
 def _count(fields: Any) -> int:
@@ -156,12 +219,16 @@ def _count(fields: Any) -> int:
 
 
 def _in_stock(state: ServingState, skus, count: int, exclude=frozenset()) -> list[Any]:
+    return _pick(state.items, skus, count, exclude)
+
+
+def _pick(items: dict[str, Any], skus, count: int, exclude=frozenset()) -> list[Any]:
     out = []
     for sku in skus:
         if len(out) >= count:
             break
         if isinstance(sku, str) and sku not in exclude:
-            item = state.items.get(sku)
+            item = items.get(sku)
             if item is not None:
                 out.append(item)  # read-only (see _frozen): shared, not copied
     return out

@@ -11,6 +11,7 @@ on the page, leaves placements that already carry a reason alone until `mosaic.d
 from __future__ import annotations
 
 import logging
+from typing import Any
 from urllib.parse import unquote
 
 from django import template
@@ -75,11 +76,12 @@ def mosaic_placement(context, placement_key) -> SafeString:
     try:
         decision = placement_decide(context.get("request"), key)
         return format_html(
-            '<div data-mosaic-placement="{}" data-mosaic-variant="{}" data-mosaic-reason="{}">'
+            '<div data-mosaic-placement="{}" data-mosaic-variant="{}" data-mosaic-reason="{}"{}>'
             "{}</div>",
             key,
             decision.variant or "",
             decision.reason,
+            _recs_attributes(key, decision.data),
             # Rendered by the sandboxed, autoescaping variant templates: already safe HTML.
             mark_safe(decision.html),
         )
@@ -88,6 +90,22 @@ def mosaic_placement(context, placement_key) -> SafeString:
         return format_html(
             '<div data-mosaic-placement="{}" data-mosaic-reason="fallback:error"></div>', key
         )
+
+
+def _recs_attributes(key: str, data: Any) -> SafeString:
+    """What mosaic.js reports recommendation impressions and clicks with (the model version,
+    source and placement of a recommendations block; its items carry data-sku), as the snippet
+    sets them from a decide answer in the browser."""
+    recs = data.get("recommendations") if isinstance(data, dict) else None
+    if not isinstance(recs, dict):
+        return mark_safe("")
+    run = recs.get("run")
+    return format_html(
+        ' data-mosaic-recs="{}" data-mosaic-recs-run="{}" data-mosaic-recs-source="{}"',
+        key,
+        run if isinstance(run, int) else "",
+        recs.get("source", ""),
+    )
 
 
 # DESIGN.md's name for the same tag: one function, so both spellings take one code path.

@@ -156,6 +156,48 @@ def scale_confidence(matrix: sp.csr_matrix, scaling: str) -> sp.csr_matrix:
     raise ValueError(f"unknown confidence scaling {scaling!r}")
 
 
+def popularity_by_groups(
+    matrix: sp.csr_matrix,
+    groups: dict,
+    *,
+    n: int,
+    min_users: int,
+    min_item_users: int = 2,
+    max_groups: int,
+) -> dict:
+    """Per group of users (e.g. a segment; a user may be in several): the group's n most popular
+    items, as (interacting members, item indices best first).
+
+    Popularity inside a group is the number of its members who interacted with the item (ties
+    by item index, so results are deterministic). Bounded and not personal: only groups with at
+    least ``min_users`` members who interacted with something, at most ``max_groups`` of them
+    (the most members first), only items at least ``min_item_users`` members interacted with
+    (a list never shows what one member alone did), at most n items per group.
+    ``groups`` maps a key to the row indices of its members in ``matrix``.
+    """
+    binary = sp.csr_matrix(matrix, copy=True)
+    binary.data = (binary.data > 0).astype(np.float64)
+    binary.eliminate_zeros()
+    active = np.diff(binary.indptr) > 0
+    sized = []
+    for key, rows in groups.items():
+        rows = np.unique(np.asarray(rows, dtype=np.int64))
+        rows = rows[(rows >= 0) & (rows < binary.shape[0])]
+        rows = rows[active[rows]]
+        if len(rows) >= max(min_users, 1):
+            sized.append((-len(rows), str(key), key, rows))
+    sized.sort(key=lambda t: (t[0], t[1]))
+    out: dict = {}
+    order = np.arange(binary.shape[1])
+    for minus_size, _name, key, rows in sized[: max(max_groups, 0)]:
+        counts = np.asarray(binary[rows].sum(axis=0)).ravel()
+        ranking = np.lexsort((order, -counts))
+        keep = ranking[counts[ranking] >= max(min_item_users, 1)][:n]
+        if len(keep):
+            out[key] = (-minus_size, keep)
+    return out
+
+
 @dataclass(frozen=True)
 class ALSParams:
     """Hyperparameters of implicit-feedback ALS (Hu, Koren & Volinsky 2008)."""

@@ -9,6 +9,12 @@
  * markup after the timeout or on any error. Placements already decided by the server (they carry
  * data-mosaic-reason, e.g. from the {% mosaic_placement %} template tag) are not hidden or re-asked.
  *
+ * Recommendations: a placement answered with data.recommendations gets data-mosaic-recs* and is
+ * reported as a "recommendation_impression" custom event once it is at least half visible
+ * (once per page for the same model version, placement and items), and a click on one of its
+ * items (data-sku) as a "recommendation_click"; both carry the model version (run), source and
+ * placement, and follow the events' consent rules (nothing is sent when analytics is refused).
+ *
  * API: mosaic.track(type, name, properties, value), mosaic.consent({analytics, personalization,
  * marketing}), mosaic.visitor(), mosaic.decide(). DOM events on document: "mosaic:decided"
  * (detail: the decide answer) and "mosaic:error" (detail: {stage, error}).
@@ -149,6 +155,7 @@
         if (decision.html) node.innerHTML = decision.html;
         node.setAttribute("data-mosaic-variant", decision.variant || "");
         node.setAttribute("data-mosaic-reason", decision.reason || "");
+        markRecs(node, key, decision.html && decision.data && decision.data.recommendations);
       });
     });
   }
@@ -177,6 +184,7 @@
         window.clearTimeout(timer);
         apply(byKey, answer);
         reveal();
+        watchRecs();
         emit("mosaic:decided", answer);
         return answer;
       })
@@ -205,6 +213,91 @@
       emit("mosaic:error", { stage: "events", error: String(error) });
       return null;
     });
+  }
+
+  // ---- recommendation impressions and clicks --------------------------------------------------
+  // The admin's click-through rate per model version is clicks / impressions of these events.
+  // Impressions come from the page, not from decide: an answer may arrive too late to be shown,
+  // a block may never scroll into view, and decide must not write per decision.
+  var RECS_SELECTOR = "[data-mosaic-recs]";
+  var MAX_RECS_ITEMS = 20;
+  var reportedRecs = {};
+  var recsObserver = null;
+
+  // A recommendations block's model version, source and placement go on its placement element
+  // (from the answer's data.recommendations; the template tag writes the same attributes), so any
+  // template works as long as its items carry data-sku.
+  function markRecs(node, key, recs) {
+    var names = ["data-mosaic-recs", "data-mosaic-recs-run", "data-mosaic-recs-source"];
+    if (!recs) {
+      names.forEach(function (name) { node.removeAttribute(name); });
+      return;
+    }
+    node.setAttribute(names[0], key);
+    node.setAttribute(names[1], recs.run == null ? "" : String(recs.run));
+    node.setAttribute(names[2], recs.source || "");
+    node.mosaicRecsWatched = false; // new content: watched (and reported) afresh
+  }
+
+  function recsInfo(block) {
+    return {
+      run: parseInt(block.getAttribute("data-mosaic-recs-run"), 10),
+      source: (block.getAttribute("data-mosaic-recs-source") || "").slice(0, 200),
+      placement: (block.getAttribute("data-mosaic-recs") || "").slice(0, 200)
+    };
+  }
+
+  function recsImpression(block) {
+    var info = recsInfo(block);
+    if (!(info.run > 0)) return; // no trained model behind the block: nothing to attribute
+    var nodes = block.querySelectorAll("[data-sku]");
+    var skus = [];
+    for (var i = 0; i < nodes.length && skus.length < MAX_RECS_ITEMS; i++) {
+      skus.push((nodes[i].getAttribute("data-sku") || "").slice(0, 64));
+    }
+    if (!skus.length) return;
+    // The same list in the same placement counts once per page (a re-decide that renders the
+    // same items again, e.g. after a consent choice, is not a second impression).
+    var seen = info.run + "|" + info.placement + "|" + skus.join(",");
+    if (reportedRecs[seen]) return;
+    reportedRecs[seen] = true;
+    info.skus = skus;
+    track("custom", "recommendation_impression", info);
+  }
+
+  function watchRecs() {
+    var blocks = document.querySelectorAll(RECS_SELECTOR);
+    for (var i = 0; i < blocks.length; i++) {
+      var block = blocks[i];
+      if (block.mosaicRecsWatched) continue;
+      block.mosaicRecsWatched = true;
+      if (typeof window.IntersectionObserver !== "function") {
+        recsImpression(block); // no way to tell what is visible: rendered counts as shown
+        continue;
+      }
+      if (!recsObserver) {
+        recsObserver = new window.IntersectionObserver(function (entries) {
+          entries.forEach(function (entry) {
+            if (!entry.isIntersecting) return;
+            recsObserver.unobserve(entry.target);
+            recsImpression(entry.target);
+          });
+        }, { threshold: 0.5 });
+      }
+      recsObserver.observe(block);
+    }
+  }
+
+  function recsClick(event) {
+    var target = event.target;
+    var item = target && target.closest ? target.closest("[data-sku]") : null;
+    var block = item ? item.closest(RECS_SELECTOR) : null;
+    if (!block) return;
+    var info = recsInfo(block);
+    if (!(info.run > 0)) return;
+    info.sku = (item.getAttribute("data-sku") || "").slice(0, 64);
+    // keepalive (see post): sent even when the click navigates away
+    track("custom", "recommendation_click", info);
   }
 
   function consent(choices) {
@@ -236,6 +329,9 @@
   };
 
   function start() {
+    // capture: a page handler that stops the click's propagation does not hide it
+    document.addEventListener("click", recsClick, true);
+    watchRecs(); // blocks the server already rendered (the template tag)
     started(decide({ refresh: false }));
     track("page_view", document.title.slice(0, 200));
   }

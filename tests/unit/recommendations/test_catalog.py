@@ -189,10 +189,14 @@ def test_runs_admin__impression_and_click_events__online_ctr_per_run(admin_clien
     profile = profiles_get_or_create(keys=[pseudonymize("v")])[pseudonymize("v")]
     now = datetime.now(UTC)
 
-    def events(name, run, n):
+    def events(name, run, n, source="als"):
         return [
             Event(
-                profile=profile, type="custom", name=name, properties={"run": run}, occurred_at=now
+                profile=profile,
+                type="custom",
+                name=name,
+                properties={"run": run, "source": source},
+                occurred_at=now,
             )
             for _ in range(n)
         ]
@@ -200,14 +204,18 @@ def test_runs_admin__impression_and_click_events__online_ctr_per_run(admin_clien
     Event.objects.bulk_create(
         events("recommendation_impression", a.pk, 40)
         + events("recommendation_click", a.pk, 2)
-        + events("recommendation_impression", b.pk, 10)
+        + events("recommendation_impression", b.pk, 6)
         + events("recommendation_click", b.pk, 3)
+        + events("recommendation_impression", b.pk, 2, "popularity:segment:club-a")
+        + events("recommendation_impression", b.pk, 2, "popularity:segment:club-b")
     )
     # When the runs page is shown
     html = admin_client.get("/admin/recommendations/trainingrun/").content.decode()
     # Then each run shows its click-through rate, and the chart's data is on the page
     assert "5.00% (2 / 40)" in html
     assert "30.00% (3 / 10)" in html
+    # and per source family (segments' lists pooled: a bounded number of groups)
+    assert "<small>als: 50.00% (3 / 6)<br>popularity:segment: 0.00% (0 / 4)</small>" in html
     assert 'id="recs-runs-data"' in html
     assert "vendor/chart.js/chart.umd.js" in html
 

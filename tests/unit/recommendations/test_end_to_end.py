@@ -78,3 +78,64 @@ def test_events_training_redis_decide__real_worker__block_shows_the_visitors_tas
     assert sum(in_cluster) >= 3, served
     for sku in served:
         assert f'data-sku="{sku}"' in block["html"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_segment_member_without_history__real_worker__block_shows_the_segments_popular_items(
+    client, admin_client, recs_worker
+):
+    # Given a shop with history and segment club-0 whose members are taste group 0's visitors
+    from segments.models import Profile, SegmentMembership
+    from tests.factories import make_segment
+
+    data = seed_shop()
+    make_recs_placement()
+    club = make_segment("club-0", {"profile.traits.club": "zero"})
+    group0 = [pseudonymize(f"visitor-{u}") for u in range(300) if data.user_group[u] == 0]
+    members = Profile.objects.filter(key__in=group0)
+    members.update(traits={"club": "zero"})
+    SegmentMembership.objects.bulk_create(
+        [SegmentMembership(segment=club, profile=p) for p in members]
+    )
+    # and a new visitor, sam, who joins it through the traits API and has no behaviour at all
+    response = client.post(
+        "/api/v1/traits",
+        json.dumps({"visitor": "sam", "traits": {"club": "zero"}}),
+        content_type="application/json",
+    )
+    assert response.status_code in (200, 201), response.content
+    before = client.get("/api/v1/decide", {"placements": "recs", "visitor": "sam"}).json()
+    assert before["placements"]["recs"]["reason"].endswith("popularity:cold_start")
+
+    # When the worker trains (requested through the API)
+    assert (
+        admin_client.post(
+            "/api/v1/recommendations/train", "{}", content_type="application/json"
+        ).status_code
+        == 202
+    )
+    run = wait_for(
+        lambda: TrainingRun.objects.exclude(status=RunStatus.RUNNING).first(),
+        timeout=240,
+        message=recs_worker.output(),
+    )
+    assert run.status == RunStatus.ACTIVE, run.note
+
+    # Then sam's block shows club-0's popular items (mostly group 0's taste), saying so
+    block = wait_for(
+        lambda: (
+            (
+                b := client.get("/api/v1/decide", {"placements": "recs", "visitor": "sam"}).json()[
+                    "placements"
+                ]["recs"]
+            )["reason"].endswith("recommendations:popularity:segment:club-0")
+            and b
+        ),
+        message=recs_worker.output(),
+    )
+    served = block["data"]["recommendations"]["items"]
+    assert served == run.popular["by_segment"]["club-0"]["items"][:4]
+    assert sum(data.item_cluster[int(s.split("-")[1])] == 0 for s in served) >= 3, served
+    # while a visitor in no segment still gets the global bestsellers
+    other = client.get("/api/v1/decide", {"placements": "recs", "visitor": "nobody"}).json()
+    assert other["placements"]["recs"]["reason"].endswith("popularity:cold_start")

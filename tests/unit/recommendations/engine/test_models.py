@@ -12,6 +12,7 @@ from recommendations.engine.models import (
     CategoryFallback,
     ItemItemModel,
     PopularityModel,
+    popularity_by_groups,
     top_n,
 )
 from recommendations.engine.synthetic import generate
@@ -42,6 +43,40 @@ def test_popularity__excludes_seen__next_most_popular():
     # and per category / per group rankings
     assert pop.top(5, category="x").tolist() == [0, 2]
     assert pop.top(5, group="h").tolist() == [0, 1]
+
+
+def test_popularity_by_groups__overlapping_segments__each_ranked_by_its_own_members():
+    # Given users 0-2 (segment a) who like item 3, users 2-5 (segment b) who like item 1, and
+    # user 2 in both; item 0 is liked by everybody
+    m = _matrix([[0, 3], [0, 3], [0, 3, 1], [0, 1], [0, 1, 2], [1]])
+    # When computing popularity per segment
+    lists = popularity_by_groups(
+        m, {"a": [0, 1, 2], "b": [2, 3, 4, 5]}, n=5, min_users=2, min_item_users=2, max_groups=10
+    )
+    # Then each segment's list counts its own members only (user 2 counts in both), ties by
+    # index, and items only one member liked (item 2 in b) are left out
+    assert {k: (users, items.tolist()) for k, (users, items) in lists.items()} == {
+        "a": (3, [0, 3]),
+        "b": (4, [1, 0]),
+    }
+
+
+def test_popularity_by_groups__bounds__small_segments_dropped_largest_kept_top_n():
+    # Given segments of 1, 3 and 4 interacting members (plus a member with no interaction and
+    # out-of-range rows, which do not count)
+    m = sp.vstack(
+        [_matrix([[0, 1, 2], [0, 1, 2], [0, 1, 2], [0, 1, 2], [0]]), sp.csr_matrix((1, 3))]
+    )
+    m = sp.csr_matrix(m)
+    groups = {"tiny": [0], "mid": [0, 1, 2, 5, 99, -1], "big": [0, 1, 2, 3]}
+    # When asking for at most 1 segment of at least 2 members, 2 items each
+    lists = popularity_by_groups(m, groups, n=2, min_users=2, max_groups=1)
+    # Then only the largest qualifying segment is kept, with its top 2
+    assert {k: (u, items.tolist()) for k, (u, items) in lists.items()} == {"big": (4, [0, 1])}
+    # and with room for two, the 3-member one ("mid": row 5 has no interaction) is added
+    lists = popularity_by_groups(m, groups, n=2, min_users=2, max_groups=5)
+    assert sorted(lists) == ["big", "mid"]
+    assert lists["mid"][0] == 3
 
 
 def test_category_fallback__cold_item__similar_items_from_its_category():
