@@ -14,9 +14,11 @@ one part. Sections:
    under one ``evaluation_clock(now)`` per batch, its next change reset per profile. Single
    process, one thread. Figures: profiles per CPU-second of this process (per core: the
    machine may be shared) and per wall-clock second, per condition (median of the 50,000-profile
-   chunks), and all five conditions per profile together. Window conditions include building
-   ``profile.windows`` from the buckets. Target: >= 200,000 profiles per second per core for a
-   compiled condition.
+   chunks), and all the conditions per profile together. Window conditions include building
+   ``profile.windows`` (the ``segments.windows.Windows`` view a decision or a segment run
+   attaches) and the copy of the document holding it, as ``profile_windowed`` does. Target:
+   >= 200,000 profiles per second per core for every compiled condition, the window one
+   (``jazz-this-week``) included; the exit status checks each.
 2. **Time-driven membership latency** (``time_driven_latency``): a temporary SQLite database and
    redis-server, ``migrate``, a real ``celery worker`` and ``celery beat`` (production interval,
    15 s). A cart-abandoner segment (last add to cart at least 10 minutes ago, nothing bought);
@@ -91,6 +93,9 @@ CONDITIONS: dict[str, dict[str, Any]] = {
     },
     "pro-plans": {"profile.traits.plan": {"$in": ["pro", "team"]}},
     "jazz-this-week": {"profile.windows.7d.product_view.category.Jazz": {"$gte": 3}},
+    # A window read that no early exit answers: every profile with a purchase in the last 30 days
+    # sums its in-window day buckets.
+    "spent-100-in-30d": {"profile.windows.30d.purchase.sum": {"$gte": 100}},
 }
 
 
@@ -170,7 +175,7 @@ def evaluation_throughput(profiles: int) -> dict[str, Any]:
             rates[name].append(size / (time.perf_counter() - started))
             cpu_rates[name].append(size / max(time.process_time() - cpu_started, 1e-9))
             matched[name] += hits
-        # All five segments per profile, as the real-time path evaluates them (one clock, the
+        # All the segments per profile, as the real-time path evaluates them (one clock, the
         # windows view built once per profile).
         functions = list(compiled.values())
         started = time.perf_counter()
@@ -196,8 +201,8 @@ def evaluation_throughput(profiles: int) -> dict[str, Any]:
             }
             for name, r in rates.items()
         },
-        "all_five_per_profile": statistics.median(all_rates),
-        "all_five_per_profile_cpu": statistics.median(all_cpu_rates),
+        "all_per_profile": statistics.median(all_rates),
+        "all_per_profile_cpu": statistics.median(all_cpu_rates),
     }
 
 
@@ -648,17 +653,15 @@ def main(argv: list[str] | None = None) -> int:
                 f" ({row['profiles_per_s']:>9,.0f}/s wall)  matched {row['matched']:,}{flag}"
             )
         print(
-            f"  all five per profile   {result['all_five_per_profile_cpu']:>10,.0f} profiles per"
-            f" CPU-second ({result['all_five_per_profile']:>9,.0f}/s wall)"
+            f"  {f'all {len(CONDITIONS)} per profile':22s} {result['all_per_profile_cpu']:>10,.0f}"
+            f" profiles per CPU-second ({result['all_per_profile']:>9,.0f}/s wall)"
         )
         load = Path("/proc/loadavg").read_text().split()[:3]
         print(f"  (load average during the run: {' '.join(load)}, on {os.cpu_count()} CPUs)")
-        plain = [
-            row["profiles_per_cpu_s"]
-            for name, row in result["per_condition"].items()
-            if "windows" not in str(CONDITIONS[name])
-        ]
-        failed |= min(plain) < THROUGHPUT_TARGET
+        # Every condition, the window one included (its path is compiled into a getter).
+        failed |= min(r["profiles_per_cpu_s"] for r in result["per_condition"].values()) < (
+            THROUGHPUT_TARGET
+        )
     if not args.skip_latency:
         result = time_driven_latency(args.latency_profiles)
         lat = result["latency_s"]

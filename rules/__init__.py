@@ -12,6 +12,7 @@ Public API::
     condition_fields(condition) -> set[str]               # attribute paths the condition reads
     fn(attributes, now=datetime_or_epoch)                 # evaluate at a given instant
     with evaluation_clock(now) as clock: fn(attributes)   # clock.next_change: when it may flip
+    class V(PathView): def path_get(self, rest): ...      # a value resolving the rest of a path
 
 Semantics are GrowthBook's ``evalCondition`` (MongoDB-style operators, dotted paths, ``$in`` over
 an array attribute meaning "any item is in the list", deep equality for arrays and objects,
@@ -49,9 +50,11 @@ from .compiler import compile_condition, evaluate, is_time_dependent
 from .describe import condition_fields, describe_condition
 from .timing import evaluation_clock, instant_seconds
 from .validation import ConditionError, validate_condition
+from .values import PathView
 
 __all__ = [
     "ConditionError",
+    "PathView",
     "compile_condition",
     "condition_fields",
     "describe_condition",

@@ -38,6 +38,7 @@ from .regex import PatternError, compile_matcher
 from .timing import CLOCK, Clock, as_epoch, instant_seconds, relative_offset
 from .values import (
     ARRAY_TYPES,
+    PathView,
     is_number,
     js_truthy,
     json_type,
@@ -321,6 +322,8 @@ def _negate_condition(sub: CompiledCondition) -> CompiledCondition:
 
 def _step(value: Any, segment: str) -> Any:
     """One path segment: an object's key, or (as in JavaScript) an array's index or "length"."""
+    if isinstance(value, PathView):
+        return value.path_get((segment,))
     if isinstance(value, Mapping):
         return value.get(segment)
     if isinstance(value, ARRAY_TYPES):
@@ -332,11 +335,18 @@ def _step(value: Any, segment: str) -> Any:
     return None
 
 
-def _walk(value: Any, segments: tuple[str, ...]) -> Any:
-    for segment in segments:
+def _walk(value: Any, steps: tuple[tuple[str, tuple[str, ...]], ...]) -> Any:
+    """Follow ``steps`` (each segment with the path's rest from it, precomputed at compile time);
+    a ``PathView`` met on the way resolves that rest itself, in one call."""
+    for segment, rest in steps:
         if value is None:
             return None
-        value = value.get(segment) if value.__class__ is dict else _step(value, segment)
+        if value.__class__ is dict:
+            value = value.get(segment)
+        elif isinstance(value, PathView):
+            return value.path_get(rest)
+        else:
+            value = _step(value, segment)
     return value
 
 
@@ -354,10 +364,10 @@ def _field(path: str, pred: _Predicate) -> tuple[str, _Predicate]:
             return pred(_step(value, second))
 
         return first, nested
-    segments = tuple(rest)
+    steps = tuple((segment, tuple(rest[i:])) for i, segment in enumerate(rest))
 
     def deep(value: Any) -> bool:
-        return pred(_walk(value, segments))
+        return pred(_walk(value, steps))
 
     return first, deep
 

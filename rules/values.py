@@ -19,6 +19,22 @@ JSON_TYPES = frozenset({"string", "number", "boolean", "null", "object", "array"
 ARRAY_TYPES = (list, tuple)
 
 
+class PathView:
+    """An attribute value that resolves the rest of a dotted path itself.
+
+    A compiled condition walking ``a.b.c.d`` that meets a ``PathView`` at ``b`` calls
+    ``view.path_get(("c", "d"))`` once instead of stepping key by key, so a lazily computed value
+    (e.g. rolling windows folded from stored buckets, segments/windows.py) can answer from a getter
+    specialised for that path. The answer must equal what stepping through the view's keys
+    (mapping keys, as :func:`rules.compiler._step` does) would give; a missing key is ``None``.
+    """
+
+    __slots__ = ()
+
+    def path_get(self, segments: tuple[str, ...]) -> Any:
+        raise NotImplementedError
+
+
 def json_type(value: Any) -> str:
     """The JSON type name of ``value`` ("unknown" for values JSON cannot hold)."""
     cls = value.__class__

@@ -15,9 +15,12 @@ views" (``{"$lt": 3}``) is true for a visitor with none; a category never seen i
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
+
+from rules import PathView
 
 from .aggregates import EVENT_TYPES, day_key, hour_key
 
@@ -108,38 +111,50 @@ class Window(Mapping):
 
 
 _NO_BUCKETS: dict[str, Any] = {"keys": []}
+_EMPTY: dict[str, Any] = {}
 
 
-class Windows(Mapping):
+class Windows(Mapping, PathView):
     """``profile.windows`` at one instant: ``{"1d"|"7d"|"30d": Window}``, folded lazily from the
     aggregates' buckets, so a decision or an evaluation pays only for the window and event type
-    its conditions read."""
+    its conditions read.
+
+    A compiled condition reading ``profile.windows.<w>.<type>.count|sum|category.<name>`` does
+    not go through the ``Window`` views: it hands the path to ``path_get`` (rules.PathView), which
+    answers from a getter compiled once per path that reads only that type's columns of that
+    grain and sums the buckets inside the window (see ``_path_getter``)."""
 
     __slots__ = ("_buckets", "_cache", "_now")
 
     def __init__(self, aggregates: Any, now: Any) -> None:
+        # Built once per profile per evaluation: kept to a few attribute stores.
         buckets = aggregates.get("buckets") if isinstance(aggregates, dict) else None
-        self._buckets = buckets if isinstance(buckets, dict) else {}
-        self._now = _epoch(now)
-        self._cache: dict[str, Window] = {}
+        self._buckets = buckets if isinstance(buckets, dict) else _EMPTY
+        self._now = now if now.__class__ is float else _epoch(now)
+        self._cache: dict[str, Window] | None = None
+
+    def path_get(self, segments: tuple[str, ...]) -> Any:
+        getter = _GETTERS.get(segments)
+        if getter is None:
+            getter = _path_getter(segments)
+        return getter(self)
 
     def get(self, name: Any, default: Any = None) -> Any:
-        # The path a compiled condition takes (`value.get(segment)`): kept free of exceptions.
-        window = self._cache.get(name)
-        if window is not None:
-            return window
+        cache = self._cache
+        if cache is None:
+            cache = self._cache = {}
+        else:
+            window = cache.get(name)
+            if window is not None:
+                return window
         unit = _UNITS.get(name)
         if unit is None:
             return default
-        index = int(self._now // unit)
-        first = _FIRSTS.get((name, index))
-        if first is None:
-            first = _first_key(name, index)
         column = self._buckets.get(WINDOWS[name][0])
         keys = column.get("keys") if isinstance(column, dict) else None
         if not isinstance(keys, list):
             column, keys = _NO_BUCKETS, []
-        window = self._cache[name] = Window(column, bisect_left(keys, first))
+        window = cache[name] = Window(column, bisect_left(keys, _first_at(name, self._now)))
         return window
 
     def __getitem__(self, name: str) -> Window:
@@ -153,6 +168,135 @@ class Windows(Mapping):
 
     def __len__(self) -> int:
         return len(WINDOWS)
+
+
+def _first_at(name: str, now: float) -> str:
+    """The oldest bucket key inside window `name` at epoch `now`."""
+    index = int(now // _UNITS[name])
+    first = _FIRSTS.get((name, index))
+    return first if first is not None else _first_key(name, index)
+
+
+class _Cutoff:
+    """`_first_at(name, now)` remembered for the last `now` seen: an evaluation batch shares one
+    clock, so the key is computed once per batch, not once per profile."""
+
+    __slots__ = ("last", "name")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.last: tuple[float, str] = (float("nan"), "")
+
+    def __call__(self, now: float) -> str:
+        last_now, first = self.last  # one tuple: consistent under concurrent callers
+        if last_now != now:
+            first = _first_at(self.name, now)
+            self.last = (now, first)
+        return first
+
+
+# The getters below inline the same checks as `Windows.get` (a grain without a list of keys reads
+# as no buckets: count 0, sum 0.0, category absent); they run once per profile and condition.
+
+
+def _count_getter(name: str, event_type: str) -> Callable[[Windows], Any]:
+    grain, cutoff = WINDOWS[name][0], _Cutoff(name)
+
+    def window_count(view: Windows) -> int:
+        column = view._buckets.get(grain)
+        if not isinstance(column, dict):
+            return 0
+        keys, series = column.get("keys"), column.get(event_type)
+        if not isinstance(keys, list) or not isinstance(series, dict):
+            return 0
+        return sum((series.get("n") or ())[bisect_left(keys, cutoff(view._now)) :])
+
+    return window_count
+
+
+def _sum_getter(name: str, event_type: str) -> Callable[[Windows], Any]:
+    grain, cutoff = WINDOWS[name][0], _Cutoff(name)
+
+    def window_sum(view: Windows) -> float:
+        column = view._buckets.get(grain)
+        if not isinstance(column, dict):
+            return 0.0
+        keys, series = column.get("keys"), column.get(event_type)
+        if not isinstance(keys, list) or not isinstance(series, dict):
+            return 0.0
+        start = bisect_left(keys, cutoff(view._now))
+        if not sum((series.get("n") or ())[start:]):
+            return 0.0
+        return round(sum((series.get("v") or ())[start:]), 2)  # cents: see Window.get
+
+    return window_sum
+
+
+def _category_getter(name: str, event_type: str, category: str) -> Callable[[Windows], Any]:
+    grain, cutoff = WINDOWS[name][0], _Cutoff(name)
+
+    def window_category(view: Windows) -> int | None:
+        column = view._buckets.get(grain)
+        if not isinstance(column, dict):
+            return None
+        series = column.get(event_type)
+        if not isinstance(series, dict):
+            return None
+        flat = series.get("c")
+        # Most profiles never saw this category: one C-level scan answers for them.
+        if not isinstance(flat, list) or category not in flat:
+            return None
+        keys = column.get("keys")
+        if not isinstance(keys, list):
+            return None
+        start = bisect_left(keys, cutoff(view._now))
+        total, seen = 0, False
+        for j in range(0, len(flat) - 2, 3):
+            if flat[j] == category and flat[j + 1] >= start:
+                total += flat[j + 2]
+                seen = True
+        return total if seen else None
+
+    return window_category
+
+
+def _walk_views(view: Windows, segments: tuple[str, ...]) -> Any:
+    """Any other path below ``profile.windows``, stepped through the lazy views (every value
+    there is a mapping, an int or a float: a step into a number is None, as in rules)."""
+    value: Any = view
+    for segment in segments:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(segment)
+    return value
+
+
+#: path below ``profile.windows`` -> its getter; bounded (cleared when full), like _FIRSTS.
+_GETTERS: dict[tuple[str, ...], Callable[[Windows], Any]] = {}
+
+
+def _path_getter(segments: tuple[str, ...]) -> Callable[[Windows], Any]:
+    getter: Callable[[Windows], Any]
+    if len(segments) >= 3 and segments[0] in WINDOWS and segments[1] in _TYPES:
+        name, event_type, measure = segments[:3]
+        if measure == "count" and len(segments) == 3:
+            getter = _count_getter(name, event_type)
+        elif measure == "sum" and len(segments) == 3:
+            getter = _sum_getter(name, event_type)
+        elif measure == "category" and len(segments) == 4:
+            getter = _category_getter(name, event_type, segments[3])
+        else:
+            getter = partial(_walk_views_rev, segments)
+    else:
+        getter = partial(_walk_views_rev, segments)
+    if len(_GETTERS) > 1024:
+        _GETTERS.clear()
+    _GETTERS[segments] = getter
+    return getter
+
+
+def _walk_views_rev(segments: tuple[str, ...], view: Windows) -> Any:
+    return _walk_views(view, segments)
 
 
 def windows_fold(aggregates: Any, now: Any) -> dict[str, dict[str, Any]]:

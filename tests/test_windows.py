@@ -17,6 +17,7 @@ from core.pseudonym import pseudonymize
 from personalization.decide import decide
 from personalization.snapshot import snapshot_build
 from personalization.visitors import visitor_load
+from rules import compile_condition, evaluation_clock
 from segments import services
 from segments.aggregates import (
     BUCKET_CATEGORY_TOP,
@@ -26,7 +27,13 @@ from segments.aggregates import (
 )
 from segments.models import Profile, SegmentMembership
 from segments.selectors import profile_get_cached
-from segments.windows import windows_fold, windows_next_change, windows_read
+from segments.windows import (
+    Windows,
+    profile_windowed,
+    windows_fold,
+    windows_next_change,
+    windows_read,
+)
 from tests.factories import event, ingest, make_placement, make_segment, make_variant
 
 NOW = datetime(2026, 12, 6, 20, 30, tzinfo=UTC)
@@ -270,3 +277,192 @@ def test_windows_next_change__random_history__windows_constant_until_then(events
     expected = windows_fold(agg, now)
     for probe in probes:
         assert windows_fold(agg, now + probe * (horizon - now) * 0.999999) == expected
+
+
+# --- Compiled window paths (Windows.path_get): same answers as the lazy views ---------------------
+
+_WINDOW_NAMES = ("1d", "7d", "30d", "2d")
+_TYPES_READ = ("product_view", "purchase", "add_to_cart", "search", "bogus")
+_TAILS = [
+    (w, t, *rest)
+    for w in _WINDOW_NAMES
+    for t in _TYPES_READ
+    for rest in (
+        ("count",),
+        ("sum",),
+        ("category", "Jazz"),
+        ("category", "Rock"),
+        ("category", "Never"),
+        ("category",),
+        ("count", "length"),
+        ("category", "Jazz", "x"),
+        ("average",),
+    )
+] + [("7d", "purchase"), ("1d", "search"), ("7d", "bogus")]
+
+
+def _plain_walk(value, segments):
+    for segment in segments:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(segment)
+    return value
+
+
+def _windowed(agg, now):
+    return {"profile": profile_windowed({"aggregates": agg}, now)}
+
+
+def _folded(agg, now):
+    return {"profile": {"aggregates": agg, "windows": windows_fold(agg, now)}}
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["product_view", "purchase", "add_to_cart", "search"]),
+            st.integers(-10, 45 * 24 * 60),
+            st.sampled_from([None, "Jazz", "Rock", "Soul"]),
+            st.integers(1, 50000),
+        ),
+        max_size=40,
+    ),
+    st.lists(st.integers(-60, 40 * 24 * 60), min_size=1, max_size=4),
+)
+def test_window_paths__random_histories_and_clocks__compiled_equals_lazy_views(events, laters):
+    # Given a random history (minutes before NOW, categories, values in cents)
+    agg = aggregates_from_events(
+        [_ev(t, NOW - timedelta(minutes=m), str(Decimal(c) / 100), cat) for t, m, cat, c in events]
+    )
+    conditions = [
+        {".".join(("profile.windows", *tail)): op}
+        for tail in _TAILS
+        for op in ({"$gte": 3}, {"$lt": 1}, {"$exists": True}, {"$gt": 40.5})
+    ]
+    compiled = [compile_condition(c) for c in conditions]
+
+    # When read at several instants in turn (the cached first key must follow the clock)
+    for later in laters:
+        now = (NOW + timedelta(minutes=later)).timestamp()
+        view, folded = Windows(agg, now), windows_fold(agg, now)
+
+        # Then every path reads the same value from the compiled getter as from the views
+        for tail in _TAILS:
+            assert view.path_get(tail) == _plain_walk(folded, tail), tail
+        # And every compiled condition answers the same on both forms
+        fast, reference = _windowed(agg, now), _folded(agg, now)
+        for condition, fn in zip(conditions, compiled, strict=True):
+            assert fn(fast) == fn(reference), condition
+
+
+@pytest.mark.parametrize(
+    ("window", "event_at", "inside_until"),
+    [
+        # "1d": the event's hour stays 24 hours
+        ("1d", datetime(2026, 12, 5, 19, 10, tzinfo=UTC), datetime(2026, 12, 6, 19, tzinfo=UTC)),
+        # "7d": today and the 6 days before (UTC days)
+        ("7d", datetime(2026, 12, 1, 0, 0, tzinfo=UTC), datetime(2026, 12, 8, tzinfo=UTC)),
+        ("7d", datetime(2026, 12, 1, 23, 59, 59, tzinfo=UTC), datetime(2026, 12, 8, tzinfo=UTC)),
+        # "30d": today and the 29 days before
+        ("30d", datetime(2026, 11, 7, 12, 0, tzinfo=UTC), datetime(2026, 12, 7, tzinfo=UTC)),
+    ],
+)
+def test_window_paths__bucket_leaves_the_window__compiled_condition_flips_at_the_boundary(
+    window, event_at, inside_until
+) -> None:
+    # Given one Jazz view and one 12.50 purchase at `event_at`, stored once
+    agg = aggregates_from_events(
+        [
+            _ev("product_view", event_at, category="Jazz"),
+            _ev("purchase", event_at, value="12.50", category="Jazz"),
+        ]
+    )
+    views = compile_condition({f"profile.windows.{window}.product_view.count": 1})
+    jazz = compile_condition({f"profile.windows.{window}.product_view.category.Jazz": {"$gte": 1}})
+    spent = compile_condition({f"profile.windows.{window}.purchase.sum": 12.5})
+
+    # When evaluated just before and exactly at the instant its bucket leaves the window
+    before = _windowed(agg, inside_until - timedelta(microseconds=1))
+    at = _windowed(agg, inside_until)
+
+    # Then it counts until then and not from then on, with no new event
+    assert (views(before), jazz(before), spent(before)) == (True, True, True)
+    assert (views(at), jazz(at), spent(at)) == (False, False, False)
+    nothing = compile_condition({f"profile.windows.{window}.product_view.count": 0})
+    assert nothing(at) is True
+
+
+def test_window_paths__time_passes_in_one_batch_clock__answers_follow_each_clock() -> None:
+    # Given 3 Jazz views 6, 5 and 1 days ago, and "3+ Jazz views this week" compiled once
+    agg = aggregates_from_events(
+        [_ev("product_view", NOW - timedelta(days=d), category="Jazz") for d in (6, 5, 1)]
+    )
+    fn = compile_condition({"profile.windows.7d.product_view.category.Jazz": {"$gte": 3}})
+
+    # When evaluated under batch clocks today, tomorrow, and today again
+    answers = []
+    for moment in (NOW, NOW + timedelta(days=1), NOW):
+        with evaluation_clock(moment.timestamp()):
+            answers.append(fn(_windowed(agg, moment.timestamp())))
+
+    # Then the oldest view leaves the week tomorrow (and the cached cutoff never goes stale)
+    assert answers == [True, False, True]
+
+
+@pytest.mark.parametrize(
+    "aggregates",
+    [
+        None,
+        {},
+        {"buckets": None},
+        {"buckets": {"days": "x", "hours": []}},
+        {"buckets": {"days": {"keys": "2026-12-06"}, "hours": {"keys": []}}},
+        {"buckets": {"days": {"keys": ["2026-12-06"], "product_view": [1]}}},
+        {"buckets": {"days": {"keys": ["2026-12-06"], "product_view": {"n": [1], "v": [0]}}}},
+    ],
+)
+def test_window_paths__missing_or_malformed_buckets__zero_counts_and_absent_categories(
+    aggregates,
+) -> None:
+    # Given a profile without usable buckets for the Jazz category
+    attributes = _windowed(aggregates, NOW.timestamp())
+    view = attributes["profile"]["windows"]
+
+    # When window paths are read
+    # Then counts are 0 (or the one stored count), sums 0.0, categories absent: "fewer than 3"
+    # holds and "at least 1 Jazz view" does not
+    assert view.path_get(("7d", "product_view", "count")) in (0, 1)
+    assert view.path_get(("30d", "purchase", "sum")) == 0.0
+    assert view.path_get(("7d", "product_view", "category", "Jazz")) is None
+    assert compile_condition({"profile.windows.7d.product_view.count": {"$lt": 3}})(attributes)
+    jazz = compile_condition({"profile.windows.7d.product_view.category.Jazz": {"$gte": 1}})
+    assert jazz(attributes) is False
+    assert (
+        view.path_get(("7d", "product_view", "count"))
+        == windows_fold(aggregates, NOW.timestamp())["7d"]["product_view"]["count"]
+    )
+
+
+def test_window_paths__categories__summed_over_the_days_inside_only() -> None:
+    # Given Jazz views 8 days ago (outside 7d), 2 days ago (x2), and a Rock view today
+    agg = aggregates_from_events(
+        [
+            _ev("product_view", NOW - timedelta(days=8), category="Jazz"),
+            _ev("product_view", NOW - timedelta(days=2), category="Jazz"),
+            _ev("product_view", NOW - timedelta(days=2, hours=1), category="Jazz"),
+            _ev("product_view", NOW, category="Rock"),
+        ]
+    )
+    view = Windows(agg, NOW)
+
+    # When the category paths are read
+    # Then only the days inside each window count, and a category seen only outside is absent
+    assert view.path_get(("7d", "product_view", "category", "Jazz")) == 2
+    assert view.path_get(("30d", "product_view", "category", "Jazz")) == 3
+    assert view.path_get(("7d", "product_view", "category", "Rock")) == 1
+    assert view.path_get(("1d", "product_view", "category", "Jazz")) is None
+    assert (
+        Windows(agg, NOW + timedelta(days=6)).path_get(("7d", "product_view", "category", "Jazz"))
+        is None
+    )
