@@ -188,3 +188,26 @@ def test_worker__redis_down__retries_without_limit_and_stops_on_sigterm(own_redi
         worker.process.wait(timeout=10)
         pytest.fail(f"SIGTERM ignored while Redis was down:\n{worker.output()[-3000:]}")
     assert "AttributeError" not in worker.output(), worker.output()[-4000:]
+
+
+def test_broker_channel__connection_closed_under_it__connection_error_not_attribute_error(
+    redis_url,
+):
+    # Given a kombu Redis channel (through Celery's app: config/broker.py's guard installed)
+    # whose connection Celery has closed before the channel built its client pool: the state
+    # the worker crashed in (its log: "Restoring 1 unacknowledged message(s)", then kombu's
+    # AttributeError 'NoneType' object has no attribute 'hostname', "Unrecoverable error")
+    from config.celery import app
+
+    connection = app.connection_for_read(redis_url)
+    channel = connection.channel()
+    channel._pool = None
+    connection.transport.client = None
+
+    # When the channel restores its unacknowledged messages, as closing it does
+    # Then the failure is one of the transport's connection errors, which Celery ignores while
+    # closing and answers by reconnecting (an AttributeError ended the worker)
+    with pytest.raises(connection.connection_errors):
+        channel.qos.restore_unacked()
+    connection.transport.client = connection
+    connection.release()
