@@ -42,7 +42,7 @@ from .selectors import feature_matrix_from_db, trait_kinds
 logger = logging.getLogger(__name__)
 
 NAMESPACE = "scores"
-_BATCH = 1000
+_BATCH = 10_000
 # Scores are rounded so that a re-scoring that changes nothing visible rewrites no document.
 _DIGITS = 4
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 
 import numpy as np
+from django.db import connection
 from django.db.models import FloatField, Func
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
@@ -62,37 +64,85 @@ def trait_kinds() -> dict[str, Kind]:
     }
 
 
-def events_chunk(profile_ids: Sequence[int], *, until: dt.datetime) -> EventRows:
-    """The events of these profiles up to `until` (inclusive), as arrays."""
-    rows = (
-        filter_in(Event.objects.all(), "profile", profile_ids, cast="bigint")
-        .filter(occurred_at__lte=until)
+def events_chunk(
+    profile_ids: Sequence[int],
+    *,
+    until: dt.datetime,
+    with_name: bool = True,
+    with_category: bool = True,
+    contiguous: bool = False,
+) -> EventRows:
+    """The events of these profiles up to `until` (inclusive), as arrays.
+
+    `with_name` / `with_category`: read the event name / the category property (blank columns
+    otherwise); the features and the target say whether they need them. `contiguous`: the ids
+    are every profile between the lowest and the highest (a chunk in primary-key order), so the
+    query asks for that range (one index range scan instead of a lookup per id); events of
+    other ids in the range (no foreign-key constraint) are dropped after the read.
+    """
+    columns = ["profile_id", "type", "amount", "at"]
+    annotations = {
+        "at": EpochSeconds("occurred_at"),
+        "amount": Cast("value", FloatField()),
+    }
+    if with_name:
+        columns.append("name")
+    if with_category:
+        columns.append("category")
+        annotations["category"] = KT("properties__category")
+    if contiguous and len(profile_ids):
+        base = Event.objects.filter(
+            profile_id__gte=min(profile_ids), profile_id__lte=max(profile_ids)
+        )
+    else:
+        base = filter_in(Event.objects.all(), "profile", profile_ids, cast="bigint")
+    qs = (
+        base.filter(occurred_at__lte=until)
         .order_by()
         # Seconds and floats computed by the database: converting a datetime and a Decimal per
         # row in Python was most of the read's time.
-        .annotate(
-            category=KT("properties__category"),
-            at=EpochSeconds("occurred_at"),
-            amount=Cast("value", FloatField()),
-        )
-        .values_list("profile_id", "type", "name", "amount", "at", "category")
+        .annotate(**annotations)
+        .values_list(*columns)
     )
-    profile, etype, name, value, at, category = [], [], [], [], [], []
-    for pid, t, n, v, when, cat in rows.iterator(chunk_size=10000):
-        profile.append(pid)
-        etype.append(t)
-        name.append(n or "")
-        value.append(np.nan if v is None else v)
-        at.append(when)
-        category.append(str(cat)[:100] if cat not in (None, "") else "")
-    return EventRows(
-        profile=np.asarray(profile, dtype=np.int64),
-        type=np.asarray(etype, dtype=object),
-        occurred_at=np.asarray(at, dtype=np.float64),
-        value=np.asarray(value, dtype=np.float64),
-        name=np.asarray(name, dtype=object),
-        category=np.asarray(category, dtype=object),
+    # One plain query and fetchall, columns straight into arrays: the queryset iterator (a
+    # server-side cursor, Django's per-row converters) cost about twice pandas.read_sql on the
+    # same rows. The chunk bounds the rows held at once.
+    sql, params = qs.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    n = len(rows)
+
+    def column(label: str, dtype) -> np.ndarray:
+        # map(itemgetter) is several times faster than zip(*rows) over hundreds of thousands
+        # of rows; a None value becomes NaN in a float column.
+        values = list(map(itemgetter(columns.index(label)), rows))
+        return np.asarray(values, dtype=dtype).reshape(n)
+
+    name = category = None
+    if with_name:
+        name = np.asarray([v or "" for v in map(itemgetter(columns.index("name")), rows)], object)
+    if with_category:
+        category = np.asarray(
+            [
+                str(c)[:100] if c not in (None, "") else ""
+                for c in map(itemgetter(columns.index("category")), rows)
+            ],
+            dtype=object,
+        ).reshape(n)
+    events = EventRows(
+        profile=column("profile_id", np.int64),
+        type=column("type", object),
+        occurred_at=column("at", np.float64),
+        value=column("amount", np.float64),
+        name=np.full(n, "", dtype=object) if name is None else name.reshape(n),
+        category=np.full(n, "", dtype=object) if category is None else category,
     )
+    if contiguous:
+        wanted = np.isin(events.profile, np.asarray(profile_ids, dtype=np.int64))
+        if not wanted.all():
+            events = events.select(wanted)
+    return events
 
 
 def feature_matrix_from_db(
@@ -123,6 +173,10 @@ def feature_matrix_from_db(
     seen = chunks = 0
     history_start: float | None = None
     base = Profile.objects.order_by("pk")
+    with_category = any(s.key.startswith("affinity.") for s in specs) or bool(
+        target is not None and target.category
+    )
+    with_name = bool(target is not None and target.name)
     while True:
         if profile_ids is None:
             ids = list(base.filter(pk__gt=last_pk).values_list("pk", flat=True)[:chunk])
@@ -131,7 +185,14 @@ def feature_matrix_from_db(
         if not ids:
             break
         last_pk = ids[-1]
-        events = events_chunk(ids, until=until)
+        events = events_chunk(
+            ids,
+            until=until,
+            with_name=with_name,
+            with_category=with_category,
+            # Chunks of the whole table are consecutive primary keys.
+            contiguous=profile_ids is None,
+        )
         keep = profiles_seen_by(events, as_of_ts)
         traits = None
         if any(s.key.startswith("trait.") for s in specs) or trait_target:

@@ -150,6 +150,24 @@ class ExperimentAdmin(AuditedAdmin):
         "ended_at",
         "results_link",
     ]
+    actions = ["results_rebuild"]
+
+    @admin.action(description="Recompute results from scratch (repairs the stored values)")
+    def results_rebuild(self, request, queryset):
+        from django.db import transaction
+
+        from .tasks import results_compute
+
+        ids = list(queryset.values_list("pk", flat=True))
+        for experiment_id in ids:
+            transaction.on_commit(
+                lambda experiment_id=experiment_id: results_compute.delay(experiment_id, True)
+            )
+        self.message_user(
+            request,
+            f"Recomputation from scratch queued for {len(ids)} experiment(s); the results page "
+            "shows it once the worker has run it.",
+        )
 
     def get_urls(self):
         from django.urls import path

@@ -253,7 +253,68 @@ class Exposure(models.Model):
                 fields=["experiment", "profile_key"], name="uniq_exposure_experiment_profile"
             )
         ]
-        indexes = [models.Index(fields=["experiment", "arm_key"], name="exposure_experiment_arm")]
+        indexes = [
+            models.Index(fields=["experiment", "arm_key"], name="exposure_experiment_arm"),
+            # The incremental beat's "windows still open" read (exposures since a time).
+            models.Index(
+                fields=["experiment", "first_exposed_at"], name="exposure_experiment_first"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.experiment_id}/{self.arm_key} {self.profile_key[:8]}…"
+
+
+class ExposureValue(models.Model):
+    """One exposed visitor's value of one of the experiment's metrics, materialised so that a
+    beat only recomputes the visitors whose values can have changed (see experiments.results).
+
+    `post`: the metric in the attribution window after first exposure (as of the last
+    computation); `second`: the same metric in the CUPED window before it, or for a ratio metric
+    the denominator in the window after. Rows where both are 0 are not stored (they add nothing
+    to any sum; the arm's visitor count comes from the exposures). Deleted with the exposure
+    (erasure) or the metric.
+    """
+
+    # No database constraints (the cascades are Django's): PostgreSQL checks Django's deferred
+    # foreign keys row by row at commit, three per row here, which made the commit of a
+    # recomputation from scratch (14 million rows in the benchmark) take minutes. The rows are
+    # written only from existing exposures and metrics.
+    experiment = models.ForeignKey(
+        Experiment, on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
+    exposure = models.ForeignKey(
+        Exposure, on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
+    metric = models.ForeignKey(
+        Metric, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
+    arm_key = models.CharField(max_length=100)
+    post = models.FloatField()
+    second = models.FloatField()
+
+    def __str__(self) -> str:
+        return f"{self.exposure_id}/{self.metric_id}: {self.post}, {self.second}"
+
+
+class ResultState(models.Model):
+    """Where an experiment's incremental results computation stands: what its stored
+    ExposureValue rows already account for."""
+
+    experiment = models.OneToOneField(
+        Experiment, on_delete=models.CASCADE, related_name="result_state"
+    )
+    as_of = models.DateTimeField(null=True, help_text="The stored values are as of this time.")
+    exposure_watermark = models.BigIntegerField(
+        default=0, help_text="Exposure rows up to this id are accounted for."
+    )
+    event_watermark = models.BigIntegerField(
+        default=0, help_text="Events up to this id (received before a grace period) are."
+    )
+    fingerprint = models.CharField(
+        max_length=64, blank=True, default="", help_text="Of the metric definitions used."
+    )
+    rebuilt_at = models.DateTimeField(null=True, help_text="Last recomputation from scratch.")
+
+    def __str__(self) -> str:
+        return f"{self.experiment_id} as of {self.as_of}"

@@ -2,14 +2,17 @@
 experiments.stats on them, stored as a ResultSnapshot per computation (so lift over time can be
 drawn). Computed by the beat task, never on page load.
 
-One aggregate query per metric: for each exposed visitor (analysis phase only), the metric in
-its attribution window after first exposure (and, for CUPED, in the `cuped_days` before it),
-summed per arm with sums of squares and products. Visitors are joined to events by their
-pseudonymous profile key.
+Per exposed visitor (analysis phase only), each metric in its attribution window after first
+exposure (and, for CUPED, in the `cuped_days` before it) is stored (ExposureValue) and summed per
+arm with sums of squares and products. A beat recomputes only the visitors whose values can have
+changed since the last computation (see "Incremental computation" below); a recomputation from
+scratch (`rebuild`) and the direct aggregate (`results_aggregates_direct`) are kept for repairs
+and checks. Visitors are joined to events by their pseudonymous profile key.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -31,6 +34,7 @@ from django.db.models import (
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
+from core.sqlin import filter_in
 from segments.models import Event
 
 from . import stats
@@ -38,11 +42,13 @@ from .models import (
     Experiment,
     ExperimentMetric,
     Exposure,
+    ExposureValue,
     Metric,
     MetricAggregation,
     MetricKind,
     MetricRole,
     ResultSnapshot,
+    ResultState,
     StatsEngine,
 )
 
@@ -143,13 +149,15 @@ def _value_sql(metric: Metric, condition: str, kind_conversion: bool) -> str:
     return f"COUNT(ev.id) FILTER (WHERE {condition})::float8"
 
 
-def _aggregate_postgres(
-    *, experiment: Experiment, metrics: list[Metric], as_of: datetime
-) -> dict[str, dict[str, dict[str, float]]]:
-    """Per metric key, the same aggregates as `_aggregate`, for all metrics in one pass of hash
-    joins (exposures -> profiles -> events) rather than a correlated subquery per exposure and
-    metric: what makes 10 million exposures feasible. Each metric's window and event filter go
-    in FILTER clauses of the per-exposure aggregates."""
+def _postgres_per_visitor(
+    *, experiment: Experiment, metrics: list[Metric], as_of: datetime, ids: list[int] | None
+) -> tuple[str, list, list[str], list[tuple[str, str, str]]]:
+    """SQL selecting, per exposure of the experiment (only `ids` when given), its id, arm and
+    every metric's per-visitor values (columns `m<i>_post` and `m<i>_pre` or `m<i>_den`), for
+    all metrics in one pass of hash joins (exposures -> profiles -> events) rather than a
+    correlated subquery per exposure and metric: what makes 10 million exposures feasible. Each
+    metric's window and event filter go in FILTER clauses of the per-exposure aggregates.
+    Returns the SQL, its parameters, the column names and per metric (key, post, second)."""
     pre_days = timedelta(days=experiment.cuped_days)
     post_window = (
         "ev.occurred_at >= x.first_exposed_at AND ev.occurred_at < x.first_exposed_at + %s"
@@ -187,44 +195,57 @@ def _aggregate_postgres(
             )
             select_params.append(pre_days)
             pairs.append((metric.key, f"m{i}_post", f"m{i}_pre"))
-    outer = ["COUNT(*)"]
-    for name, _ in columns:
-        outer += [f"SUM(u.{name})", f"SUM(u.{name} * u.{name})"]
-    for _, a, b in pairs:
-        outer.append(f"SUM(u.{a} * u.{b})")
     where_params: list = [experiment.pk, as_of]
     where = "x.experiment_id = %s AND x.first_exposed_at < %s"
     if experiment.analysis_started_at is not None:
         where += " AND x.first_exposed_at >= %s"
         where_params.append(experiment.analysis_started_at)
+    if ids is not None:
+        where += " AND x.id = ANY(%s)"
+        where_params.append(ids)
     join_params = [sorted(types), pre_days if any_pre else timedelta(0), widest, as_of]
     sql = f"""
-        SELECT u.arm_key, {", ".join(outer)} FROM (
-            SELECT x.arm_key, {", ".join(f"{expr} AS {name}" for name, expr in columns)}
-            FROM experiments_exposure x
-            LEFT JOIN segments_profile p ON p.key = x.profile_key
-            LEFT JOIN segments_event ev ON ev.profile_id = p.id AND ev.type = ANY(%s)
-                AND ev.occurred_at >= x.first_exposed_at - %s
-                AND ev.occurred_at < x.first_exposed_at + %s AND ev.occurred_at < %s
-            WHERE {where}
-            GROUP BY x.id, x.arm_key
-        ) u GROUP BY u.arm_key
+        SELECT x.id, x.arm_key, {", ".join(f"{expr} AS {name}" for name, expr in columns)}
+        FROM experiments_exposure x
+        LEFT JOIN segments_profile p ON p.key = x.profile_key
+        LEFT JOIN segments_event ev ON ev.profile_id = p.id AND ev.type = ANY(%s)
+            AND ev.occurred_at >= x.first_exposed_at - %s
+            AND ev.occurred_at < x.first_exposed_at + %s AND ev.occurred_at < %s
+        WHERE {where}
+        GROUP BY x.id, x.arm_key
     """
+    return sql, [*select_params, *join_params, *where_params], [c for c, _ in columns], pairs
+
+
+def _aggregate_postgres(
+    *, experiment: Experiment, metrics: list[Metric], as_of: datetime
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Per metric key, the same aggregates as `_aggregate`, straight from exposures and events
+    (the direct computation, kept as the reference the stored values are checked against)."""
+    inner, params, names, pairs = _postgres_per_visitor(
+        experiment=experiment, metrics=metrics, as_of=as_of, ids=None
+    )
+    outer = ["COUNT(*)"]
+    for name in names:
+        outer += [f"SUM(u.{name})", f"SUM(u.{name} * u.{name})"]
+    for _, a, b in pairs:
+        outer.append(f"SUM(u.{a} * u.{b})")
+    sql = f"SELECT u.arm_key, {', '.join(outer)} FROM ({inner}) u GROUP BY u.arm_key"
     with transaction.atomic(), connection.cursor() as cursor:
         # One group per exposure: enough memory that the hash aggregate does not spill to disk
         # (this transaction only).
         cursor.execute(f"SET LOCAL work_mem = '{POSTGRES_WORK_MEM}'")
-        cursor.execute(sql, [*select_params, *join_params, *where_params])
+        cursor.execute(sql, params)
         rows = cursor.fetchall()
     out: dict[str, dict[str, dict[str, float]]] = {m.key: {} for m in metrics}
     for row in rows:
         values = list(row[1:])
         n = int(values[0] or 0)
         sums = {}
-        for j, (name, _) in enumerate(columns):
+        for j, name in enumerate(names):
             sums[f"{name}_sum"] = float(values[1 + 2 * j] or 0)
             sums[f"{name}_ss"] = float(values[2 + 2 * j] or 0)
-        products = values[1 + 2 * len(columns) :]
+        products = values[1 + 2 * len(names) :]
         for (key, a, b), product in zip(pairs, products, strict=True):
             second = b.split("_", 1)[1]  # "pre" or "den"
             out[key][row[0]] = {
@@ -235,6 +256,295 @@ def _aggregate_postgres(
                 f"{second}_ss": sums[f"{b}_ss"],
                 f"post_{second}": float(product or 0),
             }
+    return out
+
+
+def results_aggregates_direct(
+    *, experiment: Experiment, as_of: datetime
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Per metric key and arm: n and the sums, computed straight from exposures and events
+    (no stored values). The reference for `experiment_results --check` and the tests."""
+    metrics = _linked_metrics(experiment)
+    if connection.vendor == "postgresql":
+        return _aggregate_postgres(experiment=experiment, metrics=metrics, as_of=as_of)
+    exposures = _exposures(experiment, as_of)
+    out = {}
+    for metric in metrics:
+        post_window, pre_window = _windows(metric, experiment.cuped_days)
+        columns = {"post": _per_visitor(metric, *post_window, as_of)}
+        if metric.kind == MetricKind.RATIO:
+            columns["den"] = _per_visitor(metric.denominator, *post_window, as_of)
+        else:
+            columns["pre"] = _per_visitor(metric, *pre_window, as_of)
+        out[metric.key] = _aggregate(exposures, columns)
+    return out
+
+
+# --- Incremental computation -------------------------------------------------------------------
+#
+# Every exposed visitor's metric values are stored (ExposureValue); a beat recomputes only the
+# visitors whose values can have changed since the last computation (as of P, now T):
+#   1. exposure rows that arrived since the exposure watermark (new visitors, late flushes);
+#   2. visitors whose attribution window was still open at P (first exposure + widest window
+#      > P): events in [P, T) count for them without being late;
+#   3. visitors with events that arrived since the event watermark (late events, for a closed
+#      window or the CUPED window before exposure).
+# Everyone else's values cannot have changed (their windows end before P and no event of theirs
+# arrived), so they stay folded in the stored rows; the results are then the per-arm sums over
+# the stored rows, i.e. what the direct computation gives. A recomputation replaces the visitor's
+# rows (idempotent: a visitor recomputed twice is harmless), so the watermarks may lag.
+
+# Events received in the last GRACE are looked at again by the next beat: an event whose
+# transaction committed after a beat read a higher id is still picked up (ingestion's
+# transactions last milliseconds).
+WATERMARK_GRACE = timedelta(minutes=10)
+# Identity merges move events between profiles without new event rows: a full recomputation at
+# least this often bounds how long such a change goes unseen.
+REBUILD_EVERY = timedelta(days=1)
+RECOMPUTE_CHUNK = 20_000
+
+
+def _linked_metrics(experiment: Experiment) -> list[Metric]:
+    links = ExperimentMetric.objects.filter(experiment=experiment).select_related(
+        "metric__denominator"
+    )
+    return [
+        link.metric
+        for link in sorted(links, key=lambda x: x.metric_id)
+        if not (link.metric.kind == MetricKind.RATIO and link.metric.denominator is None)
+    ]
+
+
+def _exposures(experiment: Experiment, as_of: datetime):
+    exposures = Exposure.objects.filter(experiment=experiment, first_exposed_at__lt=as_of)
+    if experiment.analysis_started_at is not None:
+        exposures = exposures.filter(first_exposed_at__gte=experiment.analysis_started_at)
+    return exposures
+
+
+def _fingerprint(experiment: Experiment, metrics: list[Metric]) -> str:
+    """Of everything a stored value depends on besides events and time: a change recomputes
+    from scratch."""
+
+    def definition(metric: Metric | None) -> list | None:
+        if metric is None:
+            return None
+        return [
+            metric.pk,
+            metric.kind,
+            metric.event_type,
+            metric.event_name,
+            metric.property_filter,
+            metric.aggregation,
+            metric.window_hours,
+        ]
+
+    spec = {
+        "analysis_started_at": experiment.analysis_started_at.isoformat()
+        if experiment.analysis_started_at
+        else None,
+        "cuped_days": experiment.cuped_days,
+        "metrics": [[definition(m), definition(m.denominator)] for m in metrics],
+        "vendor": connection.vendor,
+    }
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _values_store(
+    *, experiment: Experiment, metrics: list[Metric], as_of: datetime, ids: list[int] | None
+) -> None:
+    """Compute and store the values of the given exposures (every qualifying one when `ids` is
+    None); their old rows must already be deleted."""
+    if connection.vendor == "postgresql":
+        inner, params, _names, pairs = _postgres_per_visitor(
+            experiment=experiment, metrics=metrics, as_of=as_of, ids=ids
+        )
+        slots = ", ".join(f"({i}, {int(m.pk)})" for i, m in enumerate(metrics))
+        post = " ".join(f"WHEN {i} THEN u.{a}" for i, (_, a, _) in enumerate(pairs))
+        second = " ".join(f"WHEN {i} THEN u.{b}" for i, (_, _, b) in enumerate(pairs))
+        sql = f"""
+            INSERT INTO {ExposureValue._meta.db_table}
+                (exposure_id, experiment_id, metric_id, arm_key, post, second)
+            SELECT v.id, %s, v.metric_id, v.arm_key, v.post, v.second FROM (
+                SELECT u.id, u.arm_key, k.metric_id,
+                       CASE k.i {post} END AS post, CASE k.i {second} END AS second
+                FROM ({inner}) u CROSS JOIN (VALUES {slots}) AS k(i, metric_id)
+            ) v WHERE v.post <> 0 OR v.second <> 0
+        """
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL work_mem = '{POSTGRES_WORK_MEM}'")
+            cursor.execute(sql, [experiment.pk, *params])
+        return
+    exposures = _exposures(experiment, as_of)
+    if ids is not None:
+        exposures = exposures.filter(pk__in=ids)
+    columns: dict[str, Any] = {}
+    for i, metric in enumerate(metrics):
+        post_window, pre_window = _windows(metric, experiment.cuped_days)
+        columns[f"m{i}_post"] = _per_visitor(metric, *post_window, as_of)
+        if metric.kind == MetricKind.RATIO:
+            columns[f"m{i}_2"] = _per_visitor(metric.denominator, *post_window, as_of)
+        else:
+            columns[f"m{i}_2"] = _per_visitor(metric, *pre_window, as_of)
+    rows = []
+    for exposure_id, arm_key, *values in exposures.annotate(**columns).values_list(
+        "id", "arm_key", *columns
+    ):
+        for i, metric in enumerate(metrics):
+            post, second = float(values[2 * i] or 0), float(values[2 * i + 1] or 0)
+            if post or second:
+                rows.append(
+                    ExposureValue(
+                        experiment_id=experiment.pk,
+                        exposure_id=exposure_id,
+                        metric_id=metric.pk,
+                        arm_key=arm_key,
+                        post=post,
+                        second=second,
+                    )
+                )
+    ExposureValue.objects.bulk_create(rows, batch_size=2000)
+
+
+def _event_watermark(after: int) -> int:
+    """The highest event id above `after` received before the grace period (else `after`)."""
+    cutoff = timezone.now() - WATERMARK_GRACE
+    found = (
+        Event.objects.filter(pk__gt=after, received_at__lt=cutoff)
+        .order_by("-pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    return max(after, found or 0)
+
+
+def _changed_exposures(
+    *, experiment: Experiment, metrics: list[Metric], state: ResultState, as_of: datetime
+) -> set[int]:
+    """Ids of the exposures whose values can have changed since the state's computation."""
+    exposures = _exposures(experiment, as_of)
+    ids = set(exposures.filter(pk__gt=state.exposure_watermark).values_list("pk", flat=True))
+    widest = timedelta(hours=max((m.window_hours for m in metrics), default=0))
+    ids.update(
+        exposures.filter(first_exposed_at__gt=state.as_of - widest).values_list("pk", flat=True)
+    )
+    types = sorted(
+        {m.event_type for m in metrics}
+        | {m.denominator.event_type for m in metrics if m.denominator_id}
+    )
+    keys = list(
+        Event.objects.filter(pk__gt=state.event_watermark, type__in=types)
+        .values_list("profile__key", flat=True)
+        .distinct()
+    )
+    keys = [k for k in keys if k]
+    for start in range(0, len(keys), RECOMPUTE_CHUNK):
+        chunk = keys[start : start + RECOMPUTE_CHUNK]
+        ids.update(
+            filter_in(exposures, "profile_key", chunk, cast="text").values_list("pk", flat=True)
+        )
+    return ids
+
+
+def results_values_refresh(
+    *, experiment: Experiment, as_of: datetime, rebuild: bool = False
+) -> dict[str, Any]:
+    """Bring the experiment's stored values to `as_of`: incrementally, or from scratch when asked
+    (`rebuild`), on the first computation, when a metric definition or the analysis start
+    changed, when `as_of` goes back in time, or once every REBUILD_EVERY. Must run inside a
+    transaction (the caller's), which holds the experiment's state row locked."""
+    metrics = _linked_metrics(experiment)
+    state, _ = ResultState.objects.select_for_update().get_or_create(experiment=experiment)
+    fingerprint = _fingerprint(experiment, metrics)
+    reason = None
+    if rebuild:
+        reason = "asked"
+    elif state.as_of is None:
+        reason = "first computation"
+    elif state.fingerprint != fingerprint:
+        reason = "metric definitions or analysis start changed"
+    elif as_of < state.as_of:
+        reason = "as_of before the last computation"
+    elif state.rebuilt_at is None or timezone.now() - state.rebuilt_at > REBUILD_EVERY:
+        reason = "periodic recomputation"
+    # Watermarks read first: anything arriving during the computation is looked at again.
+    exposure_mark = Exposure.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    if reason is not None:
+        event_mark = _event_watermark(0)
+        ExposureValue.objects.filter(experiment=experiment).delete()
+        if metrics:
+            _values_store(experiment=experiment, metrics=metrics, as_of=as_of, ids=None)
+        recomputed = None
+        state.rebuilt_at = timezone.now()
+    else:
+        event_mark = _event_watermark(state.event_watermark)
+        changed = sorted(
+            _changed_exposures(experiment=experiment, metrics=metrics, state=state, as_of=as_of)
+        )
+        for start in range(0, len(changed), RECOMPUTE_CHUNK):
+            chunk = changed[start : start + RECOMPUTE_CHUNK]
+            filter_in(
+                ExposureValue.objects.filter(experiment=experiment),
+                "exposure_id",
+                chunk,
+                cast="bigint",
+            ).delete()
+            if metrics:
+                _values_store(experiment=experiment, metrics=metrics, as_of=as_of, ids=chunk)
+        recomputed = len(changed)
+    state.as_of = as_of
+    state.exposure_watermark = exposure_mark
+    state.event_watermark = event_mark
+    state.fingerprint = fingerprint
+    state.save()
+    return {
+        "mode": "incremental" if reason is None else "from scratch",
+        "reason": reason,
+        "visitors_recomputed": recomputed,
+    }
+
+
+def results_aggregates_stored(
+    *, experiment: Experiment, counts: dict[str, int]
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Per metric key and arm: n (from `counts`, the arms' exposure counts) and the sums over the
+    stored values, shaped like `results_aggregates_direct`."""
+    metrics = {m.pk: m for m in _linked_metrics(experiment)}
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for metric in metrics.values():
+        second = "den" if metric.kind == MetricKind.RATIO else "pre"
+        out[metric.key] = {
+            arm: {
+                "n": int(n),
+                "post_sum": 0.0,
+                "post_ss": 0.0,
+                f"{second}_sum": 0.0,
+                f"{second}_ss": 0.0,
+                f"post_{second}": 0.0,
+            }
+            for arm, n in counts.items()
+            if n
+        }
+    table = ExposureValue._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT metric_id, arm_key, SUM(post), SUM(post * post), SUM(second),"
+            f" SUM(second * second), SUM(post * second) FROM {table}"
+            " WHERE experiment_id = %s GROUP BY metric_id, arm_key",
+            [experiment.pk],
+        )
+        rows = cursor.fetchall()
+    for metric_id, arm, post_sum, post_ss, second_sum, second_ss, product in rows:
+        metric = metrics.get(metric_id)
+        entry = out.get(metric.key, {}).get(arm) if metric else None
+        if entry is None:
+            continue
+        second = "den" if metric.kind == MetricKind.RATIO else "pre"
+        entry["post_sum"] = float(post_sum or 0)
+        entry["post_ss"] = float(post_ss or 0)
+        entry[f"{second}_sum"] = float(second_sum or 0)
+        entry[f"{second}_ss"] = float(second_ss or 0)
+        entry[f"post_{second}"] = float(product or 0)
     return out
 
 
@@ -400,15 +710,26 @@ def _significant_wrong_way(estimate: dict, higher_is_better: bool, engine: str) 
     return worse and p is not None and p < ALPHA
 
 
-def results_compute(*, experiment: Experiment, as_of: datetime | None = None) -> ResultSnapshot:
-    """Compute and store the experiment's results as of `as_of` (now by default)."""
+def results_compute(
+    *, experiment: Experiment, as_of: datetime | None = None, rebuild: bool = False
+) -> ResultSnapshot:
+    """Compute and store the experiment's results as of `as_of` (now by default): the stored
+    per-visitor values brought up to date (incrementally; from scratch with `rebuild`), summed
+    per arm, the statistics on the sums. One transaction: concurrent runs for one experiment
+    wait for each other."""
+    with transaction.atomic():
+        return _results_compute(experiment=experiment, as_of=as_of, rebuild=rebuild)
+
+
+def _results_compute(
+    *, experiment: Experiment, as_of: datetime | None, rebuild: bool
+) -> ResultSnapshot:
     started = time.monotonic()
     as_of = as_of or timezone.now()
     arms = list(experiment.arms.order_by("position", "id"))
     control = next((a for a in arms if a.is_control), arms[0] if arms else None)
-    exposures = Exposure.objects.filter(experiment=experiment, first_exposed_at__lt=as_of)
-    if experiment.analysis_started_at is not None:
-        exposures = exposures.filter(first_exposed_at__gte=experiment.analysis_started_at)
+    computation = results_values_refresh(experiment=experiment, as_of=as_of, rebuild=rebuild)
+    exposures = _exposures(experiment, as_of)
     counts = dict(exposures.values_list("arm_key").annotate(n=Count("id")).order_by())
     users = [int(counts.get(a.key, 0)) for a in arms]
     srm = stats.srm_p_value(users, [a.weight for a in arms]) if len(arms) >= 2 else None
@@ -424,11 +745,7 @@ def results_compute(*, experiment: Experiment, as_of: datetime | None = None) ->
         for link in sorted(links, key=lambda x: (role_order.get(x.role, 3), x.pk))
         if not (link.metric.kind == MetricKind.RATIO and link.metric.denominator is None)
     ]
-    precomputed: dict[str, dict[str, dict[str, float]]] = {}
-    if control is not None and links and connection.vendor == "postgresql":
-        precomputed = _aggregate_postgres(
-            experiment=experiment, metrics=[link.metric for link in links], as_of=as_of
-        )
+    precomputed = results_aggregates_stored(experiment=experiment, counts=counts)
     for link in links:
         metric = link.metric
         if control is None:
@@ -440,7 +757,7 @@ def results_compute(*, experiment: Experiment, as_of: datetime | None = None) ->
             arms=arms,
             control_key=control.key,
             as_of=as_of,
-            aggregates=precomputed.get(metric.key),
+            aggregates=precomputed.get(metric.key, {}),
         )
         flagged = []
         if link.role == MetricRole.GUARDRAIL:
@@ -537,6 +854,7 @@ def results_compute(*, experiment: Experiment, as_of: datetime | None = None) ->
         "srm_p_value": srm,
         "srm_warning": srm is not None and srm < SRM_THRESHOLD,
         "metrics": metrics_out,
+        "computation": computation,
     }
     return ResultSnapshot.objects.create(
         experiment=experiment,

@@ -41,9 +41,10 @@ def results_compute_running() -> dict[str, int]:
 
 
 @shared_task
-def results_compute(experiment_id: int) -> dict[str, int]:
-    """Compute and store one experiment's results (idempotent: a new snapshot per run); then,
-    for bandit experiments, update the arms' weights from the primary metric."""
+def results_compute(experiment_id: int, rebuild: bool = False) -> dict[str, int]:
+    """Compute and store one experiment's results (idempotent: a new snapshot per run;
+    incremental, or from scratch with `rebuild`); then, for bandit experiments, update the arms'
+    weights from the primary metric."""
     from .bandits import bandit_update
     from .models import Experiment
     from .results import results_compute as compute
@@ -51,15 +52,17 @@ def results_compute(experiment_id: int) -> dict[str, int]:
     experiment = Experiment.objects.filter(pk=experiment_id).first()
     if experiment is None:
         return {"computed": 0}
-    snapshot = compute(experiment=experiment)
+    snapshot = compute(experiment=experiment, rebuild=rebuild)
     updated = (
         bandit_update(experiment=experiment, snapshot=snapshot) if experiment.bandit else False
     )
     logger.info(
-        "results_compute experiment=%s users=%d ms=%d bandit_updated=%s",
+        "results_compute experiment=%s users=%d ms=%d mode=%s recomputed=%s bandit_updated=%s",
         experiment.key,
         snapshot.users,
         snapshot.duration_ms,
+        snapshot.data["computation"]["mode"],
+        snapshot.data["computation"]["visitors_recomputed"],
         updated,
     )
     return {
@@ -67,4 +70,6 @@ def results_compute(experiment_id: int) -> dict[str, int]:
         "snapshot": snapshot.pk,
         "users": snapshot.users,
         "duration_ms": snapshot.duration_ms,
+        "recomputed": snapshot.data["computation"]["visitors_recomputed"] or 0,
+        "from_scratch": int(snapshot.data["computation"]["mode"] == "from scratch"),
     }

@@ -295,7 +295,9 @@ def _database_erase(*, profile_keys: list[str]) -> dict[str, int]:
         "exposures": 0,
         "recommendations": 0,
     }
-    counts["exposures"], _ = Exposure.objects.filter(profile_key__in=profile_keys).delete()
+    # The count of exposures alone (the delete cascades to their stored experiment values).
+    _, deleted = Exposure.objects.filter(profile_key__in=profile_keys).delete()
+    counts["exposures"] = deleted.get(Exposure._meta.label, 0)
     profile = Profile.objects.select_for_update().filter(key=profile_keys[0]).first()
     # Static segment lists name visitors (and users) by the same keyed hashes.
     listed = StaticListEntry.objects.filter(id_type=StaticIdType.VISITOR, key__in=profile_keys)

@@ -157,27 +157,31 @@ def test_visitor_with_control_characters__export_and_erase_refuse_it(admin_clien
 @pytest.mark.django_db
 def test_consent__150k_unknown_keys__refused_fast_and_small(client):
     body = {"visitor": "v1", "purposes": {f"k{i}": True for i in range(150_000)}}
-    start = time.perf_counter()
+    start = time.thread_time()
     response = client.post(
         "/api/v1/consent", data=json.dumps(body), content_type="application/json"
     )
-    elapsed = time.perf_counter() - start
+    elapsed = time.thread_time() - start
     assert response.status_code == 400
     assert response.json()["errors"][0]["field"] == "purposes"
     assert len(response.content) < 2_000
-    assert elapsed < 2.0  # parsing the 2 MB body is most of it; 1.2 s before, loaded
+    # CPU time of this thread (the test client runs the view in it), not wall time: a loaded
+    # machine stretches wall time, not the work done. Parsing the 2 MB body is most of it.
+    assert elapsed < 2.0
 
 
 @pytest.mark.django_db
 def test_decide__230k_placements__refused_before_validating_them(client):
     body = {"placements": ["p"] * 230_000, "visitor": "v1"}
-    start = time.perf_counter()
+    start = time.thread_time()
     response = client.post("/api/v1/decide", data=json.dumps(body), content_type="application/json")
-    elapsed = time.perf_counter() - start
+    elapsed = time.thread_time() - start
     assert response.status_code == 400
     assert response.json()["errors"][0]["field"] == "placements"
     assert len(response.content) < 2_000
-    assert elapsed < 2.0  # parsing the 2 MB body is most of it; 1.2 s before, loaded
+    # CPU time of this thread (the test client runs the view in it), not wall time: a loaded
+    # machine stretches wall time, not the work done. Parsing the 2 MB body is most of it.
+    assert elapsed < 2.0
 
 
 @pytest.mark.django_db

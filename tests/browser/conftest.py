@@ -52,7 +52,9 @@ def demo_server(live_server, transactional_db):
 def page(browser, demo_server):
     context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
     page = context.new_page()
-    page.set_default_timeout(10_000)
+    page.set_default_timeout(
+        30_000
+    )  # a ceiling for waits, not a speed check: a loaded CI machine is slow
     yield page
     context.close()
 
@@ -75,7 +77,9 @@ def admin_page(browser, demo_server, django_user_model):
     django_user_model.objects.create_superuser("boss", password="boss-pw-1")
     context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
     page = context.new_page()
-    page.set_default_timeout(10_000)
+    page.set_default_timeout(
+        30_000
+    )  # a ceiling for waits, not a speed check: a loaded CI machine is slow
     page.goto(f"{demo_server.url}/admin/login/")
     page.fill("#id_username", "boss")
     page.fill("#id_password", "boss-pw-1")

@@ -92,3 +92,70 @@ def test_bandit__not_sticky__refused_naming_sticky():
     with pytest.raises(ValidationError) as info:
         _experiment(bandit=True)
     assert "sticky" in info.value.message_dict
+
+
+def test_results_task__real_worker__second_beat_incremental_equals_direct(celery_worker):
+    # Given a running experiment with traffic whose windows have closed, and a first beat
+    from experiments.results import results_aggregates_direct
+
+    experiment = _experiment()
+    _traffic(experiment, 30, {"control": 0.1, "treat": 0.3})
+    Event.objects.update(received_at=timezone.now() - timedelta(days=1))
+    results_compute_running.delay()
+    wait_for(
+        lambda: ResultSnapshot.objects.filter(experiment=experiment).exists(),
+        message=celery_worker.output(),
+    )
+    # When a late purchase of a control visitor (inside their closed window) and a new
+    # visitor arrive, and beat runs again
+    late = Profile.objects.get(key="control-00029".ljust(64, "0"))
+    at = experiment.analysis_started_at + timedelta(hours=2)
+    Event.objects.create(profile=late, type="purchase", occurred_at=at)
+    newcomer = Profile.objects.create(key="newcomer".ljust(64, "0"))
+    Exposure.objects.create(
+        experiment=experiment, arm_key="treat", profile_key=newcomer.key, first_exposed_at=at
+    )
+    results_compute_running.delay()
+    second = wait_for(
+        lambda: (
+            ResultSnapshot.objects.filter(experiment=experiment).order_by("-pk")[1:2].first()
+            and ResultSnapshot.objects.filter(experiment=experiment).order_by("-pk").first()
+        ),
+        message=celery_worker.output(),
+    )
+    # Then the worker recomputed only those two visitors, and its sums equal the direct ones
+    assert second.data["computation"] == {
+        "mode": "incremental",
+        "reason": None,
+        "visitors_recomputed": 2,
+    }
+    purchase = second.data["metrics"][0]
+    assert [row["sum"] for row in purchase["arms"]] == [4, 9]
+    assert [row["n"] for row in purchase["arms"]] == [30, 31]
+    direct = results_aggregates_direct(experiment=experiment, as_of=second.computed_at)["purchase"]
+    assert [direct[arm]["post_sum"] for arm in ("control", "treat")] == [4, 9]
+
+
+def test_admin_action__recompute_from_scratch__worker_stores_snapshot_from_scratch(
+    celery_worker, admin_client
+):
+    # Given an experiment with a first (incremental-ready) computation
+    experiment = _experiment()
+    _traffic(experiment, 10, {"control": 0.1, "treat": 0.3})
+    results_compute(experiment=experiment)
+    # When a staff user runs the admin action on it
+    response = admin_client.post(
+        "/admin/experiments/experiment/",
+        {"action": "results_rebuild", "_selected_action": [experiment.pk]},
+        follow=True,
+    )
+    # Then the page says it is queued, and the worker stores a computation from scratch
+    assert "Recomputation from scratch queued for 1 experiment" in response.content.decode()
+    snapshot = wait_for(
+        lambda: ResultSnapshot.objects.filter(
+            experiment=experiment, data__computation__reason="asked"
+        ).first(),
+        message=celery_worker.output(),
+    )
+    assert snapshot.data["computation"]["mode"] == "from scratch"
+    assert snapshot.users == 20
