@@ -7,7 +7,12 @@ from pathlib import Path
 from celery import Celery, bootsteps
 from celery.signals import worker_process_init
 
+from config import broker
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# kombu's Redis channel: a closed broker connection is a connection error, not an AttributeError
+# that ends the worker (config/broker.py).
+broker.install()
 
 app = Celery("mosaic")
 app.config_from_object("django.conf:settings", namespace="CELERY")
