@@ -7,7 +7,12 @@ from pathlib import Path
 from celery import Celery, bootsteps
 from celery.signals import task_postrun, worker_process_init, worker_process_shutdown
 
+from config import broker
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# kombu's Redis channel: a closed broker connection is a connection error, not an AttributeError
+# that ends the worker (config/broker.py).
+broker.install()
 
 app = Celery("mosaic")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -19,6 +19,11 @@ says why each one). Environment (all optional):
 - ``WEB_LIFETIME_S`` (0: off): a worker older than this is replaced (worker recycling, ≥ 60).
 - ``WEB_KILL_TIMEOUT_S`` (10): how long a stopping worker may finish its requests before it is
   killed (SIGTERM/SIGINT: graceful stop; SIGHUP: the workers replaced, not fully graceful).
+- ``WEB_RESPAWN_INTERVAL_S`` (15): on a reload (SIGHUP) or a recycling, how long a new worker
+  gets to load the application before the old one it replaces is stopped. granian stops the old
+  worker after this time whether the new one is ready or not, and on Linux each worker listens
+  on its own socket: with granian's default of 3.5 s, a reload on a busy 2-core machine refused
+  most connections for seconds (docs/architecture.md, "Reload").
 - ``WEB_ACCESS_LOG`` (``true``): Mosaic's own access log (config/access_log.py) on stdout;
   granian's is off because it would log full client addresses and query strings.
 """
@@ -73,6 +78,7 @@ def granian_args(entry: str = ENTRY, bind: str | None = None) -> list[str]:
         "--http1-header-read-timeout", str(env.integer("WEB_HEADER_TIMEOUT_MS", 5000, 1, 600_000)),
         "--http1-keep-alive" if env.boolean("WEB_KEEPALIVE", True) else "--no-http1-keep-alive",
         "--respawn-failed-workers",
+        "--respawn-interval", f"{env.number('WEB_RESPAWN_INTERVAL_S', 15.0, 0.1, 600):g}",
         "--workers-kill-timeout", str(env.integer("WEB_KILL_TIMEOUT_S", 10, 1, 3600)),
         "--no-access-log",
         "--log-level", env.choice("WEB_LOG_LEVEL", LOG_LEVELS, "warning"),

@@ -171,7 +171,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         "mosaic_api_errors_total", status=str(response.status_code), reason=type(exc).__name__
     )
     if isinstance(exc, exceptions.ParseError):
-        response.data = {"errors": [{"field": "body", "message": f"Malformed JSON: {exc.detail}"}]}
+        field = getattr(exc, "field", "body")  # core.parsers names a string that is not Unicode
+        response.data = {"errors": [{"field": field, "message": f"Malformed JSON: {exc.detail}"}]}
     elif isinstance(exc, exceptions.ValidationError):
         response.data = {"errors": flatten_errors(exc.detail)}
     else:

@@ -7,6 +7,7 @@ import json
 from django import forms
 from django.core.exceptions import ValidationError
 
+from core.parsers import lone_surrogate_path
 from core.validators import MAX_JSON_DEPTH, json_text_depth
 
 
@@ -31,7 +32,7 @@ class PositionedJSONField(forms.JSONField):
         ):
             return super().to_python(value)
         try:
-            json.loads(value, cls=self.decoder)
+            parsed = json.loads(value, cls=self.decoder)
         except json.JSONDecodeError as exc:
             raise ValidationError(
                 "Invalid JSON at line %(line)s, column %(column)s: %(problem)s.",
@@ -40,6 +41,14 @@ class PositionedJSONField(forms.JSONField):
             ) from exc
         except RecursionError as exc:
             raise ValidationError("Invalid JSON: nested too deeply.", code="invalid") from exc
+        # json accepts "\\ud800" escapes, which are not Unicode: saving or rendering them fails.
+        where = lone_surrogate_path(parsed)
+        if where is not None:
+            raise ValidationError(
+                "Invalid JSON: a lone surrogate escape (not Unicode) in a string at %(where)s.",
+                code="invalid",
+                params={"where": where},
+            )
         return super().to_python(value)
 
     def bound_data(self, data, initial):

@@ -5,7 +5,6 @@ changes (problems, catalogue findings and, for segments, how many stored profile
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict
 
@@ -16,6 +15,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from core.forms import PositionedJSONField
+from core.parsers import LoneSurrogate, json_loads
 from rules import compile_condition, describe_condition, evaluation_clock, validate_condition
 from rules.catalogue import OPERATORS
 
@@ -96,7 +96,9 @@ def condition_check(request):
     if len(request.body) > BODY_MAX_BYTES:
         return JsonResponse({"errors": [{"field": "body", "message": "Too large."}]}, status=400)
     try:
-        body = json.loads(request.body)
+        body = json_loads(request.body)  # refuses lone surrogates, as the API's parser
+    except LoneSurrogate as exc:
+        return JsonResponse({"errors": [{"field": exc.field, "message": str(exc)}]}, status=400)
     except (ValueError, RecursionError):
         return JsonResponse({"errors": [{"field": "body", "message": "Not JSON."}]}, status=400)
     if not isinstance(body, dict):

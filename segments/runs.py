@@ -192,7 +192,23 @@ def _swap(
             .filter(segment=segment)
             .values_list("profile_id", "score")
         )
-        entered = sorted(members - current.keys())
+        # A profile deleted since the kind read it (an identify merged it away) gets no
+        # membership: inserting one failed the whole run at commit with a foreign-key
+        # IntegrityError (issue #13, item 16). Current members need no check (their rows go with
+        # their profile). On PostgreSQL a merge committing between this read and the commit can
+        # still fail the run: the task retries it (segments.tasks.segment_run).
+        candidates = sorted(members - current.keys())
+        existing: set[int] = set()
+        for start in range(0, len(candidates), _CHUNK):
+            chunk = candidates[start : start + _CHUNK]
+            existing.update(
+                filter_in(Profile.objects.all(), "id", chunk, cast="bigint").values_list(
+                    "pk", flat=True
+                )
+            )
+        if len(existing) < len(candidates):
+            members = members - (set(candidates) - existing)
+        entered = sorted(existing)
         exited = sorted(current.keys() - members)
         for start in range(0, len(exited), _CHUNK):
             filter_in(

@@ -145,7 +145,11 @@ class Worker:
         return self.log.read_text(errors="replace")
 
 
-def start_worker(redis_url: str, log: Path, **extra_env: str) -> Worker:
+def start_worker(
+    redis_url: str, log: Path, *, pool_args: tuple[str, ...] = ("--pool", "solo"), **extra_env: str
+) -> Worker:
+    """A `celery worker` subprocess; `pool_args` choose its pool (solo unless a test needs the
+    prefork pool of production, or extra options such as `--include`)."""
     from django.conf import settings
 
     env = {
@@ -166,8 +170,7 @@ def start_worker(redis_url: str, log: Path, **extra_env: str) -> Worker:
             "-A",
             "config",
             "worker",
-            "--pool",
-            "solo",
+            *pool_args,
             "--loglevel",
             "INFO",
             "--without-heartbeat",

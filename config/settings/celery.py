@@ -16,6 +16,9 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = ENV.celery_task_always_eager
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Reconnect to the broker for as long as it takes (issue #13, item 12): Celery's default of 100
+# tries (2 s, 4 s, ... then every 30 s: about 47 minutes) ends the worker in a longer outage.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 600}
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {

@@ -295,14 +295,19 @@ def test_web_server__sighup__workers_replaced_then_answering(web_server):
     before = wait_for(
         lambda: w if len(w := _workers(web_server.process.pid)) == 2 else None, timeout=10
     )
-    # When it is told to reload (SIGHUP: new code or settings after a deploy)
+    # When it is told to reload (SIGHUP: new code or settings after a deploy), probed through
+    # the whole replacement (each new worker gets WEB_RESPAWN_INTERVAL_S, 15 s, to load)
     web_server.process.send_signal(signal.SIGHUP)
-    latencies = _probe_while(web_server.base, 6)
-    # Then new workers replaced the old ones, and the server answers again within 3 s of the
-    # signal. (Not every probe: one arriving while a worker stops can fail - 1 of 24 seen here;
-    # docs/architecture.md says to prefer a rolling restart behind the load balancer.)
+    latencies = _probe_while(web_server.base, 2 * 15 + 5)
+    # Then new workers replaced the old ones, and the probes were answered throughout. At most
+    # one may fail: granian stops an old worker without handing over the connections still
+    # queued on its own socket (docs/architecture.md, "Reload"). With granian's default respawn
+    # interval of 3.5 s, hundreds of probes were refused
+    # (tests/integration/server/test_reload_probe.py).
     after = wait_for(
-        lambda: w if len(w := _workers(web_server.process.pid)) == 2 else None, timeout=10
+        lambda: w if len(w := _workers(web_server.process.pid)) == 2 and not (w & before) else None,
+        timeout=30,
     )
     assert not (after & before)
+    assert sum(latency == float("inf") for latency in latencies) <= 1, latencies
     assert max(latencies[len(latencies) // 2 :]) < 2, latencies

@@ -15,7 +15,8 @@ def _option(args: list[str], name: str) -> str:
 def test_granian_args__defaults__documented_production_settings(monkeypatch):
     # Given no web settings in the environment
     names = "MOSAIC_BIND WEB_CONCURRENCY WEB_THREADS WEB_BACKPRESSURE WEB_HEADER_TIMEOUT_MS"
-    for name in (*names.split(), "WEB_KEEPALIVE", "WEB_MAX_RSS_MB", "WEB_LIFETIME_S"):
+    others = ("WEB_KEEPALIVE", "WEB_MAX_RSS_MB", "WEB_LIFETIME_S", "WEB_RESPAWN_INTERVAL_S")
+    for name in (*names.split(), *others):
         monkeypatch.delenv(name, raising=False)
     # When the command line is built
     args = granian_args()
@@ -30,6 +31,8 @@ def test_granian_args__defaults__documented_production_settings(monkeypatch):
     assert "--http1-keep-alive" in args
     assert "--no-access-log" in args  # Mosaic's scrubbed access log instead
     assert "--respawn-failed-workers" in args
+    # A new worker gets 15 s to load before the one it replaces stops (reload, recycling)
+    assert _option(args, "--respawn-interval") == "15"
     assert "--workers-max-rss" not in args
     assert "--workers-lifetime" not in args
 

@@ -242,8 +242,8 @@ UNUSUAL_POST = [
     ({"placements": "hero"}, None, "placements"),
     ({"placements": ["hero"], "visitor": 42}, None, None),  # DRF accepts it as "42"
     ({"placements": ["hero"], "visitor": None}, None, "visitor"),
-    # A lone surrogate is not Unicode: the parser (orjson) refuses the body itself.
-    ({"placements": ["hero"], "visitor": "\ud800"}, None, "body"),
+    # A lone surrogate is not Unicode: the parser refuses the body, naming the string's field.
+    ({"placements": ["hero"], "visitor": "\ud800"}, None, "visitor"),
     ({"placements": ["hero"], "context": ["url"]}, None, "context"),
     ({"placements": ["hero"], "context": {"device": ["mobile"]}}, None, "context.device"),
     ({"placements": ["hero"], "context": {"utm": {"source": "x"}}}, None, None),
