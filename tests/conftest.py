@@ -82,12 +82,17 @@ def _clean_redis(redis_url):
 @pytest.fixture(autouse=True)
 def _clean_process_caches():
     """In-process caches outlive a test's database rows: the API-key cache (10 s) and the
-    exposure dedupe memory. Emptied around every test so no test sees another's keys or visitors."""
+    exposure dedupe memory, the recommendations' serving state. Emptied around every test so no
+    test sees another's keys, visitors or catalog."""
     from access import selectors
     from core import logs
     from experiments import services as exposure_services
+    from recommendations import serving
 
     selectors.caches_clear()
+    # Recommendation serving state is keyed by the snapshot version, which starts again from
+    # the same numbers in every test's fresh database and Redis: another test's catalog would match.
+    serving.reset()
     exposure_services.exposures_recently_logged.clear()
     exposure_services.sticky_memo.clear()
     logs.reset()  # rate-limited warnings: each test sees its first one logged

@@ -167,5 +167,10 @@ LOGGING = {
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": ENV.log_format}},
     "root": {"handlers": ["console"], "level": ENV.log_level},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # django-axes logs a banner on every start and a line on every successful login at INFO;
+        # failures and lockouts, what an operator needs, are WARNING.
+        "axes": {"level": "WARNING"},
+    },
 }
