@@ -1,5 +1,6 @@
-"""What the benchmarks share: a free port, a throwaway redis-server, waiting for a server or a
-log line, wrk runs parsed, and calibrated interleaved timing of in-process functions.
+"""What the benchmarks share: a free port, a throwaway redis-server, a throwaway or kept
+PostgreSQL cluster, waiting for a server or a log line, wrk runs parsed, and calibrated
+interleaved timing of in-process functions.
 
 Each benchmark keeps only what it measures; figures go to docs/benchmarks.md (never into code).
 """
@@ -7,7 +8,10 @@ Each benchmark keeps only what it measures; figures go to docs/benchmarks.md (ne
 from __future__ import annotations
 
 import contextlib
+import glob
+import os
 import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -70,6 +74,59 @@ def redis_server(workdir: Path, *, persistent: bool = False) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+CREATEDB_ARGS = ("-h", "127.0.0.1", "-U", "mosaic")
+
+
+def postgres_bin() -> Path | None:
+    """The newest /usr/lib/postgresql/<version>/bin holding initdb, or None."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=_pg_version_key)
+    return Path(found[-1]).parent if found else None
+
+
+def _pg_version_key(path: str) -> tuple[int, ...]:
+    part = Path(path).parent.parent.name
+    return tuple(int(x) for x in part.split(".") if x.isdigit())
+
+
+@contextlib.contextmanager
+def postgres_cluster(
+    pg_bin: Path, directory: Path, *, options: str = "", stop: str = "immediate"
+) -> Iterator[str]:
+    """A PostgreSQL cluster in `directory` on a free loopback port (trust auth, user and database
+    mosaic), stopped after the with block; yields its DATABASE_URL. The cluster is created on
+    first use and kept: a directory that already holds one (a filled benchmark database) starts it
+    again. Run as root, the server runs as the postgres user, so `directory` is given to it and its
+    parent made searchable. `options` are extra `-c name=value` server settings."""
+    root = os.geteuid() == 0
+    prefix = ["runuser", "-u", "postgres", "--"] if root else []
+    data = directory / "data"
+    run = {"check": True, "stdout": subprocess.DEVNULL}
+    if not data.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        if root:
+            shutil.chown(directory, "postgres", "postgres")
+            parent = directory.parent
+            parent.chmod(parent.stat().st_mode | 0o001)  # search only, for the postgres user
+        subprocess.run(
+            [*prefix, pg_bin / "initdb", "-D", data, "-U", "mosaic", "--auth=trust"], **run
+        )
+    port = free_port()
+    ctl = [*prefix, pg_bin / "pg_ctl", "-D", data]
+    server = f"-c listen_addresses=127.0.0.1 -p {port} -k {directory} {options}".strip()
+    subprocess.run([*ctl, "-o", server, "-l", directory / "log", "-w", "start"], **run)
+    try:
+        created = subprocess.run(
+            [*prefix, pg_bin / "createdb", *CREATEDB_ARGS, "-p", str(port), "mosaic"],
+            capture_output=True,
+            text=True,
+        )
+        if created.returncode != 0 and "already exists" not in created.stderr:
+            raise RuntimeError(f"createdb failed: {created.stderr.strip()}")
+        yield f"postgres://mosaic@127.0.0.1:{port}/mosaic"
+    finally:
+        subprocess.run([*ctl, "-m", stop, "stop"], check=False, capture_output=True)
 
 
 def wait_http(url: str, process: subprocess.Popen | None = None, timeout: float = 60.0) -> None:

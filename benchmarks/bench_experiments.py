@@ -22,12 +22,10 @@ for a quick look; without flags for the issue's sizes.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import json
 import os
 import secrets
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -211,51 +209,7 @@ print(json.dumps({{"seconds": round(elapsed, 2), "backend_cpu_seconds": round(ba
                   "peak_rss_mb": round(int(hwm) / 1024, 1)}}))
 """
 
-PG_OPTIONS = (
-    "-c listen_addresses=127.0.0.1 -c shared_buffers=256MB -c max_wal_size=4GB"
-    " -c checkpoint_timeout=30min"
-)
-
-
-@contextlib.contextmanager
-def kept_cluster(pg_bin: Path, directory: Path):
-    """A cluster in `directory` (created on first use, kept after): yields its DATABASE_URL."""
-    from benchmarks.bench_ingest import _free_port
-
-    root = os.geteuid() == 0
-    prefix = ["runuser", "-u", "postgres", "--"] if root else []
-    data = directory / "data"
-    run = {"check": True, "stdout": subprocess.DEVNULL}
-    if not data.exists():
-        directory.mkdir(parents=True, exist_ok=True)
-        if root:
-            shutil.chown(directory, "postgres", "postgres")
-        subprocess.run(
-            [*prefix, pg_bin / "initdb", "-D", data, "-U", "mosaic", "--auth=trust"], **run
-        )
-    port = _free_port()
-    ctl = [*prefix, pg_bin / "pg_ctl", "-D", data]
-    options = f"{PG_OPTIONS} -p {port} -k {directory}"
-    subprocess.run([*ctl, "-o", options, "-l", directory / "log", "-w", "start"], **run)
-    try:
-        subprocess.run(
-            [
-                *prefix,
-                pg_bin / "createdb",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "-U",
-                "mosaic",
-                "mosaic",
-            ],
-            check=False,
-            capture_output=True,
-        )
-        yield f"postgres://mosaic@127.0.0.1:{port}/mosaic"
-    finally:
-        subprocess.run([*ctl, "-m", "fast", "stop"], check=False, capture_output=True)
+PG_OPTIONS = "-c shared_buffers=256MB -c max_wal_size=4GB -c checkpoint_timeout=30min"
 
 
 def _restore(url: str, *, exposures: int, max_event: int) -> None:
@@ -275,13 +229,15 @@ def _restore(url: str, *, exposures: int, max_event: int) -> None:
 
 
 def results(exposures: int, arms: int, keep: Path | None, fill_only: bool, check: bool) -> dict:
-    from benchmarks.bench_ingest import _pg_bin
+    from benchmarks import _support as support
 
-    pg_bin = _pg_bin()
+    pg_bin = support.postgres_bin()
     if pg_bin is None:
         return {"skipped": "no PostgreSQL binaries under /usr/lib/postgresql/*/bin"}
     directory = keep or Path(tempfile.mkdtemp(prefix="mosaic-bench-experiments-")) / "pg"
-    with kept_cluster(pg_bin, directory) as database_url:
+    with support.postgres_cluster(
+        pg_bin, directory, options=PG_OPTIONS, stop="fast"
+    ) as database_url:
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "config.settings",

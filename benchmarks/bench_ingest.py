@@ -36,7 +36,6 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -75,54 +74,6 @@ for key, condition in [
 ]:
     Segment.objects.create(key=key, name=key, condition=condition)
 """
-
-
-def _pg_bin() -> Path | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=_version_key)
-    return Path(found[-1]).parent if found else None
-
-
-def _version_key(path: str) -> tuple[int, ...]:
-    part = Path(path).parent.parent.name
-    return tuple(int(x) for x in part.split(".") if x.isdigit())
-
-
-@contextlib.contextmanager
-def postgres_cluster(pg_bin: Path, workdir: Path) -> Iterator[str]:
-    """A throwaway cluster on 127.0.0.1 (trust auth, user mosaic); yields its DATABASE_URL."""
-    root = os.geteuid() == 0
-    prefix = ["runuser", "-u", "postgres", "--"] if root else []
-    pg_dir = workdir / "pg"
-    pg_dir.mkdir()
-    if root:
-        shutil.chown(workdir, "postgres", "postgres")
-        shutil.chown(pg_dir, "postgres", "postgres")
-    port = support.free_port()
-    run = {"check": True, "stdout": subprocess.DEVNULL}
-    subprocess.run(
-        [*prefix, pg_bin / "initdb", "-D", pg_dir / "data", "-U", "mosaic", "--auth=trust"], **run
-    )
-    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {pg_dir} -c shared_buffers=256MB"
-    ctl = [*prefix, pg_bin / "pg_ctl", "-D", pg_dir / "data"]
-    subprocess.run([*ctl, "-o", options, "-l", pg_dir / "log", "-w", "start"], **run)
-    try:
-        subprocess.run(
-            [
-                *prefix,
-                pg_bin / "createdb",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "-U",
-                "mosaic",
-                "mosaic",
-            ],
-            **run,
-        )
-        yield f"postgres://mosaic@127.0.0.1:{port}/mosaic"
-    finally:
-        subprocess.run([*ctl, "-m", "immediate", "stop"], check=False, capture_output=True)
 
 
 def make_events(total: int, visitors: int, seed: int = 42) -> list[dict]:
@@ -362,14 +313,16 @@ def run(
     time_limit: float,
     keep_logs: Path | None = None,
 ) -> dict:
-    pg_bin = _pg_bin()
+    pg_bin = support.postgres_bin()
     if pg_bin is None:
         return {"skipped": "no PostgreSQL binaries under /usr/lib/postgresql/*/bin"}
     workdir = Path(tempfile.mkdtemp(prefix="mosaic-bench-ingest-"))
     processes: list[subprocess.Popen] = []
     try:
         with (
-            postgres_cluster(pg_bin, workdir) as database_url,
+            support.postgres_cluster(
+                pg_bin, workdir / "pg", options="-c shared_buffers=256MB"
+            ) as database_url,
             support.redis_server(workdir, persistent=True) as redis_url,
         ):
             env = {

@@ -373,12 +373,12 @@ def main() -> int:
         with contextlib.ExitStack() as stack:
             database_url = None
             if args.database == "postgresql":
-                from benchmarks.bench_ingest import _pg_bin, postgres_cluster
+                from benchmarks import _support as support
 
-                pg_bin = _pg_bin()
+                pg_bin = support.postgres_bin()
                 if pg_bin is None:
                     parser.error("no PostgreSQL binaries under /usr/lib/postgresql/*/bin")
-                database_url = stack.enter_context(postgres_cluster(pg_bin, workdir))
+                database_url = stack.enter_context(support.postgres_cluster(pg_bin, workdir / "pg"))
             _setup(workdir, database_url)
             return _run(args)
     finally:
