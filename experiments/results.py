@@ -268,16 +268,22 @@ def results_aggregates_direct(
     if connection.vendor == "postgresql":
         return _aggregate_postgres(experiment=experiment, metrics=metrics, as_of=as_of)
     exposures = _exposures(experiment, as_of)
-    out = {}
-    for metric in metrics:
-        post_window, pre_window = _windows(metric, experiment.cuped_days)
-        columns = {"post": _per_visitor(metric, *post_window, as_of)}
-        if metric.kind == MetricKind.RATIO:
-            columns["den"] = _per_visitor(metric.denominator, *post_window, as_of)
-        else:
-            columns["pre"] = _per_visitor(metric, *pre_window, as_of)
-        out[metric.key] = _aggregate(exposures, columns)
-    return out
+    return {
+        metric.key: _metric_aggregates_direct(experiment, metric, exposures, as_of)
+        for metric in metrics
+    }
+
+
+def _metric_aggregates_direct(experiment: Experiment, metric: Metric, exposures, as_of):
+    """One metric's per-arm n and sums from its per-visitor values (the database-agnostic path):
+    the post window's value, and the pre-period (CUPED) or denominator (ratio) beside it."""
+    post_window, pre_window = _windows(metric, experiment.cuped_days)
+    columns = {"post": _per_visitor(metric, *post_window, as_of)}
+    if metric.kind == MetricKind.RATIO:
+        columns["den"] = _per_visitor(metric.denominator, *post_window, as_of)
+    else:
+        columns["pre"] = _per_visitor(metric, *pre_window, as_of)
+    return _aggregate(exposures, columns)
 
 
 # --- Incremental computation -------------------------------------------------------------------
@@ -611,13 +617,7 @@ def metric_results(
     aggregates: dict[str, dict[str, float]] | None = None,
 ) -> dict[str, Any]:
     if aggregates is None:
-        post_window, pre_window = _windows(metric, experiment.cuped_days)
-        columns = {"post": _per_visitor(metric, *post_window, as_of)}
-        if metric.kind == MetricKind.RATIO:
-            columns["den"] = _per_visitor(metric.denominator, *post_window, as_of)
-        else:
-            columns["pre"] = _per_visitor(metric, *pre_window, as_of)
-        aggregates = _aggregate(exposures, columns)
+        aggregates = _metric_aggregates_direct(experiment, metric, exposures, as_of)
     per_arm = []
     for arm in arms:
         agg = {
