@@ -27,6 +27,9 @@ def _a(*actions: str) -> frozenset[str]:
 
 
 VIEW = _a("view")
+# Profiles' private models. They live in `profiles` now, but a fresh database's access 0003 may
+# run while segments' migration state still holds them (before segments 0011 moves them), so
+# the Analyst's "everything in segments" grant keeps excluding them by name.
 PRIVATE = frozenset({"auditentry", "consentrecord", "profile", "event"})
 
 ROLES: dict[str, tuple[Grant, ...]] = {
@@ -38,6 +41,7 @@ ROLES: dict[str, tuple[Grant, ...]] = {
     "Analyst": (
         Grant("segments", ALL, VIEW, exclude=PRIVATE),
         Grant("segments", "segment"),
+        Grant("ingestion", "pendingaggregate", VIEW),
         Grant("experiments", ALL, VIEW),
         Grant("content", "placement", VIEW),
         Grant("content", "variant", VIEW),
@@ -50,10 +54,10 @@ ROLES: dict[str, tuple[Grant, ...]] = {
         Grant("segments", "segment", VIEW),
     ),
     "Privacy officer": (
-        Grant("segments", "profile", _a("view", "export", "erase")),
-        Grant("segments", "consentrecord", VIEW),
-        Grant("segments", "auditentry", VIEW),
-        Grant("segments", "event", VIEW),
+        Grant("profiles", "profile", _a("view", "export", "erase")),
+        Grant("profiles", "consentrecord", VIEW),
+        Grant("profiles", "auditentry", VIEW),
+        Grant("profiles", "event", VIEW),
         Grant("identity", ALL, VIEW),
         Grant("access", "apikey", VIEW),
     ),

@@ -14,8 +14,8 @@ from django.utils import timezone
 
 from core.pseudonym import pseudonymize
 from core.redis import get_redis, key
-from segments.models import AuditAction
-from segments.privacy import audit_record
+from profiles.audit import audit_record
+from profiles.models import AuditAction
 
 from . import selectors
 from .keys import key_digest, key_generate, key_prefix, origin_normalize

@@ -7,10 +7,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from profiles.models import EventType
 from segments.engine.features import BASE_FEATURES, spec_for_key
 from segments.engine.propensity import MODELS
 from segments.kinds import ConfigError, KindResult, Progress, SegmentKindSpec, register
-from segments.models import EventType
 
 from . import model_segments
 from .selectors import trait_kinds

@@ -25,6 +25,7 @@ from django.core.files.storage import default_storage
 from django.db import connection, transaction
 from django.utils import timezone
 
+from profiles.models import Profile
 from segments.engine import clustering
 from segments.engine.features import DAY, spec_for_key
 from segments.engine.propensity import (
@@ -34,7 +35,7 @@ from segments.engine.propensity import (
     membership,
     train,
 )
-from segments.models import Profile, RunStatus, Segment, SegmentMembership, SegmentRun
+from segments.models import RunStatus, Segment, SegmentMembership, SegmentRun
 
 from .models import ModelFile
 from .selectors import feature_matrix_from_db, trait_kinds
@@ -104,7 +105,7 @@ def profile_model_scores_read(*, segment_key: str, profile_ids: Iterable[int] | 
 
 def scores_replace(*, segment_key: str, new: dict[int, float | int]) -> list[int]:
     """Make the segment's scores exactly `new` (others removed); rewrite changed documents."""
-    from segments.services import profile_cache_write
+    from profiles.services import profile_cache_write
 
     old = profile_model_scores_read(segment_key=segment_key)
     changes: dict[int, float | int | None] = {pid: v for pid, v in new.items() if old.get(pid) != v}
@@ -400,7 +401,7 @@ def cluster_assign_new(
         if lbl != clustering.NOISE
     }
     profile_model_scores_write(segment_key=segment.key, values=values)
-    from segments.services import profile_cache_write
+    from profiles.services import profile_cache_write
 
     ids = sorted(values)
     for start in range(0, len(ids), _BATCH):

@@ -18,6 +18,7 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
 
 from core.sqlin import filter_in
+from profiles.models import Event, Profile
 from segments.engine.features import (
     DAY,
     EventRows,
@@ -29,7 +30,6 @@ from segments.engine.features import (
     profiles_seen_by,
 )
 from segments.engine.propensity import Target
-from segments.models import Event, Profile
 
 DEFAULT_CHUNK = 5000
 

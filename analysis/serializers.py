@@ -7,8 +7,8 @@ import datetime as dt
 from django.utils import timezone
 from rest_framework import serializers
 
+from profiles.models import EventType
 from segments.engine.features import spec_for_key
-from segments.models import EventType
 
 from .selectors import trait_kinds
 

@@ -161,7 +161,7 @@ def profile_store(visitor: str) -> None:
 
     from core.pseudonym import pseudonymize
     from core.redis import get_redis
-    from segments.selectors import profile_cache_key
+    from profiles.selectors import profile_cache_key
 
     get_redis().set(profile_cache_key(pseudonymize(visitor)), json.dumps(PROFILE))
 

@@ -184,10 +184,10 @@ def _decide_overhead() -> dict:
     from personalization.decide import decide
     from personalization.snapshot import holder
     from personalization.visitors import visitor_load
+    from profiles.services import profile_cache_write, profiles_get_or_create
     from recommendations.block import block_type_ensure
     from recommendations.models import Item, RunStatus, TrainingRun, VisitorRecommendation
     from segments.models import Segment, SegmentMembership
-    from segments.services import profile_cache_write, profiles_get_or_create
 
     visitor = "bench-visitor"
     Item.objects.bulk_create(

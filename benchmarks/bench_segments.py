@@ -103,7 +103,7 @@ CONDITIONS: dict[str, dict[str, Any]] = {
 
 
 def _history(rng: random.Random, now: datetime) -> list[Any]:
-    from segments.aggregates import AFFINITY_WEIGHTS, AggEvent
+    from profiles.aggregates import AFFINITY_WEIGHTS, AggEvent
 
     events = []
     for _ in range(rng.randint(0, 25)):
@@ -121,7 +121,7 @@ def _history(rng: random.Random, now: datetime) -> list[Any]:
 
 def stored_documents(count: int, now: datetime, seed: int = 7) -> list[bytes]:
     """`count` distinct profile documents as stage 2 stores them (JSON bytes)."""
-    from segments.aggregates import aggregates_from_events
+    from profiles.aggregates import aggregates_from_events
 
     rng = random.Random(seed)
     plans = ["free", "pro", "team", None]
@@ -288,9 +288,12 @@ def time_driven_latency(abandoners: int, time_limit: float = 240.0) -> dict[str,
 
             django.setup()
             from core.pseudonym import pseudonymize
+            from ingestion import aggregate as ingestion_aggregate
+            from ingestion import queue as ingestion_queue
+            from ingestion import store as ingestion_store
+            from profiles.selectors import profile_cache_key
             from segments import services
             from segments.models import Segment
-            from segments.selectors import profile_cache_key
 
             Segment.objects.create(
                 key="cart-abandoners",
@@ -358,11 +361,11 @@ def time_driven_latency(abandoners: int, time_limit: float = 240.0) -> dict[str,
                             "occurred_at": at.isoformat(),
                         }
                     )
-            services.events_enqueue(events=events)
+            ingestion_queue.events_enqueue(events=events)
             ingest_started = time.time()
-            while services.events_queue_length():
-                services.events_ingest_pending(max_events=5000)
-            services.profiles_aggregate_all_pending()
+            while ingestion_queue.events_queue_length():
+                ingestion_store.events_ingest_pending(max_events=5000)
+            ingestion_aggregate.profiles_aggregate_all_pending()
             ingest_seconds = time.time() - ingest_started
             if ingest_seconds > 20:
                 print(f"warning: ingestion took {ingest_seconds:.1f} s, past the first moments")
@@ -445,7 +448,7 @@ def _fill_purchases(profiles: int, seed: int = 7) -> int:
     """N profiles with 1-12 purchases each over 400 days before RFM_AS_OF (raw inserts)."""
     from django.db import connection, transaction
 
-    from segments.models import Event, Profile
+    from profiles.models import Event, Profile
 
     rng = random.Random(seed)
     profile_table = connection.ops.quote_name(Profile._meta.db_table)
@@ -492,7 +495,7 @@ def _pandas_scores(database: Path):
     import numpy as np
     import pandas as pd
 
-    from segments.models import Event
+    from profiles.models import Event
 
     start = RFM_AS_OF - timedelta(days=RFM_WINDOW_DAYS)
     with sqlite3.connect(database) as conn:

@@ -7,12 +7,13 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from core.errors import api_error_view
 from demo import views as demo_views
 from identity.views import IdentifyView, TraitsView
+from ingestion.views import EventsView
 from personalization import admin_views
 from personalization.api.preview import VariantPreviewView
 from personalization.api.views import DecideView
 from personalization.middleware import DECIDE_PATH
+from profiles.views import ConsentView, ProfileEraseView, ProfileExportView
 from segments.builder import condition_check
-from segments.views import ConsentView, EventsView, ProfileEraseView, ProfileExportView
 
 from . import views
 

@@ -12,9 +12,9 @@ from django.utils.dateparse import parse_datetime
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
+from profiles.audit import audit_record
+from profiles.models import AuditAction
 from segments.catalogue import condition_findings
-from segments.models import AuditAction
-from segments.privacy import audit_record
 
 from .models import (
     PLACEMENT_REVISIONED_FIELDS,

@@ -1,7 +1,7 @@
 """Structured logs: one JSON object a line (standard library only), one event per product moment.
 
 `log_event(logger, "events.accepted", accepted=3, rejected=0)` writes
-`{"ts": ..., "level": "INFO", "logger": "segments.views", "event": "events.accepted",
+`{"ts": ..., "level": "INFO", "logger": "ingestion.views", "event": "events.accepted",
 "accepted": 3, "rejected": 0}`. Fields are counts, keys of configuration (placement, segment,
 task) and outcomes: never a visitor id, a profile key, an IP address or an event's properties.
 Plain `logger.warning(...)` calls come out as JSON too (their message in "event").

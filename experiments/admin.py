@@ -8,8 +8,8 @@ from django.db import models
 from django.forms.models import BaseInlineFormSet
 
 from core.forms import JSON_FORMFIELD_OVERRIDES
+from profiles.models import AuditAction
 from segments.admin_audit import AuditedAdmin
-from segments.models import AuditAction
 
 from .lifecycle import ArmSpec, experiment_stamp, experiment_validate
 from .models import Arm, Experiment, ExperimentMetric, Exposure, Metric, MetricRole, ResultSnapshot

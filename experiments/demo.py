@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from content.models import Placement, Variant, VariantStatus
 from core.pseudonym import pseudonymize
-from segments.models import Event, Profile
+from profiles.models import Event, Profile
 
 from .engine import ExperimentSpec, assign
 from .models import (

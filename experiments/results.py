@@ -35,7 +35,7 @@ from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 from core.sqlin import filter_in
-from segments.models import Event
+from profiles.models import Event
 
 from . import stats
 from .models import (

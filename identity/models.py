@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
-from segments.models import Profile
+from profiles.models import Profile
 
 
 class TraitType(models.TextChoices):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from segments.models import Profile
+from profiles.models import Profile
 
 from .models import TraitDefinition, VisitorAlias
 
@@ -40,7 +40,7 @@ def visitor_storage_allowed(*, visitor: str) -> bool:
     from django.conf import settings
 
     from core.pseudonym import pseudonymize
-    from segments.consent import ANALYTICS, OPT_IN, PERSONALIZATION, purpose_allowed
+    from profiles.consent import ANALYTICS, OPT_IN, PERSONALIZATION, purpose_allowed
 
     if settings.MOSAIC_CONSENT_DEFAULT != OPT_IN:
         return True

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from core.serializers import BoundedDictField, StrictSerializer
 from core.validators import validate_visitor_id
-from segments.serializers import BoundedDictField, StrictSerializer
 
 MAX_TRAITS = 100
 

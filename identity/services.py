@@ -25,9 +25,10 @@ from core.errors import Conflict
 from core.pseudonym import pseudonymize
 from core.redis import get_redis
 from core.signals import keys_written
-from segments import services as segment_services
-from segments.models import ConsentRecord, Profile
-from segments.selectors import profile_cache_key
+from ingestion import aggregate as ingestion_aggregate
+from profiles import services as profile_services
+from profiles.models import ConsentRecord, Profile
+from profiles.selectors import profile_cache_key
 
 from .models import VisitorAlias
 from .selectors import profile_resolve
@@ -59,7 +60,7 @@ def visitor_identify(*, visitor: str, user_id: str) -> IdentifyResult:
         # A new visitor's profile is created, and committed, before the merge's transaction
         # locks anything: an ingestion batch creating the same profile would otherwise wait for
         # this transaction while holding share locks that the merge waits for (a deadlock).
-        segment_services.profiles_get_or_create(keys=[visitor_key])
+        profile_services.profiles_get_or_create(keys=[visitor_key])
     with transaction.atomic():
         candidates: dict[int, Profile] = {}
         # Both the visitor's own profile and, if it was merged before, the profile it became
@@ -70,7 +71,7 @@ def visitor_identify(*, visitor: str, user_id: str) -> IdentifyResult:
             if profile is not None:
                 candidates[profile.pk] = profile
         if not candidates:  # erased since: a new one
-            profile = segment_services.profiles_get_or_create(keys=[visitor_key])[visitor_key]
+            profile = profile_services.profiles_get_or_create(keys=[visitor_key])[visitor_key]
             candidates[profile.pk] = profile
         if any(p.user_key and p.user_key != user_key for p in candidates.values()):
             raise IdentifyConflict
@@ -84,15 +85,15 @@ def visitor_identify(*, visitor: str, user_id: str) -> IdentifyResult:
             Profile.objects.select_for_update().filter(pk__in=list(candidates)).order_by("pk")
         )
         if not locked:
-            locked = list(segment_services.profiles_get_or_create(keys=[visitor_key]).values())
+            locked = list(profile_services.profiles_get_or_create(keys=[visitor_key]).values())
         survivor, removed_keys = profiles_merge(profiles=locked)
         if survivor.user_key != user_key:
             survivor.user_key = user_key
             survivor.save(update_fields=["user_key"])
-        segment_services.profiles_recompute_aggregates(profile_ids=[survivor.pk])
+        ingestion_aggregate.profiles_recompute_aggregates(profile_ids=[survivor.pk])
     _cache_forget(keys=removed_keys)
     # Rewrites the survivor's document under its own key and every alias key.
-    segment_services.profiles_refresh(profile_ids=[survivor.pk])
+    profile_services.profiles_refresh(profile_ids=[survivor.pk])
     survivor.refresh_from_db()
     return IdentifyResult(survivor, len(removed_keys))
 
@@ -175,5 +176,5 @@ def visitor_set_traits(*, visitor: str, traits: dict[str, Any]) -> Profile:
     """Merge already-coerced traits into the visitor's profile (through its alias if merged)."""
     profile = profile_resolve(profile_key=pseudonymize(visitor))
     if profile is None:
-        return segment_services.profile_set_traits(visitor=visitor, traits=traits)
-    return segment_services.profile_traits_merge(profile=profile, traits=traits)
+        return profile_services.profile_set_traits(visitor=visitor, traits=traits)
+    return profile_services.profile_traits_merge(profile=profile, traits=traits)

@@ -12,9 +12,10 @@ from typing import Any
 from content.models import Variant
 from content.rendering import RenderError, template_compile, template_render
 from core.pseudonym import pseudonymize
+from profiles.models import Profile
+from profiles.selectors import profile_document
 from rules import compile_condition, describe_condition
-from segments.models import Profile
-from segments.selectors import profile_document, profile_segment_keys
+from segments.selectors import profile_segment_keys
 from segments.windows import windows_fold
 
 from .decide import Decision, Visitor, decide

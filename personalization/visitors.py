@@ -12,8 +12,8 @@ import redis
 
 from core.logs import warn_limited
 from core.pseudonym import pseudonymize
-from segments.consent import purpose_allowed
-from segments.selectors import profile_cache_key
+from profiles.consent import purpose_allowed
+from profiles.selectors import profile_cache_key
 
 from . import profile_cache
 from .decide import Visitor

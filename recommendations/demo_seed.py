@@ -198,7 +198,8 @@ def behaviour_events(now=None) -> list[dict]:
 def seed_recommendations(*, write=print, tuning_seconds: float = 10.0) -> None:
     """Catalog, behaviour, the for-you variant, and one training run (if none is active)."""
     from content.models import Placement, Variant, VariantStatus
-    from segments import services as segment_services
+    from ingestion import aggregate as ingestion_aggregate
+    from ingestion import store as ingestion_store
 
     from . import selectors, services
     from .block import block_type_ensure
@@ -208,8 +209,8 @@ def seed_recommendations(*, write=print, tuning_seconds: float = 10.0) -> None:
     write(
         f"catalog: {result.created} created, {result.updated} updated, {result.unchanged} unchanged"
     )
-    stored = segment_services.events_store(events=behaviour_events()).stored
-    segment_services.profiles_aggregate_all_pending()
+    stored = ingestion_store.events_store(events=behaviour_events()).stored
+    ingestion_aggregate.profiles_aggregate_all_pending()
     write(f"recommendation behaviour: {stored} new events")
     placement = Placement.objects.filter(key="recs").first()
     if placement is not None:

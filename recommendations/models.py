@@ -91,7 +91,7 @@ class VisitorRecommendation(models.Model):
     """A visitor's precomputed top-N (skus) from a run; copied into the profile document."""
 
     profile = models.OneToOneField(
-        "segments.Profile", on_delete=models.CASCADE, related_name="recommendation"
+        "profiles.Profile", on_delete=models.CASCADE, related_name="recommendation"
     )
     run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="+")
     items = models.JSONField(default=list)

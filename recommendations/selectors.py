@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from segments.models import Event
+from profiles.models import Event
 
 from .models import Item, RunStatus, TrainingRun
 

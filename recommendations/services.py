@@ -21,8 +21,8 @@ from django.utils import timezone
 
 from core.redis import get_redis, key
 from core.sqlin import filter_in
-from segments.models import Event, Profile
-from segments.services import profile_cache_write
+from profiles.models import Event, Profile
+from profiles.services import profile_cache_write
 
 from . import selectors
 from .conf import setting

@@ -8,8 +8,8 @@ import json
 
 from django.contrib import admin
 
-from .models import AuditAction
-from .privacy import audit_record
+from profiles.audit import audit_record
+from profiles.models import AuditAction
 
 
 def _changed_fields(message) -> list[str]:

@@ -16,11 +16,12 @@ from django.views.decorators.http import require_POST
 
 from core.forms import PositionedJSONField
 from core.parsers import LoneSurrogate, json_loads
+from profiles.models import Profile
 from rules import compile_condition, describe_condition, evaluation_clock, validate_condition
 from rules.catalogue import OPERATORS
 
 from .catalogue import attribute_catalogue, condition_findings
-from .models import Profile, Segment
+from .models import Segment
 from .services import _evaluation_attributes, _EvaluationPlan
 
 # Stored profiles evaluated for the live count, at most: beyond, the count says it is partial.

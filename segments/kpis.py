@@ -14,15 +14,9 @@ from decimal import Decimal
 from django.db.models import Count, Sum
 from django.utils import timezone
 
-from .models import (
-    Event,
-    EventType,
-    MembershipEvent,
-    Segment,
-    SegmentKpi,
-    SegmentMembership,
-    SegmentMembershipChange,
-)
+from profiles.models import Event, EventType
+
+from .models import MembershipEvent, Segment, SegmentKpi, SegmentMembership, SegmentMembershipChange
 
 
 def _bounds(day: date) -> tuple[datetime, datetime]:

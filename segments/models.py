@@ -1,145 +1,16 @@
-"""Profiles (pseudonymous visitors), their events and consent history, and segments."""
+"""Segments, their memberships, runs, history, static lists, triggers and KPIs (profiles: the
+profiles app)."""
 
 from __future__ import annotations
-
-import uuid
 
 from django.db import models
 from django.utils import timezone
 
 from core.models import TimestampedModel
 from core.validators import validate_condition_value
+from profiles.models import Profile
 
 from .kinds import kind_choices
-
-
-class Profile(models.Model):
-    """A visitor, known only by a keyed hash of the id the site gave it."""
-
-    key = models.CharField(
-        max_length=64, unique=True, help_text="HMAC-SHA256 of the visitor id (never the raw id)."
-    )
-    user_key = models.CharField(
-        max_length=64, blank=True, default="", db_index=True, help_text="HMAC of the user id."
-    )
-    traits = models.JSONField(default=dict, blank=True)
-    aggregates = models.JSONField(
-        default=dict, blank=True, help_text="Behaviour aggregates kept current by ingestion."
-    )
-    consent = models.JSONField(
-        default=dict, blank=True, help_text="Current consent per purpose (history: ConsentRecord)."
-    )
-    scores = models.JSONField(
-        default=dict,
-        blank=True,
-        help_text='Model scores by namespace, e.g. {"rfm": {"r": 5, "f": 4, "m": 3, ...}}; '
-        "conditions read them as profile.rfm.r etc.",
-    )
-    first_seen = models.DateTimeField(default=timezone.now)
-    last_seen = models.DateTimeField(default=timezone.now, db_index=True)
-
-    class Meta:
-        ordering = ["-last_seen"]
-        # The privacy officer's actions (admin actions and API endpoints), apart from viewing.
-        permissions = [
-            ("export_profile", "Can export a visitor's data"),
-            ("erase_profile", "Can erase a visitor from every store"),
-        ]
-
-    def __str__(self) -> str:
-        return f"profile {self.key[:12]}…"
-
-
-class EventType(models.TextChoices):
-    PAGE_VIEW = "page_view", "Page view"
-    PRODUCT_VIEW = "product_view", "Product view"
-    ADD_TO_CART = "add_to_cart", "Add to cart"
-    REMOVE_FROM_CART = "remove_from_cart", "Remove from cart"
-    PURCHASE = "purchase", "Purchase"
-    SEARCH = "search", "Search"
-    CUSTOM = "custom", "Custom"
-
-
-class Event(models.Model):
-    event_id = models.UUIDField(unique=True, default=uuid.uuid4, help_text="Idempotency key.")
-    # No index of its own: the (profile, occurred_at) index below starts with it and serves every
-    # lookup by profile; a second one only slowed each insert.
-    # No database constraint either: checked per row at commit it cost PostgreSQL a third of
-    # an event's COPY. Ingestion locks each batch's profiles once instead (FOR KEY SHARE, the
-    # lock the check took), and the two paths that delete profiles, erasure and identify's
-    # merge, lock them FOR UPDATE before moving or deleting their events, so no event is left
-    # pointing at a deleted profile. Deletes still cascade (Django's collector).
-    profile = models.ForeignKey(
-        Profile,
-        on_delete=models.CASCADE,
-        related_name="events",
-        db_index=False,
-        db_constraint=False,
-    )
-    type = models.CharField(max_length=32, choices=EventType.choices, db_index=True)
-    name = models.CharField(max_length=200, blank=True, default="")
-    properties = models.JSONField(default=dict, blank=True)
-    value = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
-    currency = models.CharField(max_length=3, blank=True, default="")
-    context = models.JSONField(default=dict, blank=True)
-    occurred_at = models.DateTimeField(db_index=True)
-    received_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        ordering = ["-occurred_at"]
-        indexes = [models.Index(fields=["profile", "occurred_at"])]
-
-    def __str__(self) -> str:
-        return f"{self.type} {self.name}".strip()
-
-
-class PendingAggregate(models.Model):
-    """An event stored but not yet folded into its profile's aggregates (ingestion's stage 2).
-
-    Stage 1 writes the event and this row in one transaction; stage 2 deletes the row in the
-    transaction that folds the event in, so each event is counted exactly once whatever crashes.
-    The row carries what the fold needs (a copy of the event's fields), so stage 2 reads only
-    this table. No database constraint to the event (a COPY of thousands of rows would check
-    each); deleting an event through the ORM deletes its row (CASCADE, done by Django).
-    """
-
-    event = models.OneToOneField(
-        Event, on_delete=models.CASCADE, db_constraint=False, primary_key=True, related_name="+"
-    )
-    # The profile the event was stored for; a merge that moves the event deletes this row.
-    profile_id = models.BigIntegerField()
-    event_uuid = models.UUIDField()
-    type = models.CharField(max_length=32)
-    # The event's occurred_at as microseconds since the Unix epoch: an integer reads back far
-    # faster than a timestamp, and stage 2 reads thousands per run.
-    occurred_us = models.BigIntegerField()
-    value = models.DecimalField(max_digits=14, decimal_places=2, null=True)
-    category = models.CharField(max_length=100, null=True)
-
-    def __str__(self) -> str:
-        return f"pending {self.event_id}"
-
-
-class ConsentRecord(models.Model):
-    """Append-only history of consent choices; the profile keeps the current state."""
-
-    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="consent_history")
-    purposes = models.JSONField(help_text='e.g. {"analytics": true, "personalization": false}')
-    source = models.CharField(max_length=64, blank=True, default="")
-    policy_version = models.CharField(max_length=32, blank=True, default="")
-    gpc = models.BooleanField(default=False, help_text="Sec-GPC: 1 was present.")
-    recorded_at = models.DateTimeField(default=timezone.now, db_index=True)
-
-    class Meta:
-        ordering = ["-recorded_at"]
-
-    def __str__(self) -> str:
-        return f"consent {self.recorded_at:%Y-%m-%d %H:%M}"
-
-    def save(self, *args, **kwargs) -> None:
-        if self.pk is not None:
-            raise ValueError("Consent records are append-only.")
-        super().save(*args, **kwargs)
 
 
 class SegmentKind(models.TextChoices):
@@ -283,69 +154,6 @@ class StaticListEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.id_type} {self.key[:12]}…"
-
-
-class AuditAction(models.TextChoices):
-    EXPORT = "export", "Export"
-    ERASE = "erase", "Erase"
-    CONSENT_CHANGE = "consent_change", "Consent change"
-    KEY_CHANGE = "key_change", "API key change"
-    RETENTION_PURGE = "retention_purge", "Retention purge"
-    CONTENT_CHANGE = "content_change", "Content change"
-    SEGMENT_CHANGE = "segment_change", "Segment change"
-    EXPERIMENT_CHANGE = "experiment_change", "Experiment change"
-
-
-class AuditQuerySet(models.QuerySet):
-    """Bulk update and delete are refused: the log is append-only.
-
-    The one exception is `redact_subject`, which erasure uses so that earlier entries no longer
-    point at an erased visitor's pseudonymous key.
-    """
-
-    def update(self, **kwargs):
-        raise ValueError("Audit entries are append-only.")
-
-    def delete(self):
-        raise ValueError("Audit entries are append-only.")
-
-    def redact_subject(self, subject: str) -> int:
-        # QuerySet.update on purpose: this class's own update() refuses every other change.
-        return models.QuerySet.update(self.filter(subject=subject), subject=AuditEntry.REDACTED)
-
-
-class AuditEntry(models.Model):
-    """Who did what to which pseudonymous profile; never a raw visitor id or other personal data."""
-
-    REDACTED = "-"
-
-    action = models.CharField(max_length=32, choices=AuditAction.choices, db_index=True)
-    actor = models.CharField(max_length=150, help_text='Username, or "api" for public endpoints.')
-    subject = models.CharField(
-        max_length=64,
-        db_index=True,
-        default=REDACTED,
-        help_text='Pseudonymous profile key, or "-" (none, or erased since).',
-    )
-    details = models.JSONField(default=dict, blank=True, help_text="Counts and choices only.")
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-
-    objects = AuditQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        verbose_name_plural = "audit entries"
-
-    def __str__(self) -> str:
-        return f"{self.action} by {self.actor} at {self.created_at:%Y-%m-%d %H:%M}"
-
-    def save(self, *args, **kwargs) -> None:
-        if self.pk is not None:
-            raise ValueError("Audit entries are append-only.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise ValueError("Audit entries are append-only.")
 
 
 class SegmentTrigger(models.Model):

@@ -18,8 +18,9 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from profiles.models import Event, EventType, Profile
+
 from .engine.rfm import SEGMENTS, rfm_score
-from .models import Event, EventType, Profile
 from .scores import profile_scores_write
 
 logger = logging.getLogger(__name__)
@@ -127,7 +128,7 @@ def rfm_scores_refresh(
         chunk = changed_ids[start : start + _CHUNK]
         profile_scores_write(namespace=NAMESPACE, values={pid: changes[pid] for pid in chunk})
         if refresh_documents:
-            from .services import profiles_refresh
+            from profiles.services import profiles_refresh
 
             profiles_refresh(profile_ids=chunk)
     result = RfmResult(

@@ -28,16 +28,11 @@ from django.utils import timezone
 
 from core.redis import get_redis, key
 from core.sqlin import filter_in
+from profiles.models import Profile
 
 from .kinds import get_kind
 from .membership import membership_changes_record
-from .models import (
-    Profile,
-    RunStatus,
-    Segment,
-    SegmentMembership,
-    SegmentRun,
-)
+from .models import RunStatus, Segment, SegmentMembership, SegmentRun
 
 logger = logging.getLogger(__name__)
 
@@ -273,7 +268,7 @@ def _scores_update(*, segment, current, scores, members) -> None:
 
 def _documents_rewrite(*, profile_ids: list[int], progress=None) -> None:
     """The cached documents of these profiles, in bounded batches (their `segments` changed)."""
-    from .services import profile_cache_write
+    from profiles.services import profile_cache_write
 
     for start in range(0, len(profile_ids), _CHUNK):
         profile_cache_write(profile_ids=profile_ids[start : start + _CHUNK])

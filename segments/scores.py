@@ -11,7 +11,7 @@ from typing import Any
 
 from django.db import connection
 
-from .models import Profile
+from profiles.models import Profile
 
 
 def profile_scores_write(*, namespace: str, values: dict[int, dict[str, Any] | None]) -> int:

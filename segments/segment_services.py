@@ -13,6 +13,7 @@ _CHUNK = 1000
 
 def segment_run_enqueue(*, segment: Segment, trigger: str) -> None:
     """A run of this segment once the current transaction commits (the worker does it)."""
+
     from . import tasks
 
     segment_id = segment.pk
@@ -39,7 +40,6 @@ def segment_update(*, segment: Segment, data: dict[str, Any]) -> Segment:
 def segment_delete(*, segment: Segment) -> int:
     """Delete the segment (memberships, history, runs with it); its former members' cached
     documents are rewritten afterwards by the worker, in bounded batches."""
-    from . import tasks
 
     with transaction.atomic():
         members = list(
@@ -48,8 +48,10 @@ def segment_delete(*, segment: Segment) -> int:
         segment.delete()
 
         def rewrite() -> None:
+            from profiles import tasks as profile_tasks
+
             for start in range(0, len(members), _CHUNK):
-                tasks.profiles_documents_rewrite.delay(members[start : start + _CHUNK])
+                profile_tasks.profiles_documents_rewrite.delay(members[start : start + _CHUNK])
 
         transaction.on_commit(rewrite)
     return len(members)

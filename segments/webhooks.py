@@ -35,11 +35,12 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from .consent import MARKETING
+from profiles.consent import MARKETING
+from profiles.models import Profile
+
 from .models import (
     DeliveryStatus,
     MembershipEvent,
-    Profile,
     SegmentMembershipChange,
     SegmentTrigger,
     WebhookDelivery,

@@ -20,9 +20,8 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
+from profiles.aggregates import EVENT_TYPES, day_key, hour_key
 from rules import PathView
-
-from .aggregates import EVENT_TYPES, day_key, hour_key
 
 #: window name -> (grain, buckets it spans)
 WINDOWS = {"1d": ("hours", 24), "7d": ("days", 7), "30d": ("days", 30)}

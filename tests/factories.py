@@ -8,9 +8,10 @@ from typing import Any
 
 from content.models import Placement, Variant, VariantStatus
 from experiments.models import Arm, Experiment, ExperimentStatus
-from segments import services
+from ingestion import aggregate as ingestion_aggregate
+from ingestion import store as ingestion_store
+from ingestion.store import IngestResult, StoreResult
 from segments.models import Segment, SegmentKind
-from segments.services import IngestResult, StoreResult
 
 
 def make_placement(key: str = "hero", default_html: str = "<p>default</p>") -> Placement:
@@ -85,20 +86,20 @@ def event(visitor: str, type_: str = "page_view", **fields: Any) -> dict[str, An
 
 def ingest(*, max_events: int) -> IngestResult:
     """Both ingestion stages, as the worker runs them: stage 1's result, aggregates current."""
-    result = services.events_ingest_pending(max_events=max_events)
+    result = ingestion_store.events_ingest_pending(max_events=max_events)
     aggregate_all()
     return result
 
 
 def store(*, events: list[dict[str, Any]]) -> StoreResult:
     """`events_store` followed by the aggregation stage (what the worker does next)."""
-    result = services.events_store(events=events)
+    result = ingestion_store.events_store(events=events)
     aggregate_all()
     return result
 
 
 def aggregate_all() -> int:
     """Run the aggregation stage until nothing is pending; returns the events folded in."""
-    result = services.profiles_aggregate_all_pending()
+    result = ingestion_aggregate.profiles_aggregate_all_pending()
     assert not result.skipped_locked, "the aggregation lock was held by someone else"
     return result.events

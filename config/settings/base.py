@@ -75,6 +75,8 @@ INSTALLED_APPS = [
     "axes",
     "analysis",
     "recommendations",
+    "profiles",
+    "ingestion",
 ]
 
 # Sessions, users and messages: Django's, stepped over on keyless decide calls

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from core.serializers import StrictSerializer
 from segments.catalogue import attribute_catalogue
-from segments.serializers import StrictSerializer
 
 from ..models import BlockType, Placement, Variant, VariantStatus
 from ..services import TEMPLATE_MAX_LENGTH, variant_warnings

@@ -5,7 +5,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from segments.serializers import StrictSerializer
+from core.serializers import StrictSerializer
 
 from ..models import ExperimentStatus, MetricRole, StatsEngine
 

@@ -12,9 +12,9 @@ from rest_framework.views import APIView
 from access.permissions import ApiKeyPolicy, ModelPermissionByRole
 from content.api.views import ErrorSerializer
 from content.models import Variant
+from core.serializers import StrictSerializer
 from personalization.context import DEVICES, build_request_context
 from personalization.preview import preview_profile, variant_preview_run
-from segments.serializers import StrictSerializer
 
 
 class _ObjectField(serializers.JSONField):

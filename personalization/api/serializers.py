@@ -4,14 +4,10 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from core.serializers import BoundedDictField, BoundedListField, StrictSerializer
 from core.validators import validate_visitor_id
+from ingestion.serializers import MAX_UTM
 from personalization.context import DEVICES
-from segments.serializers import (
-    MAX_UTM,
-    BoundedDictField,
-    BoundedListField,
-    StrictSerializer,
-)
 
 # Limits shared with the view's fast validation (personalization.api.views._fast_validated).
 PLACEMENT_KEY = r"^[-a-zA-Z0-9_]+$"

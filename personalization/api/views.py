@@ -28,7 +28,7 @@ from personalization.decide import HOLDOUT_ARM, Decision, Visitor, decide
 from personalization.middleware import sessionless_decide
 from personalization.snapshot import holder
 from personalization.visitors import visitor_load
-from segments.consent import purpose_allowed
+from profiles.consent import purpose_allowed
 
 from .serializers import (
     CONTEXT_TEXT_MAX_LENGTHS,

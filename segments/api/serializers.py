@@ -9,12 +9,12 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
+from core.serializers import StrictSerializer
 from core.validators import validate_condition_value
 
 from ..guardrails import segment_warnings
 from ..kinds import ConfigError, get_kind, kind_choices
 from ..models import Segment, SegmentKind, SegmentRun
-from ..serializers import StrictSerializer
 
 
 @extend_schema_serializer(

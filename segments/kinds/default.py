@@ -3,7 +3,9 @@ placement can target them on purpose. Runs after every other kind (it depends on
 
 from __future__ import annotations
 
-from ..models import Profile, SegmentKind, SegmentMembership
+from profiles.models import Profile
+
+from ..models import SegmentKind, SegmentMembership
 from . import KindResult, Progress, SegmentKindSpec, register
 
 

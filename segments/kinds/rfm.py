@@ -10,8 +10,10 @@ from typing import Any
 
 from django.db.models import Count
 
+from profiles.models import Profile
+
 from ..engine.rfm import SEGMENT_LABELS
-from ..models import Profile, SegmentKind
+from ..models import SegmentKind
 from . import ConfigError, KindResult, Progress, SegmentKindSpec, register
 
 

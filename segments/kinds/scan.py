@@ -6,7 +6,8 @@ from collections.abc import Iterator
 
 from django.conf import settings
 
-from ..models import Profile
+from profiles.models import Profile
+
 from . import Progress
 
 

@@ -7,8 +7,9 @@ visitors not seen yet join when a later run finds their profile.
 from __future__ import annotations
 
 from core.sqlin import filter_in
+from profiles.models import Profile
 
-from ..models import Profile, SegmentKind, StaticIdType, StaticListEntry
+from ..models import SegmentKind, StaticIdType, StaticListEntry
 from . import KindResult, Progress, SegmentKindSpec, register
 
 _CHUNK = 5000

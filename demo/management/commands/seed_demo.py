@@ -24,11 +24,15 @@ from content.models import BlockType, Placement, Variant, VariantStatus
 from core.embedded_redis import embedded_redis_running
 from core.pseudonym import pseudonymize
 from experiments.models import Arm, Experiment, ExperimentStatus
+from ingestion import aggregate as ingestion_aggregate
+from ingestion import store as ingestion_store
+from profiles import services as profile_services
+from profiles.consent import OPT_IN
+from profiles.models import Profile
 from recommendations.demo_seed import seed_recommendations
-from segments import kpis, privacy, rfm
+from segments import kpis, rfm
 from segments import services as segment_services
-from segments.consent import OPT_IN
-from segments.models import Profile, Segment, SegmentKind, SegmentTrigger
+from segments.models import Segment, SegmentKind, SegmentTrigger
 
 NAMESPACE = uuid.UUID("6f1c1a52-8f5e-4c2e-9a53-0d1f3c5b7e21")
 
@@ -534,7 +538,7 @@ class Command(BaseCommand):
             current = Profile.objects.filter(key=profile_key).values_list("consent", flat=True)
             if current and (current[0] or {}).get("marketing") is True:
                 continue
-            privacy.consent_record(
+            profile_services.consent_record(
                 profile_key=profile_key,
                 purposes={"analytics": True, "personalization": True, "marketing": True},
                 source="seed_demo",
@@ -578,7 +582,7 @@ class Command(BaseCommand):
             # Under opt-in nothing is stored for a visitor who did not consent: the demo's
             # fictional visitors are recorded as having consented (source "seed_demo").
             for visitor in visitors:
-                privacy.consent_record(
+                profile_services.consent_record(
                     profile_key=pseudonymize(visitor),
                     purposes={"analytics": True, "personalization": True},
                     source="seed_demo",
@@ -586,7 +590,7 @@ class Command(BaseCommand):
                     gpc=False,
                     actor="seed_demo",
                 )
-        stored = segment_services.events_store(events=events).stored
+        stored = ingestion_store.events_store(events=events).stored
         for visitor, traits in visitors.items():
             if traits:
                 profile = Profile.objects.get(key=pseudonymize(visitor))
@@ -595,9 +599,9 @@ class Command(BaseCommand):
                     profile.save(update_fields=["traits"])
         # Ingestion's second stage (aggregates, segments, cached documents) for what was stored,
         # then every document again: the traits set above are part of it.
-        segment_services.profiles_aggregate_all_pending()
+        ingestion_aggregate.profiles_aggregate_all_pending()
         profile_ids = list(Profile.objects.values_list("pk", flat=True))
-        segment_services.profile_cache_write(profile_ids=profile_ids)
+        profile_services.profile_cache_write(profile_ids=profile_ids)
         self.stdout.write(f"{len(visitors)} visitors, {len(events)} events ({stored} new)")
 
     @staticmethod

@@ -16,7 +16,8 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from identity.importers import READERS, ImportRowError
-from segments import services as segment_services
+from ingestion import aggregate as ingestion_aggregate
+from ingestion import store as ingestion_store
 
 
 class Command(BaseCommand):
@@ -45,7 +46,7 @@ class Command(BaseCommand):
         ) as bar:
             try:
                 while batch := list(itertools.islice(rows, batch_size)):
-                    result = segment_services.events_store(events=batch)
+                    result = ingestion_store.events_store(events=batch)
                     total_rows += len(batch)
                     stored += result.stored
                     touched.update(result.profile_ids)
@@ -53,7 +54,7 @@ class Command(BaseCommand):
             except ImportRowError as exc:
                 raise CommandError(f"{file}: {exc}; {stored} events stored before it") from exc
         ids = sorted(touched)
-        if segment_services.profiles_aggregate_all_pending().skipped_locked:
+        if ingestion_aggregate.profiles_aggregate_all_pending().skipped_locked:
             self.stderr.write("Aggregation is running in a worker; it will finish the rest.")
         seconds = time.monotonic() - started
         self.stdout.write(

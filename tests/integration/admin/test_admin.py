@@ -22,9 +22,9 @@ def populated(db):
     make_variant(placement, "vip", condition={"profile.segments": {"$in": ["vip"]}})
     make_experiment(placement)
     make_segment("vip", {"profile.traits.tier": "gold"})
-    from segments import services
+    from profiles import services as profile_services
 
-    services.profile_set_traits(visitor="ann", traits={"tier": "gold"})
+    profile_services.profile_set_traits(visitor="ann", traits={"tier": "gold"})
     return placement
 
 

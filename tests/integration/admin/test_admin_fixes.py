@@ -9,30 +9,30 @@ from django.urls import reverse
 
 from core.forms import PositionedJSONField
 from identity import services as identity_services
-from segments import services
+from profiles import services as profile_services
 from tests.factories import make_placement, make_variant
 
 
 def test_profile_search__raw_visitor_id__finds_its_profile(admin_client, db):
     # Given two visitors' profiles (stored under keyed hashes of their ids)
-    ann = services.profile_set_traits(visitor="visitor-ann", traits={"tier": "gold"})
-    services.profile_set_traits(visitor="visitor-bob", traits={"tier": "silver"})
+    ann = profile_services.profile_set_traits(visitor="visitor-ann", traits={"tier": "gold"})
+    profile_services.profile_set_traits(visitor="visitor-bob", traits={"tier": "silver"})
     # When the admin searches for Ann's raw visitor id
-    response = admin_client.get(reverse("admin:segments_profile_changelist"), {"q": "visitor-ann"})
+    response = admin_client.get(reverse("admin:profiles_profile_changelist"), {"q": "visitor-ann"})
     # Then exactly her profile is listed
     assert [p.pk for p in response.context["cl"].result_list] == [ann.pk]
 
 
 def test_profile_search__user_id__finds_the_identified_profile(admin_client, db):
-    ann = services.profile_set_traits(visitor="anon-1", traits={})
+    ann = profile_services.profile_set_traits(visitor="anon-1", traits={})
     identity_services.visitor_identify(visitor="anon-1", user_id="user-42")
-    response = admin_client.get(reverse("admin:segments_profile_changelist"), {"q": "user-42"})
+    response = admin_client.get(reverse("admin:profiles_profile_changelist"), {"q": "user-42"})
     assert [p.pk for p in response.context["cl"].result_list] == [ann.pk]
 
 
 def test_profile_search__unknown_id__nothing(admin_client, db):
-    services.profile_set_traits(visitor="visitor-ann", traits={})
-    response = admin_client.get(reverse("admin:segments_profile_changelist"), {"q": "nobody"})
+    profile_services.profile_set_traits(visitor="visitor-ann", traits={})
+    response = admin_client.get(reverse("admin:profiles_profile_changelist"), {"q": "nobody"})
     assert list(response.context["cl"].result_list) == []
 
 

@@ -15,9 +15,11 @@ from content.selectors import variant_history
 from content.services import variant_save
 from core.pseudonym import pseudonymize
 from identity.models import TraitDefinition
+from profiles import services as profile_services
+from profiles.models import AuditAction, AuditEntry, ConsentRecord, Event
+from profiles.services import consent_record
 from segments import services as segment_services
-from segments.models import AuditAction, AuditEntry, ConsentRecord, Event, SegmentMembership
-from segments.privacy import consent_record
+from segments.models import SegmentMembership
 from tests.factories import event, make_placement, make_segment, make_variant, store
 
 
@@ -28,7 +30,7 @@ def records(db):
     placement = make_placement("hero")
     variant = make_variant(placement, "v")
     variant_save(variant=variant, author="ed")
-    segment_services.profile_set_traits(visitor="ann", traits={"tier": "gold"})
+    profile_services.profile_set_traits(visitor="ann", traits={"tier": "gold"})
     segment = make_segment("gold", {"profile.traits.tier": "gold"})
     segment_services.segment_recompute(segment_id=segment.pk)
     store(events=[event("ann")])
@@ -54,9 +56,9 @@ def records(db):
     [
         ("content", "variantrevision"),
         ("content", "placementrevision"),
-        ("segments", "consentrecord"),
-        ("segments", "auditentry"),
-        ("segments", "event"),
+        ("profiles", "consentrecord"),
+        ("profiles", "auditentry"),
+        ("profiles", "event"),
         ("segments", "segmentmembership"),
     ],
 )

@@ -10,8 +10,8 @@ import pytest
 from django.db import connection
 
 from core.pseudonym import pseudonymize
-from segments import services as profile_services
-from segments.models import Profile
+from profiles import services as profile_services
+from profiles.models import Profile
 
 DEAD_REDIS = "redis://127.0.0.1:1/0"
 

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from segments.models import Profile
+from profiles.models import Profile
 
 from .test_admin_pages import _page_width, _shot
 

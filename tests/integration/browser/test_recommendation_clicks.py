@@ -9,8 +9,8 @@ from urllib.parse import quote
 import pytest
 
 from core.pseudonym import pseudonymize
+from profiles.models import Event
 from recommendations.models import RunStatus, TrainingRun
-from segments.models import Event
 from tests.conftest import wait_for
 
 from .conftest import SCREENSHOTS

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from core.pseudonym import pseudonymize
-from segments.selectors import profile_cache_key
+from profiles.selectors import profile_cache_key
 from tests.conftest import wait_for
 from tests.factories import event, make_placement, make_variant
 

@@ -77,7 +77,7 @@ def test_metrics__ingestion__queue_and_pending_gauges(client):
     # Given two queued events
     body = {"events": [event("v"), event("w")]}
     with pytest.MonkeyPatch.context() as patch:
-        from segments import views
+        from ingestion import views
 
         patch.setattr(views, "_trigger_ingestion", lambda: None)  # leave them queued
         assert (

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from segments.models import Event
+from profiles.models import Event
 from tests.conftest import wait_for
 from tests.factories import event, ingest, make_placement, make_segment, make_variant
 
@@ -43,11 +43,11 @@ def test_events_posted__worker_recomputes_segment__decide_serves_targeted(client
 
 @pytest.mark.django_db(transaction=True)
 def test_segment_recompute_task__real_worker__memberships_written(celery_worker):
-    from segments import services
+    from ingestion import queue as ingestion_queue
     from segments.models import Segment
     from segments.tasks import segment_recompute
 
-    services.events_enqueue(events=[event("gus", "purchase"), event("gus", "purchase")])
+    ingestion_queue.events_enqueue(events=[event("gus", "purchase"), event("gus", "purchase")])
     ingest(max_events=10)
     segment = make_segment("buyers", {"profile.aggregates.purchase_count": {"$gte": 2}})
     segment_recompute.delay(segment.pk)

@@ -180,8 +180,8 @@ HOLD_LANE = """
 import django, sys, time
 django.setup()
 from core.redis import get_redis
-from segments import services
-lane = services._lane_acquire(get_redis())
+from ingestion import store
+lane = store._lane_acquire(get_redis())
 print("held", lane[0], flush=True)
 time.sleep(600)
 """
@@ -189,7 +189,7 @@ time.sleep(600)
 
 def test_ingestion_lane__run_killed__lane_free_within_one_lease(redis_url, redis_client):
     # Given a run holding an ingestion lane for longer than its lease (renewed while it lives)
-    from segments import services
+    from ingestion import queue as ingestion_queue
 
     env = {**os.environ, "REDIS_URL": redis_url, "DJANGO_SETTINGS_MODULE": "config.settings"}
     process = subprocess.Popen(
@@ -197,15 +197,15 @@ def test_ingestion_lane__run_killed__lane_free_within_one_lease(redis_url, redis
     )
     try:
         assert process.stdout.readline().startswith("held")
-        lease = services.lock_lease_seconds()
+        lease = ingestion_queue.lock_lease_seconds()
         time.sleep(lease + 2)
-        assert redis_client.exists(services.INGEST_LOCK)  # still held: the lease was renewed
+        assert redis_client.exists(ingestion_queue.INGEST_LOCK)  # still held: the lease was renewed
         # When the run is killed (no chance to release its lock)
         process.kill()
         process.wait(10)
         killed = time.monotonic()
         # Then the lane is free within one lease, not after MOSAIC_INGEST_LOCK_SECONDS (60 s)
-        while redis_client.exists(services.INGEST_LOCK) and time.monotonic() - killed < 60:
+        while redis_client.exists(ingestion_queue.INGEST_LOCK) and time.monotonic() - killed < 60:
             time.sleep(0.2)
         assert time.monotonic() - killed <= lease + 1
     finally:

@@ -17,8 +17,9 @@ import redis
 
 from core.embedded_redis import redis_server_binary, server_args, wait_until_up
 from core.pseudonym import pseudonymize
-from segments import privacy, services
-from segments.services import EVENT_QUEUE
+from ingestion.queue import EVENT_QUEUE
+from profiles import privacy
+from profiles import services as profile_services
 from tests.conftest import _free_port
 from tests.factories import event
 
@@ -102,7 +103,7 @@ def _wait_rewritten(client: redis.Redis) -> None:
 def test_erase__then_aof_rewrite__erased_document_gone_from_disk(aof_redis):
     client, data_dir = aof_redis
     # Given a visitor whose profile document (with a trait) Redis wrote to its AOF
-    services.profile_set_traits(visitor=RAW_VISITOR, traits={"nickname": "secret-trait-qz"})
+    profile_services.profile_set_traits(visitor=RAW_VISITOR, traits={"nickname": "secret-trait-qz"})
     client.execute_command("CONFIG", "SET", "appendfsync", "always")
     client.set("mosaic:flush", "1")  # one more write: the document is on disk by now
     assert b"secret-trait-qz" in _on_disk(data_dir)

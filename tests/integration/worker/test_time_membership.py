@@ -9,9 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from core.pseudonym import pseudonymize
+from ingestion import queue as ingestion_queue
+from profiles.models import Profile
+from profiles.selectors import profile_get_cached
 from segments import services
-from segments.models import Profile, SegmentMembership
-from segments.selectors import profile_get_cached
+from segments.models import SegmentMembership
 from tests.conftest import wait_for
 from tests.factories import event, ingest, make_segment
 
@@ -30,7 +32,7 @@ def test_time_due__cart_added__scheduled_at_its_moment_then_enters_when_due() ->
     # Given cart abandoners, and a visitor who added to cart 3 minutes ago
     segment = make_segment("abandoners", ABANDONERS)
     added = datetime.now(UTC) - timedelta(minutes=3)
-    services.events_enqueue(
+    ingestion_queue.events_enqueue(
         events=[event("cat", "add_to_cart", value="9.90", occurred_at=added.isoformat())]
     )
 
@@ -61,7 +63,7 @@ def test_time_due__purchase_after_cart__unscheduled_and_never_enters() -> None:
     # Given cart abandoners, and a visitor who added to cart then bought
     segment = make_segment("abandoners", ABANDONERS)
     now = datetime.now(UTC)
-    services.events_enqueue(
+    ingestion_queue.events_enqueue(
         events=[
             event("buyer", "add_to_cart", occurred_at=(now - timedelta(minutes=3)).isoformat()),
             event("buyer", "purchase", occurred_at=(now - timedelta(minutes=2)).isoformat()),
@@ -84,7 +86,7 @@ def test_time_due__no_time_dependent_segment__nothing_scheduled() -> None:
     make_segment("buyers", {"profile.aggregates.purchase_count": {"$gte": 1}})
 
     # When a visitor's events are ingested
-    services.events_enqueue(events=[event("plain", "add_to_cart")])
+    ingestion_queue.events_enqueue(events=[event("plain", "add_to_cart")])
     ingest(max_events=10)
 
     # Then the schedule is empty (idle profiles cost nothing)
@@ -95,12 +97,12 @@ def test_time_due__no_time_dependent_segment__nothing_scheduled() -> None:
 def test_time_due__erasure__profile_leaves_the_schedule() -> None:
     # Given a scheduled visitor
     make_segment("abandoners", ABANDONERS)
-    services.events_enqueue(events=[event("gone", "add_to_cart")])
+    ingestion_queue.events_enqueue(events=[event("gone", "add_to_cart")])
     ingest(max_events=10)
     assert services.get_redis().zcard(services.TIME_DUE) == 1
 
     # When the visitor is erased
-    from segments.privacy import profile_erase
+    from profiles.privacy import profile_erase
 
     profile_erase(profile_key=pseudonymize("gone"), actor="test")
 
@@ -122,7 +124,7 @@ def test_time_driven__real_worker_and_beat__abandoner_enters_within_seconds_of_i
         },
     )
     added = datetime.now(UTC)
-    services.events_enqueue(
+    ingestion_queue.events_enqueue(
         events=[
             event("walker", "add_to_cart", occurred_at=added.isoformat()),
             event("stayer", "add_to_cart", occurred_at=added.isoformat()),
@@ -175,7 +177,7 @@ def test_segment_save__bad_relative_instant__refused_with_its_path() -> None:
 def test_time_due__segment_deactivated__profile_taken_off_once_refreshed() -> None:
     # Given a scheduled abandoner-to-be, then the segment is switched off
     segment = make_segment("abandoners", ABANDONERS)
-    services.events_enqueue(events=[event("idle", "add_to_cart")])
+    ingestion_queue.events_enqueue(events=[event("idle", "add_to_cart")])
     ingest(max_events=10)
     segment.is_active = False
     segment.save()
@@ -192,7 +194,7 @@ def test_time_due__segment_deactivated__profile_taken_off_once_refreshed() -> No
 def test_time_due__refresh_fails__profile_stays_due_for_the_retry(monkeypatch) -> None:
     # Given a scheduled profile
     make_segment("abandoners", ABANDONERS)
-    services.events_enqueue(events=[event("retry", "add_to_cart")])
+    ingestion_queue.events_enqueue(events=[event("retry", "add_to_cart")])
     ingest(max_events=10)
 
     # When the refresh fails (the database went away mid-run)
@@ -212,7 +214,9 @@ def test_segment_recompute__time_segment_added_later__profiles_scheduled() -> No
     # Given a visitor ingested while no time-dependent segment existed (nothing scheduled)
     make_segment("buyers", {"profile.aggregates.purchase_count": {"$gte": 1}})
     added = datetime.now(UTC) - timedelta(minutes=2)
-    services.events_enqueue(events=[event("late", "add_to_cart", occurred_at=added.isoformat())])
+    ingestion_queue.events_enqueue(
+        events=[event("late", "add_to_cart", occurred_at=added.isoformat())]
+    )
     ingest(max_events=10)
     assert services.get_redis().zcard(services.TIME_DUE) == 0
 

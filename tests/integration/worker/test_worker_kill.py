@@ -6,9 +6,10 @@ import signal
 
 import pytest
 
-from segments import services
-from segments.models import Event, PendingAggregate, Profile
-from segments.tasks import events_ingest_pending, profiles_aggregate_pending
+from ingestion import queue as ingestion_queue
+from ingestion.models import PendingAggregate
+from ingestion.tasks import events_ingest_pending, profiles_aggregate_pending
+from profiles.models import Event, Profile
 from tests.conftest import start_worker, wait_for
 from tests.factories import event
 
@@ -27,7 +28,7 @@ WORKER_ENV = {
 @pytest.mark.django_db(transaction=True)
 def test_worker_killed_mid_batches__restarted__every_event_stored_exactly_once(redis_url, tmp_path):
     # Given 4,000 accepted purchases of 200 visitors waiting in the durable queue
-    services.events_enqueue(
+    ingestion_queue.events_enqueue(
         events=[event(f"k{i % VISITORS}", "purchase", value="1.00") for i in range(EVENTS)]
     )
     first = start_worker(redis_url, tmp_path / "first.log", **WORKER_ENV)
@@ -63,4 +64,4 @@ def test_worker_killed_mid_batches__restarted__every_event_stored_exactly_once(r
     assert Event.objects.count() == EVENTS
     assert Event.objects.values("event_id").distinct().count() == EVENTS
     assert sum(p.aggregates["purchase_count"] for p in Profile.objects.all()) == EVENTS
-    assert services.events_queue_length() == 0
+    assert ingestion_queue.events_queue_length() == 0

@@ -14,7 +14,7 @@ from access import services
 from access.models import ApiKey
 from access.permissions import IsSecretKeyOrStaff
 from core.pseudonym import pseudonymize
-from segments.models import Profile
+from profiles.models import Profile
 from tests.factories import event
 
 EVENTS = "/api/v1/events"

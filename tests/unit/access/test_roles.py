@@ -43,9 +43,9 @@ def test_roles__after_migrate__five_groups_with_their_permissions(db):
     assert "segments.change_segment" in codes("Analyst")
     assert "experiments.view_experiment" in codes("Analyst")
     assert "experiments.change_experiment" not in codes("Analyst")
-    assert "segments.view_auditentry" not in codes("Analyst")
+    assert "profiles.view_auditentry" not in codes("Analyst")
     assert "experiments.change_experiment" in codes("Experimenter")
-    assert {"segments.export_profile", "segments.erase_profile", "segments.view_auditentry"} <= (
+    assert {"profiles.export_profile", "profiles.erase_profile", "profiles.view_auditentry"} <= (
         codes("Privacy officer")
     )
     assert "content.change_variant" not in codes("Privacy officer")
@@ -61,9 +61,9 @@ def test_roles__after_migrate__five_groups_with_their_permissions(db):
         ("Editor", "admin:segments_segment_add", 403),
         ("Experimenter", "admin:experiments_experiment_add", 200),
         ("Editor", "admin:experiments_experiment_add", 403),
-        ("Privacy officer", "admin:segments_auditentry_changelist", 200),
-        ("Editor", "admin:segments_auditentry_changelist", 403),
-        ("Analyst", "admin:segments_profile_changelist", 403),
+        ("Privacy officer", "admin:profiles_auditentry_changelist", 200),
+        ("Editor", "admin:profiles_auditentry_changelist", 403),
+        ("Analyst", "admin:profiles_profile_changelist", 403),
         ("Admin", "admin:auth_user_changelist", 200),
     ],
 )
@@ -72,7 +72,7 @@ def test_role__admin_page__allowed_by_its_permissions(staff_in, role, url_name, 
 
 
 def test_privacy_officer__profile_admin__export_and_erase_actions_offered(staff_in):
-    response = staff_in("Privacy officer").get(reverse("admin:segments_profile_changelist"))
+    response = staff_in("Privacy officer").get(reverse("admin:profiles_profile_changelist"))
     actions = dict(response.context["action_form"].fields["action"].choices)
     assert {"export_json", "erase"} <= set(actions)
 

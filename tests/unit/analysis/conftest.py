@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from core.pseudonym import pseudonymize
-from segments.models import Event, Profile
+from profiles.models import Event, Profile
 
 START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 

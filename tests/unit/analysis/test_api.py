@@ -10,7 +10,7 @@ import pytest
 from access import services as access_services
 from analysis import services
 from analysis.models import AttributeAnalysis, RunState
-from segments.models import Event
+from profiles.models import Event
 
 from .conftest import START
 

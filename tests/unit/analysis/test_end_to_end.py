@@ -9,8 +9,9 @@ import json
 import pytest
 
 from core.pseudonym import pseudonymize
-from segments.models import Profile, SegmentRun
-from segments.selectors import profile_get_cached
+from profiles.models import Profile
+from profiles.selectors import profile_get_cached
+from segments.models import SegmentRun
 from tests.conftest import wait_for
 from tests.factories import make_placement, make_variant
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from analysis.selectors import events_chunk, feature_matrix_from_db
+from profiles.models import Profile
 from segments.engine.features import build_feature_matrix, catalogue, profiles_seen_by
 from segments.engine.propensity import Target
-from segments.models import Profile
 
 from .conftest import START
 

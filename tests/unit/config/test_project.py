@@ -58,7 +58,7 @@ def test_makemigrations__models_as_migrated__no_changes():
 @pytest.mark.django_db
 def test_seed_demo__twice__changes_nothing():
     from content.models import Variant
-    from segments.models import Event, Profile
+    from profiles.models import Event, Profile
 
     # Given a seeded demo
     call_command("seed_demo", "--visitors", "20")

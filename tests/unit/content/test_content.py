@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from content.models import BlockType, Variant, VariantRevision
 from content.services import block_values_problems, variant_revert, variant_save
-from segments import services as segment_services
+from profiles import services as profile_services
 from tests.factories import make_placement, make_segment, make_variant
 
 HERO_SCHEMA = {
@@ -183,7 +183,7 @@ def test_preview__as_visitor__renders_and_explains(admin_client, db):
         template="<p>Hello {{ profile.traits.name }}</p>",
     )
     make_segment("gold", {"profile.traits.tier": "gold"})
-    segment_services.profile_set_traits(visitor="ann", traits={"tier": "gold", "name": "Ann"})
+    profile_services.profile_set_traits(visitor="ann", traits={"tier": "gold", "name": "Ann"})
     # When the editor previews it as that visitor
     url = reverse("mosaic-variant-preview", args=[variant.pk])
     response = admin_client.get(url, {"visitor": "ann", "url": "https://shop/"})

@@ -7,7 +7,7 @@ import pytest
 
 from content.rendering import RenderError, template_compile, template_render
 from personalization.snapshot import holder
-from segments import services as profile_services
+from profiles import services as profile_services
 from tests.factories import make_placement, make_variant
 
 URL = "/api/v1/decide"

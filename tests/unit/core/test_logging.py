@@ -48,7 +48,7 @@ def test_json_formatter__django_request_in_extra__written_as_its_type_only(rf):
 def test_events_api__accepted__one_event_without_visitor_id(client, caplog):
     # Given a batch from an identifiable visitor
     visitor = "alice@example.com"
-    caplog.set_level(logging.INFO, logger="segments.views")
+    caplog.set_level(logging.INFO, logger="ingestion.views")
     # When it is accepted
     response = client.post(
         "/api/v1/events", {"events": [event(visitor)]}, content_type="application/json"

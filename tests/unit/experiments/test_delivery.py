@@ -205,8 +205,8 @@ def test_rollout__stopped_with_winner__everyone_gets_it_nothing_logged(client, h
 def test_erasure__sticky_visitor__sticky_arms_key_deleted(client, hero, redis_client):
     # Given a visitor exposed to a sticky experiment (their arm remembered in Redis)
     from core.pseudonym import pseudonymize
-    from segments.models import Profile
-    from segments.privacy import profile_erase
+    from profiles.models import Profile
+    from profiles.privacy import profile_erase
 
     _start(hero, sticky=True)
     _serve(client, "erase-me")

@@ -11,8 +11,8 @@ from core.pseudonym import pseudonymize
 from experiments import services as exposure_services
 from experiments.models import Exposure
 from experiments.tasks import exposures_flush
-from segments import services
-from segments.models import Profile
+from profiles import services as profile_services
+from profiles.models import Profile
 from tests.factories import make_experiment, make_placement
 
 URL = "/api/v1/decide"
@@ -66,11 +66,11 @@ def test_decide__experiment_arm__exposure_logged_once(client, promo, redis_clien
 @pytest.mark.django_db
 def test_decide__no_analytics_consent__default_experience_no_exposure(client, promo, redis_client):
     # Given a visitor who refused analytics (but allows personalization)
-    profile = services.profile_set_traits(visitor="cy", traits={"tier": "gold"})
+    profile = profile_services.profile_set_traits(visitor="cy", traits={"tier": "gold"})
     Profile.objects.filter(pk=profile.pk).update(
         consent={"analytics": False, "personalization": True}
     )
-    services.profile_cache_write(profile_ids=[profile.pk])
+    profile_services.profile_cache_write(profile_ids=[profile.pk])
     # When they ask for the experiment's placement
     served = _served(client, "cy")
     # Then they are not enrolled (the default experience) and nothing is logged (issue #14)

@@ -15,7 +15,7 @@ from experiments.models import Experiment, ExperimentMetric, ExperimentStatus, E
 from experiments.results import results_compute
 from experiments.services import experiment_set_status
 from personalization.snapshot import holder
-from segments.models import Event, Profile
+from profiles.models import Event, Profile
 from tests.unit.experiments.conftest import make_metrics
 
 URL = "/api/v1/decide"

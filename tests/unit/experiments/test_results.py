@@ -14,7 +14,7 @@ from experiments import stats
 from experiments.models import ExperimentMetric, ExperimentStatus, Exposure, ResultSnapshot
 from experiments.results import results_compute
 from experiments.services import ArmSpec, experiment_create, experiment_set_status
-from segments.models import Event, Profile
+from profiles.models import Event, Profile
 from tests.unit.experiments.conftest import make_metrics
 
 

@@ -29,7 +29,7 @@ from experiments.results import (
     results_compute,
 )
 from experiments.services import ArmSpec, experiment_create, experiment_set_status
-from segments.models import Event, Profile
+from profiles.models import Event, Profile
 from tests.unit.experiments.conftest import make_metrics
 
 # Values whose sums and squares are exact in binary floating point, so that the order in which
@@ -213,7 +213,7 @@ def test_results__metric_window_changed__recomputed_from_scratch(running):
 @pytest.mark.django_db
 def test_results__visitor_erased__stored_values_gone_and_sums_match(running):
     # Given stored values of several visitors
-    from segments.privacy import profile_erase
+    from profiles.privacy import profile_erase
 
     traffic = Traffic(running, seed=5)
     now = running.analysis_started_at + timedelta(days=2)

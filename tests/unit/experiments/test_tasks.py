@@ -18,7 +18,7 @@ from experiments.models import (
 from experiments.results import results_compute
 from experiments.services import ArmSpec, experiment_create, experiment_set_status
 from experiments.tasks import results_compute_running
-from segments.models import Event, Profile
+from profiles.models import Event, Profile
 from tests.conftest import wait_for
 from tests.factories import make_placement, make_variant
 from tests.unit.experiments.conftest import make_metrics

@@ -9,9 +9,9 @@ import pytest
 from access import services as access_services
 from core.pseudonym import pseudonymize
 from identity.views import user_token_for
-from segments import services
-from segments.models import Event, Profile
-from segments.selectors import profile_cache_key
+from profiles import services as profile_services
+from profiles.models import Event, Profile
+from profiles.selectors import profile_cache_key
 from tests.factories import event, store
 
 
@@ -42,7 +42,7 @@ def test_ingest__event_under_merged_visitor_id__lands_on_survivor(merged):
 @pytest.mark.django_db
 def test_profile_cache_write__survivor_changed__alias_document_follows(merged, redis_client):
     # When the survivor's profile changes (a trait) and its document is rewritten
-    services.profile_set_traits(visitor="phone", traits={"tier": "gold"})
+    profile_services.profile_set_traits(visitor="phone", traits={"tier": "gold"})
     # Then the merged-away id reads the same, fresh document
     alias_doc = json.loads(redis_client.get(profile_cache_key(pseudonymize("laptop"))))
     assert alias_doc["traits"]["tier"] == "gold"

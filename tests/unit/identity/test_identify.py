@@ -12,7 +12,7 @@ from core.pseudonym import pseudonymize
 from identity.models import VisitorAlias
 from identity.views import user_token_for
 from personalization.visitors import visitor_load
-from segments.models import ConsentRecord, Event, Profile
+from profiles.models import ConsentRecord, Event, Profile
 from tests.factories import event, store
 
 URL = "/api/v1/identify"

@@ -8,8 +8,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from core.pseudonym import pseudonymize
-from segments.models import Event, Profile
-from segments.selectors import profile_get_cached
+from profiles.models import Event, Profile
+from profiles.selectors import profile_get_cached
 
 LINES = 3000
 

@@ -11,7 +11,7 @@ from django.core.management import call_command
 
 from access import services as access_services
 from core.pseudonym import pseudonymize
-from segments.models import AuditEntry, Profile
+from profiles.models import AuditEntry, Profile
 
 
 @pytest.mark.django_db(transaction=True)

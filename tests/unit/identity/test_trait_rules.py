@@ -13,8 +13,8 @@ from core import metrics
 from core.pseudonym import pseudonymize
 from identity.models import TraitDefinition
 from identity.traits import TraitSpec, traits_coerce
-from segments.models import Profile
-from segments.selectors import profile_get_cached
+from profiles.models import Profile
+from profiles.selectors import profile_get_cached
 
 URL = "/api/v1/traits"
 

@@ -7,8 +7,8 @@ import pytest
 
 from content.models import BlockType, Placement, Variant, VariantStatus
 from personalization.snapshot import block_data
-from segments import services
-from segments.models import Profile
+from profiles import services as profile_services
+from profiles.models import Profile
 
 URL = "/api/v1/decide"
 
@@ -61,7 +61,7 @@ def test_decide__block_default__data_is_fields_with_payload_over_them(client, ba
 
 def test_decide__targeted_block__its_fields_never_the_profile(client, banner_hero):
     # Given a gold visitor with a name trait (the template reads it; data must not)
-    services.profile_set_traits(visitor="ann", traits={"tier": "gold", "name": "Ann"})
+    profile_services.profile_set_traits(visitor="ann", traits={"tier": "gold", "name": "Ann"})
     hero = client.get(URL, {"placements": "hero", "visitor": "ann"}).json()["placements"]["hero"]
     assert hero["variant"] == "gold"
     assert hero["html"] == "<h2>Thank you Ann</h2>"
@@ -70,9 +70,11 @@ def test_decide__targeted_block__its_fields_never_the_profile(client, banner_her
 
 def test_decide__no_personalization_consent__default_block_data(client, banner_hero):
     # Given the gold visitor refused personalization
-    profile = services.profile_set_traits(visitor="bea", traits={"tier": "gold", "name": "Bea"})
+    profile = profile_services.profile_set_traits(
+        visitor="bea", traits={"tier": "gold", "name": "Bea"}
+    )
     Profile.objects.filter(pk=profile.pk).update(consent={"personalization": False})
-    services.profile_cache_write(profile_ids=[profile.pk])
+    profile_services.profile_cache_write(profile_ids=[profile.pk])
     # When deciding, Then the default's data is served, as its HTML is (the consent gate)
     hero = client.get(URL, {"placements": "hero", "visitor": "bea"}).json()["placements"]["hero"]
     assert hero["reason"] == "default:no_consent"

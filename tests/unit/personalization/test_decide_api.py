@@ -9,8 +9,9 @@ import json
 import pytest
 
 from core.pseudonym import pseudonymize
-from segments import services
-from segments.models import Profile
+from ingestion import queue as ingestion_queue
+from profiles import services as profile_services
+from profiles.models import Profile
 from tests.factories import (
     event,
     ingest,
@@ -42,7 +43,7 @@ def decide(client, **params):
 @pytest.mark.django_db
 def test_decide__visitor_in_segment__serves_targeted_variant(client, hero):
     # Given a visitor whose traits put them in the vip segment
-    services.profile_set_traits(visitor="ann", traits={"tier": "gold", "name": "Ann"})
+    profile_services.profile_set_traits(visitor="ann", traits={"tier": "gold", "name": "Ann"})
     # When the page asks for the hero
     body = decide(client, placements="hero", visitor="ann").json()
     # Then the targeted variant is rendered and the reason names it
@@ -76,9 +77,9 @@ def test_decide__context_condition__matches_without_profile(client, hero):
 @pytest.mark.django_db
 def test_decide__no_personalization_consent__profile_rules_skipped(client, hero):
     # Given a gold visitor who refused personalization
-    profile = services.profile_set_traits(visitor="bea", traits={"tier": "gold"})
+    profile = profile_services.profile_set_traits(visitor="bea", traits={"tier": "gold"})
     Profile.objects.filter(pk=profile.pk).update(consent={"personalization": False})
-    services.profile_cache_write(profile_ids=[profile.pk])
+    profile_services.profile_cache_write(profile_ids=[profile.pk])
     # When deciding
     body = decide(client, placements="hero", visitor="bea").json()
     # Then the profile is not used, and the reason says why the default was served
@@ -110,7 +111,7 @@ def test_decide__sandbox_escape_attempt__refused_and_falls_back(client, hero):
 
 @pytest.mark.django_db
 def test_decide__markup_in_trait__rendered_inert(client, hero):
-    services.profile_set_traits(
+    profile_services.profile_set_traits(
         visitor="eve", traits={"tier": "gold", "name": "<script>x()</script>"}
     )
     html = decide(client, placements="hero", visitor="eve").json()["placements"]["hero"]["html"]
@@ -151,7 +152,7 @@ def test_decide__running_experiment__deterministic_arm(client):
 @pytest.mark.django_db
 def test_decide__steady_state__no_database_query(client, hero, django_assert_num_queries):
     # Given a warm snapshot and a cached profile
-    services.profile_set_traits(visitor="ann", traits={"tier": "gold"})
+    profile_services.profile_set_traits(visitor="ann", traits={"tier": "gold"})
     decide(client, placements="hero", visitor="ann")
     # When deciding again
     with django_assert_num_queries(0):
@@ -197,7 +198,7 @@ def test_decide__bad_query__400_names_field(client, hero, params, field):
 
 @pytest.mark.django_db
 def test_decide__post_json__same_answer_as_get(client, hero):
-    services.profile_set_traits(visitor="ann", traits={"tier": "gold"})
+    profile_services.profile_set_traits(visitor="ann", traits={"tier": "gold"})
     body = {
         "placements": ["hero"],
         "visitor": "ann",
@@ -259,7 +260,7 @@ def test_profile_document__purchase_ingested__decide_serves_segment_variant(clie
     Segment.objects.filter(key="vip").update(
         condition={"profile.aggregates.purchase_count": {"$gte": 1}}
     )
-    services.events_enqueue(events=[event("zoe", "purchase", value="9.99")])
+    ingestion_queue.events_enqueue(events=[event("zoe", "purchase", value="9.99")])
     ingest(max_events=10)
     assert (
         decide(client, placements="hero", visitor="zoe").json()["placements"]["hero"]["variant"]

@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from access import services as access_services
 from personalization.api.views import DecideView
-from segments import services
+from profiles import services as profile_services
 from tests.factories import make_experiment, make_placement, make_segment, make_variant
 
 URL = "/api/v1/decide"
@@ -31,7 +31,9 @@ def placements(db):
     make_variant(hero, "mobile-hero", condition={"request.device": "mobile"}, priority=50)
     make_segment("vip", {"profile.traits.tier": "gold"})
     make_experiment(make_placement("promo"), key="promo-test")
-    services.profile_set_traits(visitor="ann", traits={"tier": "gold", "name": "Ånn \u2029"})
+    profile_services.profile_set_traits(
+        visitor="ann", traits={"tier": "gold", "name": "Ånn \u2029"}
+    )
     return hero
 
 

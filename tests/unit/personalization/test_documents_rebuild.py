@@ -7,17 +7,18 @@ import pytest
 
 from core.pseudonym import pseudonymize
 from personalization.visitors import visitor_load
-from segments import services, tasks
-from segments.selectors import profile_cache_key
+from profiles import services as profile_services
+from profiles import tasks as profile_tasks
+from profiles.selectors import profile_cache_key
 
 
 @pytest.mark.django_db
 def test_documents__redis_lost_its_data__rebuilt_and_visitors_found_again(redis_client, settings):
     # Given visitors with traits (their documents written), and the mark of a complete set
     for i in range(5):
-        services.profile_set_traits(visitor=f"v{i}", traits={"tier": "gold"})
-    services.profile_documents_ensure()
-    assert services.profile_documents_ensure() == 0  # nothing missing: nothing done
+        profile_services.profile_set_traits(visitor=f"v{i}", traits={"tier": "gold"})
+    profile_services.profile_documents_ensure()
+    assert profile_services.profile_documents_ensure() == 0  # nothing missing: nothing done
     # When Redis loses everything (a restart without persistence)
     redis_client.flushdb()
     from personalization import profile_cache
@@ -25,9 +26,9 @@ def test_documents__redis_lost_its_data__rebuilt_and_visitors_found_again(redis_
     profile_cache.reset()
     assert visitor_load(visitor_id="v3")[1] == "new"
     # Then the beat task, in bounded chunks, writes every document again
-    assert services.profile_documents_ensure(chunk_size=2, max_chunks=2) == 4
-    assert tasks.profile_documents_ensure() == 1
-    assert tasks.profile_documents_ensure() == 0
+    assert profile_services.profile_documents_ensure(chunk_size=2, max_chunks=2) == 4
+    assert profile_tasks.profile_documents_ensure() == 1
+    assert profile_tasks.profile_documents_ensure() == 0
     for i in range(5):
         assert redis_client.exists(profile_cache_key(pseudonymize(f"v{i}")))
     profile_cache.reset()

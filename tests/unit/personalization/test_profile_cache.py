@@ -14,9 +14,9 @@ from core import metrics
 from core.pseudonym import pseudonymize
 from personalization import profile_cache
 from personalization.profile_cache import ProfileCache
-from segments import services
-from segments.models import Profile
-from segments.selectors import profile_cache_key
+from profiles import services as profile_services
+from profiles.models import Profile
+from profiles.selectors import profile_cache_key
 from tests.conftest import wait_for
 from tests.factories import make_placement, make_variant
 
@@ -95,7 +95,7 @@ def test_profile_cache__write_elsewhere__invalidates(make_cache, redis_client):
 @pytest.mark.django_db
 def test_profile_cache__profile_cache_write__invalidates(make_cache, redis_client):
     # Given a visitor whose profile document a cache holds
-    services.profile_set_traits(visitor="ann", traits={"tier": "silver"})
+    profile_services.profile_set_traits(visitor="ann", traits={"tier": "silver"})
     key = profile_cache_key(pseudonymize("ann"))
     cache = make_cache()
     assert json.loads(cache.get(key))["traits"] == {"tier": "silver"}
@@ -103,7 +103,7 @@ def test_profile_cache__profile_cache_write__invalidates(make_cache, redis_clien
     profile = Profile.objects.get(key=pseudonymize("ann"))
     profile.traits = {"tier": "gold"}
     profile.save()
-    services.profile_cache_write(profile_ids=[profile.pk])
+    profile_services.profile_cache_write(profile_ids=[profile.pk])
     # Then the cache drops it and reads the new document
     wait_invalidated(cache, 1)
     assert json.loads(cache.get(key))["traits"] == {"tier": "gold"}
@@ -126,7 +126,7 @@ def test_profile_cache__missing_key__cached_until_created(make_cache, redis_clie
 @pytest.mark.django_db
 def test_profile_cache__erasure__invalidates(make_cache, admin_client, redis_client):
     # Given an erasable visitor whose profile document a cache holds
-    services.profile_set_traits(visitor="eve", traits={"tier": "gold"})
+    profile_services.profile_set_traits(visitor="eve", traits={"tier": "gold"})
     key = profile_cache_key(pseudonymize("eve"))
     cache = make_cache()
     assert cache.get(key) is not None
@@ -414,7 +414,7 @@ def test_decide__profile_cache__no_database_query_and_sees_changes(
     # Given a visitor with a profile and a warm decision path
     placement = make_placement("hero")
     make_variant(placement, "gold", condition={"profile.traits.tier": "gold"})
-    services.profile_set_traits(visitor="ann", traits={"tier": "silver"})
+    profile_services.profile_set_traits(visitor="ann", traits={"tier": "silver"})
 
     def variant():
         body = client.get("/api/v1/decide", {"placements": "hero", "visitor": "ann"}).json()
@@ -437,7 +437,7 @@ def test_decide__profile_cache__no_database_query_and_sees_changes(
     monkeypatch.setattr(
         cache, "forget", lambda keys, from_server=False: from_server or forget(keys)
     )
-    services.profile_set_traits(visitor="ann", traits={"tier": "gold"})
+    profile_services.profile_set_traits(visitor="ann", traits={"tier": "gold"})
     with django_assert_num_queries(0):
         assert variant() == "gold"
     monkeypatch.undo()

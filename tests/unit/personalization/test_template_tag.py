@@ -8,7 +8,7 @@ from django.template import Context, Template
 from django.test import RequestFactory
 
 from personalization.templatetags import mosaic as tag_module
-from segments import services
+from profiles import services as profile_services
 from tests.factories import make_placement, make_segment, make_variant
 
 TAG = Template('{% load mosaic %}{% mosaic_placement "hero" %}')
@@ -36,7 +36,7 @@ def hero(db):
 
 
 def test_tag__visitor_cookie_in_segment__renders_targeted_variant(hero):
-    services.profile_set_traits(visitor="ann", traits={"tier": "gold", "name": "Ann <b>"})
+    profile_services.profile_set_traits(visitor="ann", traits={"tier": "gold", "name": "Ann <b>"})
     html = render(visitor="ann")
     assert html == (
         '<div data-mosaic-placement="hero" data-mosaic-variant="vip-hero" '
@@ -121,7 +121,7 @@ def test_personalized_block__any_placement__same_output_as_mosaic_placement(
     hero, key, visitor, headers
 ):
     # Given a visitor in the vip segment, and DESIGN.md's spelling of the tag next to the original
-    services.profile_set_traits(visitor="ann", traits={"tier": "gold", "name": "Ann"})
+    profile_services.profile_set_traits(visitor="ann", traits={"tier": "gold", "name": "Ann"})
     original = Template(f'{{% load mosaic %}}{{% mosaic_placement "{key}" %}}')
     alias = Template(f'{{% load mosaic %}}{{% personalized_block "{key}" %}}')
     # When both render for the same request

@@ -51,9 +51,9 @@ def seed_shop(*, n_visitors=300, n_items=60, n_groups=3, n_interactions=6000, se
     from datetime import UTC, datetime
 
     from core.pseudonym import pseudonymize
+    from profiles.models import Event
+    from profiles.services import profiles_get_or_create
     from recommendations.models import Item
-    from segments.models import Event
-    from segments.services import profiles_get_or_create
 
     data = generate(
         n_interactions=n_interactions,

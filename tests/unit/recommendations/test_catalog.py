@@ -180,9 +180,9 @@ def test_runs_admin__impression_and_click_events__online_ctr_per_run(admin_clien
     from datetime import UTC, datetime
 
     from core.pseudonym import pseudonymize
+    from profiles.models import Event
+    from profiles.services import profiles_get_or_create
     from recommendations.models import TrainingRun
-    from segments.models import Event
-    from segments.services import profiles_get_or_create
 
     a = TrainingRun.objects.create(status="superseded", precision=0.1, baseline_precision=0.05)
     b = TrainingRun.objects.create(status="active", precision=0.2, baseline_precision=0.05)

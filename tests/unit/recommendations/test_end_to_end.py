@@ -7,8 +7,8 @@ import json
 import pytest
 
 from core.pseudonym import pseudonymize
+from profiles.models import Event
 from recommendations.models import RunStatus, TrainingRun
-from segments.models import Event
 from tests.conftest import start_worker, wait_for
 from tests.factories import event
 
@@ -85,7 +85,8 @@ def test_segment_member_without_history__real_worker__block_shows_the_segments_p
     client, admin_client, recs_worker
 ):
     # Given a shop with history and segment club-0 whose members are taste group 0's visitors
-    from segments.models import Profile, SegmentMembership
+    from profiles.models import Profile
+    from segments.models import SegmentMembership
     from tests.factories import make_segment
 
     data = seed_shop()

@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 import pytest
 
 from core.pseudonym import pseudonymize
+from profiles.models import Event
+from profiles.selectors import profile_cache_key
+from profiles.services import profiles_get_or_create
 from recommendations import services
 from recommendations.models import TrainingRun, VisitorRecommendation
-from segments.models import Event
-from segments.selectors import profile_cache_key
-from segments.services import profiles_get_or_create
 
 
 def _views(visitor, skus):

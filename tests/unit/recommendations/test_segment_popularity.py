@@ -6,11 +6,12 @@ from __future__ import annotations
 import pytest
 
 from core.pseudonym import pseudonymize
+from profiles import services as profile_services
+from profiles.models import Profile
+from profiles.services import consent_record
 from recommendations import serving
 from recommendations.models import TrainingRun, VisitorRecommendation
-from segments import services as segment_services
-from segments.models import Profile, SegmentMembership
-from segments.privacy import consent_record
+from segments.models import SegmentMembership
 from tests.factories import make_segment
 
 from .conftest import make_recs_placement
@@ -75,7 +76,7 @@ def test_decide__member_without_a_list__segment_popularity_and_reason_names_it(
     # Given a new visitor who joins club-0 by a trait and has no behaviour (so no list)
     _data, run, group0 = segment_shop
     make_recs_placement()
-    segment_services.profile_set_traits(visitor="newbie", traits={"club": "zero"})
+    profile_services.profile_set_traits(visitor="newbie", traits={"club": "zero"})
     profile = Profile.objects.get(key=pseudonymize("newbie"))
     assert not VisitorRecommendation.objects.filter(profile=profile).exists()
     # When deciding
@@ -105,7 +106,7 @@ def test_decide__member_refused_personalization__global_popularity_not_the_segme
     # Given the club-0 newcomer refuses personalization (segment use is personalization)
     _data, run, _group0 = segment_shop
     make_recs_placement()
-    segment_services.profile_set_traits(visitor="newbie", traits={"club": "zero"})
+    profile_services.profile_set_traits(visitor="newbie", traits={"club": "zero"})
     consent_record(
         profile_key=pseudonymize("newbie"),
         purposes={"personalization": False},

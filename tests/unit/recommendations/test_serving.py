@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from core.pseudonym import pseudonymize
+from profiles import services as profile_services
+from profiles.models import Profile
 from recommendations.models import Item, TrainingRun, VisitorRecommendation
-from segments import services as segment_services
-from segments.models import Profile
 
 from .conftest import make_recs_placement
 
@@ -83,7 +83,7 @@ def test_decide__no_personalization_consent__popularity_and_reason_says_so(clien
     make_recs_placement()
     profile = Profile.objects.get(key=pseudonymize("visitor-0"))
     Profile.objects.filter(pk=profile.pk).update(consent={"personalization": False})
-    segment_services.profile_cache_write(profile_ids=[profile.pk])
+    profile_services.profile_cache_write(profile_ids=[profile.pk])
     # When deciding
     block = _recs(client)
     # Then the block serves the bestsellers and says why

@@ -8,10 +8,10 @@ import pytest
 from django.test import override_settings
 
 from core.pseudonym import pseudonymize
+from profiles.models import Profile
+from profiles.selectors import profile_cache_key
 from recommendations import services
 from recommendations.models import RunStatus, SimilarItems, TrainingRun, VisitorRecommendation
-from segments.models import Profile
-from segments.selectors import profile_cache_key
 
 FAST = {"MOSAIC_RECS_TUNING_SECONDS": 5.0}
 
@@ -73,7 +73,7 @@ def test_training_run__exclude_purchased__bought_items_never_recommended(shop):
     # Given visitors who bought items (fixture events include purchases)
     services.training_run(threads=1)
     # Then no visitor is recommended an item they bought
-    from segments.models import Event
+    from profiles.models import Event
 
     for row in VisitorRecommendation.objects.all()[:100]:
         bought = set(
@@ -134,7 +134,7 @@ def test_training_run__already_running__skipped(shop, redis_client):
 def test_erasure__visitor_erased__recommendations_gone_and_left_out_of_next_training(
     shop, redis_client
 ):
-    from segments import privacy
+    from profiles import privacy
 
     # Given a trained shop
     services.training_run(threads=1)
@@ -158,7 +158,7 @@ def test_interactions_collect__over_the_limit__keeps_the_most_recently_stored(sh
     # Given 6,000 interactions and a limit of 1,000 (read in chunks of 300)
     settings.MOSAIC_RECS_MAX_INTERACTIONS = 1000
     settings.MOSAIC_RECS_CHUNK = 300
-    from segments.models import Event
+    from profiles.models import Event
 
     # When collecting
     collected = services.interactions_collect()

@@ -11,8 +11,8 @@ from django.urls import reverse
 from content.models import Variant
 from identity.models import TraitDefinition
 from personalization.context import build_request_context
+from profiles.aggregates import empty_aggregates
 from rules.catalogue import INTERNAL_PATHS, STATIC_ATTRIBUTES, attribute_for
-from segments.aggregates import empty_aggregates
 from segments.catalogue import attribute_catalogue, condition_findings
 from segments.models import Segment
 from tests.factories import make_placement

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from segments import services
+from ingestion import queue as ingestion_queue
+from profiles import services as profile_services
 
 URL = "/admin/mosaic/conditions/check"
 
@@ -32,9 +33,9 @@ def test_check__invalid_condition__problems_by_path(admin_client, db):
 
 def test_check__segment__count_of_matching_stored_profiles(admin_client, db):
     # Given three stored profiles, two of them gold
-    services.profile_set_traits(visitor="a", traits={"tier": "gold"})
-    services.profile_set_traits(visitor="b", traits={"tier": "gold"})
-    services.profile_set_traits(visitor="c", traits={"tier": "silver"})
+    profile_services.profile_set_traits(visitor="a", traits={"tier": "gold"})
+    profile_services.profile_set_traits(visitor="b", traits={"tier": "gold"})
+    profile_services.profile_set_traits(visitor="c", traits={"tier": "silver"})
     from identity.models import TraitDefinition
 
     TraitDefinition.objects.create(name="tier", type="string")
@@ -66,7 +67,7 @@ def test_check__segment_count__needs_a_segment_editors_right(db, django_user_mod
     from django.contrib.auth.models import Group
     from django.test import Client
 
-    services.profile_set_traits(visitor="a", traits={})
+    profile_services.profile_set_traits(visitor="a", traits={})
     editor = django_user_model.objects.create_user("ed", password=None, is_staff=True)
     editor.groups.add(Group.objects.get(name="Editor"))
     client = Client()
@@ -81,8 +82,8 @@ def test_check__segment_on_a_window__counted_as_recompute_counts(admin_client, d
     # Given a visitor with a purchase today and one without events
     from tests.factories import event, ingest
 
-    services.profile_set_traits(visitor="idle", traits={})
-    services.events_enqueue(events=[event("buyer", "purchase", value=20.0)])
+    profile_services.profile_set_traits(visitor="idle", traits={})
+    ingestion_queue.events_enqueue(events=[event("buyer", "purchase", value=20.0)])
     ingest(max_events=10)
     # When a segment condition on the 7-day window is checked
     condition = {"profile.windows.7d.purchase.count": {"$gte": 1}}

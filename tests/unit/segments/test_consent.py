@@ -9,10 +9,10 @@ from django.test import override_settings
 from django.utils import timezone
 
 from core.pseudonym import pseudonymize
-from segments import services
-from segments.consent import purpose_allowed
-from segments.models import AuditAction, AuditEntry, ConsentRecord, Event, Profile
-from segments.selectors import profile_get_cached
+from ingestion import queue as ingestion_queue
+from profiles.consent import purpose_allowed
+from profiles.models import AuditAction, AuditEntry, ConsentRecord, Event, Profile
+from profiles.selectors import profile_get_cached
 from tests.factories import event, ingest
 
 URL = "/api/v1/consent"
@@ -145,12 +145,12 @@ def test_purpose_allowed__choice_or_default_policy__explicit_choice_wins():
 def test_ingest__analytics_refused__events_not_stored_but_counted(client, redis_client):
     # Given a visitor who refused analytics and one who did not choose (opt-out default)
     post(client, consent("refuser", analytics=False))
-    services.events_enqueue(
+    ingestion_queue.events_enqueue(
         events=[event("refuser"), event("refuser", "purchase", value="3.00"), event("other")]
     )
     # Then the refused ones never reached the queue (their consent is known from the profile
     # document): dropped before queueing, counted per day
-    queued = [json.loads(raw) for raw in redis_client.lrange(services.EVENT_QUEUE, 0, -1)]
+    queued = [json.loads(raw) for raw in redis_client.lrange(ingestion_queue.EVENT_QUEUE, 0, -1)]
     assert [item["visitor_key"] for item in queued] == [pseudonymize("other")]
     # When the queue is drained
     result = ingest(max_events=100)
@@ -159,7 +159,7 @@ def test_ingest__analytics_refused__events_not_stored_but_counted(client, redis_
     assert result.duplicates == 0
     assert not Event.objects.filter(profile__key=pseudonymize("refuser")).exists()
     assert Event.objects.filter(profile__key=pseudonymize("other")).count() == 1
-    counter = services.events_dropped_counter_key(timezone.now())
+    counter = ingestion_queue.events_dropped_counter_key(timezone.now())
     assert counter.startswith("mosaic:events:dropped:no_consent:")
     assert int(redis_client.get(counter)) == 2
     assert redis_client.ttl(counter) > 0
@@ -170,7 +170,7 @@ def test_ingest__analytics_refused__events_not_stored_but_counted(client, redis_
 def test_ingest__opt_in_without_record__not_stored_no_profile(client, redis_client):
     # Given the opt-in policy, a visitor who never chose and one who granted analytics
     post(client, consent("granted", analytics=True))
-    services.events_enqueue(events=[event("silent"), event("granted")])
+    ingestion_queue.events_enqueue(events=[event("silent"), event("granted")])
     # When drained
     result = ingest(max_events=100)
     # Then the silent visitor's event is neither stored nor given a profile

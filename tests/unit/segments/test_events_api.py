@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.test import override_settings
 
-from segments import services, tasks
-from segments.services import EVENT_QUEUE
+from ingestion import queue as ingestion_queue
+from ingestion import tasks as ingestion_tasks
+from ingestion.queue import EVENT_QUEUE
 from tests.factories import event
 
 URL = "/api/v1/events"
@@ -196,7 +197,7 @@ def test_events__posts_while_a_trigger_is_pending__one_ingestion_task(client, re
     # Then one task stands for all three: the later requests found its trigger pending
     assert redis_client.llen("celery") == 1
     # And once the task has started (it releases the trigger), the next batch triggers again
-    services.task_trigger_release(tasks.INGEST_TRIGGER)
+    ingestion_queue.task_trigger_release(ingestion_tasks.INGEST_TRIGGER)
     assert post(client, {"events": [event("v4")]}).status_code == 202
     assert redis_client.llen("celery") == 2
 
@@ -205,7 +206,7 @@ def test_events__posts_while_a_trigger_is_pending__one_ingestion_task(client, re
 def test_task_trigger__redis_down__claims_so_the_task_is_still_enqueued(settings):
     # Given Redis unreachable, When a trigger is claimed, Then the caller is told to enqueue
     settings.REDIS_URL = "redis://127.0.0.1:1/0"
-    assert services.task_trigger_claim("anything") is True
+    assert ingestion_queue.task_trigger_claim("anything") is True
 
 
 @pytest.mark.django_db
@@ -232,7 +233,7 @@ def test_traits__undeclared_integer_beyond_64_bits__cached_document_keeps_it(cli
     # Then it is stored, and the decision path's cached document holds the same integer
     assert response.status_code in (200, 201), response.content
     from core.pseudonym import pseudonymize
-    from segments.selectors import profile_get_cached
+    from profiles.selectors import profile_get_cached
 
     cached = profile_get_cached(profile_key=pseudonymize("v-big"))
     assert cached["traits"]["loyalty_id"] == big

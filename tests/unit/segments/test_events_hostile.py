@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from segments.services import EVENT_QUEUE
+from ingestion.queue import EVENT_QUEUE
 from tests.factories import event
 
 URL = "/api/v1/events"

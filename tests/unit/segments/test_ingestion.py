@@ -7,16 +7,16 @@ import json
 import pytest
 
 from core.pseudonym import pseudonymize
-from segments import services
-from segments.models import Event, Profile
-from segments.selectors import profile_get_cached
+from ingestion import queue as ingestion_queue
+from profiles.models import Event, Profile
+from profiles.selectors import profile_get_cached
 from tests.factories import event, ingest
 
 
 @pytest.mark.django_db
 def test_ingest__queued_events__stored_with_aggregates_and_cached():
     # Given three queued events of one visitor
-    services.events_enqueue(
+    ingestion_queue.events_enqueue(
         events=[
             event("alice"),
             event("alice", "purchase", value="20.00"),
@@ -39,8 +39,8 @@ def test_ingest__queued_events__stored_with_aggregates_and_cached():
 def test_ingest__same_event_id_twice__stored_once():
     # Given the same event queued twice (a client retry)
     duplicate = event("bob", "purchase", value="10.00")
-    services.events_enqueue(events=[duplicate])
-    services.events_enqueue(events=[duplicate])
+    ingestion_queue.events_enqueue(events=[duplicate])
+    ingestion_queue.events_enqueue(events=[duplicate])
     # When drained
     result = ingest(max_events=100)
     # Then it is stored once and counted once
@@ -51,7 +51,7 @@ def test_ingest__same_event_id_twice__stored_once():
 
 @pytest.mark.django_db
 def test_ingest__raw_visitor_id__never_stored():
-    services.events_enqueue(events=[event("carol@example.com")])
+    ingestion_queue.events_enqueue(events=[event("carol@example.com")])
     ingest(max_events=10)
     profile = Profile.objects.get()
     assert profile.key == pseudonymize("carol@example.com")
@@ -62,25 +62,25 @@ def test_ingest__raw_visitor_id__never_stored():
 def test_ingest__batch_left_by_crashed_run__reprocessed_without_double_count(redis_client):
     # Given a batch a crashed run had moved to the processing list after committing it
     first = event("dave", "purchase", value="7.00")
-    services.events_enqueue(events=[first])
+    ingestion_queue.events_enqueue(events=[first])
     ingest(max_events=10)
-    redis_client.rpush(services.EVENT_PROCESSING, json.dumps(first))
-    services.events_enqueue(events=[event("dave", "purchase", value="3.00")])
+    redis_client.rpush(ingestion_queue.EVENT_PROCESSING, json.dumps(first))
+    ingestion_queue.events_enqueue(events=[event("dave", "purchase", value="3.00")])
     # When ingestion runs twice (the leftover first, then the queue)
     ingest(max_events=10)
     ingest(max_events=10)
     # Then every event is stored exactly once
     assert Event.objects.count() == 2
     assert Profile.objects.get().aggregates["monetary"] == pytest.approx(10.0)
-    assert redis_client.llen(services.EVENT_PROCESSING) == 0
+    assert redis_client.llen(ingestion_queue.EVENT_PROCESSING) == 0
 
 
 @pytest.mark.django_db
 def test_ingest__bounded_batch__leaves_the_rest_queued(redis_client):
-    services.events_enqueue(events=[event(f"v{i}") for i in range(5)])
+    ingestion_queue.events_enqueue(events=[event(f"v{i}") for i in range(5)])
     result = ingest(max_events=2)
     assert result.taken == 2
-    assert redis_client.llen(services.EVENT_QUEUE) == 3
+    assert redis_client.llen(ingestion_queue.EVENT_QUEUE) == 3
 
 
 @pytest.mark.django_db

@@ -14,8 +14,9 @@ from django.db import IntegrityError, connection, connections, transaction
 
 from core.pseudonym import pseudonymize
 from identity import services as identity_services
-from segments import services
-from segments.models import Event, Profile
+from ingestion import store as ingestion_store
+from profiles import services as profile_services
+from profiles.models import Event, Profile
 from tests.conftest import wait_for
 from tests.factories import event
 
@@ -68,9 +69,9 @@ def _orphans() -> int:
 @pytest.fixture
 def user_and_anonymous_visitor():
     # The user's profile first (older: it survives the merge), then an anonymous visitor's.
-    services.events_store(events=[event("laptop", "page_view")])
+    ingestion_store.events_store(events=[event("laptop", "page_view")])
     identity_services.visitor_identify(visitor="laptop", user_id="u-1")
-    services.events_store(events=[event("phone", "page_view")])
+    ingestion_store.events_store(events=[event("phone", "page_view")])
     return (
         Profile.objects.get(key=pseudonymize("laptop")),
         Profile.objects.get(key=pseudonymize("phone")),
@@ -83,7 +84,7 @@ def test_ingest__batch_locked_profile_first__merge_waits_and_moves_its_events(
     # Given a batch of the anonymous visitor stored but not yet committed
     survivor, anonymous = user_and_anonymous_visitor
     with transaction.atomic():
-        services.events_store(events=[event("phone", "add_to_cart", value="5.00")])
+        ingestion_store.events_store(events=[event("phone", "add_to_cart", value="5.00")])
         # When the visitor logs in meanwhile (a merge into the user's profile)
         merge, outcome = _in_thread(
             lambda: identity_services.visitor_identify(visitor="phone", user_id="u-1")
@@ -117,7 +118,7 @@ def test_ingest__merge_locked_profile_first__batch_refused_then_stored_on_surviv
     assert merged.wait(10)
     # When a batch of that visitor is stored meanwhile
     batch = [event("phone", "purchase", value="9.00")]
-    store, store_outcome = _in_thread(lambda: services.events_store(events=batch))
+    store, store_outcome = _in_thread(lambda: ingestion_store.events_store(events=batch))
     _wait_until_blocked_on_a_lock()
     release.set()
     merge.join(10)
@@ -127,7 +128,7 @@ def test_ingest__merge_locked_profile_first__batch_refused_then_stored_on_surviv
     assert "error" not in merge_outcome
     assert _orphans() == 0
     # ... and the retry stores it on the surviving profile
-    assert services.events_store(events=batch).stored == 1
+    assert ingestion_store.events_store(events=batch).stored == 1
     assert Event.objects.get(event_id=batch[0]["event_id"]).profile_id == survivor.pk
     assert not Profile.objects.filter(pk=anonymous.pk).exists()
     assert _orphans() == 0
@@ -139,7 +140,7 @@ def test_identify__new_visitor_while_batch_holds_users_profile__no_deadlock(
     # Given identify of a brand-new device pausing right after it made the device's profile
     survivor, _ = user_and_anonymous_visitor
     created, go = threading.Event(), threading.Event()
-    original = services.profiles_get_or_create
+    original = profile_services.profiles_get_or_create
 
     def create_then_pause(*, keys):
         found = original(keys=keys)
@@ -147,14 +148,14 @@ def test_identify__new_visitor_while_batch_holds_users_profile__no_deadlock(
         go.wait(10)
         return found
 
-    monkeypatch.setattr(services, "profiles_get_or_create", create_then_pause)
+    monkeypatch.setattr(profile_services, "profiles_get_or_create", create_then_pause)
     identify, identify_outcome = _in_thread(
         lambda: identity_services.visitor_identify(visitor="tablet", user_id="u-1")
     )
     assert created.wait(10)
     # When a batch holding the user's profile and the new device's first event comes in
     batch = [event("laptop", "page_view"), event("tablet", "page_view")]
-    store, store_outcome = _in_thread(lambda: services.events_store(events=batch))
+    store, store_outcome = _in_thread(lambda: ingestion_store.events_store(events=batch))
     wait_for(lambda: not store.is_alive() or _blocked_on_a_lock(), timeout=10, interval=0.02)
     go.set()
     identify.join(15)

@@ -12,18 +12,12 @@ from django.utils import timezone
 from content.models import Placement
 from core.pseudonym import pseudonymize
 from experiments.models import Experiment, Exposure
-from segments import services
-from segments.models import (
-    AuditAction,
-    AuditEntry,
-    ConsentRecord,
-    Event,
-    Profile,
-    Segment,
-    SegmentMembership,
-)
-from segments.selectors import profile_cache_key
-from segments.services import EVENT_QUEUE
+from ingestion import queue as ingestion_queue
+from ingestion.queue import EVENT_QUEUE
+from profiles import services as profile_services
+from profiles.models import AuditAction, AuditEntry, ConsentRecord, Event, Profile
+from profiles.selectors import profile_cache_key
+from segments.models import Segment, SegmentMembership
 from tests.factories import event, ingest, make_segment
 
 VISITOR = "visitor-9x2k@example.com"
@@ -47,11 +41,13 @@ def held(db, client, redis_client):
         content_type="application/json",
     )
     assert response.status_code == 201
-    services.events_enqueue(events=[event(VISITOR), event(VISITOR, "purchase", value="9.90")])
+    ingestion_queue.events_enqueue(
+        events=[event(VISITOR), event(VISITOR, "purchase", value="9.90")]
+    )
     ingest(max_events=100)
-    services.profile_set_traits(visitor=VISITOR, traits={"plan": "pro"})
+    profile_services.profile_set_traits(visitor=VISITOR, traits={"plan": "pro"})
     # Still queued (not ingested yet): one of this visitor's events and one of someone else's.
-    services.events_enqueue(events=[event(VISITOR, "search"), event("bystander")])
+    ingestion_queue.events_enqueue(events=[event(VISITOR, "search"), event("bystander")])
     key = pseudonymize(VISITOR)
     # No variants: only the experiment row the exposure points at is needed.
     placement = Placement.objects.create(key="hero", name="Hero")
@@ -208,7 +204,7 @@ def test_audit__entries__append_only(held):
 @pytest.mark.django_db
 def test_admin__export_action__downloads_json_and_audits(admin_client, held):
     # Given a profile, When a staff user runs "Export as JSON" on it
-    url = reverse("admin:segments_profile_changelist")
+    url = reverse("admin:profiles_profile_changelist")
     response = admin_client.post(url, {"action": "export_json", "_selected_action": [held.pk]})
     # Then a JSON attachment of the export comes back and the export is audited
     assert response.status_code == 200
@@ -220,7 +216,7 @@ def test_admin__export_action__downloads_json_and_audits(admin_client, held):
 @pytest.mark.django_db
 def test_admin__erase_action__confirms_then_erases(admin_client, held, redis_client):
     # Given a profile, When "Erase" is chosen, Then a confirmation page comes first
-    url = reverse("admin:segments_profile_changelist")
+    url = reverse("admin:profiles_profile_changelist")
     form = {"action": "erase", "_selected_action": [held.pk]}
     response = admin_client.post(url, form)
     assert response.status_code == 200
@@ -237,10 +233,10 @@ def test_admin__erase_action__confirms_then_erases(admin_client, held, redis_cli
 
 @pytest.mark.django_db
 def test_admin__audit_log__read_only_list_loads(admin_client, held):
-    url = reverse("admin:segments_auditentry_changelist")
+    url = reverse("admin:profiles_auditentry_changelist")
     response = admin_client.get(url, {"action__exact": "consent_change"})
     assert response.status_code == 200
-    assert admin_client.get(reverse("admin:segments_auditentry_add")).status_code == 403
+    assert admin_client.get(reverse("admin:profiles_auditentry_add")).status_code == 403
 
 
 @pytest.mark.django_db

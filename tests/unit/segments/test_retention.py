@@ -10,9 +10,10 @@ from django.test import override_settings
 from django.utils import timezone
 
 from core.pseudonym import pseudonymize
-from segments import privacy, tasks
-from segments.models import AuditAction, AuditEntry, Event, Profile
-from segments.selectors import profile_get_cached
+from ingestion import retention
+from ingestion import tasks as ingestion_tasks
+from profiles.models import AuditAction, AuditEntry, Event, Profile
+from profiles.selectors import profile_get_cached
 from tests.factories import event, store
 
 
@@ -36,7 +37,7 @@ def test_purge__old_and_recent__old_deleted_aggregates_recomputed(redis_client):
     profile = Profile.objects.get(key=pseudonymize("ann"))
     assert profile.aggregates["purchase_count"] == 1
     # When events older than 395 days are purged
-    result = privacy.events_purge_expired(
+    result = retention.events_purge_expired(
         older_than=timezone.now() - timedelta(days=395), batch_size=100, max_batches=5
     )
     # Then only the old one is gone, and the aggregates (database and cache) no longer count it
@@ -63,14 +64,14 @@ def test_purge__more_than_a_run__bounded_batches_then_finished_by_next_run():
     )
     older_than = timezone.now() - timedelta(days=395)
     # When one run may delete at most 2 batches of 3
-    first = privacy.events_purge_expired(older_than=older_than, batch_size=3, max_batches=2)
+    first = retention.events_purge_expired(older_than=older_than, batch_size=3, max_batches=2)
     # Then it deletes 6, oldest first, and says it is not complete
     assert (first.batches, first.deleted, first.complete) == (2, 6, False)
     assert list(Event.objects.values_list("profile__key", flat=True)) == [pseudonymize("v0")]
     # When the next run comes, Then it finishes; a third run finds nothing (idempotent)
-    second = privacy.events_purge_expired(older_than=older_than, batch_size=3, max_batches=2)
+    second = retention.events_purge_expired(older_than=older_than, batch_size=3, max_batches=2)
     assert (second.deleted, second.complete) == (1, True)
-    third = privacy.events_purge_expired(older_than=older_than, batch_size=3, max_batches=2)
+    third = retention.events_purge_expired(older_than=older_than, batch_size=3, max_batches=2)
     assert (third.batches, third.deleted, third.complete) == (0, 0, True)
     assert not Event.objects.exists()
     # And profiles are kept (they hold consent and traits), with empty aggregates
@@ -85,7 +86,7 @@ def test_purge_task__uses_setting_and_returns_numbers():
     _store("ann", 40)
     _store("ann", 10)
     # When the task runs
-    totals = tasks.events_purge_expired.apply().get()
+    totals = ingestion_tasks.events_purge_expired.apply().get()
     # Then it deleted the older one and says so
     assert totals == {"batches": 1, "deleted": 1, "profiles": 1, "complete": True}
     assert Event.objects.count() == 1
@@ -101,7 +102,7 @@ def test_purge__first_and_last_seen__no_older_than_what_is_kept():
     _store("bob", 420)
     older_than = timezone.now() - timedelta(days=395)
     # When the old events are purged
-    privacy.events_purge_expired(older_than=older_than, batch_size=100, max_batches=5)
+    retention.events_purge_expired(older_than=older_than, batch_size=100, max_batches=5)
     # Then ann's first_seen is her earliest event left; bob's dates are the retention boundary
     ann = Profile.objects.get(key=pseudonymize("ann"))
     bob = Profile.objects.get(key=pseudonymize("bob"))
@@ -111,6 +112,6 @@ def test_purge__first_and_last_seen__no_older_than_what_is_kept():
     assert bob.last_seen >= older_than
     # And a last_seen older than the boundary (all its events purged) moves to it too
     Profile.objects.filter(pk=bob.pk).update(last_seen=timezone.now() - timedelta(days=420))
-    privacy.events_purge_expired(older_than=older_than, batch_size=100, max_batches=5)
+    retention.events_purge_expired(older_than=older_than, batch_size=100, max_batches=5)
     bob.refresh_from_db()
     assert bob.last_seen == older_than

@@ -12,11 +12,12 @@ from hypothesis import strategies as st
 
 from core.pseudonym import pseudonymize
 from identity.importers import read_cdnow
+from profiles.models import Profile
+from profiles.selectors import profile_get_cached
 from segments import rfm, runs
 from segments.engine.rfm import GRID, SEGMENTS, quintile_scores, rfm_score, segment_of
 from segments.kinds import ConfigError, get_kind
-from segments.models import Profile, Segment, SegmentKpi, SegmentMembership
-from segments.selectors import profile_get_cached
+from segments.models import Segment, SegmentKpi, SegmentMembership
 from segments.tasks import rfm_refresh, segments_kpis_refresh
 from tests.conftest import wait_for
 from tests.factories import event, store

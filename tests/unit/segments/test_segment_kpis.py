@@ -10,9 +10,10 @@ from django.test import override_settings
 from django.utils import timezone
 
 from core.pseudonym import pseudonymize
+from profiles.models import Profile
 from segments import kpis, runs
 from segments.guardrails import condition_segment_keys, segment_warnings, segments_overlap
-from segments.models import Profile, Segment, SegmentKpi, SegmentMembership, SegmentMembershipChange
+from segments.models import Segment, SegmentKpi, SegmentMembership, SegmentMembershipChange
 from tests.factories import event, make_placement, make_variant, store
 
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 import pytest
 
 from identity.services import visitor_identify, visitor_set_traits
+from profiles.models import Profile
 from segments.kinds import get_kind
-from segments.models import Profile, RunStatus, SegmentMembership, SegmentRun
+from segments.models import RunStatus, SegmentMembership, SegmentRun
 from segments.tasks import segment_run as segment_run_task
 from tests.factories import make_segment
 

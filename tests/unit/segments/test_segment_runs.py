@@ -6,19 +6,19 @@ import signal
 
 import pytest
 
+from profiles.models import Profile
+from profiles.selectors import profile_get_cached
 from segments import runs
 from segments.kinds import _REGISTRY as KIND_REGISTRY
 from segments.kinds import SegmentKindSpec, kind_choices, register
 from segments.models import (
     MembershipEvent,
-    Profile,
     RunStatus,
     Segment,
     SegmentMembership,
     SegmentMembershipChange,
     SegmentRun,
 )
-from segments.selectors import profile_get_cached
 from segments.tasks import segment_run as segment_run_task
 from tests.conftest import start_worker, wait_for
 

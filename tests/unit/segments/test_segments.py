@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 
 from core.pseudonym import pseudonymize
+from ingestion import queue as ingestion_queue
+from profiles.models import Profile
+from profiles.selectors import profile_get_cached
 from segments import services
-from segments.models import Profile, SegmentMembership
-from segments.selectors import profile_get_cached
+from segments.models import SegmentMembership
 from tests.factories import event, ingest, make_segment
 
 BUYERS = {"profile.aggregates.purchase_count": {"$gte": 2}}
@@ -18,7 +20,9 @@ def test_ingest__profile_meets_condition__joins_segment_in_real_time():
     # Given a segment of repeat buyers
     segment = make_segment("buyers", BUYERS)
     # When a visitor's second purchase is ingested
-    services.events_enqueue(events=[event("eve", "purchase", value="1"), event("eve", "purchase")])
+    ingestion_queue.events_enqueue(
+        events=[event("eve", "purchase", value="1"), event("eve", "purchase")]
+    )
     ingest(max_events=10)
     # Then the visitor is a member, and the cached profile says so
     profile = Profile.objects.get(key=pseudonymize("eve"))
@@ -32,7 +36,7 @@ def test_ingest__profile_meets_condition__joins_segment_in_real_time():
 def test_segment_recompute__condition_changed__members_swapped():
     # Given profiles with 0, 1 and 3 purchases, and a segment of repeat buyers
     for name, purchases in [("p0", 0), ("p1", 1), ("p3", 3)]:
-        services.events_enqueue(
+        ingestion_queue.events_enqueue(
             events=[event(name)] + [event(name, "purchase") for _ in range(purchases)]
         )
     ingest(max_events=100)
@@ -53,7 +57,7 @@ def test_segment_recompute__condition_changed__members_swapped():
 
 @pytest.mark.django_db
 def test_segment_recompute__twice__changes_nothing():
-    services.events_enqueue(events=[event("x", "purchase"), event("x", "purchase")])
+    ingestion_queue.events_enqueue(events=[event("x", "purchase"), event("x", "purchase")])
     ingest(max_events=10)
     segment = make_segment("buyers", BUYERS)
     services.segment_recompute(segment_id=segment.pk)

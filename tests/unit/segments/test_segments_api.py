@@ -11,8 +11,9 @@ from django.core.management import call_command
 
 from access import services as access_services
 from core.pseudonym import pseudonymize
+from profiles.models import Profile
 from segments import runs
-from segments.models import Profile, Segment, SegmentMembership, SegmentRun, StaticListEntry
+from segments.models import Segment, SegmentMembership, SegmentRun, StaticListEntry
 
 BASE = "/api/v1/segments"
 

@@ -10,8 +10,9 @@ from django.core.management import call_command
 from django.db import connection
 
 from core.pseudonym import pseudonymize
+from profiles.models import Profile
 from segments import runs
-from segments.models import Profile, Segment, SegmentMembership, StaticListEntry
+from segments.models import Segment, SegmentMembership, StaticListEntry
 from segments.static_lists import (
     StaticListError,
     static_keys_from_csv,
@@ -130,7 +131,7 @@ def test_segment_import__100k_ids__under_a_minute_with_progress(static_segment, 
 
 @pytest.mark.django_db
 def test_profile_erase__listed_visitor_and_user__static_entries_deleted(static_segment):
-    from segments import privacy
+    from profiles import privacy
 
     # Given a visitor listed by visitor id and by user id
     Profile.objects.create(key=pseudonymize("dora"), user_key=pseudonymize("user-7"))

@@ -14,8 +14,10 @@ from django.test import override_settings
 
 from core.pseudonym import pseudonymize
 from identity.models import TraitDefinition
-from segments import runs, services
-from segments.models import DeliveryStatus, Profile, Segment, SegmentTrigger, WebhookDelivery
+from profiles import services as profile_services
+from profiles.models import Profile
+from segments import runs
+from segments.models import DeliveryStatus, Segment, SegmentTrigger, WebhookDelivery
 from segments.webhooks import retry_delay, signature_header, signature_verify
 from tests.conftest import start_worker, wait_for
 from tests.factories import event, store
@@ -202,7 +204,7 @@ def test_webhooks__ingestion_enters_segment__delivery_queued_without_waiting(rec
     # And exits trigger too (on_exit) once the visitor stops matching
     segment.condition = {"profile.aggregates.purchase_count": {"$gte": 5}}
     segment.save()
-    services.profiles_refresh(profile_ids=[delivery.profile_id])
+    profile_services.profiles_refresh(profile_ids=[delivery.profile_id])
     assert list(WebhookDelivery.objects.order_by("pk").values_list("event", flat=True)) == [
         "entered",
         "exited",
@@ -211,7 +213,7 @@ def test_webhooks__ingestion_enters_segment__delivery_queued_without_waiting(rec
 
 @pytest.mark.django_db
 def test_webhooks__erasure__deliveries_of_the_visitor_deleted():
-    from segments import privacy
+    from profiles import privacy
 
     _people()
     segment = Segment.objects.create(
@@ -283,7 +285,7 @@ def test_webhook_attempt__consent_withdrawn_before_send__not_sent(receivers):
 
 @pytest.mark.django_db
 def test_profile_export__segment_history_and_deliveries__included():
-    from segments import privacy
+    from profiles import privacy
 
     _people()
     segment = Segment.objects.create(

@@ -14,19 +14,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.pseudonym import pseudonymize
+from ingestion import queue as ingestion_queue
 from personalization.decide import decide
 from personalization.snapshot import snapshot_build
 from personalization.visitors import visitor_load
-from rules import compile_condition, evaluation_clock
-from segments import services
-from segments.aggregates import (
+from profiles.aggregates import (
     BUCKET_CATEGORY_TOP,
     AggEvent,
     aggregates_apply,
     aggregates_from_events,
 )
-from segments.models import Profile, SegmentMembership
-from segments.selectors import profile_get_cached
+from profiles.models import Profile
+from profiles.selectors import profile_get_cached
+from rules import compile_condition, evaluation_clock
+from segments import services
+from segments.models import SegmentMembership
 from segments.windows import (
     Windows,
     profile_windowed,
@@ -165,7 +167,7 @@ def test_segment__three_jazz_views_this_week__joins_then_leaves_with_the_clock()
         "jazz-fans", {"profile.windows.7d.product_view.category.Jazz": {"$gte": 3}}
     )
     now = datetime.now(UTC)
-    services.events_enqueue(
+    ingestion_queue.events_enqueue(
         events=[
             event(
                 "jo",
@@ -202,7 +204,7 @@ def test_decide__window_condition__folded_at_the_decisions_now() -> None:
     placement = make_placement()
     make_variant(placement, "loyal", condition={"profile.windows.30d.purchase.count": {"$gte": 1}})
     now = datetime.now(UTC)
-    services.events_enqueue(
+    ingestion_queue.events_enqueue(
         events=[
             event("bo", "purchase", value="12", occurred_at=(now - timedelta(days=2)).isoformat())
         ]
@@ -239,7 +241,7 @@ def test_preview__window_condition__matches_like_the_decision(admin_client) -> N
         placement, "loyal", condition={"profile.windows.30d.purchase.count": {"$gte": 1}}
     )
     ago = (datetime.now(UTC) - timedelta(days=2)).isoformat()
-    services.events_enqueue(events=[event("pre", "purchase", value="5", occurred_at=ago)])
+    ingestion_queue.events_enqueue(events=[event("pre", "purchase", value="5", occurred_at=ago)])
     ingest(max_events=10)
 
     # When the editor previews the variant as that visitor

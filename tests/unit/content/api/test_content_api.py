@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 
 from content.models import BlockType, Placement, Variant, VariantRevision, VariantStatus
-from segments.models import AuditAction, AuditEntry, Profile
+from profiles.models import AuditAction, AuditEntry, Profile
 from tests.factories import make_variant
 
 VARIANTS = "/api/v1/variants"

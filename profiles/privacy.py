@@ -1,4 +1,11 @@
-"""Privacy writes: consent changes, export and erasure of a visitor, retention, the audit log.
+"""Privacy: export and erasure of a visitor (consent changes: services.consent_record; the
+audit log: audit.py; retention: ingestion/retention.py).
+
+Export and erasure reach every store that holds the visitor: profiles' own tables, the
+ingestion queue and locks, segments' memberships, history, deliveries and static lists,
+experiments' exposures, recommendations, Redis. That list is written out here, in one module,
+so that a reader (or an auditor) sees every store an erasure touches; it is the one module of
+profiles that imports the apps above it (declared in pyproject's import contracts).
 
 Every function takes the pseudonymous profile key, never the raw visitor id: the API layer
 pseudonymises at the boundary. Consent changes, exports and erasures each leave an AuditEntry;
@@ -12,46 +19,33 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import redis
 from django.apps import apps
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max, Min, OuterRef, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from core.errors import Unavailable, unavailable_on_redis_error
-from core.redis import get_redis, key
+from core.pseudonym import pseudonymize
+from core.redis import KEY_PREFIX, get_redis, key
 from core.signals import keys_written
 from experiments.models import Exposure
-
-from .consent import consent_merge
-from .models import (
-    AuditAction,
-    AuditEntry,
-    ConsentRecord,
-    Event,
-    PendingAggregate,
-    Profile,
+from ingestion.models import PendingAggregate
+from ingestion.queue import AGGREGATE_LOCK, ingest_lanes
+from segments.models import (
+    SegmentMembership,
+    SegmentMembershipChange,
     StaticIdType,
     StaticListEntry,
+    WebhookDelivery,
 )
-from .selectors import (
-    profile_export_data,
-    profile_keys_resolve,
-    redis_visitor_scan,
-)
-from .services import (
-    AGGREGATE_LOCK,
-    ingest_lanes,
-    profiles_get_or_create,
-    profiles_recompute_aggregates,
-    profiles_refresh,
-    segments_member_count_refresh,
-    time_due_forget,
-)
+from segments.services import segments_member_count_refresh, time_due_forget
+
+from .audit import audit_record
+from .models import AuditAction, AuditEntry, ConsentRecord, Event, Profile
+from .selectors import profile_and_keys_resolve, profile_get_cached, profile_keys_resolve
 
 logger = logging.getLogger(__name__)
 
@@ -70,67 +64,6 @@ class ErasureBusy(Unavailable):
     field = "visitor"
     message = ERASE_UNAVAILABLE
     retry_after = ERASE_RETRY_AFTER
-
-
-def audit_record(
-    *, action: str, actor: str, subject: str = AuditEntry.REDACTED, details: dict | None = None
-) -> AuditEntry:
-    """Append one audit entry. `details` must hold counts and choices, never personal data."""
-    return AuditEntry.objects.create(
-        action=action, actor=actor or "api", subject=subject, details=details or {}
-    )
-
-
-@unavailable_on_redis_error(
-    "Profile store unavailable; nothing was recorded, retry later.", field="visitor"
-)
-def consent_record(
-    *,
-    profile_key: str,
-    purposes: dict[str, bool],
-    source: str,
-    policy_version: str,
-    gpc: bool,
-    actor: str,
-) -> ConsentRecord:
-    """Append a consent record, make it the profile's current consent, cache and audit it.
-
-    The Redis profile document is rewritten inside the transaction: if Redis is down the change
-    is rolled back (redis.RedisError), rather than leaving decide reading a stale consent.
-    """
-    # A merged-away visitor id records on the profile that absorbed it.
-    profile_key = profile_keys_resolve(profile_key=profile_key)[0]
-    with transaction.atomic():
-        profiles_get_or_create(keys=[profile_key])
-        profile = Profile.objects.select_for_update().get(key=profile_key)
-        before = dict(profile.consent)
-        state = consent_merge(before, purposes, gpc=gpc)
-        record = ConsentRecord.objects.create(
-            profile=profile,
-            purposes=state,
-            source=source,
-            policy_version=policy_version,
-            gpc=gpc,
-        )
-        profile.consent = state
-        profile.save(update_fields=["consent"])
-        audit_record(
-            action=AuditAction.CONSENT_CHANGE,
-            actor=actor,
-            subject=profile_key,
-            details={
-                "before": before,
-                "after": state,
-                "source": source,
-                "policy_version": policy_version,
-                "gpc": gpc,
-            },
-        )
-        # Conditions may read profile.consent, so memberships are refreshed with the cache. The
-        # refresh writes the document under every alias key too: decide reads an alias's own key,
-        # and it must not keep serving the old consent.
-        profiles_refresh(profile_ids=[profile.pk])
-    return record
 
 
 @unavailable_on_redis_error(
@@ -240,7 +173,7 @@ def persistence_rewrite_schedule() -> bool:
             AOF_REWRITE_PENDING, "1", nx=True, ex=AOF_REWRITE_DELAY_SECONDS * 10
         ):
             return False
-        from .tasks import redis_persistence_rewrite
+        from profiles.tasks import redis_persistence_rewrite
 
         redis_persistence_rewrite.apply_async(countdown=AOF_REWRITE_DELAY_SECONDS)
         return True
@@ -336,80 +269,174 @@ def _recommendations_erase(*, profile: Profile) -> int:
     return deleted
 
 
-@dataclass(frozen=True, slots=True)
-class PurgeResult:
-    batches: int
-    deleted: int
-    profiles: int
-    complete: bool
-
-
-def events_purge_expired(
-    *, older_than: datetime, batch_size: int = 5000, max_batches: int = 20
-) -> PurgeResult:
-    """Delete events that occurred before `older_than`, oldest first, in bounded batches.
-
-    Each batch is one transaction that also recomputes its profiles' aggregates, so a run cut
-    short leaves consistent profiles; `complete` says whether anything older is left. Profiles
-    are kept (they hold consent and traits) even when no event is left.
-    """
-    touched: set[int] = set()
-    deleted = batches = 0
-    complete = False
-    for _ in range(max_batches):
-        with transaction.atomic():
-            rows = list(
-                Event.objects.filter(occurred_at__lt=older_than)
-                .order_by("occurred_at", "id")
-                .values_list("pk", "profile_id")[:batch_size]
-            )
-            if not rows:
-                complete = True
-                break
-            Event.objects.filter(pk__in=[pk for pk, _ in rows]).delete()
-            profile_ids = {profile_id for _, profile_id in rows}
-            profiles_recompute_aggregates(profile_ids=list(profile_ids))
-        batches += 1
-        deleted += len(rows)
-        touched |= profile_ids
-        if len(rows) < batch_size:
-            complete = True
-            break
-    _seen_dates_clamp(older_than=older_than)
-    ids = sorted(touched)
-    for start in range(0, len(ids), 1000):
-        profiles_refresh(profile_ids=ids[start : start + 1000])
-    if deleted:
-        audit_record(
-            action=AuditAction.RETENTION_PURGE,
-            actor="system",
-            details={
-                "older_than": older_than.isoformat(),
-                "events": deleted,
-                "profiles": len(ids),
-                "batches": batches,
-                "complete": complete,
-            },
-        )
-    return PurgeResult(batches, deleted, len(ids), complete)
-
-
-def _seen_dates_clamp(*, older_than: datetime) -> int:
-    """Profiles' first_seen and last_seen no older than what retention keeps: the earliest and
-    latest event left, or the retention boundary when none is left (a purged date would still
-    say when the visitor was active). Returns the profiles changed."""
-    events = Event.objects.filter(profile_id=OuterRef("pk")).order_by().values("profile_id")
-    earliest = Subquery(events.annotate(at=Min("occurred_at")).values("at")[:1])
-    latest = Subquery(events.annotate(at=Max("occurred_at")).values("at")[:1])
-    changed = Profile.objects.filter(first_seen__lt=older_than).update(
-        first_seen=Coalesce(earliest, Value(older_than))
-    )
-    changed += Profile.objects.filter(last_seen__lt=older_than).update(
-        last_seen=Coalesce(latest, Value(older_than))
-    )
-    return changed
-
-
 def export_json(data: dict[str, Any]) -> str:
     """The export as a downloadable document (what the admin action serves)."""
     return json.dumps(data, indent=2, sort_keys=True, default=str)
+
+
+def profile_exposures(*, profile_keys: list[str]) -> list[dict[str, Any]]:
+    rows = Exposure.objects.filter(profile_key__in=profile_keys).select_related("experiment")
+    return [
+        {
+            "experiment": row.experiment.key,
+            "arm": row.arm_key,
+            "first_exposed_at": _isoformat(row.first_exposed_at),
+        }
+        for row in rows
+    ]
+
+
+def redis_visitor_scan(*, profile_keys: list[str]) -> dict[str, Any]:
+    """Every Mosaic Redis key that names the visitor, and every list item that holds it.
+
+    Keys are found by name (one of the visitor's keys appears in it: the profile cache, alias
+    caches, exposure dedupe keys); list items (the event queue, the exposure buffer) by content:
+    one of the keys in the item, or a JSON object whose "visitor" pseudonymises to one of them.
+    Cost is a SCAN of the Mosaic keyspace plus reading its lists: fine for rare privacy
+    requests, not for a hot path.
+    """
+    r = get_redis()
+    named: set[str] = set()
+    for profile_key in profile_keys:
+        named.update(
+            k.decode() for k in r.scan_iter(match=f"{KEY_PREFIX}*{profile_key}*", count=1000)
+        )
+    wanted = set(profile_keys)
+    items: dict[str, list[bytes]] = {}
+    for name in r.scan_iter(match=f"{KEY_PREFIX}*", count=1000, _type="list"):
+        held = [raw for raw in r.lrange(name, 0, -1) if _item_holds_visitor(raw, wanted)]
+        if held:
+            items[name.decode()] = held
+    return {"keys": sorted(named), "list_items": items}
+
+
+def _item_holds_visitor(raw: bytes, profile_keys: set[str]) -> bool:
+    text = raw.decode(errors="replace")
+    if any(k in text for k in profile_keys):
+        return True
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return False
+    if not isinstance(data, dict) or "visitor" not in data:
+        return False
+    return pseudonymize(str(data["visitor"])) in profile_keys
+
+
+def profile_export_data(*, profile_key: str) -> dict[str, Any] | None:
+    """Everything Mosaic holds on one visitor, JSON-ready; None when no store holds anything.
+
+    Raises redis.RedisError when Redis is unavailable (an export must not be silently partial).
+    """
+    profile, profile_keys = profile_and_keys_resolve(profile_key=profile_key)
+    cached = profile_get_cached(profile_key=profile_keys[0])
+    redis_found = redis_visitor_scan(profile_keys=profile_keys)
+    exposures = profile_exposures(profile_keys=profile_keys)
+    queued = [_decode_item(raw) for held in redis_found["list_items"].values() for raw in held]
+    if not (profile or cached or redis_found["keys"] or queued or exposures):
+        return None
+    data: dict[str, Any] = {
+        "generated_at": timezone.now().isoformat(),
+        "profile": None,
+        "events": [],
+        "consent_history": [],
+        "segments": [],
+        "experiments": {
+            "exposures": exposures,
+            "assignments": [],
+            "note": (
+                "Experiment assignments are not stored: each is recomputed on request from a "
+                "hash of the pseudonymous key. Recorded exposures are listed above."
+            ),
+        },
+        "redis": {
+            "profile_document": cached,
+            "keys": redis_found["keys"],
+            "pending_items": queued,
+        },
+        # The audit log's entries about this visitor (consent changes, exports, merges...):
+        # they name the person by their pseudonymous key, so they are theirs to see too.
+        "audit_entries": [
+            {
+                "action": entry.action,
+                "actor": entry.actor,
+                "created_at": _isoformat(entry.created_at),
+                "details": entry.details,
+            }
+            for entry in AuditEntry.objects.filter(subject__in=profile_keys).order_by(
+                "created_at", "id"
+            )
+        ],
+    }
+    if profile is None:
+        return data
+    data["profile"] = {
+        "key": profile.key,
+        "user_key": profile.user_key,
+        "traits": profile.traits,
+        "aggregates": profile.aggregates,
+        "consent": profile.consent,
+        "aliases": profile_keys[1:],
+        "first_seen": _isoformat(profile.first_seen),
+        "last_seen": _isoformat(profile.last_seen),
+    }
+    data["events"] = [
+        {
+            "event_id": str(e.event_id),
+            "type": e.type,
+            "name": e.name,
+            "properties": e.properties,
+            "value": str(e.value) if e.value is not None else None,
+            "currency": e.currency,
+            "context": e.context,
+            "occurred_at": _isoformat(e.occurred_at),
+            "received_at": _isoformat(e.received_at),
+        }
+        for e in Event.objects.filter(profile=profile).order_by("occurred_at", "id").iterator()
+    ]
+    data["consent_history"] = [
+        {
+            "purposes": c.purposes,
+            "source": c.source,
+            "policy_version": c.policy_version,
+            "gpc": c.gpc,
+            "recorded_at": _isoformat(c.recorded_at),
+        }
+        for c in ConsentRecord.objects.filter(profile=profile).order_by("recorded_at", "id")
+    ]
+    data["segments"] = [
+        {"key": m.segment.key, "since": _isoformat(m.since)}
+        for m in SegmentMembership.objects.filter(profile=profile)
+        .select_related("segment")
+        .order_by("segment__key")
+    ]
+    data["segment_history"] = [
+        {"segment": c.segment.key, "event": c.event, "at": _isoformat(c.at)}
+        for c in SegmentMembershipChange.objects.filter(profile=profile)
+        .select_related("segment")
+        .order_by("at", "id")
+    ]
+    data["webhook_deliveries"] = [
+        {
+            "segment": d.trigger.segment.key,
+            "event": d.event,
+            "status": d.status,
+            "created_at": _isoformat(d.created_at),
+            "body": d.body,
+        }
+        for d in WebhookDelivery.objects.filter(profile=profile)
+        .select_related("trigger__segment")
+        .order_by("created_at", "id")
+    ]
+    return data
+
+
+def _decode_item(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode(errors="replace")
+
+
+def _isoformat(value) -> str | None:
+    return value.isoformat() if value is not None else None

@@ -14,63 +14,19 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
+from core.serializers import BoundedDictField, StrictSerializer
 from core.validators import (
     MAX_JSON_DEPTH,
     has_control_characters,
     json_depth,
     validate_visitor_id,
 )
-
-from .aggregates import CENT
-from .models import EventType
+from profiles.aggregates import CENT
+from profiles.models import EventType
 
 MAX_FUTURE = timedelta(minutes=10)
 MAX_UTM = 20  # utm_* parameters of a context (five are standard)
 MAX_AGE = timedelta(days=365 * 5)
-
-
-# At most this many unknown keys are named in an answer (a body may hold 150,000 of them).
-MAX_NAMED_UNKNOWN = 10
-
-
-class StrictSerializer(serializers.Serializer):
-    """Rejects keys it does not declare, naming them (the first few), instead of silently
-    dropping them; a body with far more keys than the serializer has fields is refused before
-    any work."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, dict):
-            if len(data) > 4 * len(self.fields) + MAX_NAMED_UNKNOWN:
-                raise serializers.ValidationError(
-                    [f"Too many fields ({len(data):,}); at most {len(self.fields)} are known."]
-                )
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                named = {name: ["Unknown field."] for name in unknown[:MAX_NAMED_UNKNOWN]}
-                raise serializers.ValidationError(named)
-        return super().to_internal_value(data)
-
-
-class BoundedListField(serializers.ListField):
-    """A ListField refusing a list longer than max_length before validating any item."""
-
-    def to_internal_value(self, data):
-        if self.max_length is not None and isinstance(data, list) and len(data) > self.max_length:
-            self.fail("max_length", max_length=self.max_length)
-        return super().to_internal_value(data)
-
-
-class BoundedDictField(serializers.DictField):
-    """A DictField refusing more than max_items keys before validating any value."""
-
-    def __init__(self, *args, max_items: int, **kwargs):
-        self.max_items = max_items
-        super().__init__(*args, **kwargs)
-
-    def to_internal_value(self, data):
-        if isinstance(data, dict) and len(data) > self.max_items:
-            raise serializers.ValidationError(f"At most {self.max_items} keys.")
-        return super().to_internal_value(data)
 
 
 class EventContextSerializer(StrictSerializer):
@@ -331,48 +287,3 @@ class EventBatchSerializer(StrictSerializer):
                 f"At most {limit} events per batch; got {len(value)}."
             )
         return value
-
-
-class StrictBooleanField(serializers.BooleanField):
-    """Only JSON true/false: a consent choice sent as "yes" or 1 is a client bug, not a choice."""
-
-    default_error_messages = {"invalid": "Must be true or false."}
-
-    def to_internal_value(self, data):
-        if not isinstance(data, bool):
-            self.fail("invalid")
-        return data
-
-
-class ConsentPurposesSerializer(StrictSerializer):
-    necessary = StrictBooleanField(required=False)
-    analytics = StrictBooleanField(required=False)
-    personalization = StrictBooleanField(required=False)
-    marketing = StrictBooleanField(required=False)
-
-    def validate_necessary(self, value):
-        if value is not True:
-            raise serializers.ValidationError("Necessary processing cannot be refused.")
-        return value
-
-    def validate(self, attrs):
-        if not attrs:
-            raise serializers.ValidationError("Give at least one purpose.")
-        return attrs
-
-
-class ConsentSerializer(StrictSerializer):
-    """POST /api/v1/consent: a (possibly partial) choice per purpose."""
-
-    visitor = serializers.CharField(max_length=200, validators=[validate_visitor_id])
-    purposes = ConsentPurposesSerializer()
-    source = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
-    policy_version = serializers.CharField(
-        max_length=32, required=False, allow_blank=True, default=""
-    )
-
-
-class VisitorPathSerializer(StrictSerializer):
-    """The visitor id taken from the URL of the privacy endpoints."""
-
-    visitor = serializers.CharField(max_length=200, validators=[validate_visitor_id])

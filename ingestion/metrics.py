@@ -7,14 +7,14 @@ from collections.abc import Iterator
 import redis
 from django.db import DatabaseError
 
-from . import services
+from . import aggregate, queue
 
 
 def ingestion_gauges() -> Iterator[tuple[str, str, float]]:
     """Events waiting in Redis (queue and lanes' processing lists) and stored events waiting for
     stage 2. A store that does not answer leaves its gauge out (an absent series, not a zero)."""
     try:
-        depth: int | None = services.events_queue_length()
+        depth: int | None = queue.events_queue_length()
     except redis.RedisError:
         depth = None
     if depth is not None:
@@ -24,7 +24,7 @@ def ingestion_gauges() -> Iterator[tuple[str, str, float]]:
             depth,
         )
     try:
-        pending: int | None = services.events_pending_aggregation()
+        pending: int | None = aggregate.events_pending_aggregation()
     except DatabaseError:
         pending = None
     if pending is not None:
