@@ -288,11 +288,11 @@ def time_driven_latency(abandoners: int, time_limit: float = 240.0) -> dict[str,
 
             django.setup()
             from core.pseudonym import pseudonymize
+            from core.redis import get_redis
             from ingestion import aggregate as ingestion_aggregate
             from ingestion import queue as ingestion_queue
             from ingestion import store as ingestion_store
             from profiles.selectors import profile_cache_key
-            from segments import services
             from segments.models import Segment
 
             Segment.objects.create(
@@ -370,7 +370,7 @@ def time_driven_latency(abandoners: int, time_limit: float = 240.0) -> dict[str,
             if ingest_seconds > 20:
                 print(f"warning: ingestion took {ingest_seconds:.1f} s, past the first moments")
 
-            r = services.get_redis()
+            r = get_redis()
             keys = {v: profile_cache_key(pseudonymize(v)) for v in [*moments, *buyers]}
             entered: dict[str, float] = {}
             early: list[str] = []

@@ -1,4 +1,4 @@
-"""Ingestion's gauges, measured when /metrics is scraped (registered in SegmentsConfig.ready)."""
+"""Ingestion's gauges, measured when /metrics is scraped (registered in IngestionConfig.ready)."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BASELINE = ROOT / "mypy-baseline.txt"
 PACKAGES = [
     "config", "core", "rules", "personalization", "segments", "content", "experiments",
-    "identity", "access", "demo", "recommendations", "analysis",
+    "identity", "access", "demo", "recommendations", "analysis", "profiles", "ingestion",
 ]  # fmt: skip
 _ERROR = re.compile(
     r"^(?P<path>[^:]+):\d+(?::\d+)?: error: (?P<message>.*?)\s+\[(?P<code>[\w-]+)\]$"
