@@ -12,7 +12,7 @@ from tests.factories import make_experiment, make_placement, make_segment, make_
 MODELS = [
     model
     for model in admin.site._registry
-    if model._meta.app_label in {"segments", "content", "experiments"}
+    if model._meta.app_label in {"profiles", "segments", "content", "experiments"}
 ]
 
 
