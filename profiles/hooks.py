@@ -4,7 +4,7 @@ A profile's document (what decide reads) holds its segment keys, and a change to
 (new events, traits, consent) must re-evaluate its condition segments before the document is
 rewritten. Segments depend on profiles, not the reverse: `SegmentsConfig.ready()` registers
 both here, so `profiles_refresh` and `profile_cache_write` call them without an import of
-segments (the import-linter contract "profiles and ingestion do not import segments").
+segments (the import-linter contract "profiles-ingestion-segments" in pyproject.toml).
 Without registrations (a script that never loaded the segments app) a refresh writes documents
 with no segment keys.
 """

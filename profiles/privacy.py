@@ -261,7 +261,7 @@ def _database_erase(*, profile_keys: list[str]) -> dict[str, int]:
 def _recommendations_erase(*, profile: Profile) -> int:
     """The visitor's precomputed recommendations (their copy in the Redis profile document goes
     with the document). Their events go with the profile, so the next training leaves them out.
-    By name: recommendations imports segments."""
+    By name: recommendations imports profiles."""
     if not apps.is_installed("recommendations"):
         return 0
     model = apps.get_model("recommendations", "VisitorRecommendation")

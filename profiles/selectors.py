@@ -48,7 +48,7 @@ def profile_document(
 def profile_recommendations(*, profile_ids: list[int]) -> dict[int, dict[str, Any]]:
     """The precomputed top-N of these profiles ({"run": id, "items": [sku, ...]}), if any.
 
-    Looked up by name, like alias_model(): recommendations imports segments (its rows point at
+    Looked up by name, like alias_model(): recommendations imports profiles (its rows point at
     profiles), so importing it here would make the two apps import each other.
     """
     if not profile_ids or not apps.is_installed("recommendations"):
@@ -67,7 +67,7 @@ def profile_get_by_key(*, profile_key: str) -> Profile | None:
 
 def alias_model():
     # Aliases (identity app) point merged-away visitor keys at the surviving profile. Looked up by
-    # name, not imported: identity imports segments (VisitorAlias has a foreign key to Profile),
+    # name, not imported: identity imports profiles (VisitorAlias has a foreign key to Profile),
     # so a module import here would make the two apps import each other.
     return apps.get_model("identity", "VisitorAlias")
 
