@@ -7,9 +7,9 @@ killed mid-batch leaves it in the processing list and the next run re-processes 
 uniqueness makes that harmless). Stage 2 (`aggregate.profiles_aggregate_pending`) folds the
 pending events into their profiles' aggregates and deletes the pending rows in one transaction,
 then refreshes the profiles (`profiles.services.profiles_refresh`: condition segments through
-profiles.hooks, then the cached documents the decision path reads). Splitting them keeps the row writes cheap (no
-profile locks or updates) and lets stage 2 coalesce: a profile touched by several batches while
-it was busy is updated once.
+profiles.hooks, then the cached documents the decision path reads). Splitting them keeps the row
+writes cheap (no profile locks or updates) and lets stage 2 coalesce: a profile touched by
+several batches while it was busy is updated once.
 
 Analytics consent is enforced here, at storage (store.py; and already at the queue when the
 visitor's document says so): events of a visitor whose current consent refuses

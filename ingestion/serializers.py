@@ -152,9 +152,9 @@ def event_fast_validate(
     event costs far more than the checks themselves. This accepts only inputs that
     EventSerializer accepts and returns exactly what it would; anything unusual (any error, any
     coercion it would do) returns None and the caller uses EventSerializer, which also words
-    the errors. tests/unit/ingestion/test_events_validation.py checks both agree. A batch passes `now` and
-    the current `zone` once for all its events (reading them costs more than the checks of one
-    event).
+    the errors. tests/unit/ingestion/test_events_validation.py checks both agree. A batch passes
+    `now` and the current `zone` once for all its events (reading them costs more than the checks
+    of one event).
     """
     if type(raw) is not dict or not raw.keys() <= _EVENT_FIELDS:
         return None
