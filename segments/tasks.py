@@ -1,4 +1,5 @@
-"""Celery tasks for ingestion and segments: thin, id-based, idempotent, retried with a delay."""
+"""Celery tasks of segments: thin, id-based, idempotent, retried with a delay (the ingestion and
+profile tasks once here moved to ingestion/tasks.py and profiles/tasks.py, their names kept)."""
 
 from __future__ import annotations
 
