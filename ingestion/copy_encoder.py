@@ -11,8 +11,6 @@ import orjson
 # join. Text is escaped as COPY requires (backslash, tab, newline, carriage return); JSON from
 # orjson holds no raw control characters, only backslashes to double.
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
 _COPY_NULL = "\\N"
 
 

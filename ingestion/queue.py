@@ -16,28 +16,15 @@ from core.errors import unavailable_on_redis_error
 from core.pseudonym import pseudonymize
 from core.redis import get_redis, key
 from profiles.consent import ANALYTICS, purpose_allowed
-from profiles.selectors import (
-    profile_cache_key,
-)
+from profiles.selectors import profile_cache_key
 
 logger = logging.getLogger(__name__)
 
-
 EVENT_QUEUE = key("events", "queue")
-
-
 EVENT_PROCESSING = key("events", "processing")
-
-
 INGEST_LOCK = key("events", "ingest-lock")
-
-
 AGGREGATE_LOCK = key("events", "aggregate-lock")
-
-
 TRIGGER_TTL_MS = 2000
-
-
 DROPPED_COUNTER_TTL = 60 * 60 * 24 * 90
 
 

@@ -24,9 +24,7 @@ from profiles.aggregates import (
 )
 from profiles.consent import ANALYTICS, purpose_allowed
 from profiles.models import Event, Profile
-from profiles.selectors import (
-    alias_targets,
-)
+from profiles.selectors import alias_targets
 
 from .copy_encoder import event_copy_line, pending_copy_line
 from .models import PendingAggregate
@@ -319,9 +317,5 @@ def _pending_add(*, rows: list[tuple]) -> None:
 
 
 PENDING_FIELDS = ("profile_id", "event_uuid", "type", "occurred_us", "value", "category")
-
-
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
 MICROSECOND = timedelta(microseconds=1)

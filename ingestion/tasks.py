@@ -24,8 +24,6 @@ logger = logging.getLogger(__name__)
 
 # Names of the pending-trigger keys (queue.task_trigger_claim) of the two ingestion stages.
 INGEST_TRIGGER = "events-ingest"
-
-
 AGGREGATE_TRIGGER = "profiles-aggregate"
 
 

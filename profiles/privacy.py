@@ -52,8 +52,6 @@ logger = logging.getLogger(__name__)
 # How long an erasure waits for a running ingestion batch (which may hold the visitor's events
 # in memory) before giving up with ErasureBusy; the caller retries.
 ERASE_LOCK_WAIT_SECONDS = 10
-
-
 ERASE_UNAVAILABLE = "Erasure could not run now; nothing was erased, retry later."
 ERASE_RETRY_AFTER = 10
 

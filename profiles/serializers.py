@@ -5,9 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from core.serializers import StrictBooleanField, StrictSerializer
-from core.validators import (
-    validate_visitor_id,
-)
+from core.validators import validate_visitor_id
 
 
 class ConsentPurposesSerializer(StrictSerializer):

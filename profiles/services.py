@@ -53,9 +53,9 @@ def profiles_refresh(
     """Re-evaluate these profiles' segments (the registered refreshers, profiles.hooks), then
     rewrite their cached documents.
 
-        `profiles`, when given, are these profiles as just written (saves re-reading them). `now`
-        (epoch seconds, default the wall clock) is the instant time-dependent conditions are
-        evaluated at.
+    `profiles`, when given, are these profiles as just written (saves re-reading them). `now`
+    (epoch seconds, default the wall clock) is the instant time-dependent conditions are
+    evaluated at.
     """
     if not profile_ids:
         return
@@ -115,8 +115,6 @@ def profile_traits_merge(*, profile: Profile, traits: dict[str, Any]) -> Profile
 # without persistence, a flush, a new instance): the next run of profile_documents_ensure (beat,
 # every minute) then writes the documents again from the database.
 DOCUMENTS_MARK = key("profiles", "documents_complete")
-
-
 DOCUMENTS_CURSOR = key("profiles", "documents_rebuild_cursor")
 
 
