@@ -239,7 +239,7 @@ def test_experiment_results_command__rebuild_and_check__from_scratch_and_equal(r
     now = timezone.now() - timedelta(days=8)
     traffic.arrive(now, now - STEP, received=timezone.now() - timedelta(days=1))
     results_compute(experiment=running)
-    ExposureValue.objects.filter(experiment=running).update(post=99)
+    ExposureValue.objects.filter(experiment=running).update(metric_values=[99.0] * 8)
     # When the command checks, then rebuilds and checks again
     with pytest.raises(SystemExit):
         call_command("experiment_results", "exp", "--check")
