@@ -424,7 +424,7 @@ def _values_store(
 
 
 # A recomputation from scratch on PostgreSQL builds the experiment's partition in a new table
-# (CREATE TABLE AS may use parallel workers; an INSERT ... SELECT may not, before PostgreSQL 18),
+# (CREATE TABLE AS may use parallel workers; an INSERT ... SELECT may not, on PostgreSQL 15-17),
 # without an index to maintain row by row, indexes it once, and swaps it for the old partition.
 # The settings hold for the computation's transaction only: parallel workers even where the
 # planner's estimate of the join (a window condition it cannot see through) says few rows; the
@@ -466,8 +466,8 @@ def _values_rebuild_postgres(
             )
         else:
             cursor.execute(f"CREATE TABLE {staging} (LIKE {table})")
-        # One scan checks the NOT NULLs and the partition's bound (so that ATTACH need not scan
-        # again) and builds the primary key (the parent's: the partition's index is attached).
+        # One statement checks the NOT NULLs and the partition's bound (so that ATTACH need not
+        # scan again) and builds the primary key (the parent's: the partition's index is attached).
         cursor.execute(
             f"ALTER TABLE {staging} ALTER exposure_id SET NOT NULL,"
             " ALTER experiment_id SET NOT NULL, ALTER arm_key SET NOT NULL,"
