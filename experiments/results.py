@@ -141,12 +141,21 @@ def _metric_condition(metric: Metric, alias: str, params: list) -> str:
     return " AND ".join(parts)
 
 
-def _value_sql(metric: Metric, condition: str, kind_conversion: bool) -> str:
+def _value_sql(
+    metric: Metric, condition: str, kind_conversion: bool, column: str
+) -> tuple[str, str]:
+    """The metric's per-visitor value in two parts: per joined event row, its contribution (NULL
+    when the event does not count), and per visitor, the aggregate of the contributions."""
     if kind_conversion:
-        return f"(COUNT(ev.id) FILTER (WHERE {condition}) > 0)::int::float8"
+        return f"CASE WHEN {condition} THEN 1 END", f"(COUNT(j.{column}) > 0)::int::float8"
     if metric.aggregation == MetricAggregation.SUM_VALUE:
-        return f"COALESCE(SUM(ev.value) FILTER (WHERE {condition}), 0)::float8"
-    return f"COUNT(ev.id) FILTER (WHERE {condition})::float8"
+        # float8 (as on SQLite): a numeric sum's per-group state is an allocated struct, which
+        # made the hash aggregate (one group per visitor) several times larger and spill.
+        return (
+            f"CASE WHEN {condition} THEN ev.value::float8 END",
+            f"COALESCE(SUM(j.{column}), 0)",
+        )
+    return f"CASE WHEN {condition} THEN 1 END", f"COUNT(j.{column})::float8"
 
 
 def _postgres_per_visitor(
@@ -161,7 +170,9 @@ def _postgres_per_visitor(
     every metric's per-visitor values (columns `m<i>_post` and `m<i>_pre` or `m<i>_den`), for
     all metrics in one pass of hash joins (exposures -> profiles -> events) rather than a
     correlated subquery per exposure and metric: what makes 10 million exposures feasible. Each
-    metric's window and event filter go in FILTER clauses of the per-exposure aggregates.
+    metric's window and event filter decide, per joined event row, the event's contribution
+    (computed below the fence `OFFSET 0`, i.e. by the parallel workers when there are some);
+    the per-exposure aggregate above it only counts and adds them.
     `with_events_only`: inner joins, so that exposures without an event in their windows (all
     values 0) give no row (what is stored), and the planner is free to start from the events.
     Returns the SQL, its parameters, the column names (two per metric: post, then pre or den)
@@ -172,7 +183,7 @@ def _postgres_per_visitor(
     )
     pre_window = "ev.occurred_at >= x.first_exposed_at - %s AND ev.occurred_at < x.first_exposed_at"
     select_params: list = []
-    columns: list[tuple[str, str]] = []
+    columns: list[tuple[str, tuple[str, str]]] = []  # (name, (contribution, aggregate))
     pairs: list[tuple[str, str, str]] = []  # (metric key, first column, second column)
     types: set[str] = set()
     widest = timedelta(0)
@@ -183,7 +194,12 @@ def _postgres_per_visitor(
         types.add(metric.event_type)
         conversion = metric.kind == MetricKind.CONVERSION
         cond = _metric_condition(metric, "ev", select_params)
-        columns.append((f"m{i}_post", _value_sql(metric, f"{cond} AND {post_window}", conversion)))
+        columns.append(
+            (
+                f"m{i}_post",
+                _value_sql(metric, f"{cond} AND {post_window}", conversion, f"m{i}_post"),
+            )
+        )
         select_params.append(window)
         if metric.kind == MetricKind.RATIO:
             den = metric.denominator
@@ -191,7 +207,10 @@ def _postgres_per_visitor(
             den_cond = _metric_condition(den, "ev", select_params)
             den_conversion = den.kind == MetricKind.CONVERSION
             columns.append(
-                (f"m{i}_den", _value_sql(den, f"{den_cond} AND {post_window}", den_conversion))
+                (
+                    f"m{i}_den",
+                    _value_sql(den, f"{den_cond} AND {post_window}", den_conversion, f"m{i}_den"),
+                )
             )
             select_params.append(window)
             pairs.append((metric.key, f"m{i}_post", f"m{i}_den"))
@@ -199,7 +218,10 @@ def _postgres_per_visitor(
             any_pre = True
             cond = _metric_condition(metric, "ev", select_params)
             columns.append(
-                (f"m{i}_pre", _value_sql(metric, f"{cond} AND {pre_window}", conversion))
+                (
+                    f"m{i}_pre",
+                    _value_sql(metric, f"{cond} AND {pre_window}", conversion, f"m{i}_pre"),
+                )
             )
             select_params.append(pre_days)
             pairs.append((metric.key, f"m{i}_post", f"m{i}_pre"))
@@ -213,15 +235,20 @@ def _postgres_per_visitor(
         where_params.append(ids)
     join_params = [sorted(types), pre_days if any_pre else timedelta(0), widest, as_of]
     join = "JOIN" if with_events_only else "LEFT JOIN"
+    contributions = ", ".join(f"{parts[0]} AS {name}" for name, parts in columns)
+    aggregates = ", ".join(f"{parts[1]} AS {name}" for name, parts in columns)
     sql = f"""
-        SELECT x.id, x.arm_key, {", ".join(f"{expr} AS {name}" for name, expr in columns)}
-        FROM experiments_exposure x
-        {join} segments_profile p ON p.key = x.profile_key
-        {join} segments_event ev ON ev.profile_id = p.id AND ev.type = ANY(%s)
-            AND ev.occurred_at >= x.first_exposed_at - %s
-            AND ev.occurred_at < x.first_exposed_at + %s AND ev.occurred_at < %s
-        WHERE {where}
-        GROUP BY x.id, x.arm_key
+        SELECT j.id, j.arm_key, {aggregates} FROM (
+            SELECT x.id, x.arm_key, {contributions}
+            FROM experiments_exposure x
+            {join} segments_profile p ON p.key = x.profile_key
+            {join} segments_event ev ON ev.profile_id = p.id AND ev.type = ANY(%s)
+                AND ev.occurred_at >= x.first_exposed_at - %s
+                AND ev.occurred_at < x.first_exposed_at + %s AND ev.occurred_at < %s
+            WHERE {where}
+            OFFSET 0
+        ) j
+        GROUP BY j.id, j.arm_key
     """
     return sql, [*select_params, *join_params, *where_params], [c for c, _ in columns], pairs
 
@@ -428,10 +455,12 @@ def _values_store(
 # without an index to maintain row by row, indexes it once, and swaps it for the old partition.
 # The settings hold for the computation's transaction only: parallel workers even where the
 # planner's estimate of the join (a window condition it cannot see through) says few rows; the
-# hash aggregate (one group per visitor) in memory; no wait for the WAL flush at commit (a
+# hash aggregate (one group per visitor) in memory as far as it goes, and the primary key's sort
+# (maintenance_work_mem); no wait for the WAL flush at commit (a
 # crash loses at most a recomputation that the next beat redoes, never a partial one).
 REBUILD_SETTINGS = (
     f"work_mem = '{POSTGRES_WORK_MEM}'",
+    "maintenance_work_mem = '512MB'",
     "max_parallel_workers_per_gather = 2",
     "parallel_setup_cost = 0",
     "parallel_tuple_cost = 0",
@@ -615,9 +644,13 @@ def results_aggregates_stored(
             return f"metric_values[{position + 1}]"
         return f"json_extract(metric_values, '$[{position}]')"
 
+    # Each number taken out of the row once, in a subquery the planner may not flatten (`OFFSET
+    # 0`: else every sum below would subscript the array again, 5 per metric instead of 2).
+    unpacked = ", ".join(f"{number(k)} AS v{k}" for k in range(2 * len(ordered)))
+    fence = "OFFSET 0" if connection.vendor == "postgresql" else "LIMIT -1 OFFSET 0"
     selects = []
     for i in range(len(ordered)):
-        post, second = number(2 * i), number(2 * i + 1)
+        post, second = f"v{2 * i}", f"v{2 * i + 1}"
         selects += [
             f"SUM({post})",
             f"SUM({post} * {post})",
@@ -628,8 +661,8 @@ def results_aggregates_stored(
     table = ExposureValue._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT arm_key, {', '.join(selects)} FROM {table}"
-            " WHERE experiment_id = %s GROUP BY arm_key",
+            f"SELECT arm_key, {', '.join(selects)} FROM (SELECT arm_key, {unpacked}"
+            f" FROM {table} WHERE experiment_id = %s {fence}) s GROUP BY arm_key",
             [experiment.pk],
         )
         rows = cursor.fetchall()
