@@ -437,14 +437,14 @@ def _values_store(
     for exposure_id, arm_key, *values in exposures.annotate(**columns).values_list(
         "id", "arm_key", *columns
     ):
-        numbers = [float(v or 0) for v in values]
-        if any(numbers):
+        row_values = [float(v or 0) for v in values]
+        if any(row_values):
             rows.append(
                 ExposureValue(
                     experiment_id=experiment.pk,
                     exposure_id=exposure_id,
                     arm_key=arm_key,
-                    metric_values=numbers,
+                    metric_values=row_values,
                 )
             )
     ExposureValue.objects.bulk_create(rows, batch_size=2000)
