@@ -77,7 +77,7 @@ def mget(client: redis.Redis, keys: Sequence[str]) -> list[bytes | None]:
     cluster, one MGET per slot (sent to its node; values in the order of `keys`)."""
     if is_cluster(client):
         return cast(RedisCluster, client).mget_nonatomic(list(keys))
-    return client.mget(list(keys))
+    return cast(list[bytes | None], client.mget(list(keys)))
 
 
 def primary_clients(client: redis.Redis) -> list[redis.Redis]:

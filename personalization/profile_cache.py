@@ -35,6 +35,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
+from typing import cast
 
 import redis
 from django.conf import settings
@@ -140,7 +141,7 @@ class ProfileCache:
                 epoch = self._epoch
                 self._in_flight[key] = self._in_flight.get(key, 0) + 1
         if redirect is None or channel is None:
-            return get_redis().get(key)
+            return _plain_get(key)
         stored = False
         try:
             value = self._tracked_get(channel, key, redirect)
@@ -148,13 +149,13 @@ class ProfileCache:
         except (redis.exceptions.AskError, redis.exceptions.TryAgainError):
             # The slot is moving or has moved to another node (MOVED/ASK): the cluster client
             # follows it and learns the new owner, so the next read takes that node's channel.
-            return get_redis().get(key)
+            return _plain_get(key)
         except redis.ResponseError:
             raise  # the GET's own error, as a plain GET would raise it
         except redis.RedisError as exc:
             channel.data_failed(exc)
             # This request behaves exactly as without the cache (same client, same errors).
-            return get_redis().get(key)
+            return _plain_get(key)
         finally:
             self._read_done(key, epoch, value if stored else None, stored, now)
         return value
@@ -418,6 +419,11 @@ class _Channel:
             self._data_drop()
 
 
+def _plain_get(key: str) -> bytes | None:
+    """A GET without the cache, through the process's client (same errors as without it)."""
+    return cast(bytes | None, get_redis().get(key))
+
+
 # --- the process's cache -----------------------------------------------------------------------
 
 _current: ProfileCache | None = None
@@ -436,7 +442,7 @@ def profile_raw(key: str) -> bytes | None:
     if cache is None or cache.pid != os.getpid() or cache.url != settings.REDIS_URL:
         cache = _current_rebuild()
         if cache is None:
-            return get_redis().get(key)
+            return _plain_get(key)
     return cache.get(key)
 
 

@@ -25,7 +25,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import redis
@@ -236,7 +236,7 @@ def _legacy_processing_adopt(r, processing: str) -> list[bytes]:
     if not r.exists(legacy):
         return []
     r.rename(legacy, processing)
-    return r.lrange(processing, 0, -1)
+    return cast(list[bytes], r.lrange(processing, 0, -1))
 
 
 def ingest_lanes() -> list[tuple[str, str]]:
@@ -279,7 +279,8 @@ def events_ingest_pending(*, max_events: int) -> IngestResult:
     processing, lock = lane
     try:
         # A crashed run's batch comes first, so nothing accepted is ever stranded.
-        raw = r.lrange(processing, 0, -1) or _legacy_processing_adopt(r, processing)
+        raw = cast(list[bytes], r.lrange(processing, 0, -1))
+        raw = raw or _legacy_processing_adopt(r, processing)
         if not raw:
             raw = _queue_take(r, processing, max_events)
         if not raw:
