@@ -22,6 +22,10 @@ fresh data connection tracks for the new id. A silent network loss is noticed by
 about 3 s. Entries are re-read anyway after 75-100 % of MOSAIC_PROFILE_CACHE_MAX_AGE (a safety
 net, not the mechanism; spread so that entries read together are not re-read together).
 
+Redis Cluster (MOSAIC_REDIS_CLUSTER): tracking is per server, so the cache keeps one such channel
+(invalidation connection, thread, data connection) per primary node, and reads a key over the
+channel of the node that owns its slot; losing any channel empties the cache (docs/redis.md).
+
 Raw bytes are kept, not parsed dicts: variant templates run in a sandbox that still allows calling
 `dict.update`, so a shared dict could be changed by one render for every later decision.
 """
