@@ -20,6 +20,7 @@ from typing import Any, cast
 import redis
 from django.conf import settings
 from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException, SlotNotCoveredError
 
 _clients: dict[tuple[str, bool], redis.Redis] = {}
 _lock = threading.Lock()
@@ -32,6 +33,44 @@ CLIENT_OPTIONS: dict[str, Any] = {
     "socket_timeout": 0.5,
     "health_check_interval": 30,
 }
+
+
+class _Cluster(RedisCluster):
+    """RedisCluster whose "cluster unreachable" errors are `redis.ConnectionError`.
+
+    redis-py raises `RedisClusterException` (not a `RedisError`) when no node answers, from the
+    constructor and from every command, pipeline or script that has to re-read the cluster's
+    map, and `SlotNotCoveredError` when its map lacks a slot. Mosaic's callers treat
+    `redis.RedisError` as "Redis is unavailable" and fall back (decide serves defaults, events
+    answer 503): without this, a dead cluster would be a 500. Other RedisClusterExceptions
+    (keys of several slots in one command: a programming error) are left as they are.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            super().__init__(*args, **kwargs)
+        except RedisClusterException as exc:
+            raise redis.ConnectionError(f"Redis Cluster unreachable: {exc}") from exc
+        initialize = self.nodes_manager.initialize
+
+        def initialize_or_connection_error(*a: Any, **kw: Any) -> None:
+            try:
+                initialize(*a, **kw)
+            except RedisClusterException as exc:
+                raise redis.ConnectionError(f"Redis Cluster unreachable: {exc}") from exc
+
+        self.nodes_manager.initialize = initialize_or_connection_error  # type: ignore[method-assign]
+
+    def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().execute_command(*args, **kwargs)
+        except SlotNotCoveredError as exc:
+            raise redis.ConnectionError(f"Redis Cluster slot not served: {exc}") from exc
+        except RedisClusterException as exc:
+            # A command for all primaries (SCAN) while the map is empty: no node is known.
+            if str(exc).startswith("No targets were found"):
+                raise redis.ConnectionError(f"Redis Cluster unreachable: {exc}") from exc
+            raise
 
 
 def cluster_enabled() -> bool:
@@ -48,7 +87,7 @@ def get_redis() -> redis.Redis:
             client = _clients.get((url, cluster))
             if client is None:
                 if cluster:
-                    client = cast(redis.Redis, RedisCluster.from_url(url, **CLIENT_OPTIONS))
+                    client = cast(redis.Redis, _Cluster.from_url(url, **CLIENT_OPTIONS))
                 else:
                     client = redis.Redis.from_url(url, **CLIENT_OPTIONS)
                 _clients[(url, cluster)] = client
