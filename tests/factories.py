@@ -121,6 +121,6 @@ def admin_change_form_data(response) -> dict[str, Any]:
             value = form[name].value()
             if isinstance(value, dict):  # a JSON field (lists are multiple choices)
                 value = json.dumps(value)
-            if value not in (None, False):
+            if value is not None and value is not False:  # (0 is a value: not "in (None, False)")
                 data[form.add_prefix(name)] = value
     return data
