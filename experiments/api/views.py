@@ -262,14 +262,12 @@ _UPDATED_FIELDS = (
 _PUT_DEFAULTS = {"hypothesis": "", "seed": "", "layer": "", "planned_sample_size": None}
 
 
-def _update_inputs(experiment: Experiment, data: dict, *, partial: bool):
-    """(fields, arms or None, metric links or None) of a PUT/PATCH, resolved against the
-    database; InvalidInput naming the field for a key that names nothing."""
+def _update_inputs(experiment: Experiment, data: dict):
+    """(fields, arms or None, metric links) of a PUT body (a PATCH is made one), resolved
+    against the database; InvalidInput naming the field for a key that names nothing."""
     if "key" in data and data["key"] != experiment.key:
         raise InvalidInput("The key of an experiment cannot change.", field="key")
-    fields = {name: data[name] for name in _UPDATED_FIELDS if name in data}
-    if not partial:
-        fields = {**_PUT_DEFAULTS, **fields}
+    fields = {**_PUT_DEFAULTS, **{name: data[name] for name in _UPDATED_FIELDS if name in data}}
     placement = experiment.placement
     if "placement" in data:
         placement = Placement.objects.filter(key=data["placement"]).first()
@@ -299,18 +297,52 @@ def _update_inputs(experiment: Experiment, data: dict, *, partial: bool):
                         field=f"arms[{index}].extra_variants",
                     )
                 chosen.extend(extras[key])
+            # A PATCH's nested items get no defaults from the serializer (partial): the same
+            # ones as a PUT's are applied here.
             arms.append(
                 ArmSpec(
                     arm["key"],
                     variant,
-                    arm["weight"],
-                    arm["is_control"],
+                    arm.get("weight", 1.0),
+                    arm.get("is_control", False),
                     arm.get("name", ""),
                     tuple(chosen),
                 )
             )
-    links = _metric_links(data) if ("metrics" in data or not partial) else None
-    return fields, arms, links
+    return fields, arms, _metric_links(data)
+
+
+def _input_of(experiment: Experiment) -> dict[str, Any]:
+    """The experiment as a PUT body (what ExperimentUpdateSerializer reads)."""
+    return {
+        "name": experiment.name,
+        "hypothesis": experiment.hypothesis,
+        "placement": experiment.placement.key,
+        "coverage": experiment.coverage,
+        "seed": experiment.seed,
+        "sticky": experiment.sticky,
+        "layer": experiment.layer,
+        "layer_start": experiment.layer_start,
+        "layer_end": experiment.layer_end,
+        "engine": experiment.engine,
+        "cuped": experiment.cuped,
+        "planned_sample_size": experiment.planned_sample_size,
+        "arms": [
+            {
+                "key": arm.key,
+                "name": arm.name,
+                "variant": arm.variant.key,
+                "weight": arm.weight,
+                "is_control": arm.is_control,
+                "extra_variants": [v.key for v in arm.extra_variants.all()],
+            }
+            for arm in experiment.arms.all()
+        ],
+        "metrics": [
+            {"metric": link.metric.key, "role": link.role}
+            for link in experiment.experiment_metrics.select_related("metric")
+        ],
+    }
 
 
 def _wanted_tag(experiment: Experiment, fields: dict, arms, links) -> str:
@@ -374,9 +406,14 @@ class ExperimentDetailView(_Base):
 
     def _update(self, request, key: str, *, partial: bool):
         experiment = _experiment_or_404(key)
-        serializer = ExperimentUpdateSerializer(data=request.data, partial=partial)
+        data = request.data
+        if partial and isinstance(data, dict):
+            # A PATCH is the current setup with the fields sent replaced, validated whole (so
+            # that an arm or metric link sent is checked as completely as in a PUT).
+            data = {**_input_of(experiment), **data}
+        serializer = ExperimentUpdateSerializer(data=data)
         serializer.is_valid(raise_exception=True)
-        fields, arms, links = _update_inputs(experiment, serializer.validated_data, partial=partial)
+        fields, arms, links = _update_inputs(experiment, serializer.validated_data)
         current_tag = _state_tag(experiment_state(experiment))
         wanted_tag = _wanted_tag(experiment, fields, arms, links)
         problem = write_precondition(request, current_tag=current_tag, wanted_tag=wanted_tag)
