@@ -80,7 +80,8 @@ class ErrorItemSerializer(serializers.Serializer):
 
 
 class ErrorSerializer(serializers.Serializer):
-    errors = ErrorItemSerializer(many=True)
+    # The documented body shape, named like DRF's `errors` property on purpose.
+    errors = ErrorItemSerializer(many=True)  # type: ignore[assignment]
 
 
 IF_MATCH = OpenApiParameter(

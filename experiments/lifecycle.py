@@ -335,7 +335,7 @@ def _arms_replace(experiment: Experiment, arms: Sequence[ArmSpec]) -> None:
     for position, spec in enumerate(arms):
         arm = existing.get(spec.key) or Arm(experiment=experiment, key=spec.key)
         arm.name = spec.name or spec.key
-        arm.variant = spec.variant
+        arm.variant = spec.variant  # type: ignore[assignment]  # validated: every arm has one
         arm.weight = spec.weight
         arm.is_control = spec.is_control
         arm.position = position

@@ -123,7 +123,7 @@ def experiment_state(experiment: Experiment) -> dict[str, Any]:
     links = [
         (link.metric, link.role) for link in experiment.experiment_metrics.select_related("metric")
     ]
-    rollout = experiment.rollout_arm.key if experiment.rollout_arm_id else None
+    rollout = experiment.rollout_arm.key if experiment.rollout_arm is not None else None
     return setup_state(
         experiment=experiment,
         arms=arm_specs(arms),

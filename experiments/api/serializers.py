@@ -102,8 +102,11 @@ class ExperimentUpdateSerializer(StrictSerializer):
     planned_sample_size = serializers.IntegerField(
         required=False, allow_null=True, min_value=2, max_value=10**10
     )
-    arms = ArmUpdateSerializer(many=True, min_length=2, max_length=50)
-    metrics = MetricLinkSerializer(many=True, required=False, max_length=50)
+    # many=True makes a ListSerializer, which takes the bounds (the stubs do not know it).
+    arms = ArmUpdateSerializer(many=True, min_length=2, max_length=50)  # type: ignore[call-arg]
+    metrics = MetricLinkSerializer(  # type: ignore[call-arg]
+        many=True, required=False, max_length=50
+    )
 
 
 class StatusSerializer(StrictSerializer):

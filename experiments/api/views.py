@@ -77,7 +77,7 @@ def _state_tag(state: dict[str, Any]) -> str:
 
 
 def _tagged(experiment: Experiment, code: int = status.HTTP_200_OK) -> Response:
-    fresh = _experiment(experiment.key)
+    fresh = _experiment(experiment.key) or experiment
     return Response(
         ExperimentOutputSerializer(fresh).data,
         status=code,
@@ -270,17 +270,18 @@ def _update_inputs(experiment: Experiment, data: dict):
     fields = {**_PUT_DEFAULTS, **{name: data[name] for name in _UPDATED_FIELDS if name in data}}
     placement = experiment.placement
     if "placement" in data:
-        placement = Placement.objects.filter(key=data["placement"]).first()
-        if placement is None:
+        found = Placement.objects.filter(key=data["placement"]).first()
+        if found is None:
             raise InvalidInput(f"No placement {data['placement']!r}.", field="placement")
+        placement = found
     fields["placement"] = placement
     arms = None
     if "arms" in data:
         variants = {v.key: v for v in Variant.objects.filter(placement=placement)}
         extra_placements = list(experiment.extra_placements.all())
         extras: dict[str, list[Variant]] = {}
-        for variant in Variant.objects.filter(placement__in=extra_placements):
-            extras.setdefault(variant.key, []).append(variant)
+        for extra in Variant.objects.filter(placement__in=extra_placements):
+            extras.setdefault(extra.key, []).append(extra)
         arms = []
         for index, arm in enumerate(data["arms"]):
             variant = variants.get(arm["variant"])
@@ -363,7 +364,7 @@ def _wanted_tag(experiment: Experiment, fields: dict, arms, links) -> str:
         arms=arms,
         metrics=links,
         extra_placements=list(experiment.extra_placements.all()),
-        rollout_arm_key=experiment.rollout_arm.key if experiment.rollout_arm_id else None,
+        rollout_arm_key=experiment.rollout_arm.key if experiment.rollout_arm is not None else None,
     )
     return _state_tag(state)
 
