@@ -90,7 +90,7 @@ def restorable_part(state: dict[str, Any], keys: Sequence[str]) -> dict[str, Any
 
 @dataclass(frozen=True, slots=True)
 class DiffLine:
-    kind: str  # "add", "del", "ctx" (unchanged context) or "gap" (lines skipped)
+    kind: str  # "add", "del", "ctx" (unchanged context), "gap" (lines skipped), "val" (a value)
     text: str
 
 
@@ -134,6 +134,17 @@ def line_diff(before: str, after: str) -> tuple[DiffLine, ...]:
     return tuple(out)
 
 
+def whole_value(text: str) -> tuple[DiffLine, ...]:
+    """A long or multi-line value shown whole, line by line ("val" lines, bounded), where there
+    is nothing to compare it with; empty for a short single line."""
+    if "\n" not in text and len(text) <= 60:
+        return ()
+    lines = [DiffLine("val", line) for line in text.splitlines()[:DIFF_MAX_LINES]]
+    if len(text.splitlines()) > DIFF_MAX_LINES:
+        lines.append(DiffLine("gap", "… (cut)"))
+    return tuple(lines)
+
+
 def shown_plain(state: dict[str, Any], name: str) -> str:
     """A state value as text: JSON objects and lists indented (so a diff goes line by line),
     None as empty."""
@@ -156,9 +167,10 @@ def state_changes(
     diff for long or multi-line values); with no previous state, every non-empty field."""
     if previous is None:
         return tuple(
-            FieldChange(label, None, shown(state, name))
+            FieldChange(label, None, text, whole_value(text))
             for name, label in labels.items()
             if state.get(name) not in (None, "", {}, [])
+            for text in (shown(state, name),)
         )
     changes = []
     for name, label in labels.items():

@@ -76,6 +76,7 @@ def test_experiment_history__weights_edited__arms_diff_and_revert(admin_page, de
     history = admin_page.locator("#object-history")
     history.scroll_into_view_if_needed()
     _shot(history, "experiment-history")
+    admin_page.screenshot(path=str(SCREENSHOTS / "admin-experiment-page.png"), full_page=True)
     # Then the arms' diff shows the new weight, and "Revert to this" restores the old one
     assert history.locator(".ph-add", has_text="weight 3").count() == 1
     history.get_by_role("button", name="Revert to this").click()

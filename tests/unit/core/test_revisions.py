@@ -74,6 +74,16 @@ def test_state_changes__first_revision__every_non_empty_field_without_before():
     ]
 
 
+def test_state_changes__first_revision_long_value__shown_whole_line_by_line():
+    # Given a first revision whose condition is a JSON object of several lines
+    state = {"condition": {"a": 1, "b": 2}}
+    # When listed with nothing to compare with
+    (change,) = state_changes(None, state, LABELS)
+    # Then the whole value is there line by line, not cut at a line's length
+    assert [line.kind for line in change.diff] == ["val"] * 4
+    assert [line.text for line in change.diff][1:3] == ['  "a": 1,', '  "b": 2']
+
+
 def test_state_changes__one_field_changed__only_that_field_before_and_after():
     # Given two states differing in the weight only
     before = {"name": "A", "condition": {"a": 1}, "weight": 1}
