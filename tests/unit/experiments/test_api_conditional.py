@@ -46,7 +46,12 @@ def _weights(body: dict, bold: float) -> dict:
 def test_experiment_api_create__201_etag_equals_read_and_revision_by_caller(
     experimenter, hero_test
 ):
-    assert experimenter.get(URL)["ETag"].startswith('"')
+    # Given an experiment created through the API (fixture)
+    # When read with GET, and with HEAD (as the docs' curl example does)
+    etag = experimenter.get(URL)["ETag"]
+    # Then both carry the same quoted ETag, and the creation is a revision by the caller
+    assert etag.startswith('"')
+    assert experimenter.head(URL)["ETag"] == etag
     assert hero_test.revisions.get().author == "experimenter"
 
 
