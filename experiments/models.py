@@ -307,7 +307,7 @@ class ExposureValue(models.Model):
     exposures). Deleted with the exposure (erasure) or the experiment.
 
     On PostgreSQL the table is partitioned by experiment (one partition per experiment, see
-    migration 0007), so that a recomputation from scratch builds the experiment's partition
+    migration 0008), so that a recomputation from scratch builds the experiment's partition
     with one parallel `CREATE TABLE ... AS` and swaps it in, instead of inserting and indexing
     row by row.
     """

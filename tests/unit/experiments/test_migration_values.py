@@ -1,4 +1,4 @@
-"""Migration 0007 (per-visitor value rows, partitioned on PostgreSQL): its data path for an
+"""Migration 0008 (per-visitor value rows, partitioned on PostgreSQL): its data path for an
 existing installation is a reset of every experiment's result state, so that the next beat
 recomputes the values from scratch."""
 
@@ -9,8 +9,8 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
-BEFORE = [("experiments", "0006_incremental_results")]
-AFTER = [("experiments", "0007_exposure_values_per_visitor")]
+BEFORE = [("experiments", "0007_experiment_revisions")]
+AFTER = [("experiments", "0008_exposure_values_per_visitor")]
 
 
 def _migrate(targets):
@@ -21,7 +21,7 @@ def _migrate(targets):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_migration_0007__computed_experiment__state_reset_and_old_rows_gone(hero):
+def test_migration_0008__computed_experiment__state_reset_and_old_rows_gone(hero):
     # Given an experiment with a computed state and old-layout value rows (one per metric)
     apps = _migrate(BEFORE)
     try:

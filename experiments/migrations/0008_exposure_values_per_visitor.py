@@ -55,7 +55,7 @@ def reset_states(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("experiments", "0006_incremental_results"),
+        ("experiments", "0007_experiment_revisions"),
     ]
 
     operations = [
