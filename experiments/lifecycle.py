@@ -359,7 +359,8 @@ def experiment_update(
     written). A change is recorded as a revision naming `author`; a change to nothing writes
     nothing."""
     locked = (
-        Experiment.objects.select_for_update()
+        # of=self: PostgreSQL cannot lock the nullable side of the outer join to rollout_arm.
+        Experiment.objects.select_for_update(of=("self",))
         .select_related("placement", "rollout_arm")
         .get(pk=experiment.pk)
     )
