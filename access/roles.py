@@ -28,7 +28,7 @@ def _a(*actions: str) -> frozenset[str]:
 
 VIEW = _a("view")
 # Profiles' private models. They live in `profiles` now, but a fresh database's access 0003 may
-# run while segments' migration state still holds them (before segments 0011 moves them), so
+# run while segments' migration state still holds them (before segments 0012 moves them), so
 # the Analyst's "everything in segments" grant keeps excluding them by name.
 PRIVATE = frozenset({"auditentry", "consentrecord", "profile", "event"})
 

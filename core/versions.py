@@ -13,6 +13,7 @@ clock), so the numbers never repeat.
 from __future__ import annotations
 
 import time
+from typing import cast
 
 from .redis import get_redis, key
 
@@ -31,10 +32,11 @@ return version
 
 def snapshot_version_bump() -> int:
     """Move the version on (raises redis.RedisError: callers log and keep their copy)."""
-    return int(get_redis().eval(_BUMP, 1, SNAPSHOT_VERSION_KEY, time.time_ns() // 1_000_000))
+    now_ms = str(time.time_ns() // 1_000_000)
+    return int(cast(int, get_redis().eval(_BUMP, 1, SNAPSHOT_VERSION_KEY, now_ms)))
 
 
 def snapshot_version_read() -> int:
     """The current version; 0 while no change has been recorded since Redis started empty."""
-    value = get_redis().get(SNAPSHOT_VERSION_KEY)
+    value = cast(bytes | None, get_redis().get(SNAPSHOT_VERSION_KEY))
     return int(value) if value is not None else 0

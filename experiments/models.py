@@ -3,9 +3,12 @@ the metrics they are judged on, and their stored results."""
 
 from __future__ import annotations
 
+import json
+
 from django.db import models
 
 from core.models import TimestampedModel
+from core.revisions import Revision
 from core.validators import validate_condition_value
 
 
@@ -264,36 +267,69 @@ class Exposure(models.Model):
         return f"{self.experiment_id}/{self.arm_key} {self.profile_key[:8]}…"
 
 
-class ExposureValue(models.Model):
-    """One exposed visitor's value of one of the experiment's metrics, materialised so that a
-    beat only recomputes the visitors whose values can have changed (see experiments.results).
+class FloatListField(models.Field):
+    """A list of floats: a `double precision[]` column on PostgreSQL (summed element-wise by
+    the database), JSON text elsewhere."""
 
-    `post`: the metric in the attribution window after first exposure (as of the last
-    computation); `second`: the same metric in the CUPED window before it, or for a ratio metric
-    the denominator in the window after. Rows where both are 0 are not stored (they add nothing
-    to any sum; the arm's visitor count comes from the exposures). Deleted with the exposure
-    (erasure) or the metric.
+    description = "List of floats"
+
+    def db_type(self, connection):
+        return "double precision[]" if connection.vendor == "postgresql" else "text"
+
+    def from_db_value(self, value, expression, connection):
+        if value is None:
+            return value
+        if isinstance(value, str):
+            return [float(v) for v in json.loads(value)]
+        return [float(v) for v in value]
+
+    def to_python(self, value):
+        if value is None or isinstance(value, list):
+            return value
+        return [float(v) for v in json.loads(value)]
+
+    def get_db_prep_value(self, value, connection, prepared=False):
+        if value is None:
+            return None
+        numbers = [float(v) for v in value]
+        return numbers if connection.vendor == "postgresql" else json.dumps(numbers)
+
+
+class ExposureValue(models.Model):
+    """One exposed visitor's values of all the experiment's metrics, materialised so that a beat
+    only recomputes the visitors whose values can have changed (see experiments.results).
+
+    `metric_values`: two numbers per metric of the experiment, in the order of
+    `results._linked_metrics` (by metric id): the metric in the attribution window after first
+    exposure (as of the last computation), then the same metric in the CUPED window before it
+    or, for a ratio metric, the denominator in the window after. Visitors whose numbers are all
+    0 are not stored (they add nothing to any sum; the arm's visitor count comes from the
+    exposures). Deleted with the exposure (erasure) or the experiment.
+
+    On PostgreSQL the table is partitioned by experiment (one partition per experiment, see
+    migration 0008), so that a recomputation from scratch builds the experiment's partition
+    with one parallel `CREATE TABLE ... AS` and swaps it in, instead of inserting and indexing
+    row by row.
     """
 
     # No database constraints (the cascades are Django's): PostgreSQL checks Django's deferred
-    # foreign keys row by row at commit, three per row here, which made the commit of a
-    # recomputation from scratch (14 million rows in the benchmark) take minutes. The rows are
-    # written only from existing exposures and metrics.
+    # foreign keys row by row at commit, which made the commit of a recomputation from scratch
+    # take minutes. The rows are written only from existing exposures.
+    exposure = models.OneToOneField(
+        Exposure,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="+",
+        db_constraint=False,
+    )
     experiment = models.ForeignKey(
         Experiment, on_delete=models.CASCADE, related_name="+", db_constraint=False
     )
-    exposure = models.ForeignKey(
-        Exposure, on_delete=models.CASCADE, related_name="+", db_constraint=False
-    )
-    metric = models.ForeignKey(
-        Metric, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
-    )
     arm_key = models.CharField(max_length=100)
-    post = models.FloatField()
-    second = models.FloatField()
+    metric_values = FloatListField()
 
     def __str__(self) -> str:
-        return f"{self.exposure_id}/{self.metric_id}: {self.post}, {self.second}"
+        return f"{self.exposure_id}: {self.metric_values}"
 
 
 class ResultState(models.Model):
@@ -317,3 +353,17 @@ class ResultState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.experiment_id} as of {self.as_of}"
+
+
+class ExperimentRevision(Revision):
+    """A saved state of an experiment's setup with its arms, metric links and placements
+    (experiments/revisions.py), written on every change from the admin, the API or a lifecycle
+    action, so that any change can be seen and, where the lifecycle rules allow, reverted."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="revisions")
+    state = models.JSONField(help_text="The experiment's setup, arms and metrics at that time.")
+
+    subject_field = "experiment"
+
+    class Meta(Revision.Meta):
+        pass

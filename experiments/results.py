@@ -141,30 +141,49 @@ def _metric_condition(metric: Metric, alias: str, params: list) -> str:
     return " AND ".join(parts)
 
 
-def _value_sql(metric: Metric, condition: str, kind_conversion: bool) -> str:
+def _value_sql(
+    metric: Metric, condition: str, kind_conversion: bool, column: str
+) -> tuple[str, str]:
+    """The metric's per-visitor value in two parts: per joined event row, its contribution (NULL
+    when the event does not count), and per visitor, the aggregate of the contributions."""
     if kind_conversion:
-        return f"(COUNT(ev.id) FILTER (WHERE {condition}) > 0)::int::float8"
+        return f"CASE WHEN {condition} THEN 1 END", f"(COUNT(j.{column}) > 0)::int::float8"
     if metric.aggregation == MetricAggregation.SUM_VALUE:
-        return f"COALESCE(SUM(ev.value) FILTER (WHERE {condition}), 0)::float8"
-    return f"COUNT(ev.id) FILTER (WHERE {condition})::float8"
+        # float8 (as on SQLite): a numeric sum's per-group state is an allocated struct, which
+        # made the hash aggregate (one group per visitor) several times larger and spill.
+        return (
+            f"CASE WHEN {condition} THEN ev.value::float8 END",
+            f"COALESCE(SUM(j.{column}), 0)",
+        )
+    return f"CASE WHEN {condition} THEN 1 END", f"COUNT(j.{column})::float8"
 
 
 def _postgres_per_visitor(
-    *, experiment: Experiment, metrics: list[Metric], as_of: datetime, ids: list[int] | None
+    *,
+    experiment: Experiment,
+    metrics: list[Metric],
+    as_of: datetime,
+    ids: list[int] | None,
+    with_events_only: bool = False,
 ) -> tuple[str, list, list[str], list[tuple[str, str, str]]]:
     """SQL selecting, per exposure of the experiment (only `ids` when given), its id, arm and
     every metric's per-visitor values (columns `m<i>_post` and `m<i>_pre` or `m<i>_den`), for
     all metrics in one pass of hash joins (exposures -> profiles -> events) rather than a
     correlated subquery per exposure and metric: what makes 10 million exposures feasible. Each
-    metric's window and event filter go in FILTER clauses of the per-exposure aggregates.
-    Returns the SQL, its parameters, the column names and per metric (key, post, second)."""
+    metric's window and event filter decide, per joined event row, the event's contribution
+    (computed below the fence `OFFSET 0`, i.e. by the parallel workers when there are some);
+    the per-exposure aggregate above it only counts and adds them.
+    `with_events_only`: inner joins, so that exposures without an event in their windows (all
+    values 0) give no row (what is stored), and the planner is free to start from the events.
+    Returns the SQL, its parameters, the column names (two per metric: post, then pre or den)
+    and per metric (key, post, second)."""
     pre_days = timedelta(days=experiment.cuped_days)
     post_window = (
         "ev.occurred_at >= x.first_exposed_at AND ev.occurred_at < x.first_exposed_at + %s"
     )
     pre_window = "ev.occurred_at >= x.first_exposed_at - %s AND ev.occurred_at < x.first_exposed_at"
     select_params: list = []
-    columns: list[tuple[str, str]] = []
+    columns: list[tuple[str, tuple[str, str]]] = []  # (name, (contribution, aggregate))
     pairs: list[tuple[str, str, str]] = []  # (metric key, first column, second column)
     types: set[str] = set()
     widest = timedelta(0)
@@ -175,7 +194,12 @@ def _postgres_per_visitor(
         types.add(metric.event_type)
         conversion = metric.kind == MetricKind.CONVERSION
         cond = _metric_condition(metric, "ev", select_params)
-        columns.append((f"m{i}_post", _value_sql(metric, f"{cond} AND {post_window}", conversion)))
+        columns.append(
+            (
+                f"m{i}_post",
+                _value_sql(metric, f"{cond} AND {post_window}", conversion, f"m{i}_post"),
+            )
+        )
         select_params.append(window)
         if metric.kind == MetricKind.RATIO:
             den = metric.denominator
@@ -183,7 +207,10 @@ def _postgres_per_visitor(
             den_cond = _metric_condition(den, "ev", select_params)
             den_conversion = den.kind == MetricKind.CONVERSION
             columns.append(
-                (f"m{i}_den", _value_sql(den, f"{den_cond} AND {post_window}", den_conversion))
+                (
+                    f"m{i}_den",
+                    _value_sql(den, f"{den_cond} AND {post_window}", den_conversion, f"m{i}_den"),
+                )
             )
             select_params.append(window)
             pairs.append((metric.key, f"m{i}_post", f"m{i}_den"))
@@ -191,7 +218,10 @@ def _postgres_per_visitor(
             any_pre = True
             cond = _metric_condition(metric, "ev", select_params)
             columns.append(
-                (f"m{i}_pre", _value_sql(metric, f"{cond} AND {pre_window}", conversion))
+                (
+                    f"m{i}_pre",
+                    _value_sql(metric, f"{cond} AND {pre_window}", conversion, f"m{i}_pre"),
+                )
             )
             select_params.append(pre_days)
             pairs.append((metric.key, f"m{i}_post", f"m{i}_pre"))
@@ -204,15 +234,21 @@ def _postgres_per_visitor(
         where += " AND x.id = ANY(%s)"
         where_params.append(ids)
     join_params = [sorted(types), pre_days if any_pre else timedelta(0), widest, as_of]
+    join = "JOIN" if with_events_only else "LEFT JOIN"
+    contributions = ", ".join(f"{parts[0]} AS {name}" for name, parts in columns)
+    aggregates = ", ".join(f"{parts[1]} AS {name}" for name, parts in columns)
     sql = f"""
-        SELECT x.id, x.arm_key, {", ".join(f"{expr} AS {name}" for name, expr in columns)}
-        FROM experiments_exposure x
-        LEFT JOIN segments_profile p ON p.key = x.profile_key
-        LEFT JOIN segments_event ev ON ev.profile_id = p.id AND ev.type = ANY(%s)
-            AND ev.occurred_at >= x.first_exposed_at - %s
-            AND ev.occurred_at < x.first_exposed_at + %s AND ev.occurred_at < %s
-        WHERE {where}
-        GROUP BY x.id, x.arm_key
+        SELECT j.id, j.arm_key, {aggregates} FROM (
+            SELECT x.id, x.arm_key, {contributions}
+            FROM experiments_exposure x
+            {join} segments_profile p ON p.key = x.profile_key
+            {join} segments_event ev ON ev.profile_id = p.id AND ev.type = ANY(%s)
+                AND ev.occurred_at >= x.first_exposed_at - %s
+                AND ev.occurred_at < x.first_exposed_at + %s AND ev.occurred_at < %s
+            WHERE {where}
+            OFFSET 0
+        ) j
+        GROUP BY j.id, j.arm_key
     """
     return sql, [*select_params, *join_params, *where_params], [c for c, _ in columns], pairs
 
@@ -356,30 +392,35 @@ def _fingerprint(experiment: Experiment, metrics: list[Metric]) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def _partition(experiment: Experiment) -> str:
+    """The experiment's partition of the stored values (PostgreSQL)."""
+    return f"{ExposureValue._meta.db_table}_p{int(experiment.pk)}"
+
+
 def _values_store(
     *, experiment: Experiment, metrics: list[Metric], as_of: datetime, ids: list[int] | None
 ) -> None:
     """Compute and store the values of the given exposures (every qualifying one when `ids` is
     None); their old rows must already be deleted."""
     if connection.vendor == "postgresql":
-        inner, params, _names, pairs = _postgres_per_visitor(
-            experiment=experiment, metrics=metrics, as_of=as_of, ids=ids
+        inner, params, names, _pairs = _postgres_per_visitor(
+            experiment=experiment, metrics=metrics, as_of=as_of, ids=ids, with_events_only=True
         )
-        slots = ", ".join(f"({i}, {int(m.pk)})" for i, m in enumerate(metrics))
-        post = " ".join(f"WHEN {i} THEN u.{a}" for i, (_, a, _) in enumerate(pairs))
-        second = " ".join(f"WHEN {i} THEN u.{b}" for i, (_, _, b) in enumerate(pairs))
-        sql = f"""
-            INSERT INTO {ExposureValue._meta.db_table}
-                (exposure_id, experiment_id, metric_id, arm_key, post, second)
-            SELECT v.id, %s, v.metric_id, v.arm_key, v.post, v.second FROM (
-                SELECT u.id, u.arm_key, k.metric_id,
-                       CASE k.i {post} END AS post, CASE k.i {second} END AS second
-                FROM ({inner}) u CROSS JOIN (VALUES {slots}) AS k(i, metric_id)
-            ) v WHERE v.post <> 0 OR v.second <> 0
-        """
+        table = ExposureValue._meta.db_table
+        numbers = ", ".join(f"u.{name}" for name in names)
+        nonzero = " OR ".join(f"u.{name} <> 0" for name in names)
         with connection.cursor() as cursor:
             cursor.execute(f"SET LOCAL work_mem = '{POSTGRES_WORK_MEM}'")
-            cursor.execute(sql, [experiment.pk, *params])
+            cursor.execute(
+                f"CREATE TABLE IF NOT EXISTS {_partition(experiment)} PARTITION OF {table}"
+                f" FOR VALUES IN ({int(experiment.pk)})"
+            )
+            cursor.execute(
+                f"INSERT INTO {table} (exposure_id, experiment_id, arm_key, metric_values)"
+                f" SELECT u.id, %s, u.arm_key, ARRAY[{numbers}]::float8[] FROM ({inner}) u"
+                f" WHERE {nonzero}",
+                [experiment.pk, *params],
+            )
         return
     exposures = _exposures(experiment, as_of)
     if ids is not None:
@@ -396,20 +437,80 @@ def _values_store(
     for exposure_id, arm_key, *values in exposures.annotate(**columns).values_list(
         "id", "arm_key", *columns
     ):
-        for i, metric in enumerate(metrics):
-            post, second = float(values[2 * i] or 0), float(values[2 * i + 1] or 0)
-            if post or second:
-                rows.append(
-                    ExposureValue(
-                        experiment_id=experiment.pk,
-                        exposure_id=exposure_id,
-                        metric_id=metric.pk,
-                        arm_key=arm_key,
-                        post=post,
-                        second=second,
-                    )
+        row_values = [float(v or 0) for v in values]
+        if any(row_values):
+            rows.append(
+                ExposureValue(
+                    experiment_id=experiment.pk,
+                    exposure_id=exposure_id,
+                    arm_key=arm_key,
+                    metric_values=row_values,
                 )
+            )
     ExposureValue.objects.bulk_create(rows, batch_size=2000)
+
+
+# A recomputation from scratch on PostgreSQL builds the experiment's partition in a new table
+# (CREATE TABLE AS may use parallel workers; an INSERT ... SELECT may not, on PostgreSQL 15-17),
+# without an index to maintain row by row, indexes it once, and swaps it for the old partition.
+# The settings hold for the computation's transaction only: parallel workers even where the
+# planner's estimate of the join (a window condition it cannot see through) says few rows; the
+# hash aggregate (one group per visitor) in memory as far as it goes, and the primary key's sort
+# (maintenance_work_mem); no wait for the WAL flush at commit (a
+# crash loses at most a recomputation that the next beat redoes, never a partial one).
+REBUILD_SETTINGS = (
+    f"work_mem = '{POSTGRES_WORK_MEM}'",
+    "maintenance_work_mem = '512MB'",
+    "max_parallel_workers_per_gather = 2",
+    "parallel_setup_cost = 0",
+    "parallel_tuple_cost = 0",
+    "synchronous_commit = off",
+)
+
+
+def _values_rebuild_postgres(
+    *, experiment: Experiment, metrics: list[Metric], as_of: datetime
+) -> None:
+    """Every stored value of the experiment recomputed: its partition rebuilt and swapped in
+    (in the caller's transaction: readers see the old partition until it commits)."""
+    table = ExposureValue._meta.db_table
+    pk = int(experiment.pk)
+    partition = _partition(experiment)
+    staging = f"{table}_n{pk}"
+    with connection.cursor() as cursor:
+        for setting in REBUILD_SETTINGS:
+            cursor.execute(f"SET LOCAL {setting}")
+        cursor.execute(f"DROP TABLE IF EXISTS {staging}")
+        if metrics:
+            inner, params, names, _pairs = _postgres_per_visitor(
+                experiment=experiment, metrics=metrics, as_of=as_of, ids=None, with_events_only=True
+            )
+            numbers = ", ".join(f"u.{name}" for name in names)
+            nonzero = " OR ".join(f"u.{name} <> 0" for name in names)
+            cursor.execute(
+                f"CREATE TABLE {staging} AS SELECT u.id::bigint AS exposure_id,"
+                f" {pk}::bigint AS experiment_id, u.arm_key::varchar(100) AS arm_key,"
+                f" ARRAY[{numbers}]::float8[] AS metric_values FROM ({inner}) u WHERE {nonzero}",
+                params,
+            )
+        else:
+            cursor.execute(f"CREATE TABLE {staging} (LIKE {table})")
+        # One statement checks the NOT NULLs and the partition's bound (so that ATTACH need not
+        # scan again) and builds the primary key (the parent's: the partition's index is attached).
+        cursor.execute(
+            f"ALTER TABLE {staging} ALTER exposure_id SET NOT NULL,"
+            " ALTER experiment_id SET NOT NULL, ALTER arm_key SET NOT NULL,"
+            f" ALTER metric_values SET NOT NULL,"
+            f" ADD CONSTRAINT {staging}_bound CHECK (experiment_id = {pk}),"
+            f" ADD CONSTRAINT {staging}_pkey PRIMARY KEY (exposure_id, experiment_id)"
+        )
+        cursor.execute(f"DROP TABLE IF EXISTS {partition}")
+        cursor.execute(f"ALTER TABLE {staging} RENAME TO {partition}")
+        cursor.execute(f"ALTER INDEX {staging}_pkey RENAME TO {partition}_pkey")
+        cursor.execute(
+            f"ALTER TABLE {partition} RENAME CONSTRAINT {staging}_bound TO {partition}_bound"
+        )
+        cursor.execute(f"ALTER TABLE {table} ATTACH PARTITION {partition} FOR VALUES IN ({pk})")
 
 
 def _event_watermark(after: int) -> int:
@@ -477,9 +578,12 @@ def results_values_refresh(
     exposure_mark = Exposure.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
     if reason is not None:
         event_mark = _event_watermark(0)
-        ExposureValue.objects.filter(experiment=experiment).delete()
-        if metrics:
-            _values_store(experiment=experiment, metrics=metrics, as_of=as_of, ids=None)
+        if connection.vendor == "postgresql":
+            _values_rebuild_postgres(experiment=experiment, metrics=metrics, as_of=as_of)
+        else:
+            ExposureValue.objects.filter(experiment=experiment).delete()
+            if metrics:
+                _values_store(experiment=experiment, metrics=metrics, as_of=as_of, ids=None)
         recomputed = None
         state.rebuilt_at = timezone.now()
     else:
@@ -531,26 +635,49 @@ def results_aggregates_stored(
             for arm, n in counts.items()
             if n
         }
+    ordered = list(metrics.values())  # by metric id: the order of the stored numbers
+    if not ordered:
+        return out
+
+    def number(position: int) -> str:
+        if connection.vendor == "postgresql":
+            return f"metric_values[{position + 1}]"
+        return f"json_extract(metric_values, '$[{position}]')"
+
+    # Each number taken out of the row once, in a subquery the planner may not flatten (`OFFSET
+    # 0`: else every sum below would subscript the array again, 5 per metric instead of 2).
+    unpacked = ", ".join(f"{number(k)} AS v{k}" for k in range(2 * len(ordered)))
+    fence = "OFFSET 0" if connection.vendor == "postgresql" else "LIMIT -1 OFFSET 0"
+    selects = []
+    for i in range(len(ordered)):
+        post, second = f"v{2 * i}", f"v{2 * i + 1}"
+        selects += [
+            f"SUM({post})",
+            f"SUM({post} * {post})",
+            f"SUM({second})",
+            f"SUM({second} * {second})",
+            f"SUM({post} * {second})",
+        ]
     table = ExposureValue._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT metric_id, arm_key, SUM(post), SUM(post * post), SUM(second),"
-            f" SUM(second * second), SUM(post * second) FROM {table}"
-            " WHERE experiment_id = %s GROUP BY metric_id, arm_key",
+            f"SELECT arm_key, {', '.join(selects)} FROM (SELECT arm_key, {unpacked}"
+            f" FROM {table} WHERE experiment_id = %s {fence}) s GROUP BY arm_key",
             [experiment.pk],
         )
         rows = cursor.fetchall()
-    for metric_id, arm, post_sum, post_ss, second_sum, second_ss, product in rows:
-        metric = metrics.get(metric_id)
-        entry = out.get(metric.key, {}).get(arm) if metric else None
-        if entry is None:
-            continue
-        second = "den" if metric.kind == MetricKind.RATIO else "pre"
-        entry["post_sum"] = float(post_sum or 0)
-        entry["post_ss"] = float(post_ss or 0)
-        entry[f"{second}_sum"] = float(second_sum or 0)
-        entry[f"{second}_ss"] = float(second_ss or 0)
-        entry[f"post_{second}"] = float(product or 0)
+    for arm, *sums in rows:
+        for i, metric in enumerate(ordered):
+            entry = out[metric.key].get(arm)
+            if entry is None:
+                continue
+            second = "den" if metric.kind == MetricKind.RATIO else "pre"
+            post_sum, post_ss, second_sum, second_ss, product = sums[5 * i : 5 * i + 5]
+            entry["post_sum"] = float(post_sum or 0)
+            entry["post_ss"] = float(post_ss or 0)
+            entry[f"{second}_sum"] = float(second_sum or 0)
+            entry[f"{second}_ss"] = float(second_ss or 0)
+            entry[f"post_{second}"] = float(product or 0)
     return out
 
 

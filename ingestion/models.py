@@ -1,7 +1,7 @@
 """Ingestion's own rows: events stored by stage 1 and not yet folded in by stage 2.
 
 Moved out of segments (issue #12) with its table (`db_table`); the move is a state-only
-migration (ingestion 0001, segments 0011).
+migration (ingestion 0001, segments 0012).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from django.db import IntegrityError, connection, transaction
@@ -34,6 +34,7 @@ from .queue import (
     event_profile_key,
     events_dropped_counter_key,
     ingest_lanes,
+    legacy_processing_adopt,
     queue_take,
 )
 
@@ -68,7 +69,8 @@ def events_ingest_pending(*, max_events: int) -> IngestResult:
     processing, lock = lane
     try:
         # A crashed run's batch comes first, so nothing accepted is ever stranded.
-        raw = r.lrange(processing, 0, -1)
+        raw = cast(list[bytes], r.lrange(processing, 0, -1))
+        raw = raw or legacy_processing_adopt(r, processing)
         if not raw:
             raw = queue_take(r, processing, max_events)
         if not raw:

@@ -1,7 +1,7 @@
 """Profiles (pseudonymous visitors), their events and consent history, and the audit log.
 
 Moved out of segments (issue #12) with their tables: each model keeps its `segments_*` table
-(`db_table`), the move is a state-only migration (profiles 0001, segments 0011).
+(`db_table`), the move is a state-only migration (profiles 0001, segments 0012).
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from core.errors import Unavailable, unavailable_on_redis_error
 from core.pseudonym import pseudonymize
-from core.redis import KEY_PREFIX, get_redis, key
+from core.redis import KEY_PREFIX, get_redis, key, primary_clients
 from core.signals import keys_written
 from experiments.models import Exposure
 from ingestion.models import PendingAggregate
@@ -185,6 +185,12 @@ def persistence_rewrite() -> str:
     returns what happened. A rewrite already running is fine: Redis schedules another after it."""
     r = get_redis()
     r.delete(AOF_REWRITE_PENDING)
+    # Each node of a Redis Cluster keeps its own file: every primary rewrites its own.
+    outcomes = {_aof_rewrite(node) for node in primary_clients(r)}
+    return "rewrite_started" if "rewrite_started" in outcomes else "aof_off"
+
+
+def _aof_rewrite(r) -> str:
     try:
         if r.config_get("appendonly").get("appendonly") != "yes":
             return "aof_off"

@@ -1,6 +1,6 @@
 """Profile, Event, ConsentRecord and AuditEntry, moved from segments with their tables (issue #12).
 
-State only: each model keeps its `segments_*` table (Meta.db_table) and its data; segments 0011
+State only: each model keeps its `segments_*` table (Meta.db_table) and its data; segments 0012
 removes them from segments' state and moves their content types here.
 """
 

@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from django.db.models import Count
 from django.utils import timezone
 
@@ -19,6 +20,7 @@ from experiments.models import (
     ExperimentStatus,
     Exposure,
     ExposureValue,
+    Metric,
     ResultSnapshot,
     ResultState,
 )
@@ -69,9 +71,11 @@ def _stored(experiment, as_of):
 class Traffic:
     """Arriving data for beat after beat, as of `now` (simulated time)."""
 
-    def __init__(self, experiment, seed: int):
+    def __init__(self, experiment, seed: int, arms=("control", "treat", "treat2"), prefix="v"):
         self.experiment = experiment
         self.rng = random.Random(seed)
+        self.arms = list(arms)
+        self.prefix = prefix
         self.visitors: list[tuple[Profile, object]] = []  # (profile, first exposure)
 
     def _event(self, profile, at, *, received):
@@ -103,10 +107,12 @@ class Traffic:
             late_flush = rng.random() < 0.15
             at = previous - timedelta(hours=rng.uniform(0.1, 3)) if late_flush else None
             at = at or previous + timedelta(seconds=rng.uniform(0, STEP.total_seconds()))
-            profile = Profile.objects.create(key=f"v{len(self.visitors):06d}-{i}".ljust(64, "x"))
+            profile = Profile.objects.create(
+                key=f"{self.prefix}{len(self.visitors):06d}-{i}".ljust(64, "x")
+            )
             Exposure.objects.create(
                 experiment=self.experiment,
-                arm_key=rng.choice(["control", "treat", "treat2"]),
+                arm_key=rng.choice(self.arms),
                 profile_key=profile.key,
                 first_exposed_at=at,
             )
@@ -163,6 +169,9 @@ def test_results__incremental_beats_over_arriving_data__equal_direct_computation
         "visitors_recomputed": None,
     }
     assert final.data["metrics"] == scratch.data["metrics"]
+    # And the values recomputed from scratch sum, exactly, to the direct computation too
+    later = now + timedelta(minutes=1)
+    assert _stored(running, later) == results_aggregates_direct(experiment=running, as_of=later)
 
 
 @pytest.mark.django_db
@@ -239,7 +248,7 @@ def test_experiment_results_command__rebuild_and_check__from_scratch_and_equal(r
     now = timezone.now() - timedelta(days=8)
     traffic.arrive(now, now - STEP, received=timezone.now() - timedelta(days=1))
     results_compute(experiment=running)
-    ExposureValue.objects.filter(experiment=running).update(post=99)
+    ExposureValue.objects.filter(experiment=running).update(metric_values=[99.0] * 8)
     # When the command checks, then rebuilds and checks again
     with pytest.raises(SystemExit):
         call_command("experiment_results", "exp", "--check")
@@ -251,3 +260,66 @@ def test_experiment_results_command__rebuild_and_check__from_scratch_and_equal(r
     assert "stored sums equal the direct computation" in out
     snapshot = ResultSnapshot.objects.filter(experiment=running).first()
     assert snapshot.data["computation"]["mode"] == "from scratch"
+
+
+@pytest.fixture
+def second(running, promo_placement):
+    """A second running experiment (other placement, two arms, three of the first's metrics)."""
+    variants = list(promo_placement.variants.exclude(key="default").order_by("key"))
+    experiment = experiment_create(
+        fields={"key": "exp2", "name": "Exp2", "placement": promo_placement},
+        arms=[ArmSpec("control", variants[0], 1, True), ArmSpec("treat", variants[1], 1, False)],
+    )
+    experiment = experiment_set_status(experiment=experiment, status=ExperimentStatus.RUNNING)
+    experiment.analysis_started_at = running.analysis_started_at
+    experiment.save()
+    for key, role in (("revenue", "primary"), ("orders", "secondary"), ("bounce", "guardrail")):
+        ExperimentMetric.objects.create(
+            experiment=experiment, metric=Metric.objects.get(key=key), role=role
+        )
+    return experiment
+
+
+def _partitions() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname FROM pg_class c WHERE c.relname LIKE 'experiments_exposurevalue_%%'"
+            " AND c.relkind = 'r' ORDER BY c.relname"
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+@pytest.mark.django_db
+def test_results__one_experiment_rebuilt__other_experiment_values_untouched(running, second):
+    # Given two experiments with data and stored values (beats over a few steps)
+    start = running.analysis_started_at + timedelta(days=1)
+    first = Traffic(running, seed=13, prefix="a")
+    other = Traffic(second, seed=17, arms=("control", "treat"), prefix="b")
+    for step in range(3):
+        now = start + step * STEP
+        first.arrive(now, now - STEP, received=timezone.now() - timedelta(days=1))
+        other.arrive(now, now - STEP, received=timezone.now() - timedelta(days=1))
+        results_compute(experiment=running, as_of=now)
+        results_compute(experiment=second, as_of=now)
+    before = _stored(second, now)
+    rows = ExposureValue.objects.filter(experiment=second).count()
+    assert rows > 0
+    # When the first is recomputed from scratch, twice (on PostgreSQL: its partition rebuilt
+    # and swapped in each time)
+    for _ in range(2):
+        snapshot = results_compute(experiment=running, as_of=now, rebuild=True)
+        assert snapshot.data["computation"]["mode"] == "from scratch"
+    # Then both experiments' stored sums equal the direct computation, exactly, and the second's
+    # stored values are the ones it had
+    assert _stored(running, now) == results_aggregates_direct(experiment=running, as_of=now)
+    assert _stored(second, now) == before
+    assert before == results_aggregates_direct(experiment=second, as_of=now)
+    assert ExposureValue.objects.filter(experiment=second).count() == rows
+    # And each stored row holds two numbers per metric of its experiment
+    assert {len(v.metric_values) for v in ExposureValue.objects.filter(experiment=running)} == {8}
+    assert {len(v.metric_values) for v in ExposureValue.objects.filter(experiment=second)} == {6}
+    if connection.vendor == "postgresql":
+        # And one partition per experiment, no staging table left behind
+        assert _partitions() == sorted(
+            f"experiments_exposurevalue_p{e.pk}" for e in (running, second)
+        )

@@ -23,7 +23,7 @@ from segments.models import SegmentMembership, SegmentMembershipChange, WebhookD
 
 # The last state of every app the move touches before it (main before issue #12's move).
 BEFORE = [
-    ("segments", "0010_webhook_delivery_claim"),
+    ("segments", "0011_segment_revisions"),
     ("identity", "0003_traitdefinition_shareable"),
     ("recommendations", "0002_recommendations_block_type"),
     ("profiles", None),

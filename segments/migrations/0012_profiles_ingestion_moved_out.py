@@ -72,7 +72,7 @@ class Migration(migrations.Migration):
         ("identity", "0004_profile_moved_to_profiles"),
         ("profiles", "0001_moved_from_segments"),
         ("recommendations", "0003_profile_moved_to_profiles"),
-        ("segments", "0010_webhook_delivery_claim"),
+        ("segments", "0011_segment_revisions"),
     ]
 
     operations = [
