@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if __package__ in (None, ""):
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import bench_decide as bd  # noqa: E402  (needs ROOT on the path first)
+from benchmarks import _support as support  # noqa: E402  (needs ROOT on the path first)
+from benchmarks import bench_decide as bd  # noqa: E402
 
 ORIGIN = "https://shop.example"
 
@@ -114,7 +115,7 @@ def main() -> int:
             pstats.Stats(profile, stream=stream).sort_stats("cumulative").print_stats(45)
             print(stream.getvalue())
             return 0
-        result = bd._interleaved_us(
+        result = support.interleaved_us(
             {"keyless": call("keyless", keyless_env), "keyed": call("keyed", keyed_env)},
             rounds=args.rounds,
             enter={"keyless": keyless_mode, "keyed": keyed_mode},
