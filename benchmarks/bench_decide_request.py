@@ -23,6 +23,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import redis
+
 ROOT = Path(__file__).resolve().parents[1]
 if __package__ in (None, ""):
     sys.path.insert(0, str(ROOT))
@@ -121,9 +123,24 @@ def main() -> int:
             enter={"keyless": keyless_mode, "keyed": keyed_mode},
         )
         load = f"{os.getloadavg()[0]:.1f}"
+        # Commands Redis processed per request (its own counter, every client of this process:
+        # profile cache, snapshot version checks, exposures, rate limit), over 1,000 requests.
+        commands = {}
+        redis_client = redis.Redis.from_url(settings.REDIS_URL)
+        for name, env in (("keyless", keyless_env), ("keyed", keyed_env)):
+            (keyless_mode if name == "keyless" else keyed_mode)()
+            run = call(name, env)
+            before = redis_client.info("stats")["total_commands_processed"]
+            for _ in range(1000):
+                run()
+            after = redis_client.info("stats")["total_commands_processed"]
+            commands[name] = (after - before - 1) / 1000  # less the INFO itself
         print(f"decide request through Django's handler, in process (load average {load})")
         for name, us in result.items():
-            print(f"{name:<8} {us:8.1f} µs/request  statuses {sorted(statuses[name])}")
+            print(
+                f"{name:<8} {us:8.1f} µs/request  statuses {sorted(statuses[name])}  "
+                f"Redis commands/request {commands[name]:.3f}"
+            )
         print(f"keyed / keyless {result['keyed'] / result['keyless']:.2f}")
     finally:
         from personalization import profile_cache

@@ -27,7 +27,7 @@ from segments.consent import purpose_allowed
 
 from .schemas import DecideContext, DecideRequest, DecideResponse, query_body, query_parameters
 
-_NO_CONTEXT = DecideContext()
+_NO_CONTEXT = DecideContext.model_validate({})
 
 
 def _log_exposures(visitor: Visitor, profile_status: str, decisions: dict[str, Decision]) -> None:
@@ -120,6 +120,7 @@ class DecideView(APIView):
         if not sessionless_decide(request):
             return None
         method = request.method
+        body: object
         if method == "GET":
             body = query_body(request.GET)
         elif method == "POST":
