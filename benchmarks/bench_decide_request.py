@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import io
 import os
 import pstats
@@ -83,6 +84,10 @@ def main() -> int:
             rate_limit_per_minute=10**9,
         )
         handler = WSGIHandler()
+        # As the web process does after start-up (config/wsgi.py): a full collection walking
+        # every module's objects would land in whichever round it falls in.
+        gc.collect()
+        gc.freeze()
         path = f"/api/v1/decide?placements={','.join(bd.PLACEMENTS)}&visitor={bd.VISITOR}"
         keyless_env = _environ(path, {})
         keyed_env = _environ(path, {"X-Mosaic-Key": raw, "Origin": ORIGIN})
