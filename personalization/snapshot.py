@@ -27,6 +27,7 @@ from django.db.models import Case, Q, When
 from content.models import Placement, Variant, VariantStatus
 from content.rendering import template_compile
 from core.redis import get_redis, key
+from core.versions import snapshot_version_bump, snapshot_version_read
 from experiments.engine import ExperimentSpec
 from experiments.models import Experiment, ExperimentStatus
 from rules import compile_condition, condition_fields
@@ -34,7 +35,6 @@ from segments.windows import windows_read
 
 logger = logging.getLogger(__name__)
 
-VERSION_KEY = key("snapshot", "version")
 SOURCE_KEY = key("snapshot", "source")  # the last built snapshot's source, with its version
 CHECK_INTERVAL = 0.5
 DATABASE_RETRY_SECONDS = 5.0
@@ -401,7 +401,7 @@ def _normalised(weights: list[float]) -> tuple[float, ...]:
 def snapshot_bump() -> None:
     """Tell every process to rebuild (called on commit of any change to delivery config)."""
     try:
-        get_redis().incr(VERSION_KEY)
+        snapshot_version_bump()
     except redis.RedisError:
         logger.warning("snapshot: could not bump the version; processes keep their snapshot")
 
@@ -423,7 +423,7 @@ class SnapshotHolder:
             return snapshot
         self._checked_at = now
         try:
-            version = int(get_redis().get(VERSION_KEY) or 0)
+            version = snapshot_version_read()
         except redis.RedisError:
             if snapshot is not None:
                 return snapshot

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from core.redis import get_redis, key
 from core.sqlin import filter_in
+from core.versions import snapshot_version_bump
 from segments.models import Event, Profile
 from segments.services import profile_cache_write
 
@@ -40,9 +41,6 @@ from .serializers import ItemRowSerializer
 
 logger = logging.getLogger(__name__)
 
-# The snapshot's version key: processes rebuild their serving catalog when it moves (as they
-# rebuild the content snapshot), so serving never asks the database or Redis per decision.
-SNAPSHOT_VERSION_KEY = key("snapshot", "version")
 TRAINING_LOCK = key("recs", "training")
 TRAINING_LOCK_SECONDS = 3600
 
@@ -64,7 +62,9 @@ CATALOG_BATCH = 1000
 def serving_version_bump() -> None:
     """Tell every process to reload the serving catalog (on commit of a catalog or run change)."""
     try:
-        get_redis().incr(SNAPSHOT_VERSION_KEY)
+        # The snapshot's version: processes rebuild their serving catalog when it moves (as they
+        # rebuild the content snapshot), so serving never asks the database or Redis per decision.
+        snapshot_version_bump()
     except redis.RedisError:
         logger.warning("recommendations: could not bump the version; processes keep their copy")
 

@@ -3,11 +3,13 @@ the last snapshot kept in Redis; with neither, each placement answers a reason c
 
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 
 import pytest
 from django.db import connection
 
+from core.versions import snapshot_version_bump, snapshot_version_read
 from personalization.snapshot import SOURCE_KEY, holder
 from tests.factories import make_placement, make_variant
 
@@ -82,3 +84,34 @@ def test_decide__database_goes_down_after_start__process_keeps_its_snapshot(clie
     with database_down():
         answer = _hero(client)
     assert answer["reason"] == "targeted:everyone"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_decide__redis_lost_its_data_then_as_many_changes__process_rebuilds(client, redis_client):
+    # Given a process serving version N of the configuration after N changes
+    placement = make_placement("hero")
+    first = make_variant(placement, "first", priority=1, template="<p>1</p>")
+    snapshot_version_bump()
+    holder._checked_at = 0.0
+    assert _hero(client)["reason"] == "targeted:first"
+    held = holder._snapshot.version
+    # When Redis loses its data and the configuration then changes at least as many times
+    redis_client.flushall()
+    first.delete()
+    make_variant(placement, "second", priority=1, template="<p>2</p>")
+    while snapshot_version_read() < held:
+        snapshot_version_bump()
+    holder._checked_at = 0.0
+    # Then no version seen before the loss comes back, and the process serves the change
+    assert snapshot_version_read() > held
+    assert _hero(client)["reason"] == "targeted:second"
+
+
+def test_snapshot_version_bump__key_missing__starts_from_the_clock_then_counts(redis_client):
+    # Given no version recorded (a fresh or emptied Redis)
+    assert snapshot_version_read() == 0
+    # When the version is bumped twice
+    first, second = snapshot_version_bump(), snapshot_version_bump()
+    # Then it starts from the current time in ms and then moves by one
+    assert abs(first - time.time() * 1000) < 60_000
+    assert second == first + 1 == snapshot_version_read()
