@@ -5,7 +5,7 @@ cProfile of N keyed requests, top functions by cumulative time, instead of the t
 throwaway environment and content as bench_decide.py (3 placements x 10 conditional variants, an
 experiment, renders; the visitor's profile in Redis with the profile cache on). Each request is
 a WSGI environ handed to config.wsgi's handler (middleware, URL resolution, view, response):
-- ``keyless``: MOSAIC_REQUIRE_API_KEY=false, no key, no Origin (the old fast path's case);
+- ``keyless``: MOSAIC_REQUIRE_API_KEY=false, no key, no Origin (the embedded demo's calls);
 - ``keyed``: MOSAIC_REQUIRE_API_KEY=true, a publishable key (X-Mosaic-Key) and an allowed Origin,
   as production's browsers call it (authentication, origin rule, rate limit, CORS headers).
 Median over interleaved rounds of the mean µs per request. Informs, judges nothing, exits 0.
