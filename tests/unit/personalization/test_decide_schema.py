@@ -425,3 +425,19 @@ def test_schema__decide_documented_for_get_and_post(client):
         error = responses["429"]["content"]["application/json"]["schema"]
         assert error["$ref"].endswith("/Error")
     assert client.get("/api/docs/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_lean_path__keyed_steady_state__no_database_query(
+    client, placements, publishable, django_assert_num_queries, redis_client
+):
+    # Given production's call (publishable key, allowed Origin), the key and snapshot warm
+    headers = {"HTTP_X_MOSAIC_KEY": publishable, "HTTP_ORIGIN": PRODUCTION}
+    _get(client, {"placements": "hero", "visitor": "ann"}, **headers)
+    # When it is called again
+    with django_assert_num_queries(0):
+        answers = [_get(client, {"placements": "hero", "visitor": "ann"}, **headers)]
+        answers.append(_post(client, {"placements": ["hero"], "visitor": "ann"}, **headers))
+    # Then no database query, and no rate-limit count in Redis yet (the process's own share)
+    assert [a.status_code for a in answers] == [200, 200]
+    assert redis_client.keys("mosaic:ratelimit:*") == []
