@@ -130,8 +130,11 @@ def rate_limit_hit(
     window = int(now // WINDOW_SECONDS)
     retry_after = max(1, int((window + 1) * WINDOW_SECONDS - now + 0.999))
     key_limit = api_key.rate_limit_per_minute
+    # The key's id as a hash tag ({7}): the script counts a client and its key together, so on a
+    # Redis Cluster both counters must be on one slot.
+    tag = f"{{{api_key.pk}}}"
     if api_key.is_secret or client is None:
-        keys = [key("ratelimit", str(api_key.pk), str(window))]
+        keys = [key("ratelimit", tag, str(window))]
         limits = [key_limit]
     else:
         client_limit = settings.MOSAIC_CLIENT_RATE_LIMIT_PER_MINUTE
@@ -139,10 +142,10 @@ def rate_limit_hit(
             client_limit = max(client_limit, key_limit // 10)
         # The address only as its keyed hash: nothing in Redis (nor its AOF) names a client.
         bucket = pseudonymize(client)[:24]
-        keys = [key("ratelimit", str(api_key.pk), "client", bucket, str(window))]
+        keys = [key("ratelimit", tag, "client", bucket, str(window))]
         limits = [client_limit]
         if origin_allowed:
-            keys.append(key("ratelimit", str(api_key.pk), str(window)))
+            keys.append(key("ratelimit", tag, str(window)))
             limits.append(key_limit)
     outcome = _counters.hit(keys, limits, window=window, ttl=WINDOW_SECONDS + 5)
     limit = limits[outcome.index]

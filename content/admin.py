@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Count, Q
-from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
-from django.urls import NoReverseMatch, path, reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
 from core.forms import JSON_FORMFIELD_OVERRIDES
+from core.revision_admin import RevisionHistoryAdminMixin, RevisionRecordAdmin
 from rules import describe_condition
 
 from . import selectors, services
@@ -42,80 +40,6 @@ def _in_words(condition: dict | None) -> str:
         return describe_condition(condition or {})
     except Exception:  # an invalid condition is reported at the field, not here
         return "—"
-
-
-def _revert(modeladmin: admin.ModelAdmin, request, revision) -> None:
-    """Revert a placement or variant through its service; a refusal is a message for the
-    editor, never a 500."""
-    revert = (
-        services.placement_revert
-        if isinstance(revision, PlacementRevision)
-        else services.variant_revert
-    )
-    try:
-        subject = revert(revision=revision, author=_author(request))
-    except ValidationError as exc:
-        modeladmin.message_user(
-            request,
-            f"{revision.subject} cannot go back to the revision of "
-            f"{revision.created_at:%Y-%m-%d %H:%M:%S}: " + " ".join(exc.messages)
-            if isinstance(revision, VariantRevision)
-            else " ".join(exc.messages),
-            messages.ERROR,
-        )
-        return
-    modeladmin.message_user(
-        request,
-        f'{subject._meta.verbose_name.capitalize()} "{subject}" is back to its revision of '
-        f"{revision.created_at:%Y-%m-%d %H:%M:%S}; "
-        "the revert is itself recorded in the history.",
-        messages.SUCCESS,
-    )
-
-
-class HistoryAdminMixin:
-    """The history on an object's change page (who changed what, a diff, "Revert to this") and
-    the revert view its buttons post to: one mechanism for placements and variants."""
-
-    revision_model: type  # PlacementRevision or VariantRevision
-    revision_subject: str  # the revision's foreign key to the object: "placement" or "variant"
-    history_selector = None  # selectors.placement_history or selectors.variant_history
-
-    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
-        if obj is not None and obj.pk:
-            name = self.revision_subject
-            context["history"] = type(self).history_selector(**{name: obj})
-            context["revisions_url"] = (
-                reverse(f"admin:content_{name}revision_changelist") + f"?{name}__id__exact={obj.pk}"
-            )
-            context["revert_url_name"] = f"admin:content_{name}_revert"
-        return super().render_change_form(request, context, add, change, form_url, obj)
-
-    def get_urls(self):
-        name = self.revision_subject
-        revert = path(
-            "<path:object_id>/revert/<int:revision_id>/",
-            self.admin_site.admin_view(self.revert_view),
-            name=f"content_{name}_revert",
-        )
-        return [revert, *super().get_urls()]
-
-    def revert_view(self, request, object_id: str, revision_id: int):
-        """POST from a history row's button on the change page: revert, then back to the page."""
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        obj = self.get_object(request, unquote(object_id))
-        if obj is None:
-            raise Http404("No such object.")
-        if not self.has_change_permission(request, obj):
-            raise PermissionDenied
-        revision = get_object_or_404(
-            self.revision_model, pk=revision_id, **{self.revision_subject: obj}
-        )
-        _revert(self, request, revision)
-        return HttpResponseRedirect(
-            reverse(f"admin:content_{self.revision_subject}_change", args=[obj.pk])
-        )
 
 
 @admin.register(BlockType)
@@ -170,10 +94,11 @@ class VariantInline(admin.TabularInline):
 
 
 @admin.register(Placement)
-class PlacementAdmin(HistoryAdminMixin, admin.ModelAdmin):
+class PlacementAdmin(RevisionHistoryAdminMixin, admin.ModelAdmin):
     revision_model = PlacementRevision
-    revision_subject = "placement"
     history_selector = staticmethod(selectors.placement_history)
+    revert_service = staticmethod(services.placement_revert)
+    revert_error_prefix = False  # placement_revert's refusals name the placement and revision
     form = PlacementForm
     fields = ["key", "name", "description", "default_variant"]  # the key stays first when read-only
     list_display = ["key", "name", "default_variant", "live_variants", "updated_at"]
@@ -227,11 +152,11 @@ class PlacementAdmin(HistoryAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Variant)
-class VariantAdmin(HistoryAdminMixin, admin.ModelAdmin):
+class VariantAdmin(RevisionHistoryAdminMixin, admin.ModelAdmin):
     formfield_overrides = {models.JSONField: JSON_FORMFIELD_OVERRIDES}
     revision_model = VariantRevision
-    revision_subject = "variant"
     history_selector = staticmethod(selectors.variant_history)
+    revert_service = staticmethod(services.variant_revert)
     form = VariantForm
     list_display = [
         "__str__",
@@ -328,76 +253,34 @@ class VariantAdmin(HistoryAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(VariantRevision)
-class VariantRevisionAdmin(admin.ModelAdmin):
-    list_display = ["variant", "created_at", "author", "comment", "changed"]
+class VariantRevisionAdmin(RevisionRecordAdmin):
+    list_display = ["variant", "when", "author", "comment", "changed"]
     list_filter = ["variant__placement", "author"]
     search_fields = ["variant__key", "comment", "author"]
     list_select_related = ["variant__placement"]
     readonly_fields = ["variant", "state", "author", "comment", "created_at"]
-    actions = ["revert"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False  # the history is the record: kept while its variant exists
+    revert_service = staticmethod(services.variant_revert)
+    subject_change_permission = "content.change_variant"
 
     @admin.display(description="state")
     def changed(self, obj: VariantRevision) -> str:
         state = obj.state
         return f"{state.get('status')} · priority {state.get('priority')} · {state.get('name')}"
 
-    def has_revert_permission(self, request) -> bool:
-        return request.user.has_perm("content.change_variant")
-
-    @admin.action(description="Revert the variant to the selected revision", permissions=["revert"])
-    def revert(self, request, queryset) -> None:
-        if queryset.count() != 1:
-            self.message_user(request, "Select exactly one revision to revert to.", messages.ERROR)
-            return
-        _revert(self, request, queryset.get())
-
 
 @admin.register(PlacementRevision)
-class PlacementRevisionAdmin(admin.ModelAdmin):
+class PlacementRevisionAdmin(RevisionRecordAdmin):
     list_display = ["placement", "when", "author", "comment", "changed"]
     list_filter = ["placement", "author"]
     search_fields = ["placement__key", "comment", "author"]
     list_select_related = ["placement"]
     readonly_fields = ["placement", "state", "author", "comment", "created_at"]
-    actions = ["revert"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False  # the history is the record: kept while its placement exists
-
-    def has_revert_permission(self, request) -> bool:
-        return request.user.has_perm("content.change_placement")
-
-    @admin.display(description="when (UTC)", ordering="created_at")
-    def when(self, obj: PlacementRevision) -> str:
-        # To the second, as the revert comments and the placement page's history name revisions.
-        return f"{obj.created_at:%Y-%m-%d %H:%M:%S}"
+    revert_service = staticmethod(services.placement_revert)
+    subject_change_permission = "content.change_placement"
+    revert_error_prefix = False  # placement_revert's refusals name the placement and revision
 
     @admin.display(description="state")
     def changed(self, obj: PlacementRevision) -> str:
         state = obj.state
         default = state.get("default_variant_key") or state.get("default_variant") or "none"
         return f"{state.get('name')} · default {default}"
-
-    @admin.action(
-        description="Revert the placement to the selected revision", permissions=["revert"]
-    )
-    def revert(self, request, queryset) -> None:
-        if queryset.count() != 1:
-            self.message_user(request, "Select exactly one revision to revert to.", messages.ERROR)
-            return
-        _revert(self, request, queryset.get())

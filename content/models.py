@@ -7,6 +7,7 @@ from django.db import models
 from django.utils import timezone
 
 from core.models import TimestampedModel
+from core.revisions import Revision
 from core.validators import validate_condition_value, validate_json_depth
 
 
@@ -213,37 +214,16 @@ def variant_restorable(state: dict) -> dict:
     return {name: state.get(name) for name in VARIANT_RESTORED_KEYS}
 
 
-class Revision(models.Model):
-    """Who saved an object's state, when and why: the history behind "revert" (abstract)."""
-
-    author = models.CharField(max_length=150, blank=True, default="")
-    comment = models.CharField(max_length=200, blank=True, default="")
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-
-    class Meta:
-        abstract = True
-        ordering = ["-created_at", "-id"]
-
-    def __str__(self) -> str:
-        return f"{self.subject} @ {self.created_at:%Y-%m-%d %H:%M:%S}"
-
-    @property
-    def subject(self) -> models.Model:
-        raise NotImplementedError
-
-
 class VariantRevision(Revision):
     """A saved state of a variant, written on every editor save, so any change can be reverted."""
 
     variant = models.ForeignKey(Variant, on_delete=models.CASCADE, related_name="revisions")
     state = models.JSONField(help_text="The variant's editable fields at that time.")
 
+    subject_field = "variant"
+
     class Meta(Revision.Meta):
         pass
-
-    @property
-    def subject(self) -> Variant:
-        return self.variant
 
 
 class PlacementRevision(Revision):
@@ -252,9 +232,7 @@ class PlacementRevision(Revision):
     placement = models.ForeignKey(Placement, on_delete=models.CASCADE, related_name="revisions")
     state = models.JSONField(help_text="The placement's editable fields at that time.")
 
+    subject_field = "placement"
+
     class Meta(Revision.Meta):
         pass
-
-    @property
-    def subject(self) -> Placement:
-        return self.placement

@@ -12,6 +12,7 @@ from django.utils.dateparse import parse_datetime
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
+from core.revisions import revision_record
 from segments.catalogue import condition_findings
 from segments.models import AuditAction
 from segments.privacy import audit_record
@@ -297,15 +298,14 @@ def placement_save(
     placement.save()
     if placement_restorable(after) == placement_restorable(before):
         return placement
-    latest = PlacementRevision.objects.filter(placement=placement).first()
-    if latest is None or placement_restorable(latest.state) != placement_restorable(before):
-        PlacementRevision.objects.create(
-            placement=placement,
-            state=before,
-            comment="Stored state, not yet in the history",
-        )
-    PlacementRevision.objects.create(
-        placement=placement, state=after, author=author, comment=comment
+    revision_record(
+        model=PlacementRevision,
+        subject=placement,
+        before=before,
+        after=after,
+        author=author,
+        comment=comment,
+        restorable=placement_restorable,
     )
     content_audit(
         model="placement",

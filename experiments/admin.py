@@ -8,11 +8,22 @@ from django.db import models
 from django.forms.models import BaseInlineFormSet
 
 from core.forms import JSON_FORMFIELD_OVERRIDES
+from core.revision_admin import RevisionHistoryAdminMixin, RevisionRecordAdmin
 from segments.admin_audit import AuditedAdmin
 from segments.models import AuditAction
 
-from .lifecycle import ArmSpec, experiment_stamp, experiment_validate
-from .models import Arm, Experiment, ExperimentMetric, Exposure, Metric, MetricRole, ResultSnapshot
+from .lifecycle import ArmSpec, experiment_revert, experiment_stamp, experiment_validate
+from .models import (
+    Arm,
+    Experiment,
+    ExperimentMetric,
+    ExperimentRevision,
+    Exposure,
+    Metric,
+    MetricRole,
+    ResultSnapshot,
+)
+from .revisions import experiment_history, experiment_revision_record, experiment_state
 
 
 class ArmFormSet(BaseInlineFormSet):
@@ -56,6 +67,24 @@ class ArmInline(admin.TabularInline):
     fields = ["key", "name", "variant", "extra_variants", "weight", "is_control", "position"]
     raw_id_fields = ["variant", "extra_variants"]
 
+    # Narrower inputs than the admin's 20em text boxes, so that the experiment page (arms and
+    # history) fits a 1280 px window.
+    _WIDTHS = {
+        "key": "9em",
+        "name": "12em",
+        "variant": "4em",
+        "extra_variants": "7em",
+        "weight": "5em",
+        "position": "4em",
+    }
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        width = self._WIDTHS.get(db_field.name)
+        if field is not None and width:
+            field.widget.attrs["style"] = f"width: {width}"
+        return field
+
 
 class ExperimentMetricFormSet(BaseInlineFormSet):
     def clean(self) -> None:
@@ -87,8 +116,12 @@ class MetricAdmin(admin.ModelAdmin):
 
 
 @admin.register(Experiment)
-class ExperimentAdmin(AuditedAdmin):
+class ExperimentAdmin(RevisionHistoryAdminMixin, AuditedAdmin):
     audit_action = AuditAction.EXPERIMENT_CHANGE
+    revision_model = ExperimentRevision
+    history_selector = staticmethod(experiment_history)
+    revert_service = staticmethod(experiment_revert)
+    revert_error_prefix = False  # experiment_revert's refusals name the experiment and revision
     formfield_overrides = {models.JSONField: JSON_FORMFIELD_OVERRIDES}
     list_filter = ["status", "placement"]
     search_fields = ["name", "key", "hypothesis"]
@@ -200,8 +233,21 @@ class ExperimentAdmin(AuditedAdmin):
 
     def save_model(self, request, obj, form, change):
         previous = Experiment.objects.filter(pk=obj.pk).first() if change else None
+        # The state before this change, for the revision written once the arms and metric
+        # links (inlines) are saved too.
+        obj._revision_before = experiment_state(previous) if previous is not None else None
         experiment_stamp(experiment=obj, previous=previous)
         super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        experiment = form.instance
+        experiment_revision_record(
+            experiment=experiment,
+            before=getattr(experiment, "_revision_before", None),
+            author=request.user.get_username(),
+            comment="" if change else "Created",
+        )
 
 
 @admin.register(Arm)
@@ -212,6 +258,37 @@ class ArmAdmin(AuditedAdmin):
     search_fields = ["key", "name", "experiment__key"]
     # Variant.__str__ reads the placement: join it rather than a query per row.
     list_select_related = ["experiment", "variant__placement"]
+
+    # An arm changed on its own page is a change of its experiment: recorded as its revision.
+    def save_model(self, request, obj, form, change):
+        experiment = Experiment.objects.filter(pk=obj.experiment_id).first()
+        obj._revision_before = experiment_state(experiment) if experiment is not None else None
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        arm = form.instance
+        experiment_revision_record(
+            experiment=arm.experiment,
+            before=getattr(arm, "_revision_before", None),
+            author=request.user.get_username(),
+            comment=f"Arm {arm.key} {'changed' if change else 'added'}",
+        )
+
+    def delete_model(self, request, obj):
+        experiment = obj.experiment
+        before = experiment_state(experiment)
+        super().delete_model(request, obj)
+        experiment_revision_record(
+            experiment=experiment,
+            before=before,
+            author=request.user.get_username(),
+            comment=f"Arm {obj.key} deleted",
+        )
+
+    def delete_queryset(self, request, queryset):
+        for arm in queryset.select_related("experiment"):
+            self.delete_model(request, arm)
 
 
 @admin.register(ResultSnapshot)
@@ -245,3 +322,25 @@ class ExposureAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(ExperimentRevision)
+class ExperimentRevisionAdmin(RevisionRecordAdmin):
+    """Read-only: written on every change of an experiment (admin, API, start/pause/stop)."""
+
+    list_display = ["experiment", "when", "author", "comment", "summary"]
+    list_filter = ["experiment", "author"]
+    search_fields = ["experiment__key", "comment", "author"]
+    list_select_related = ["experiment"]
+    readonly_fields = ["experiment", "state", "author", "comment", "created_at"]
+    revert_service = staticmethod(experiment_revert)
+    subject_change_permission = "experiments.change_experiment"
+    revert_error_prefix = False
+
+    @admin.display(description="state")
+    def summary(self, obj: ExperimentRevision) -> str:
+        state = obj.state
+        weights = ", ".join(
+            f"{arm.get('key')} {arm.get('weight'):g}" for arm in state.get("arms") or []
+        )
+        return f"{state.get('status')} · {weights}"

@@ -21,8 +21,25 @@ from django.db import transaction
 from django.utils import timezone
 
 from content.models import Placement, Variant
+from core.revisions import revert_comment
 
-from .models import Arm, Experiment, ExperimentMetric, ExperimentStatus, Metric, MetricRole
+from .models import (
+    Arm,
+    Experiment,
+    ExperimentMetric,
+    ExperimentRevision,
+    ExperimentStatus,
+    Metric,
+    MetricRole,
+)
+from .revisions import (
+    SETUP_FIELDS,
+    experiment_recorded,
+    experiment_revision_record,
+    experiment_setup,
+    experiment_state,
+    setup_state,
+)
 
 LIVE_STATUSES = (ExperimentStatus.DRAFT, ExperimentStatus.RUNNING, ExperimentStatus.PAUSED)
 ALLOWED_TRANSITIONS = {
@@ -207,9 +224,10 @@ def experiment_create(
     arms: Sequence[ArmSpec],
     metrics: Sequence[tuple[Metric, str]] = (),
     extra_placements: Sequence[Placement] = (),
+    author: str = "",
 ) -> Experiment:
     """Create an experiment with its arms and metrics in one transaction, or raise
-    ValidationError naming the field (nothing written)."""
+    ValidationError naming the field (nothing written); its first revision names `author`."""
     experiment = Experiment(**fields)
     errors = experiment_validate(
         experiment=experiment, arms=arms, extra_placements=list(extra_placements)
@@ -244,16 +262,19 @@ def experiment_create(
     )
     # bulk_create sends no post_save: tell the snapshot the arms exist.
     experiment.save(update_fields=["updated_at"])
+    experiment_revision_record(experiment=experiment, before=None, author=author, comment="Created")
     return experiment
 
 
 @transaction.atomic
 def experiment_set_status(
-    *, experiment: Experiment, status: str, rollout_arm: Arm | None = None
+    *, experiment: Experiment, status: str, rollout_arm: Arm | None = None, author: str = ""
 ) -> Experiment:
-    """Start, pause or stop (optionally rolling out an arm); refuses impossible transitions."""
+    """Start, pause or stop (optionally rolling out an arm); refuses impossible transitions.
+    The change is recorded as a revision naming `author`."""
     locked = Experiment.objects.select_for_update().get(pk=experiment.pk)
     previous = Experiment.objects.get(pk=experiment.pk)
+    before = experiment_state(previous)
     locked.status = status
     locked.rollout_arm = rollout_arm
     errors = experiment_validate(
@@ -262,6 +283,9 @@ def experiment_set_status(
     _raise(errors)
     experiment_stamp(experiment=locked, previous=previous)
     locked.save()
+    experiment_revision_record(
+        experiment=locked, before=before, author=author, comment=f"Status: {status}"
+    )
     return locked
 
 
@@ -270,6 +294,7 @@ def experiment_create_factorial(
     fields: dict[str, Any],
     factors: Sequence[tuple[Placement, Sequence[Variant]]],
     metrics: Sequence[tuple[Metric, str]] = (),
+    author: str = "",
 ) -> Experiment:
     """A full-factorial multivariate experiment: one arm per combination of the factors'
     variants (the first placement is the experiment's main placement; the combination of every
@@ -297,4 +322,164 @@ def experiment_create_factorial(
         arms=arms,
         metrics=metrics,
         extra_placements=[placement for placement, _ in factors[1:]],
+        author=author,
     )
+
+
+def _arms_replace(experiment: Experiment, arms: Sequence[ArmSpec]) -> None:
+    """Make the experiment's arms these: an arm whose key exists is updated in place (its row,
+    and so a rolled-out arm, stays), others are created, arms left out are deleted."""
+    existing = {arm.key: arm for arm in experiment.arms.all()}
+    wanted = {spec.key for spec in arms}
+    Arm.objects.filter(experiment=experiment).exclude(key__in=wanted).delete()
+    for position, spec in enumerate(arms):
+        arm = existing.get(spec.key) or Arm(experiment=experiment, key=spec.key)
+        arm.name = spec.name or spec.key
+        arm.variant = spec.variant  # type: ignore[assignment]  # validated: every arm has one
+        arm.weight = spec.weight
+        arm.is_control = spec.is_control
+        arm.position = position
+        arm.save()
+        arm.extra_variants.set(spec.extra_variants)
+
+
+@transaction.atomic
+def experiment_update(
+    *,
+    experiment: Experiment,
+    fields: dict[str, Any],
+    arms: Sequence[ArmSpec] | None = None,
+    metrics: Sequence[tuple[Metric, str]] | None = None,
+    author: str = "",
+    comment: str = "",
+) -> Experiment:
+    """Change an experiment's setup (fields; arms and metric links when given, replacing them)
+    under the same rules as the admin (experiment_validate: arms, weights of a started
+    experiment, layers, transitions), or raise ValidationError naming the field (nothing
+    written). A change is recorded as a revision naming `author`; a change to nothing writes
+    nothing."""
+    locked = (
+        Experiment.objects.select_for_update()
+        .select_related("placement", "rollout_arm")
+        .get(pk=experiment.pk)
+    )
+    before = experiment_state(locked)
+    previous = Experiment.objects.get(pk=experiment.pk)
+    for name, value in fields.items():
+        setattr(locked, name, value)
+    if arms is None:
+        arms = arm_specs(list(locked.arms.select_related("variant__placement")))
+    errors = experiment_validate(experiment=locked, arms=arms)
+    if metrics is not None:
+        primaries = sum(1 for _, role in metrics if role == MetricRole.PRIMARY)
+        if metrics and primaries != 1:
+            errors["metrics"] = "Exactly one metric must be primary."
+    _raise(errors)
+    wanted = setup_state(
+        experiment=locked,
+        arms=arms,
+        metrics=metrics
+        if metrics is not None
+        else [(link.metric, link.role) for link in locked.experiment_metrics.all()],
+        extra_placements=list(locked.extra_placements.all()),
+        rollout_arm_key=before["rollout_arm"],
+    )
+    if experiment_recorded(wanted) == experiment_recorded(before):
+        return previous  # a change to nothing (a repeated PUT): nothing written
+    locked.full_clean(exclude=["metrics", "key"])
+    experiment_stamp(experiment=locked, previous=previous)
+    locked.save()
+    _arms_replace(locked, arms)
+    if metrics is not None:
+        ExperimentMetric.objects.filter(experiment=locked).delete()
+        ExperimentMetric.objects.bulk_create(
+            [ExperimentMetric(experiment=locked, metric=m, role=role) for m, role in metrics]
+        )
+    locked = Experiment.objects.select_related("placement", "rollout_arm").get(pk=locked.pk)
+    experiment_revision_record(experiment=locked, before=before, author=author, comment=comment)
+    # The arms and links changed without the experiment's own signal: tell the snapshot.
+    locked.save(update_fields=["updated_at"])
+    return locked
+
+
+def _revert_refused(experiment: Experiment, revision: ExperimentRevision, reason: str):
+    return ValidationError(
+        f'Experiment "{experiment.key}" cannot go back to the revision of '
+        f"{revision.created_at:%Y-%m-%d %H:%M:%S}: {reason}",
+        code="revision_refused",
+    )
+
+
+@transaction.atomic
+def experiment_revert(*, revision: ExperimentRevision, author: str) -> Experiment:
+    """Bring an experiment's setup (fields, arms, weights, metric links) back to a revision's,
+    through experiment_update: only where a change to that setup is allowed now (a running,
+    non-sticky experiment's weights change only with a new seed; a layer slice must still be
+    free...). The status is never restored (start, pause, stop do that). Raises ValidationError
+    saying why otherwise; the revert is itself recorded."""
+    experiment = Experiment.objects.select_for_update().get(pk=revision.experiment_id)
+    setup = experiment_setup(revision.state)
+    if setup == experiment_setup(experiment_state(experiment)):
+        raise _revert_refused(
+            experiment,
+            revision,
+            "its setup is the current one (it differs only in its status: start, pause or "
+            "stop the experiment instead).",
+        )
+    if sorted(setup["extra_placements"] or []) != sorted(
+        experiment.extra_placements.values_list("pk", flat=True)
+    ):
+        raise _revert_refused(experiment, revision, "its extra placements were different.")
+    placement = Placement.objects.filter(pk=setup["placement"]).first()
+    if placement is None:
+        raise _revert_refused(experiment, revision, "its placement no longer exists.")
+    variant_ids = {arm["variant"] for arm in setup["arms"]} | {
+        v for arm in setup["arms"] for v in arm["extra_variants"] or []
+    }
+    variants = Variant.objects.select_related("placement").in_bulk(list(variant_ids))
+    gone = sorted(
+        str(arm.get("variant_key") or arm["variant"])
+        for arm in revision.state.get("arms") or []
+        if arm["variant"] not in variants
+    )
+    if gone or len(variants) != len(variant_ids):
+        raise _revert_refused(
+            experiment, revision, f"variants of its arms no longer exist ({', '.join(gone)})."
+        )
+    metric_ids = [link["metric"] for link in setup["metrics"]]
+    known = Metric.objects.in_bulk(metric_ids)
+    if len(known) != len(set(metric_ids)):
+        raise _revert_refused(experiment, revision, "metrics it used no longer exist.")
+    arms = [
+        ArmSpec(
+            key=arm["key"],
+            variant=variants[arm["variant"]],
+            weight=float(arm["weight"]),
+            is_control=bool(arm["is_control"]),
+            name=arm.get("name") or "",
+            extra_variants=tuple(variants[v] for v in arm["extra_variants"] or []),
+        )
+        for arm in setup["arms"]
+    ]
+    fields = {name: setup[name] for name in SETUP_FIELDS_RESTORED if name in revision.state}
+    fields["placement"] = placement
+    try:
+        return experiment_update(
+            experiment=experiment,
+            fields=fields,
+            arms=arms,
+            metrics=[(known[link["metric"]], link["role"]) for link in setup["metrics"]],
+            author=author,
+            comment=revert_comment(revision),
+        )
+    except ValidationError as exc:
+        reasons = (
+            [f"{field}: {m}" for field, messages in exc.message_dict.items() for m in messages]
+            if hasattr(exc, "error_dict")
+            else exc.messages
+        )
+        raise _revert_refused(experiment, revision, " ".join(reasons)) from exc
+
+
+# The experiment's own fields a revert restores (the placement is resolved separately).
+SETUP_FIELDS_RESTORED = tuple(name for name in SETUP_FIELDS if name != "placement")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.db import models
 
 from core.models import TimestampedModel
+from core.revisions import Revision
 from core.validators import validate_condition_value
 
 
@@ -317,3 +318,17 @@ class ResultState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.experiment_id} as of {self.as_of}"
+
+
+class ExperimentRevision(Revision):
+    """A saved state of an experiment's setup with its arms, metric links and placements
+    (experiments/revisions.py), written on every change from the admin, the API or a lifecycle
+    action, so that any change can be seen and, where the lifecycle rules allow, reverted."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="revisions")
+    state = models.JSONField(help_text="The experiment's setup, arms and metrics at that time.")
+
+    subject_field = "experiment"
+
+    class Meta(Revision.Meta):
+        pass

@@ -7,7 +7,7 @@ from django.db.models import Count
 from core.redis import get_redis
 
 from .models import Experiment, Exposure
-from .services import BUFFER_KEY
+from .services import exposures_buffered_count
 
 
 def exposure_counts(*, experiment: Experiment) -> dict[str, int]:
@@ -23,7 +23,7 @@ def exposure_counts(*, experiment: Experiment) -> dict[str, int]:
 
 def exposures_buffered() -> int:
     """Exposures waiting in Redis for the next flush (raises redis.RedisError when down)."""
-    return int(get_redis().llen(BUFFER_KEY))
+    return exposures_buffered_count(get_redis())
 
 
 def results_latest(*, experiment: Experiment):

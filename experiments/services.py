@@ -16,6 +16,7 @@ import logging
 import secrets
 import threading
 import time
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,13 +26,21 @@ from django.db import transaction
 
 from core import metrics
 from core.logs import warn_limited
-from core.redis import get_redis, key
+from core.redis import get_redis, is_cluster, key, tagged
 
 from .models import Experiment, Exposure
 
 logger = logging.getLogger(__name__)
 
-BUFFER_KEY = key("exposures", "buffer")
+# The exposure buffer is sharded by visitor: the logging script writes a visitor's dedupe keys,
+# its sticky-arm hash and the buffer in one call, so on a Redis Cluster they must share a slot.
+# Each visitor's keys carry the hash tag of its shard ({exposures:<n>}); one buffer per shard.
+EXPOSURE_SHARDS = 16
+BUFFER_KEYS = tuple(tagged(f"exposures:{n}", "buffer") for n in range(EXPOSURE_SHARDS))
+# The names before the shards (upgrade): a single server may still hold exposures buffered, and
+# sticky arms remembered, under them; the flush drains that buffer and sticky_arms() reads both
+# hashes (in the same round trip) until the old ones expire (STICKY_TTL_SECONDS).
+LEGACY_BUFFER_KEY = key("exposures", "buffer")
 FLUSH_LOCK_KEY = key("exposures", "flush-lock")
 DEDUPE_TTL_SECONDS = 24 * 3600
 # A sticky experiment's assignment outlives weight changes for this long after the last exposure.
@@ -118,14 +127,39 @@ class _RecentlyLogged:
 exposures_recently_logged = _RecentlyLogged()
 
 
+def exposure_shard(profile_key: str) -> int:
+    return zlib.crc32(profile_key.encode()) % EXPOSURE_SHARDS
+
+
+def _shard_tag(profile_key: str) -> str:
+    return f"exposures:{exposure_shard(profile_key)}"
+
+
 def _dedupe_key(record: ExposureRecord) -> str:
-    return key("exposures", "seen", record.experiment, record.arm, record.profile_key)
+    tag = _shard_tag(record.profile_key)
+    return tagged(tag, "seen", record.experiment, record.arm, record.profile_key)
 
 
 def sticky_key(profile_key: str) -> str:
     """The Redis hash of a visitor's sticky arms (experiment key -> arm key); its name holds the
     pseudonymous key, so erasure's key scan finds and deletes it."""
+    return tagged(_shard_tag(profile_key), "sticky", profile_key)
+
+
+def legacy_sticky_key(profile_key: str) -> str:
     return key("experiments", "sticky", profile_key)
+
+
+def buffer_names(client) -> list[str]:
+    """Every exposure buffer: the shards, and on a single server the one from before them."""
+    return [*BUFFER_KEYS] if is_cluster(client) else [LEGACY_BUFFER_KEY, *BUFFER_KEYS]
+
+
+def exposures_buffered_count(client) -> int:
+    pipe = client.pipeline(transaction=False)
+    for name in buffer_names(client):
+        pipe.llen(name)
+    return sum(int(n) for n in pipe.execute())
 
 
 class _StickyMemo:
@@ -167,11 +201,19 @@ def sticky_arms(*, profile_key: str, experiments=()) -> dict[str, str] | None:
     if known is not None:
         return known
     try:
-        raw = get_redis().hgetall(sticky_key(profile_key))
+        client = get_redis()
+        if is_cluster(client):
+            hashes = [client.hgetall(sticky_key(profile_key))]
+        else:  # one round trip for both names (see LEGACY_BUFFER_KEY)
+            pipe = client.pipeline(transaction=False)
+            pipe.hgetall(sticky_key(profile_key))
+            pipe.hgetall(legacy_sticky_key(profile_key))
+            hashes = pipe.execute()
     except redis.RedisError as exc:
         logger.warning("experiments: sticky arms unavailable (%s)", exc)
         return None
-    arms = {k.decode(): v.decode() for k, v in raw.items()}
+    # An arm remembered under the old name was set first: it wins (HSETNX semantics).
+    arms = {k.decode(): v.decode() for raw in hashes for k, v in raw.items()}
     sticky_memo.remember(profile_key, arms)
     return arms
 
@@ -212,22 +254,28 @@ def exposures_log(
     if not redis_available:
         _count_lost(records, "Redis unavailable")
         return 0
-    keys = [BUFFER_KEY]
-    args: list[str | int] = [DEDUPE_TTL_SECONDS, len(records), STICKY_TTL_SECONDS]
+    # One script call per shard (a decision's records are one visitor's: one call).
+    by_shard: dict[int, list[ExposureRecord]] = {}
     for record in records:
-        keys.append(_dedupe_key(record))
-        args.extend(
-            (
-                json.dumps([record.experiment, record.arm, record.profile_key, moment]),
-                record.experiment,
-                record.arm,
-                "1" if record.sticky else "0",
-            )
-        )
-    keys.extend(sticky_key(record.profile_key) for record in records)
+        by_shard.setdefault(exposure_shard(record.profile_key), []).append(record)
     try:
         client = get_redis()
-        pushed = int(_log_script(client)(keys=keys, args=args, client=client))
+        pushed = 0
+        for shard, shard_records in by_shard.items():
+            keys = [BUFFER_KEYS[shard]]
+            args: list[str | int] = [DEDUPE_TTL_SECONDS, len(shard_records), STICKY_TTL_SECONDS]
+            for record in shard_records:
+                keys.append(_dedupe_key(record))
+                args.extend(
+                    (
+                        json.dumps([record.experiment, record.arm, record.profile_key, moment]),
+                        record.experiment,
+                        record.arm,
+                        "1" if record.sticky else "0",
+                    )
+                )
+            keys.extend(sticky_key(record.profile_key) for record in shard_records)
+            pushed += int(_log_script(client)(keys=keys, args=args, client=client))
     except redis.RedisError as exc:
         _count_lost(records, f"{type(exc).__name__}: {exc}")
         return 0
@@ -255,28 +303,33 @@ def exposures_flush(*, batch_size: int = 1000, max_batches: int = 10) -> FlushRe
 
     A batch is read (LRANGE), written (bulk_create, ignoring rows that already exist) and only
     then removed from the buffer (LTRIM): a crash in between re-reads the batch next time, which
-    writes nothing new. A lock keeps two flushes from trimming each other's batches.
+    writes nothing new. A lock keeps two flushes from trimming each other's batches. Reads at
+    most batch_size * max_batches exposures over all the shards' buffers.
     """
     client = get_redis()
     token = secrets.token_hex(8)
     if not client.set(FLUSH_LOCK_KEY, token, nx=True, ex=FLUSH_LOCK_SECONDS):
-        return FlushResult(skipped_locked=True, remaining=client.llen(BUFFER_KEY))
+        return FlushResult(skipped_locked=True, remaining=exposures_buffered_count(client))
     batches = read = written = duplicates = invalid = 0
     try:
-        for _ in range(max_batches):
-            raw = client.lrange(BUFFER_KEY, 0, batch_size - 1)
-            if not raw:
-                break
-            batch_written, batch_duplicates, batch_invalid = _write_batch(raw)
-            client.ltrim(BUFFER_KEY, len(raw), -1)
-            batches += 1
-            read += len(raw)
-            written += batch_written
-            duplicates += batch_duplicates
-            invalid += batch_invalid
-            if len(raw) < batch_size:
-                break
-        remaining = client.llen(BUFFER_KEY)
+        # Bounded by items, not batches: most of the shards' buffers hold less than a batch.
+        budget = batch_size * max_batches
+        for name in buffer_names(client):
+            while read < budget:
+                size = min(batch_size, budget - read)
+                raw = client.lrange(name, 0, size - 1)
+                if not raw:
+                    break
+                batch_written, batch_duplicates, batch_invalid = _write_batch(raw)
+                client.ltrim(name, len(raw), -1)
+                batches += 1
+                read += len(raw)
+                written += batch_written
+                duplicates += batch_duplicates
+                invalid += batch_invalid
+                if len(raw) < size:
+                    break
+        remaining = exposures_buffered_count(client)
     finally:
         if client.get(FLUSH_LOCK_KEY) == token.encode():
             client.delete(FLUSH_LOCK_KEY)

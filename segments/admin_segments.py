@@ -21,6 +21,7 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from core.forms import JSON_FORMFIELD_OVERRIDES, PositionedJSONField
+from core.revision_admin import RevisionHistoryAdminMixin, RevisionRecordAdmin
 
 from . import segment_services
 from .admin_audit import AuditedAdmin
@@ -34,10 +35,12 @@ from .models import (
     Segment,
     SegmentKind,
     SegmentKpi,
+    SegmentRevision,
     SegmentRun,
     SegmentTrigger,
     WebhookDelivery,
 )
+from .revisions import segment_history, segment_revert
 from .static_lists import StaticListError, static_keys_from_csv, static_list_add, text_lines
 
 TREND_DAYS = 30
@@ -131,8 +134,12 @@ def sparkline(values: list[int], width: int = 120, height: int = 24) -> str:
 
 
 @admin.register(Segment)
-class SegmentAdmin(AuditedAdmin):
+class SegmentAdmin(RevisionHistoryAdminMixin, AuditedAdmin):
     form = SegmentAdminForm
+    revision_model = SegmentRevision
+    history_selector = staticmethod(segment_history)
+    revert_service = staticmethod(segment_revert)
+    revert_error_prefix = False  # segment_revert's refusals name the segment and revision
     formfield_overrides = {models.JSONField: JSON_FORMFIELD_OVERRIDES}
     list_display = [
         "name",
@@ -242,7 +249,10 @@ class SegmentAdmin(AuditedAdmin):
         return own + super().get_urls()
 
     def save_model(self, request, obj, form, change) -> None:
-        super().save_model(request, obj, form, change)
+        # Through the service, which records the revision (author: this user).
+        segment_services.segment_save(
+            segment=obj, author=request.user.get_username(), comment="" if change else "Created"
+        )
         for finding in condition_findings(obj.condition, profile_only=True):
             messages.warning(request, f"Condition: {finding}")
         if obj.is_active:
@@ -521,3 +531,23 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     @admin.display(description="last error")
     def last_error_short(self, obj: WebhookDelivery) -> str:
         return (obj.last_error or "—")[:80]
+
+
+@admin.register(SegmentRevision)
+class SegmentRevisionAdmin(RevisionRecordAdmin):
+    """Read-only: written by segment_services on every change (admin or API)."""
+
+    list_display = ["segment", "when", "author", "comment", "summary"]
+    list_filter = ["segment", "author"]
+    search_fields = ["segment__key", "comment", "author"]
+    list_select_related = ["segment"]
+    readonly_fields = ["segment", "state", "author", "comment", "created_at"]
+    revert_service = staticmethod(segment_revert)
+    subject_change_permission = "segments.change_segment"
+    revert_error_prefix = False
+
+    @admin.display(description="state")
+    def summary(self, obj: SegmentRevision) -> str:
+        state = obj.state
+        active = "active" if state.get("is_active") else "inactive"
+        return f"{state.get('name')} · {state.get('kind')} · {active}"

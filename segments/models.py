@@ -8,6 +8,7 @@ from django.db import models
 from django.utils import timezone
 
 from core.models import TimestampedModel
+from core.revisions import Revision
 from core.validators import validate_condition_value
 
 from .kinds import kind_choices
@@ -451,3 +452,16 @@ class SegmentKpi(models.Model):
 
     def __str__(self) -> str:
         return f"{self.segment_id} {self.day}"
+
+
+class SegmentRevision(Revision):
+    """A saved state of a segment (core/revisions.py), written by segments.segment_services on
+    every change from the admin or the API, so that any change can be seen and reverted."""
+
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="revisions")
+    state = models.JSONField(help_text="The segment's editable fields at that time.")
+
+    subject_field = "segment"
+
+    class Meta(Revision.Meta):
+        pass

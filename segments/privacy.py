@@ -23,7 +23,7 @@ from django.db.models import Max, Min, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
 
 from core.errors import Unavailable, unavailable_on_redis_error
-from core.redis import get_redis, key
+from core.redis import get_redis, key, primary_clients
 from core.signals import keys_written
 from experiments.models import Exposure
 
@@ -254,6 +254,12 @@ def persistence_rewrite() -> str:
     returns what happened. A rewrite already running is fine: Redis schedules another after it."""
     r = get_redis()
     r.delete(AOF_REWRITE_PENDING)
+    # Each node of a Redis Cluster keeps its own file: every primary rewrites its own.
+    outcomes = {_aof_rewrite(node) for node in primary_clients(r)}
+    return "rewrite_started" if "rewrite_started" in outcomes else "aof_off"
+
+
+def _aof_rewrite(r) -> str:
     try:
         if r.config_get("appendonly").get("appendonly") != "yes":
             return "aof_off"

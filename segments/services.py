@@ -25,7 +25,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import redis
@@ -38,7 +38,7 @@ from django.utils.dateparse import parse_datetime
 
 from core.errors import unavailable_on_redis_error
 from core.pseudonym import pseudonymize
-from core.redis import get_redis, key
+from core.redis import get_redis, is_cluster, key, mget, tagged
 from core.signals import keys_written
 from core.sqlin import filter_in
 from rules import (
@@ -73,8 +73,15 @@ from .windows import Windows, windows_next_change, windows_read
 
 logger = logging.getLogger(__name__)
 
-EVENT_QUEUE = key("events", "queue")
-EVENT_PROCESSING = key("events", "processing")
+# The event queue and every lane's processing list share the hash tag {events}: the take script
+# moves items from one to the other, so on a Redis Cluster they must be on one slot (docs/redis.md).
+EVENT_QUEUE = tagged("events", "queue")
+EVENT_PROCESSING = tagged("events", "processing")
+# Their names before the hash tag. After an upgrade a single server may still hold events under
+# them (web processes of the previous version append there until they are replaced); stage 1
+# drains them too, so no accepted event is lost. A cluster never had them.
+LEGACY_EVENT_QUEUE = key("events", "queue")
+LEGACY_EVENT_PROCESSING = key("events", "processing")
 INGEST_LOCK = key("events", "ingest-lock")
 AGGREGATE_LOCK = key("events", "aggregate-lock")
 PROFILE_CACHE_TTL = 60 * 60 * 24 * 30
@@ -151,7 +158,7 @@ def events_enqueue(*, events: list[dict[str, Any]]) -> int:
     keys = {str(event["visitor"]): pseudonymize(str(event["visitor"])) for event in events}
     r = get_redis()
     distinct = list(set(keys.values()))
-    documents = r.mget([profile_cache_key(k) for k in distinct])
+    documents = mget(r, [profile_cache_key(k) for k in distinct])  # one per slot on a cluster
     refused = {
         profile_key
         for profile_key, raw in zip(distinct, documents, strict=True)
@@ -190,20 +197,46 @@ def event_profile_key(event: dict[str, Any]) -> str:
     return str(profile_key) if profile_key else pseudonymize(str(event["visitor"]))
 
 
-# Moves up to ARGV[1] items from the head of the queue to the processing list, atomically (one
-# round trip instead of one LMOVE per event; the AOF records the script's effects).
+# Moves up to ARGV[1] items from the head of the queues KEYS[3..] (the legacy queue, older) then
+# KEYS[1] to the processing list KEYS[2], atomically (one round trip instead of one LMOVE per
+# event; the AOF records the script's effects).
 _TAKE_SCRIPT = """
-local items = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
-for i = 1, #items, 1000 do
-  redis.call('RPUSH', KEYS[2], unpack(items, i, math.min(i + 999, #items)))
+local want = tonumber(ARGV[1])
+local taken = {}
+local function take(source)
+  if #taken >= want then return end
+  local items = redis.call('LRANGE', source, 0, want - #taken - 1)
+  if #items == 0 then return end
+  redis.call('LTRIM', source, #items, -1)
+  for i = 1, #items do taken[#taken + 1] = items[i] end
 end
-if #items > 0 then redis.call('LTRIM', KEYS[1], #items, -1) end
-return items
+for i = 3, #KEYS do take(KEYS[i]) end
+take(KEYS[1])
+for i = 1, #taken, 1000 do
+  redis.call('RPUSH', KEYS[2], unpack(taken, i, math.min(i + 999, #taken)))
+end
+return taken
 """
 
 
 def _queue_take(r, processing: str, count: int) -> list[bytes]:
-    return r.register_script(_TAKE_SCRIPT)(keys=[EVENT_QUEUE, processing], args=[count])
+    keys = [EVENT_QUEUE, processing]
+    if not is_cluster(r):
+        keys.append(LEGACY_EVENT_QUEUE)
+    return r.register_script(_TAKE_SCRIPT)(keys=keys, args=[count])
+
+
+def _legacy_processing_adopt(r, processing: str) -> list[bytes]:
+    """A batch a run of the previous version left in this lane's processing list under its
+    old name (single server only): renamed to the current name, under the lane's lock (the
+    lock names did not change), and returned to be processed first."""
+    if is_cluster(r):
+        return []
+    legacy = _legacy_name(processing)
+    if not r.exists(legacy):
+        return []
+    r.rename(legacy, processing)
+    return cast(list[bytes], r.lrange(processing, 0, -1))
 
 
 def ingest_lanes() -> list[tuple[str, str]]:
@@ -219,10 +252,18 @@ def ingest_lanes() -> list[tuple[str, str]]:
 
 
 def events_queue_length() -> int:
-    pipe = get_redis().pipeline(transaction=False)
-    for name in (EVENT_QUEUE, *(processing for processing, _ in ingest_lanes())):
+    r = get_redis()
+    names = [EVENT_QUEUE, *(processing for processing, _ in ingest_lanes())]
+    if not is_cluster(r):  # events queued under the names before the hash tag (upgrade)
+        names += [LEGACY_EVENT_QUEUE, *(_legacy_name(name) for name in names[1:])]
+    pipe = r.pipeline(transaction=False)
+    for name in names:
         pipe.llen(name)
     return sum(int(n) for n in pipe.execute())
+
+
+def _legacy_name(processing: str) -> str:
+    return LEGACY_EVENT_PROCESSING + processing.removeprefix(EVENT_PROCESSING)
 
 
 def events_ingest_pending(*, max_events: int) -> IngestResult:
@@ -238,7 +279,8 @@ def events_ingest_pending(*, max_events: int) -> IngestResult:
     processing, lock = lane
     try:
         # A crashed run's batch comes first, so nothing accepted is ever stranded.
-        raw = r.lrange(processing, 0, -1)
+        raw = cast(list[bytes], r.lrange(processing, 0, -1))
+        raw = raw or _legacy_processing_adopt(r, processing)
         if not raw:
             raw = _queue_take(r, processing, max_events)
         if not raw:

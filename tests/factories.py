@@ -102,3 +102,25 @@ def aggregate_all() -> int:
     result = services.profiles_aggregate_all_pending()
     assert not result.skipped_locked, "the aggregation lock was held by someone else"
     return result.events
+
+
+def admin_change_form_data(response) -> dict[str, Any]:
+    """The POST body an admin change page would send as rendered (main form and inline
+    formsets; JSON values as the text their widgets show)."""
+    import json
+
+    data: dict[str, Any] = {}
+    forms = [response.context["adminform"].form]
+    for inline in response.context["inline_admin_formsets"]:
+        formset = inline.formset
+        management = formset.management_form
+        data.update({management.add_prefix(n): management[n].value() for n in management.fields})
+        forms.extend(formset.forms)
+    for form in forms:
+        for name in form.fields:
+            value = form[name].value()
+            if isinstance(value, dict):  # a JSON field (lists are multiple choices)
+                value = json.dumps(value)
+            if value is not None and value is not False:  # (0 is a value: not "in (None, False)")
+                data[form.add_prefix(name)] = value
+    return data

@@ -17,6 +17,8 @@ MOSAIC_VAR_DIR = ENV.var_dir
 MOSAIC_METRICS_DIR = metrics_dir.claim(ENV.var_dir / "prometheus")
 PSEUDONYMIZATION_KEY = ENV.pseudonymization_key
 REDIS_URL = ENV.redis_url
+# REDIS_URL is a node of a Redis Cluster (core/redis.py, docs/redis.md).
+MOSAIC_REDIS_CLUSTER = ENV.redis_cluster
 MOSAIC_EMBEDDED_REDIS_PORT = ENV.embedded_redis_port
 MOSAIC_EVENT_BATCH_SIZE = ENV.event_batch_size
 # Stage 2 of ingestion: at most this many stored events folded into profiles per transaction.

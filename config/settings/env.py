@@ -88,6 +88,29 @@ class _Reader:
         return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def _redis_cluster(reader: _Reader, redis_url: str) -> bool:
+    """MOSAIC_REDIS_CLUSTER: REDIS_URL is then a seed node of a Redis Cluster (database 0, the
+    only one a cluster has). Celery's broker (kombu) cannot use a cluster, so CELERY_BROKER_URL
+    must then name a Redis of its own, given explicitly (docs/redis.md)."""
+    cluster = reader.boolean("MOSAIC_REDIS_CLUSTER", default=False)
+    if not cluster:
+        return False
+    parts = urlsplit(redis_url)
+    if parts.scheme not in ("redis", "rediss") or parts.path.strip("/") not in ("", "0"):
+        raise SettingError(
+            "REDIS_URL must be redis[s]://[user:password@]host:port[/0] (one node of the "
+            "cluster, database 0) when MOSAIC_REDIS_CLUSTER=true"
+        )
+    broker = reader.environ.get("CELERY_BROKER_URL", "").strip()
+    if not broker or broker == redis_url:
+        raise SettingError(
+            "CELERY_BROKER_URL must name a Redis server that is not the cluster when "
+            "MOSAIC_REDIS_CLUSTER=true (Celery's Redis broker does not support Redis Cluster); "
+            "allowed values: redis[s]://host:port/db of a single server"
+        )
+    return True
+
+
 def _generated_secret(path: Path) -> str:
     """A key kept in `var/` so the embedded set-up survives restarts without configuration."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -181,6 +204,8 @@ class MosaicEnv:
     recs_threads: int
     # Optional error reporting (core/error_reporting.py): off when empty.
     sentry_dsn: str
+    # REDIS_URL names one node of a Redis Cluster (docs/redis.md); the broker is then apart.
+    redis_cluster: bool
 
     @classmethod
     def load(cls, environ_: Mapping[str, str] | None = None) -> MosaicEnv:
@@ -279,6 +304,7 @@ class MosaicEnv:
             # 0: one thread per CPU (recommendations.engine.models.default_threads).
             recs_threads=_reader.integer("MOSAIC_RECS_THREADS", 0, 0, 1024),
             sentry_dsn=_sentry_dsn(_reader.text("MOSAIC_SENTRY_DSN", default="").strip()),
+            redis_cluster=_redis_cluster(_reader, redis_url),
         )
 
 

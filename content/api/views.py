@@ -1,6 +1,6 @@
 """The content management API: block types, placements and variants (list, create, read, PUT,
 PATCH, delete). Views only translate: shapes come from .serializers, every rule from
-content.services (the admin's own functions), concurrency from .conditional."""
+content.services (the admin's own functions), concurrency from core.conditional."""
 
 from __future__ import annotations
 
@@ -13,16 +13,21 @@ from drf_spectacular.utils import (
     extend_schema,
     extend_schema_view,
 )
-from rest_framework import serializers, status, viewsets
+from rest_framework import status, viewsets
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 
 from access.permissions import ApiKeyPolicy, ModelPermissionByRole
+from core.conditional import (
+    ErrorSerializer,
+    error_response,
+    etag_of,
+    precondition_problem,
+)
 
 from .. import services
 from ..models import BlockType, Placement, Variant
-from .conditional import error_response, etag_of, precondition_problem
 from .serializers import BlockTypeSerializer, PlacementSerializer, VariantSerializer
 
 # Read-only keys left out of the ETag: they change without the object's own fields changing.
@@ -32,15 +37,6 @@ _NOT_TAGGED = ("id", "variants", "created_at", "updated_at", "warnings")
 class ContentPagination(LimitOffsetPagination):
     default_limit = 100
     max_limit = 500
-
-
-class ErrorItemSerializer(serializers.Serializer):
-    field = serializers.CharField()
-    message = serializers.CharField()
-
-
-class ErrorSerializer(serializers.Serializer):
-    errors = ErrorItemSerializer(many=True)
 
 
 def _errors(example_field: str, message: str) -> dict:

@@ -73,6 +73,42 @@ class ExperimentCreateSerializer(StrictSerializer):
         return attrs
 
 
+class ArmUpdateSerializer(ArmInputSerializer):
+    extra_variants = serializers.ListField(
+        child=serializers.RegexField(KEY, max_length=100),
+        required=False,
+        max_length=4,
+        help_text="Multivariate: the arm's variant key on each extra placement.",
+    )
+
+
+class ExperimentUpdateSerializer(StrictSerializer):
+    """PUT (every field; one left out takes its default) or PATCH (only the fields sent) of an
+    experiment's setup. The key is fixed; the status changes through start, pause and stop;
+    fields the API does not show (eligibility condition, bandit) keep their values."""
+
+    key = serializers.RegexField(KEY, max_length=100, required=False, help_text="Fixed.")
+    name = serializers.CharField(max_length=200)
+    hypothesis = serializers.CharField(max_length=5000, required=False, allow_blank=True)
+    placement = serializers.RegexField(KEY, max_length=100, help_text="Placement key.")
+    coverage = serializers.FloatField(default=1.0, min_value=0, max_value=1)
+    seed = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    sticky = serializers.BooleanField(default=False)
+    layer = serializers.RegexField(KEY, max_length=100, required=False, allow_blank=True)
+    layer_start = serializers.FloatField(default=0.0, min_value=0, max_value=1)
+    layer_end = serializers.FloatField(default=1.0, min_value=0, max_value=1)
+    engine = serializers.ChoiceField(choices=StatsEngine.choices, default=StatsEngine.FREQUENTIST)
+    cuped = serializers.BooleanField(default=True)
+    planned_sample_size = serializers.IntegerField(
+        required=False, allow_null=True, min_value=2, max_value=10**10
+    )
+    # many=True makes a ListSerializer, which takes the bounds (the stubs do not know it).
+    arms = ArmUpdateSerializer(many=True, min_length=2, max_length=50)  # type: ignore[call-arg]
+    metrics = MetricLinkSerializer(  # type: ignore[call-arg]
+        many=True, required=False, max_length=50
+    )
+
+
 class StatusSerializer(StrictSerializer):
     rollout_arm = serializers.RegexField(
         KEY, max_length=100, required=False, help_text="Stop only: arm to serve to everyone."

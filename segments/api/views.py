@@ -20,6 +20,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from access.permissions import ModelPermissionByRole
+from core.conditional import (
+    ETAG_HEADER,
+    IF_MATCH,
+    PRECONDITION_FAILED,
+    PRECONDITION_REQUIRED,
+    etag_of,
+    precondition_problem,
+    write_precondition,
+)
 from core.errors import Conflict, InvalidInput, NotFound
 from core.parsers import FastJSONParser
 
@@ -59,6 +68,7 @@ ERRORS = {
     403: OpenApiResponse(description="Not a secret key or staff."),
     404: OpenApiResponse(description="No such segment (field `key`)."),
 }
+WRITE_ERRORS = {**ERRORS, 412: PRECONDITION_FAILED, 428: PRECONDITION_REQUIRED}
 
 
 def _segment_or_404(key: str) -> Segment:
@@ -87,6 +97,31 @@ class _SegmentsAPIView(APIView):
     publishable_key_allowed = False
 
 
+# The fields a client edits: the ETag is their digest (a run changes member_count and
+# computed_at, not the segment).
+_TAGGED = ("key", "name", "description", "kind", "condition", "config", "is_active")
+
+
+def _segment_tag(values: dict[str, Any]) -> str:
+    return etag_of({name: values.get(name) for name in _TAGGED})
+
+
+def _segment_values(segment: Segment) -> dict[str, Any]:
+    return {name: getattr(segment, name) for name in _TAGGED}
+
+
+def _author(request) -> str:
+    return request.user.get_username()
+
+
+def _tagged(segment: Segment, code: int = status.HTTP_200_OK, **context: Any) -> Response:
+    return Response(
+        SegmentSerializer(segment, context=context).data,
+        status=code,
+        headers={"ETag": _segment_tag(_segment_values(segment))},
+    )
+
+
 class SegmentListView(_SegmentsAPIView):
     @extend_schema(
         responses={200: SegmentSerializer(many=True), **ERRORS},
@@ -104,38 +139,85 @@ class SegmentListView(_SegmentsAPIView):
         ).data
         return Response({"count": len(data), "results": data})
 
-    @extend_schema(request=SegmentSerializer, responses={201: SegmentSerializer, **ERRORS})
+    @extend_schema(
+        request=SegmentSerializer,
+        responses={201: SegmentSerializer, **ERRORS},
+        parameters=[ETAG_HEADER],
+        summary="Create a segment (the answer carries its ETag; a run is queued)",
+    )
     def post(self, request):
         serializer = SegmentSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        segment = segment_services.segment_create(data=serializer.validated_data)
-        return Response(SegmentSerializer(segment).data, status=status.HTTP_201_CREATED)
+        segment = segment_services.segment_create(
+            data=serializer.validated_data, author=_author(request)
+        )
+        return _tagged(segment, status.HTTP_201_CREATED)
+
+
+SEGMENT_PATCH_EXAMPLE = OpenApiExample(
+    "Rename (with If-Match)",
+    value={"name": "Cart abandoners (EU)"},
+    request_only=True,
+)
 
 
 class SegmentDetailView(_SegmentsAPIView):
-    @extend_schema(responses={200: SegmentSerializer, **ERRORS}, summary="Read a segment")
+    @extend_schema(
+        responses={200: SegmentSerializer, **ERRORS},
+        parameters=[ETAG_HEADER],
+        summary="Read a segment (the answer carries its ETag)",
+    )
     def get(self, request, key: str):
-        segment = _segment_or_404(key)
-        return Response(SegmentSerializer(segment).data)
+        return _tagged(_segment_or_404(key))
 
-    @extend_schema(request=SegmentSerializer, responses={200: SegmentSerializer, **ERRORS})
+    @extend_schema(
+        request=SegmentSerializer,
+        responses={200: SegmentSerializer, **WRITE_ERRORS},
+        parameters=[IF_MATCH, ETAG_HEADER],
+        examples=[SEGMENT_PATCH_EXAMPLE],
+        summary="Change some fields of a segment (If-Match required)",
+    )
     def patch(self, request, key: str):
         return self._update(request, key, partial=True)
 
-    @extend_schema(request=SegmentSerializer, responses={200: SegmentSerializer, **ERRORS})
+    @extend_schema(
+        request=SegmentSerializer,
+        responses={200: SegmentSerializer, **WRITE_ERRORS},
+        parameters=[IF_MATCH, ETAG_HEADER],
+        summary="Replace a segment (idempotent; If-Match required)",
+    )
     def put(self, request, key: str):
         return self._update(request, key, partial=False)
 
     def _update(self, request, key: str, *, partial: bool):
         segment = _segment_or_404(key)
+        current = _segment_values(segment)
         serializer = SegmentSerializer(segment, data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
-        segment = segment_services.segment_update(segment=segment, data=serializer.validated_data)
-        return Response(SegmentSerializer(segment).data)
+        data = serializer.validated_data
+        wanted = {**current, **{k: v for k, v in data.items() if k in current}}
+        current_tag, wanted_tag = _segment_tag(current), _segment_tag(wanted)
+        problem = write_precondition(request, current_tag=current_tag, wanted_tag=wanted_tag)
+        if problem is not None:
+            return problem
+        if wanted_tag == current_tag:
+            # Already the stored state (a retried PUT): nothing written, no revision, no run.
+            return _tagged(segment)
+        segment = segment_services.segment_update(
+            segment=segment, data=data, author=_author(request), comment="Saved through the API"
+        )
+        return _tagged(segment)
 
-    @extend_schema(responses={204: None, **ERRORS}, summary="Delete a segment")
+    @extend_schema(
+        responses={204: None, **WRITE_ERRORS},
+        parameters=[IF_MATCH],
+        summary="Delete a segment (If-Match required)",
+    )
     def delete(self, request, key: str):
         segment = _segment_or_404(key)
+        problem = precondition_problem(request, _segment_tag(_segment_values(segment)))
+        if problem is not None:
+            return problem
         segment_services.segment_delete(segment=segment)
         return Response(status=status.HTTP_204_NO_CONTENT)
 

@@ -178,10 +178,10 @@ def test_access__over_rate_limit__429_with_retry_after(client, redis_client, fro
     assert answers[3]["Retry-After"] == "30"
     assert fields(answers[3]) == {"api_key"}
     window = int(frozen_rate_window // 60)
-    assert redis_client.keys(f"mosaic:ratelimit:{api_key.pk}:*") == [
-        f"mosaic:ratelimit:{api_key.pk}:{window}".encode()
+    assert redis_client.keys(f"mosaic:ratelimit:{{{api_key.pk}}}:*") == [
+        f"mosaic:ratelimit:{{{api_key.pk}}}:{window}".encode()
     ]
-    assert int(redis_client.get(f"mosaic:ratelimit:{api_key.pk}:{window}")) == 3
+    assert int(redis_client.get(f"mosaic:ratelimit:{{{api_key.pk}}}:{window}")) == 3
 
 
 @pytest.mark.django_db

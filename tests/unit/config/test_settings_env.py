@@ -148,3 +148,44 @@ def test_manage__segment_setting_typo__refuses_to_start_with_the_variable_named(
     assert "MOSAIC_SEGMENT_RUN_BATCH='2k' is not an integer; allowed values: 1 to 1000000" in (
         result.stderr
     )
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        # the broker defaults to REDIS_URL, which would be the cluster: refused
+        ({}, "CELERY_BROKER_URL"),
+        ({"CELERY_BROKER_URL": "redis://10.0.0.5:7000/0"}, "CELERY_BROKER_URL"),
+        ({"REDIS_URL": "redis://10.0.0.5:7000/3"}, "REDIS_URL"),  # a cluster has database 0 only
+        ({"REDIS_URL": "unix:///tmp/redis.sock"}, "REDIS_URL"),
+    ],
+)
+def test_mosaic_env__redis_cluster_misconfigured__refused_naming_the_variable(
+    environ, extra, named
+):
+    # Given MOSAIC_REDIS_CLUSTER=true with a broker on the cluster or a URL a cluster cannot be
+    environ.update({"MOSAIC_REDIS_CLUSTER": "true", "REDIS_URL": "redis://10.0.0.5:7000/0"})
+    environ.update(extra)
+    # When the settings are read, Then they are refused, naming the variable
+    with pytest.raises(SettingError, match=named):
+        MosaicEnv.load(environ)
+
+
+def test_mosaic_env__redis_cluster_with_its_own_broker__accepted(environ):
+    # Given a cluster for the data and a single Redis for Celery's broker
+    environ.update(
+        {
+            "MOSAIC_REDIS_CLUSTER": "yes",
+            "REDIS_URL": "redis://10.0.0.5:7000",
+            "CELERY_BROKER_URL": "redis://10.0.0.9:6379/0",
+        }
+    )
+    # When the settings are read, Then both are kept as given
+    env = MosaicEnv.load(environ)
+    assert (env.redis_cluster, env.redis_url, env.celery_broker_url) == (
+        True,
+        "redis://10.0.0.5:7000",
+        "redis://10.0.0.9:6379/0",
+    )
+    # And without the variable, REDIS_URL is a single server
+    assert MosaicEnv.load({"MOSAIC_VAR_DIR": environ["MOSAIC_VAR_DIR"]}).redis_cluster is False

@@ -71,3 +71,6 @@ def make_metrics():
             higher_is_better=False,
         ),
     }
+
+
+from tests.unit.content.api.conftest import role_client  # noqa: E402, F401 (a fixture: one role)

@@ -31,7 +31,11 @@ def _served(client, visitor: str) -> dict:
 
 
 def _buffer(redis_client) -> list[list]:
-    return [json.loads(item) for item in redis_client.lrange(exposure_services.BUFFER_KEY, 0, -1)]
+    return [
+        json.loads(item)
+        for name in exposure_services.BUFFER_KEYS
+        for item in redis_client.lrange(name, 0, -1)
+    ]
 
 
 @pytest.mark.django_db
@@ -101,7 +105,7 @@ def test_exposures_flush__writes_rows_idempotently(client, promo, redis_client):
     rows = {(e.profile_key, e.arm_key) for e in Exposure.objects.all()}
     assert rows == {(pseudonymize(v), arm) for v, arm in arms.items()}
     # When the same exposures are buffered again (e.g. a flush crashed before trimming) and flushed
-    redis_client.delete(*redis_client.keys("mosaic:exposures:seen:*"))
+    redis_client.delete(*redis_client.keys("mosaic:{exposures:*}:seen:*"))
     exposure_services.exposures_recently_logged.clear()
     for visitor in arms:
         _served(client, visitor)
@@ -118,10 +122,10 @@ def test_exposures_flush__bounded_batches(client, promo, redis_client):
     # Given five exposures buffered
     for i in range(5):
         _served(client, f"v{i}")
-    # When a flush is limited to two batches of two
+    # When a flush is limited to two batches of two (four exposures, over the shards' buffers)
     result = exposures_flush.apply(kwargs={"batch_size": 2, "max_batches": 2}).get()
     # Then it wrote four and left one for the next run
-    assert (result["batches"], result["written"], result["remaining"]) == (2, 4, 1)
+    assert (result["read"], result["written"], result["remaining"]) == (4, 4, 1)
     assert exposures_flush.apply().get()["written"] == 1
     assert Exposure.objects.count() == 5
 

@@ -318,7 +318,7 @@ def test_lean_path__keyed_calls__authenticated_and_rate_limited(
     assert answers[2]["Retry-After"] == "30"
     assert {e["field"] for e in answers[2].json()["errors"]} == {"api_key"}
     window = int(frozen_rate_window // 60)
-    assert int(redis_client.get(f"mosaic:ratelimit:{api_key.pk}:{window}")) == 2
+    assert int(redis_client.get(f"mosaic:ratelimit:{{{api_key.pk}}}:{window}")) == 2
 
 
 PRODUCTION = "https://shop.example"

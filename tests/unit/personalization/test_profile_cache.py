@@ -159,8 +159,8 @@ def test_profile_cache__invalidated_in_flight__not_stored(make_cache, redis_clie
     redis_client.set(KEY, b"old")
     read = cache._tracked_get
 
-    def read_then_write(key, redirect):
-        value = read(key, redirect)
+    def read_then_write(channel, key, redirect):
+        value = read(channel, key, redirect)
         redis_client.set(KEY, b"new")
         wait_invalidated(cache, 1)
         return value
@@ -182,8 +182,8 @@ def test_profile_cache__flushed_in_flight__not_stored(make_cache, redis_client, 
     read = cache._tracked_get
     flushes = cache.counts["flushes"]
 
-    def read_then_flush(key, redirect):
-        value = read(key, redirect)
+    def read_then_flush(channel, key, redirect):
+        value = read(channel, key, redirect)
         redis_client.flushdb()
         wait_for(lambda: cache.counts["flushes"] > flushes, timeout=5, interval=0.01)
         return value
@@ -203,8 +203,8 @@ def test_profile_cache__channel_lost_in_flight__not_stored(make_cache, redis_cli
     read = cache._tracked_get
     old_id = cache.redirect_id
 
-    def read_then_lose_channel(key, redirect):
-        value = read(key, redirect)
+    def read_then_lose_channel(channel, key, redirect):
+        value = read(channel, key, redirect)
         redis_client.client_kill_filter(_id=old_id)
         wait_for(lambda: cache.redirect_id is None, timeout=5, interval=0.01)
         return value

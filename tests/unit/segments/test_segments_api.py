@@ -29,9 +29,13 @@ def api(client, db):
         def get(self, url, **params):
             return client.get(url, params, **self.auth)
 
-        def send(self, method, url, body=None):
+        def send(self, method, url, body=None, **headers):
             return getattr(client, method)(
-                url, data=json.dumps(body or {}), content_type="application/json", **self.auth
+                url,
+                data=json.dumps(body or {}),
+                content_type="application/json",
+                **self.auth,
+                **headers,
             )
 
         def upload(self, url, text, **fields):
@@ -83,12 +87,14 @@ def test_segments_api__create_read_update_delete__round_trip(
     # And it is listed and readable
     assert [s["key"] for s in api.get(BASE).json()["results"]] == ["pro"]
     assert api.get(f"{BASE}/pro").json()["name"] == "Pro"
-    # When renamed
-    response = api.send("patch", f"{BASE}/pro", {"name": "Pro plan"})
+    # When renamed (with the ETag of the last read)
+    etag = api.get(f"{BASE}/pro")["ETag"]
+    response = api.send("patch", f"{BASE}/pro", {"name": "Pro plan"}, HTTP_IF_MATCH=etag)
     assert response.status_code == 200, response.content
     assert Segment.objects.get(key="pro").name == "Pro plan"
     # When deleted, it is gone
-    assert api.send("delete", f"{BASE}/pro").status_code == 204
+    etag = response["ETag"]
+    assert api.send("delete", f"{BASE}/pro", HTTP_IF_MATCH=etag).status_code == 204
     assert not Segment.objects.exists()
     assert api.get(f"{BASE}/pro").status_code == 404
 
