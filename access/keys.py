@@ -7,6 +7,7 @@ purpose, so rotating SECRET_KEY does not silently invalidate every issued key.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from urllib.parse import urlsplit
@@ -27,6 +28,9 @@ def key_prefix(raw: str) -> str:
     return raw[:PREFIX_LENGTH]
 
 
+# Asked for the request's Origin and each allowed origin of its key on every keyed call (and by
+# CORS): a few origins recur, so their forms are remembered (bounded: the header is the caller's).
+@functools.lru_cache(maxsize=1024)
 def origin_normalize(origin: str) -> str:
     """scheme://host[:port], lower-cased, default ports dropped; "" for anything unparsable."""
     try:

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
-import logging
 import time
 from dataclasses import dataclass
-from typing import Any
 
-import redis
 from django.conf import settings
 from django.utils import timezone
 
@@ -20,8 +17,7 @@ from profiles.models import AuditAction
 from . import selectors
 from .keys import key_digest, key_generate, key_prefix, origin_normalize
 from .models import ApiKey, ApiKeyKind
-
-logger = logging.getLogger(__name__)
+from .ratelimit import SharedCounters
 
 LAST_USED_EVERY_SECONDS = 60
 WINDOW_SECONDS = 60
@@ -114,9 +110,11 @@ class RateDecision:
 def rate_limit_hit(
     *, api_key: ApiKey, client: str | None = None, origin_allowed: bool = False
 ) -> RateDecision:
-    """Count one request in fixed one-minute windows (shared by all processes); fails open when
-    Redis is unavailable (the endpoints have their own answer for a dead Redis, and refusing
-    every request because the counter is unreachable would be worse than no limit).
+    """Count one request in fixed one-minute windows, shared by all processes through Redis and
+    counted locally in batches (access.ratelimit: most calls make no Redis command; the bound
+    on what is admitted is there). Fails open when Redis is unavailable (the endpoints have
+    their own answer for a dead Redis, and refusing every request because the counter is
+    unreachable would be worse than no limit).
 
     A secret key (a server) has one budget, the key's. A publishable key is public: counting
     every caller against the key would let anyone spend the site's budget (issue #13, item 7).
@@ -149,41 +147,20 @@ def rate_limit_hit(
         if origin_allowed:
             keys.append(key("ratelimit", tag, str(window)))
             limits.append(key_limit)
-    try:
-        counts = _rate_script(get_redis())(keys=keys, args=[WINDOW_SECONDS + 5, *limits])
-    except redis.RedisError:
-        logger.warning("access: Redis unavailable, rate limit not enforced")
-        return RateDecision(True, 0, key_limit, 0)
-    for count, limit in zip(counts, limits, strict=False):
-        if int(count) > limit:
-            return RateDecision(False, int(count), limit, retry_after)
-    return RateDecision(True, int(counts[-1]), limits[-1], retry_after)
+    outcome = _counters.hit(keys, limits, window=window, ttl=WINDOW_SECONDS + 5)
+    limit = limits[outcome.index]
+    if not outcome.allowed:
+        return RateDecision(False, outcome.count, limit, retry_after)
+    return RateDecision(True, outcome.count, limit, retry_after)
 
 
-# Counts one request in each of KEYS (in order) and stops at the first over its limit
-# (ARGV[2 + i]): a caller refused by its own limit spends nothing of the key's. Returns the
-# counts it made.
-_RATE_SCRIPT = """
-local counts = {}
-for i, name in ipairs(KEYS) do
-  local count = redis.call('INCR', name)
-  redis.call('EXPIRE', name, tonumber(ARGV[1]))
-  counts[i] = count
-  if count > tonumber(ARGV[i + 1]) then return counts end
-end
-return counts
-"""
+# This process's share of the counters (one per process: each web worker counts its own calls).
+_counters = SharedCounters(get_redis)
 
 
-_rate_scripts: dict[int, Any] = {}
-
-
-def _rate_script(client) -> Any:
-    """The script registered on this client (EVALSHA: the text is sent once per process)."""
-    script = _rate_scripts.get(id(client))
-    if script is None:
-        script = _rate_scripts[id(client)] = client.register_script(_RATE_SCRIPT)
-    return script
+def rate_limits_reset() -> None:
+    """Forget this process's counts (tests: a new Redis, the same key ids)."""
+    _counters.reset()
 
 
 def client_address(request) -> str:

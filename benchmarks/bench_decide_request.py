@@ -5,7 +5,7 @@ cProfile of N keyed requests, top functions by cumulative time, instead of the t
 throwaway environment and content as bench_decide.py (3 placements x 10 conditional variants, an
 experiment, renders; the visitor's profile in Redis with the profile cache on). Each request is
 a WSGI environ handed to config.wsgi's handler (middleware, URL resolution, view, response):
-- ``keyless``: MOSAIC_REQUIRE_API_KEY=false, no key, no Origin (the old fast path's case);
+- ``keyless``: MOSAIC_REQUIRE_API_KEY=false, no key, no Origin (the embedded demo's calls);
 - ``keyed``: MOSAIC_REQUIRE_API_KEY=true, a publishable key (X-Mosaic-Key) and an allowed Origin,
   as production's browsers call it (authentication, origin rule, rate limit, CORS headers).
 Median over interleaved rounds of the mean µs per request. Informs, judges nothing, exits 0.
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import io
 import os
 import pstats
@@ -23,11 +24,14 @@ import sys
 import tempfile
 from pathlib import Path
 
+import redis
+
 ROOT = Path(__file__).resolve().parents[1]
 if __package__ in (None, ""):
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import bench_decide as bd  # noqa: E402  (needs ROOT on the path first)
+from benchmarks import _support as support  # noqa: E402  (needs ROOT on the path first)
+from benchmarks import bench_decide as bd  # noqa: E402
 
 ORIGIN = "https://shop.example"
 
@@ -80,6 +84,10 @@ def main() -> int:
             rate_limit_per_minute=10**9,
         )
         handler = WSGIHandler()
+        # As the web process does after start-up (config/wsgi.py): a full collection walking
+        # every module's objects would land in whichever round it falls in.
+        gc.collect()
+        gc.freeze()
         path = f"/api/v1/decide?placements={','.join(bd.PLACEMENTS)}&visitor={bd.VISITOR}"
         keyless_env = _environ(path, {})
         keyed_env = _environ(path, {"X-Mosaic-Key": raw, "Origin": ORIGIN})
@@ -114,15 +122,30 @@ def main() -> int:
             pstats.Stats(profile, stream=stream).sort_stats("cumulative").print_stats(45)
             print(stream.getvalue())
             return 0
-        result = bd._interleaved_us(
+        result = support.interleaved_us(
             {"keyless": call("keyless", keyless_env), "keyed": call("keyed", keyed_env)},
             rounds=args.rounds,
             enter={"keyless": keyless_mode, "keyed": keyed_mode},
         )
         load = f"{os.getloadavg()[0]:.1f}"
+        # Commands Redis processed per request (its own counter, every client of this process:
+        # profile cache, snapshot version checks, exposures, rate limit), over 1,000 requests.
+        commands = {}
+        redis_client = redis.Redis.from_url(settings.REDIS_URL)
+        for name, env in (("keyless", keyless_env), ("keyed", keyed_env)):
+            (keyless_mode if name == "keyless" else keyed_mode)()
+            run = call(name, env)
+            before = redis_client.info("stats")["total_commands_processed"]
+            for _ in range(1000):
+                run()
+            after = redis_client.info("stats")["total_commands_processed"]
+            commands[name] = (after - before - 1) / 1000  # less the INFO itself
         print(f"decide request through Django's handler, in process (load average {load})")
         for name, us in result.items():
-            print(f"{name:<8} {us:8.1f} µs/request  statuses {sorted(statuses[name])}")
+            print(
+                f"{name:<8} {us:8.1f} µs/request  statuses {sorted(statuses[name])}  "
+                f"Redis commands/request {commands[name]:.3f}"
+            )
         print(f"keyed / keyless {result['keyed'] / result['keyless']:.2f}")
     finally:
         from personalization import profile_cache

@@ -14,6 +14,7 @@ import functools
 import logging
 from typing import Any
 
+import pydantic
 import redis
 from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
@@ -136,6 +137,42 @@ def flatten_errors(detail: Any, prefix: str = "") -> list[dict[str, str]]:
     return [{"field": prefix or "body", "message": str(detail)}]
 
 
+# Lines of one 400 answer for a declared schema (core.schema): enough to fix a request, bounded.
+MAX_SCHEMA_ERRORS = 20
+_SCHEMA_MESSAGES = {
+    "missing": "This field is required.",
+    "extra_forbidden": "Unknown field.",
+    "model_type": "Expected a JSON object.",
+    "model_attributes_type": "Expected a JSON object.",
+    "dict_type": "Expected a JSON object.",
+    "list_type": "Expected a list.",
+}
+
+
+def schema_field(loc: tuple[int | str, ...]) -> str:
+    """A pydantic error location as the error shape names fields: `placements[0]`,
+    `context.device`; `body` for the whole body."""
+    field = ""
+    for part in loc:
+        if isinstance(part, int):
+            field += f"[{part}]"
+        else:
+            field = f"{field}.{part}" if field else str(part)
+    return field or "body"
+
+
+def schema_errors(exc: pydantic.ValidationError) -> list[dict[str, str]]:
+    """A declared schema's refusal (core.schema) in the one error shape, one line per field."""
+    errors = exc.errors(include_url=False, include_context=False, include_input=False)
+    return [
+        {
+            "field": schema_field(error["loc"]),
+            "message": _SCHEMA_MESSAGES.get(error["type"], error["msg"]),
+        }
+        for error in errors[:MAX_SCHEMA_ERRORS]
+    ]
+
+
 def _mosaic_response(exc: MosaicError) -> Response:
     metrics.incr("mosaic_api_errors_total", status=str(exc.status), reason=type(exc).__name__)
     response = Response(error_body(exc.field, exc.message), status=exc.status)
@@ -148,6 +185,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, redis.RedisError):
         warn_limited(logger, "api-redis-down", "api: Redis unavailable, answered 503")
         exc = Unavailable()
+    if isinstance(exc, pydantic.ValidationError):  # a declared schema refused the request
+        metrics.incr("mosaic_api_errors_total", status="400", reason="ValidationError")
+        return Response({"errors": schema_errors(exc)}, status=400)
     if isinstance(exc, MosaicError):
         if exc.status >= 500:
             logger.warning("api: refused, %s unavailable", exc.field, extra={"status": exc.status})

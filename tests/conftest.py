@@ -85,11 +85,14 @@ def _clean_process_caches():
     exposure dedupe memory, the recommendations' serving state. Emptied around every test so no
     test sees another's keys, visitors or catalog."""
     from access import selectors
+    from access import services as access_services
     from core import logs
     from experiments import services as exposure_services
     from recommendations import serving
 
     selectors.caches_clear()
+    # The rate limiter's local counts name keys by id, which a fresh database hands out again.
+    access_services.rate_limits_reset()
     # Recommendation serving state is keyed by the snapshot version, which starts again from
     # the same numbers in every test's fresh database and Redis: another test's catalog would match.
     serving.reset()

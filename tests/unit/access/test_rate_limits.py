@@ -65,3 +65,22 @@ def test_rate_limit__ipv6_client__bucketed_by_its_64(client, site_key, frozen_ra
     # Addresses of one /64 are one client (a host usually holds the whole /64)
     answers = [call(client, site_key, f"2001:db8:1:2::{i:x}") for i in range(1, 30)]
     assert answers.count(200) == 10
+
+
+def test_rate_limit__site_visitor_within_its_share__no_redis_count_per_call(
+    client, db, settings, frozen_rate_window, redis_client
+):
+    # Given a site key of 1,000 calls a minute (batch 50) and a per-client limit of 120 (the
+    # client's share: max(120, 1000 // 10); batch 6)
+    settings.MOSAIC_CLIENT_RATE_LIMIT_PER_MINUTE = 120
+    _, raw = services.api_key_create(
+        name="web", kind="publishable", allowed_origins=[SHOP], rate_limit_per_minute=1000
+    )
+    # When one visitor's browser calls decide 5 times
+    assert [call(client, raw, "203.0.113.9", SHOP) for _ in range(5)] == [200] * 5
+    # Then nothing was counted in Redis yet: the process admitted them from its own share
+    assert redis_client.keys("mosaic:ratelimit:*") == []
+    # And the 6th call reports all six, to the client's counter and the key's
+    assert call(client, raw, "203.0.113.9", SHOP) == 200
+    counts = {k.decode(): int(redis_client.get(k)) for k in redis_client.keys("mosaic:ratelimit:*")}
+    assert sorted(counts.values()) == [6, 6]

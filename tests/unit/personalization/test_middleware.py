@@ -40,7 +40,7 @@ def test_keyless_decide__get_and_post__no_session_user_or_messages(client, hero)
 
 @pytest.mark.django_db
 def test_keyless_decide__refused_by_drf__same_vary_and_anonymous(client, hero):
-    # Given a keyless call the fast path leaves to DRF (an unknown field)
+    # Given a keyless call the lean path leaves to DRF (an unknown field: the schema refuses it)
     # When it is answered
     body = {"placements": ["hero"], "colour": "red"}
     answer = client.post(URL, body, content_type="application/json")
