@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 from access import services as access_services
 from personalization.api.schemas import DecideRequest, DecideResponse, Device
 from personalization.context import DEVICES
-from segments import services
+from profiles import services
 from tests.factories import make_experiment, make_placement, make_segment, make_variant
 
 URL = "/api/v1/decide"
