@@ -3,6 +3,10 @@
 Pure numpy/scipy/scikit-learn over a `FeatureMatrix` and a target vector. Every result is plain
 JSON-able data (lists, floats, None for undefined values) so the run record, the API and the
 admin page show the same numbers.
+
+scipy and scikit-learn are imported inside the functions that use them: Django loads this
+module in every web process (admin -> analysis services), which never fits a model; importing
+them at the top cost each web process tens of MB (tests/unit/config/test_web_imports.py).
 """
 
 from __future__ import annotations
@@ -12,9 +16,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy import stats
-from sklearn.decomposition import PCA
-from sklearn.feature_selection import f_classif, mutual_info_classif
 
 from .features import FeatureMatrix
 
@@ -30,6 +31,8 @@ def correlations(X: np.ndarray, names: Sequence[str], *, threshold: float = 0.8)
 
     A constant column has no defined correlation: its row and column are None.
     """
+    from scipy import stats
+
     if not 0 < threshold <= 1:
         raise ValueError("threshold must be in (0, 1]")
     p = X.shape[1]
@@ -67,6 +70,9 @@ def target_tests(fm: FeatureMatrix, y: np.ndarray) -> list[dict[str, Any]]:
 
     The target has at least two classes (binary event-in-window, or a categorical trait).
     """
+    from scipy import stats
+    from sklearn.feature_selection import f_classif
+
     y = np.asarray(y)
     if len(np.unique(y)) < 2:
         raise ValueError("the target has a single class: nothing to test against")
@@ -112,6 +118,8 @@ def mutual_information(
     fm: FeatureMatrix, y: np.ndarray, *, sample: int = 20000, seed: int = 0
 ) -> list[dict[str, Any]]:
     """Mutual information (nats) of each attribute with the target, on a bounded sample."""
+    from sklearn.feature_selection import mutual_info_classif
+
     rng = np.random.default_rng(seed)
     n = len(y)
     rows = rng.choice(n, size=sample, replace=False) if n > sample else np.arange(n)
@@ -133,6 +141,8 @@ def mutual_information(
 
 def pca_summary(X: np.ndarray, names: Sequence[str], *, max_components: int = 10) -> dict[str, Any]:
     """PCA on standardised attributes: explained variance ratio per component and loadings."""
+    from sklearn.decomposition import PCA
+
     sd = X.std(axis=0)
     keep = sd > 0
     Z = (X[:, keep] - X[:, keep].mean(axis=0)) / sd[keep]

@@ -4,6 +4,10 @@ stability across seeds, DBSCAN and agglomerative, descriptions, assignment of ne
 Pure numpy/scikit-learn. Quadratic methods (silhouette, DBSCAN, agglomerative) only ever see a
 bounded sample; the rest of the profiles are assigned to the nearest centroid (DBSCAN: to the
 cluster of the nearest core sample within eps, else noise), so memory stays bounded.
+
+scikit-learn is imported inside the functions that use it: Django loads this module in every
+web process (admin -> analysis services), which never fits a model; importing them at the top
+cost each web process tens of MB (tests/unit/config/test_web_imports.py).
 """
 
 from __future__ import annotations
@@ -14,9 +18,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from sklearn.cluster import DBSCAN, AgglomerativeClustering, KMeans, MiniBatchKMeans
-from sklearn.decomposition import PCA
-from sklearn.metrics import adjusted_rand_score, davies_bouldin_score, silhouette_score
 
 from .features import SKEWED_PREFIXES
 
@@ -88,6 +89,8 @@ def _sample(n: int, size: int, seed: int) -> np.ndarray:
 
 
 def _kmeans(k: int, n: int, seed: int, method: Method):
+    from sklearn.cluster import KMeans, MiniBatchKMeans
+
     if method == "minibatch" or (method == "kmeans" and n > MINIBATCH_ABOVE):
         return MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=3, batch_size=4096)
     return KMeans(n_clusters=k, random_state=seed, n_init=3)
@@ -108,6 +111,8 @@ def choose_k(
     going to the higher silhouette: silhouette alone tends to pick k=2 on blobs that overlap,
     DB alone over-splits; agreeing ranks are the usual compromise.
     """
+    from sklearn.metrics import davies_bouldin_score, silhouette_score
+
     lo, hi = k_range
     n = len(Z)
     if lo < 2 or hi < lo or hi > 50:
@@ -165,6 +170,8 @@ def stability(
     sample: int = 50000,
 ) -> dict[str, Any]:
     """Adjusted Rand index between the reference labelling and K-Means runs with other seeds."""
+    from sklearn.metrics import adjusted_rand_score
+
     rows = _sample(len(Z), sample, 0)
     Zs = Z[rows]
     if reference is None:
@@ -290,6 +297,8 @@ def pca_projection(
     Z: np.ndarray, labels: np.ndarray, *, sample: int = 2000, seed: int = 0
 ) -> dict[str, Any]:
     """A 2-D PCA projection of a sample, for the scatter chart."""
+    from sklearn.decomposition import PCA
+
     rows = _sample(len(Z), sample, seed)
     if Z.shape[1] < 2 or len(rows) < 3:
         return {"points": [], "explained_variance_ratio": []}
@@ -320,6 +329,8 @@ def cluster(
     stability_seeds: Sequence[int] = (1, 2, 3),
 ) -> tuple[np.ndarray, ClusterModel, dict[str, Any]]:
     """Cluster the rows of X: (labels, model for new profiles, report for the run record)."""
+    from sklearn.cluster import DBSCAN, AgglomerativeClustering
+
     if not len(X):
         raise ValueError("no profiles to cluster")
     if X.shape[1] < 1:

@@ -13,6 +13,10 @@ Two honest validations:
 Every run fits the same split with a recency-only baseline (logistic regression on log1p of
 the days since the last event); a model is activated only when its validation AUC beats the
 baseline's (unless forced).
+
+scikit-learn is imported inside the functions that use it: Django loads this module in every
+web process (admin -> analysis services), which never fits a model; importing them at the top
+cost each web process tens of MB (tests/unit/config/test_web_imports.py).
 """
 
 from __future__ import annotations
@@ -25,14 +29,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from sklearn.calibration import calibration_curve
-from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
-from sklearn.inspection import permutation_importance
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
-from sklearn.model_selection import train_test_split
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from .features import (
     DAY,
@@ -85,6 +81,11 @@ def make_model(name: str, seed: int = 0):
     Random forest: 300 trees, leaves of at least 20. Logistic regression: log-scaled and
     standardised inputs (money and counts are heavy-tailed).
     """
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
     if name == "gradient_boosting":
         return HistGradientBoostingClassifier(
             learning_rate=0.05,
@@ -115,6 +116,10 @@ def make_model(name: str, seed: int = 0):
 
 
 def _baseline_model():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
     return make_pipeline(
         FunctionTransformer(_signed_log1p), StandardScaler(), LogisticRegression(max_iter=1000)
     )
@@ -182,6 +187,8 @@ def holdout_split(
     traits=None,
 ) -> Split:
     """One cutoff; a stratified random share of the profiles is held out for validation."""
+    from sklearn.model_selection import train_test_split
+
     if not 0.05 <= holdout <= 0.5:
         raise ValueError("holdout must be between 0.05 and 0.5")
     end = float(events.occurred_at.max()) if data_end is None else data_end
@@ -212,6 +219,9 @@ def _check_classes(y: np.ndarray, what: str) -> None:
 
 
 def _metrics(y: np.ndarray, p: np.ndarray, bins: int = 10) -> dict[str, Any]:
+    from sklearn.calibration import calibration_curve
+    from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+
     frac, mean = calibration_curve(y, p, n_bins=bins, strategy="quantile")
     return {
         "auc": float(roc_auc_score(y, p)),
@@ -263,6 +273,8 @@ def train(
     force: bool = False,
 ) -> tuple[PropensityModel, dict[str, Any]]:
     """Fit the model and the recency baseline on the split; the report for the run record."""
+    from sklearn.inspection import permutation_importance
+
     _check_classes(split.y_train, "training labels")
     _check_classes(split.y_valid, "validation labels")
     X_tr, columns, levels = one_hot(split.train)

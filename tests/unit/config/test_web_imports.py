@@ -1,0 +1,42 @@
+"""What a web process loads: the heavy model libraries stay out of it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+
+_PROBE = """
+import json, sys
+import django
+django.setup()
+from django.urls import get_resolver
+get_resolver().url_patterns  # every view module, and the admin's
+from config.wsgi import application
+print(json.dumps(sorted(m for m in ("sklearn", "pandas", "implicit") if m in sys.modules)))
+"""
+
+
+def test_web_process__started__no_model_library_imported(tmp_path):
+    # Given a web process's start-up: settings, every URL's view and the admin registered
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "MOSAIC_VAR_DIR": str(tmp_path),
+    }
+    # When it has loaded everything it serves
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    # Then scikit-learn, pandas and implicit were not imported (workers import them when they fit)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
