@@ -8,7 +8,7 @@ import random
 from datetime import timedelta
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from content.models import Placement, Variant, VariantStatus
@@ -155,6 +155,13 @@ def demo_experiment_seed(*, visitors: int = 6000, seed: int = 14) -> Experiment 
             )
     Exposure.objects.bulk_create(exposures, batch_size=1000)
     Event.objects.bulk_create(events, batch_size=1000)
+    if connection.vendor == "postgresql":
+        # The rows were just bulk-inserted and are read at once: the planner would otherwise go
+        # by whatever statistics the tables had before (autovacuum has not run yet), and a plan
+        # made for empty tables runs for minutes on these.
+        with connection.cursor() as cursor:
+            for model in (Exposure, Event, Profile):
+                cursor.execute(f"ANALYZE {model._meta.db_table}")
     ResultSnapshot.objects.filter(experiment=experiment).delete()
     for day in range(1, DAYS + 1):
         results_compute(experiment=experiment, as_of=min(started + timedelta(days=day), now))
