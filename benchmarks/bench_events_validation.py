@@ -7,7 +7,8 @@ Run ``.venv/bin/python benchmarks/bench_events_validation.py`` (``--events`` per
 uses it (``events_validate``: the batch in one call) and event by event (``event_validate``:
 the path of a batch holding a refused event). The batch mixes page views,
 product views and add-to-carts with properties, purchases with an amount, and searches, each
-with a context (url, referrer, utm, locale). Best of 5 repeats of 5 batches. Informs, exits 0.
+with a context (url, referrer, utm, locale). Median over --rounds rounds (15), the contenders
+taking turns. Informs, exits 0.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import argparse
 import importlib.util
 import os
 import sys
-import timeit
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -60,14 +60,10 @@ def realistic_batch(count: int) -> list[dict[str, Any]]:
     return events
 
 
-def best(function, per: int) -> str:
-    seconds = min(timeit.repeat(function, number=5, repeat=5)) / 5
-    return f"{seconds * 1000:.2f} ms per batch of {per}, {seconds / per * 1e6:.1f} µs per event"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--old", type=Path, help="a former ingestion/serializers.py to compare")
     args = parser.parse_args()
     import django
@@ -75,6 +71,7 @@ def main() -> None:
     django.setup()
     from django.utils import timezone
 
+    from benchmarks._support import interleaved_us
     from ingestion.schemas import event_validate, events_validate
 
     events = realistic_batch(args.events)
@@ -90,27 +87,33 @@ def main() -> None:
         return [event_validate(event, now=now, zone=zone)[0] for event in events]
 
     assert all(one_by_one()), "the realistic batch must be valid"
-    print("schema, whole batch (events_validate): " + best(new, len(events)))
-    print("schema, event by event (event_validate): " + best(one_by_one, len(events)))
-    if args.old is None:
-        return
-    spec = importlib.util.spec_from_file_location("old_serializers", args.old)
-    assert spec is not None
-    assert spec.loader is not None
-    old = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(old)
+    contenders = {
+        "schema, whole batch (events_validate)": new,
+        "schema, event by event (event_validate)": one_by_one,
+    }
+    if args.old is not None:
+        spec = importlib.util.spec_from_file_location("old_serializers", args.old)
+        assert spec is not None
+        assert spec.loader is not None
+        old = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(old)
 
-    def fast() -> list:
-        now, zone = timezone.now(), timezone.get_current_timezone()
-        return [old.event_fast_validate(event, now=now, zone=zone) for event in events]
+        def fast() -> list:
+            now, zone = timezone.now(), timezone.get_current_timezone()
+            return [old.event_fast_validate(event, now=now, zone=zone) for event in events]
 
-    def drf() -> None:
-        for event in events[:50]:
-            assert old.EventSerializer(data=event).is_valid()
-
-    print("same queued dicts:", fast() == new())
-    print("former event_fast_validate:              " + best(fast, len(events)))
-    print("former EventSerializer (50 events):      " + best(drf, 50))
+        print("same queued dicts:", fast() == new())
+        contenders["former event_fast_validate"] = fast
+    # The contenders take turns round by round: a noisy neighbour slows each alike.
+    per_batch = interleaved_us(contenders, args.rounds)
+    for name, us in per_batch.items():
+        print(f"{name:42s} {us / 1000:6.2f} ms per batch, {us / len(events):5.1f} µs per event")
+    if args.old is not None:
+        ratio = (
+            per_batch["schema, whole batch (events_validate)"]
+            / per_batch["former event_fast_validate"]
+        )
+        print(f"schema / former fast path: {ratio:.2f}")
 
 
 if __name__ == "__main__":

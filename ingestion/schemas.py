@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NotRequired, cast
@@ -71,6 +72,7 @@ _PATTERN_MESSAGES = {
 }
 assert CONTROL_CHARACTERS.pattern == "[" + NO_CONTROL[3:-3] + "]"  # the same characters
 
+_CUSTOM = EventType.CUSTOM.value
 # The event types' values, validated by pydantic-core and queued as they are (strings).
 if TYPE_CHECKING:
     EventTypeName = str
@@ -162,23 +164,44 @@ def _error(loc: tuple[str, ...], kind: str, message: str, data: Any, **ctx: Any)
     )
 
 
-def _occurred_at(text: str, now: datetime, zone: tzinfo) -> datetime | str:
+@dataclass(frozen=True, slots=True)
+class Clock:
+    """A batch's time, worked out once for all its events."""
+
+    now: datetime
+    zone: tzinfo
+    earliest: datetime  # occurred_at bounds
+    latest: datetime
+    now_text: str  # the default occurred_at, as queued
+
+
+def clock_at(now: datetime, zone: tzinfo) -> Clock:
+    return Clock(now, zone, now - MAX_AGE, now + MAX_FUTURE, now.isoformat())
+
+
+def _occurred_at(text: str, clock: Clock) -> datetime | str:
     """ISO 8601 text as an aware datetime of the current time zone, or why it is refused."""
     try:
-        parsed = parse_datetime(text)
+        # What django.utils.dateparse.parse_datetime tries first; its own pattern after.
+        parsed: datetime | None = datetime.fromisoformat(text)
     except ValueError:
-        parsed = None
+        try:
+            parsed = parse_datetime(text)
+        except ValueError:
+            parsed = None
     if parsed is None:
         return "Expected an ISO 8601 date and time (2026-11-01T10:00:00Z)."
     try:  # year 1 east of UTC, or 9999 west of it, has no UTC time
         parsed = (
-            parsed.astimezone(zone) if timezone.is_aware(parsed) else parsed.replace(tzinfo=zone)
+            parsed.replace(tzinfo=clock.zone)
+            if parsed.utcoffset() is None
+            else parsed.astimezone(clock.zone)
         )
     except OverflowError:
         return "Out of the representable range."
-    if parsed > now + MAX_FUTURE:
+    if parsed > clock.latest:
         return "Is in the future (more than 10 minutes ahead)."
-    if parsed < now - MAX_AGE:
+    if parsed < clock.earliest:
         return "Is older than 5 years."
     return parsed
 
@@ -233,7 +256,7 @@ def _holds_big_int(value: Any) -> bool:
     return False
 
 
-def _python_rules(data: Any, now: datetime, zone: tzinfo) -> tuple[Any, datetime | None, list[Any]]:
+def _python_rules(data: Any, clock: Clock) -> tuple[Any, datetime | None, list[Any]]:
     """The rules types cannot say, on an event whose fields have their declared types where
     present: (the event id canonical, occurred_at parsed or None, refusals)."""
     errors = []
@@ -246,7 +269,7 @@ def _python_rules(data: Any, now: datetime, zone: tzinfo) -> tuple[Any, datetime
     when: datetime | None = None
     text = data.get("occurred_at")
     if type(text) is str:
-        parsed = _occurred_at(text, now, zone)
+        parsed = _occurred_at(text, clock)
         if isinstance(parsed, str):
             errors.append(_error(("occurred_at",), "datetime_invalid", parsed, text))
         else:
@@ -256,7 +279,7 @@ def _python_rules(data: Any, now: datetime, zone: tzinfo) -> tuple[Any, datetime
         refusal = _properties_refusal(properties)
         if refusal is not None:
             errors.append(_error(("properties",), "properties_invalid", refusal, properties))
-    if data.get("type") == EventType.CUSTOM and not data.get("name"):
+    if data.get("type") == _CUSTOM and not data.get("name"):
         errors.append(_error(("name",), "custom_name", "Required for custom events.", data))
     return event_id, when, errors
 
@@ -277,9 +300,9 @@ def _event_checked(data: Any, handler: Any, info: ValidationInfo) -> dict[str, A
                 "Event",
                 [_error(("context",), "too_long", f"At most {_CONTEXT_KEYS} keys.", context)],
             )
-    clock = info.context or {}
-    now: datetime = clock.get("now") or timezone.now()
-    zone: tzinfo = clock.get("zone") or timezone.get_current_timezone()
+    clock: Clock | None = (info.context or {}).get("clock")
+    if clock is None:
+        clock = clock_at(timezone.now(), timezone.get_current_timezone())
     try:
         event = handler(data)
     except ValidationError as exc:
@@ -289,14 +312,14 @@ def _event_checked(data: Any, handler: Any, info: ValidationInfo) -> dict[str, A
             # Another shape: named by its unknown keys alone (the rest would be noise).
             raise ValidationError.from_exception_data("Event", unknown) from None  # type: ignore[arg-type]
         if type(data) is dict and len(errors) < MAX_SCHEMA_ERRORS:
-            *_, more = _python_rules(data, now, zone)
+            *_, more = _python_rules(data, clock)
             failed = {e["loc"][:1] for e in errors}
             more = [e for e in more if e["loc"] not in failed]
             if more:
                 lines = [*errors, *more]
                 raise ValidationError.from_exception_data("Event", lines) from None  # type: ignore[arg-type]
         raise
-    event_id, when, refusals = _python_rules(event, now, zone)
+    event_id, when, refusals = _python_rules(event, clock)
     if refusals:
         raise ValidationError.from_exception_data("Event", refusals)
     event["event_id"] = event_id
@@ -304,7 +327,7 @@ def _event_checked(data: Any, handler: Any, info: ValidationInfo) -> dict[str, A
     event.setdefault("properties", {})
     if "value" in event and event["value"] is not None:
         event["value"] = str(event["value"].quantize(CENT))
-    event["occurred_at"] = (when or now).isoformat()
+    event["occurred_at"] = clock.now_text if when is None else when.isoformat()
     return event
 
 
@@ -330,8 +353,12 @@ def event_validate(
 ) -> tuple[dict[str, Any] | None, list[dict[str, str]]]:
     """(the queued form, []) for a valid event, (None, its errors by field) for another. A
     batch passes `now` and the current `zone` once for all its events."""
+    return _event_validate(raw, clock_at(now, zone))
+
+
+def _event_validate(raw: Any, clock: Clock) -> tuple[dict[str, Any] | None, list[dict[str, str]]]:
     try:
-        queued = EVENT.validate_python(raw, context={"now": now, "zone": zone})
+        queued = EVENT.validate_python(raw, context={"clock": clock})
         return cast(dict[str, Any], queued), []
     except ValidationError as exc:
         return None, event_errors(exc)
@@ -344,14 +371,15 @@ def events_validate(
 
     The whole batch in one call; a batch with a refused event again event by event (its valid
     events are still queued)."""
+    clock = clock_at(now, zone)
     try:
-        valid = EVENTS.validate_python(events, context={"now": now, "zone": zone})
+        valid = EVENTS.validate_python(events, context={"clock": clock})
         return cast(list[dict[str, Any]], valid), []
     except ValidationError:
         pass
     accepted, rejected = [], []
     for index, raw in enumerate(events):
-        queued, errors = event_validate(raw, now=now, zone=zone)
+        queued, errors = _event_validate(raw, clock)
         if queued is not None:
             accepted.append(queued)
         else:
