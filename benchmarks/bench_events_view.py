@@ -49,6 +49,7 @@ def main() -> None:
                 "LOG_LEVEL": "WARNING",
                 "DEBUG": "false",
                 "WEB_ACCESS_LOG": "false",
+                "ALLOWED_HOSTS": "testserver",
             }
         )
         import django
