@@ -65,6 +65,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--profile", type=int, default=0, help="profile this many keyed calls")
+    parser.add_argument(
+        "--sort", default="cumulative", help="the profile's order (cumulative, tottime, ...)"
+    )
+    parser.add_argument("--lines", type=int, default=45, help="the profile's lines")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="mosaic-bench-request-"))
     redis_process, _ = bd.environment_start(tmp)
@@ -91,7 +95,9 @@ def main() -> int:
         path = f"/api/v1/decide?placements={','.join(bd.PLACEMENTS)}&visitor={bd.VISITOR}"
         keyless_env = _environ(path, {})
         keyed_env = _environ(path, {"X-Mosaic-Key": raw, "Origin": ORIGIN})
-        statuses: dict[str, set] = {"keyless": set(), "keyed": set()}
+        # The HTTP benchmark's baseline: a bare JsonResponse view with the same headers.
+        bare_env = _environ("/bench/bare", {"X-Mosaic-Key": raw, "Origin": ORIGIN})
+        statuses: dict[str, set] = {"keyless": set(), "keyed": set(), "bare": set()}
 
         def call(name: str, environ: dict):
             def run() -> None:
@@ -119,20 +125,24 @@ def main() -> int:
                 run()
             profile.disable()
             stream = io.StringIO()
-            pstats.Stats(profile, stream=stream).sort_stats("cumulative").print_stats(45)
+            pstats.Stats(profile, stream=stream).sort_stats(args.sort).print_stats(args.lines)
             print(stream.getvalue())
             return 0
         result = support.interleaved_us(
-            {"keyless": call("keyless", keyless_env), "keyed": call("keyed", keyed_env)},
+            {
+                "keyless": call("keyless", keyless_env),
+                "keyed": call("keyed", keyed_env),
+                "bare": call("bare", bare_env),
+            },
             rounds=args.rounds,
-            enter={"keyless": keyless_mode, "keyed": keyed_mode},
+            enter={"keyless": keyless_mode, "keyed": keyed_mode, "bare": keyed_mode},
         )
         load = f"{os.getloadavg()[0]:.1f}"
         # Commands Redis processed per request (its own counter, every client of this process:
         # profile cache, snapshot version checks, exposures, rate limit), over 1,000 requests.
         commands = {}
         redis_client = redis.Redis.from_url(settings.REDIS_URL)
-        for name, env in (("keyless", keyless_env), ("keyed", keyed_env)):
+        for name, env in (("keyless", keyless_env), ("keyed", keyed_env), ("bare", bare_env)):
             (keyless_mode if name == "keyless" else keyed_mode)()
             run = call(name, env)
             before = redis_client.info("stats")["total_commands_processed"]
@@ -147,6 +157,8 @@ def main() -> int:
                 f"Redis commands/request {commands[name]:.3f}"
             )
         print(f"keyed / keyless {result['keyed'] / result['keyless']:.2f}")
+        # What bench_decide.py's HTTP ratio compares, without the server and the load generator.
+        print(f"bare / keyed (in process) {result['bare'] / result['keyed']:.2f}")
     finally:
         from personalization import profile_cache
 

@@ -8,6 +8,12 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 application = get_wsgi_application()
 
+# Decide calls without a session or CSRF cookie are served beside Django's full request cycle
+# (the same view, checks and answers; personalization/api/handler.py says what they skip).
+from personalization.api.handler import decide_dispatched  # noqa: E402  (needs Django set up)
+
+application = decide_dispatched(application)
+
 if os.environ.get("WEB_ACCESS_LOG", "true").strip().lower() not in ("0", "false", "no", "off"):
     # The server's own access log stays off (it would name visitors and clients): Mosaic's
     # scrubbed one instead (config/access_log.py).
