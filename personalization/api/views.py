@@ -104,6 +104,10 @@ class DecideView(APIView):
     access.permissions.api_key_policy_check. Everything else goes through DRF: a key or policy
     refusal, an invalid body (the same schema refuses it there, and core.errors' handler answers
     it), staff sessions (CSRF, explain), other media types and methods.
+
+    In the web process, calls without a session or CSRF cookie reach this view through
+    personalization.api.handler (config/wsgi.py): Django's handler with only the middleware such
+    a call needs, and no URL resolution.
     """
 
     renderer_classes = [ORJSONRenderer]
