@@ -2,11 +2,13 @@
 
 import gc
 import os
+from collections.abc import Callable
+from typing import Any
 
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-application = get_wsgi_application()
+application: Callable[..., Any] = get_wsgi_application()
 
 # Decide calls without a session or CSRF cookie are served beside Django's full request cycle
 # (the same view, checks and answers; personalization/api/handler.py says what they skip).

@@ -61,10 +61,10 @@ class DecideHandler(WSGIHandler):
     def load_middleware(self, is_async: bool = False) -> None:
         if is_async:
             raise NotImplementedError("DecideHandler serves WSGI only")
-        self._view_middleware = []
-        self._template_response_middleware = []
-        self._exception_middleware = []
-        handler = convert_exception_to_response(self._get_response)
+        self._view_middleware: list[Callable] = []
+        self._template_response_middleware: list[Callable] = []
+        self._exception_middleware: list[Callable] = []
+        handler = convert_exception_to_response(self._get_response)  # type: ignore[attr-defined]
         for path in reversed(decide_middleware()):
             instance = import_string(path)(handler)
             # As BaseHandler.load_middleware: the hooks of each instance, in the same order.
