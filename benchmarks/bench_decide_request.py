@@ -4,7 +4,9 @@ Run ``.venv/bin/python benchmarks/bench_decide_request.py`` (``--rounds``; ``--p
 cProfile of N keyed requests, top functions by cumulative time, instead of the timing). Same
 throwaway environment and content as bench_decide.py (3 placements x 10 conditional variants, an
 experiment, renders; the visitor's profile in Redis with the profile cache on). Each request is
-a WSGI environ handed to config.wsgi's handler (middleware, URL resolution, view, response):
+a WSGI environ handed to the web process's application as config/wsgi.py composes it (without
+its access log): decide through personalization.api.handler, the bare view (the HTTP
+benchmark's baseline, same headers) through Django's full handler:
 - ``keyless``: MOSAIC_REQUIRE_API_KEY=false, no key, no Origin (the embedded demo's calls);
 - ``keyed``: MOSAIC_REQUIRE_API_KEY=true, a publishable key (X-Mosaic-Key) and an allowed Origin,
   as production's browsers call it (authentication, origin rule, rate limit, CORS headers).
@@ -87,7 +89,11 @@ def main() -> int:
             allowed_origins=[ORIGIN],
             rate_limit_per_minute=10**9,
         )
-        handler = WSGIHandler()
+        from personalization.api.handler import decide_dispatched
+
+        # As config/wsgi.py composes it (without the access log): decide calls without cookies
+        # through the lean handler, the bare view through Django's.
+        handler = decide_dispatched(WSGIHandler())
         # As the web process does after start-up (config/wsgi.py): a full collection walking
         # every module's objects would land in whichever round it falls in.
         gc.collect()
