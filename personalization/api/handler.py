@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 
 from django.conf import settings
 from django.core.handlers.exception import convert_exception_to_response
-from django.core.handlers.wsgi import WSGIHandler
+from django.core.handlers.wsgi import WSGIHandler, get_str_from_wsgi
 from django.http import parse_cookie
 from django.urls import resolve
 from django.utils.module_loading import import_string
@@ -87,10 +87,10 @@ class DecideHandler(WSGIHandler):
 def _routed_to_decide(environ: dict) -> bool:
     if environ.get("PATH_INFO") != DECIDE_PATH:
         return False
-    raw_cookie = environ.get("HTTP_COOKIE")
-    if not raw_cookie:
+    if not environ.get("HTTP_COOKIE"):
         return True
-    cookies = parse_cookie(raw_cookie.encode("latin-1").decode("utf-8", "replace"))
+    # Read as Django reads request.COOKIES (the same decoding and parser).
+    cookies = parse_cookie(get_str_from_wsgi(environ, "HTTP_COOKIE", ""))
     return settings.SESSION_COOKIE_NAME not in cookies and settings.CSRF_COOKIE_NAME not in cookies
 
 
