@@ -327,3 +327,25 @@ def test_lean_handler__database_down_key_not_cached__503_naming_database(
     assert answer["Content-Type"] == "application/json"
     assert answer["Retry-After"]
     assert [e["field"] for e in answer.json()["errors"]] == ["database"]
+
+
+def test_cors_settings__every_one_corsheaders_reads__defined_with_its_default():
+    # Given the settings django-cors-headers reads on every /api/ call (its conf properties)
+    # and the legacy names it evaluates as their defaults
+    from corsheaders.conf import Settings
+    from corsheaders.defaults import default_methods
+
+    read = [name for name in vars(Settings) if name.startswith("CORS_")]
+    legacy = ["CORS_ORIGIN_ALLOW_ALL", "CORS_ORIGIN_WHITELIST", "CORS_ORIGIN_REGEX_WHITELIST"]
+    # When the project's settings are looked at
+    # Then each is defined (an undefined one costs a raised AttributeError per read)
+    for name in [*read, *legacy]:
+        assert hasattr(django_settings._wrapped, name), name
+    # And those the project has no value of its own for keep corsheaders' defaults
+    assert django_settings.CORS_ALLOW_ALL_ORIGINS is False
+    assert django_settings.CORS_ALLOW_CREDENTIALS is False
+    assert django_settings.CORS_ALLOW_PRIVATE_NETWORK is False
+    assert tuple(django_settings.CORS_ALLOWED_ORIGIN_REGEXES) == ()
+    assert tuple(django_settings.CORS_EXPOSE_HEADERS) == ()
+    assert django_settings.CORS_PREFLIGHT_MAX_AGE == 86400
+    assert tuple(django_settings.CORS_ALLOW_METHODS) == tuple(default_methods)
