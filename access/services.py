@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import time
 from dataclasses import dataclass
@@ -141,7 +142,7 @@ def rate_limit_hit(
         if origin_allowed:
             client_limit = max(client_limit, key_limit // 10)
         # The address only as its keyed hash: nothing in Redis (nor its AOF) names a client.
-        bucket = pseudonymize(client)[:24]
+        bucket = _client_bucket(client, settings.PSEUDONYMIZATION_KEY)
         keys = [key("ratelimit", tag, "client", bucket, str(window))]
         limits = [client_limit]
         if origin_allowed:
@@ -163,11 +164,24 @@ def rate_limits_reset() -> None:
     _counters.reset()
 
 
+# A client calls many times a minute: its bucket (an HMAC) and its address's parsed form are
+# remembered per process, bounded (the address is the caller's), rather than recomputed per call
+# (a few µs each of a keyed decide's; docs/benchmarks.md, issue #18). Keyed by the
+# pseudonymisation key too, so a rotated key is used at once.
+@functools.lru_cache(maxsize=4096)
+def _client_bucket(client: str, pseudonymization_key: str) -> str:
+    return pseudonymize(client)[:24]
+
+
 def client_address(request) -> str:
     """The caller's address as a rate-limit bucket: an IPv6 address by its /64 (one host
     usually holds a whole /64), IPv4 as it is. REMOTE_ADDR: behind a proxy, the proxy must
     set it (e.g. gunicorn's forwarded-allow-ips)."""
-    raw = request.META.get("REMOTE_ADDR", "") or "unknown"
+    return _address_bucket(request.META.get("REMOTE_ADDR", "") or "unknown")
+
+
+@functools.lru_cache(maxsize=4096)
+def _address_bucket(raw: str) -> str:
     try:
         address = ipaddress.ip_address(raw)
     except ValueError:

@@ -412,6 +412,16 @@ def _children(pid: int) -> list[int]:
     return children
 
 
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds the processes `pids` have used so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / ticks
+
+
 def _load() -> float:
     return os.getloadavg()[0]
 
@@ -466,6 +476,11 @@ def bench_http(
         granian_base = servers["granian"][1]
         before = _profile_cache_counts(granian_base)
         loads = {"bare": [], "decide": [], "baseline": []}
+        # The granian workers' own CPU time (user + system) per request served: what a request
+        # costs the server, whatever else the machine runs (throughput and latency depend on
+        # the other processes' share of the cores; this much less).
+        granian_workers = _children(servers["granian"][0].pid)
+        cpu = {"bare": 0.0, "decide": 0.0}
         segments = max(1, seconds // SEGMENT_SECONDS)
         for index in range(segments):
             length = seconds // segments + (1 if index < seconds % segments else 0)
@@ -474,10 +489,14 @@ def bench_http(
             )
             for name in order:
                 if name == "bare":
+                    cpu_before = _cpu_seconds(granian_workers)
                     loads[name].append(_wrk(f"{granian_base}/bench/bare", length, bare_script))
+                    cpu[name] += _cpu_seconds(granian_workers) - cpu_before
                 elif name == "decide":
                     url = f"{granian_base}{decide_path}&visitor=x"
+                    cpu_before = _cpu_seconds(granian_workers)
                     loads[name].append(_wrk(url, length, rotate))
+                    cpu[name] += _cpu_seconds(granian_workers) - cpu_before
                 elif baseline:
                     url = f"{servers['gunicorn-sync'][1]}{decide_path}&visitor=x"
                     loads[name].append(_wrk(url, length, rotate))
@@ -508,6 +527,10 @@ def bench_http(
         "fixed_rate": rate,
         "fixed": fixed,
         "rss": rss,
+        "cpu_us": {
+            name: cpu[name] / sum(load["requests"] for load in loads[name]) * 1e6
+            for name in ("bare", "decide")
+        },
     }
     if baseline:
         result["baseline"] = _combined(loads["baseline"])
@@ -632,6 +655,10 @@ def main() -> int:
                 (f"HTTP /api/v1/decide ({label})", f"{dec['rps']:.0f} req/s", "-", True),
                 ("decide / bare (granian)", f"{b['ratio']:.2f}", f"≥ {TARGET_HTTP_RATIO}",
                  b["ratio"] >= TARGET_HTTP_RATIO),
+                ("granian workers' CPU per request: bare / decide",
+                 f"{b['cpu_us']['bare']:.0f} / {b['cpu_us']['decide']:.0f} µs", "-", True),
+                ("bare / decide in workers' CPU per request",
+                 f"{b['cpu_us']['bare'] / b['cpu_us']['decide']:.2f}", "-", True),
             ]  # fmt: skip
             if "baseline" in b:
                 rows += [

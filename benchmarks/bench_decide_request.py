@@ -4,7 +4,9 @@ Run ``.venv/bin/python benchmarks/bench_decide_request.py`` (``--rounds``; ``--p
 cProfile of N keyed requests, top functions by cumulative time, instead of the timing). Same
 throwaway environment and content as bench_decide.py (3 placements x 10 conditional variants, an
 experiment, renders; the visitor's profile in Redis with the profile cache on). Each request is
-a WSGI environ handed to config.wsgi's handler (middleware, URL resolution, view, response):
+a WSGI environ handed to the web process's application as config/wsgi.py composes it (without
+its access log): decide through personalization.api.handler, the bare view (the HTTP
+benchmark's baseline, same headers) through Django's full handler:
 - ``keyless``: MOSAIC_REQUIRE_API_KEY=false, no key, no Origin (the embedded demo's calls);
 - ``keyed``: MOSAIC_REQUIRE_API_KEY=true, a publishable key (X-Mosaic-Key) and an allowed Origin,
   as production's browsers call it (authentication, origin rule, rate limit, CORS headers).
@@ -65,6 +67,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--profile", type=int, default=0, help="profile this many keyed calls")
+    parser.add_argument(
+        "--sort", default="cumulative", help="the profile's order (cumulative, tottime, ...)"
+    )
+    parser.add_argument("--lines", type=int, default=45, help="the profile's lines")
+    parser.add_argument(
+        "--loop",
+        type=int,
+        default=0,
+        help="only run this many keyed calls (for an outside sampler: py-spy record -- ...)",
+    )
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="mosaic-bench-request-"))
     redis_process, _ = bd.environment_start(tmp)
@@ -83,7 +95,11 @@ def main() -> int:
             allowed_origins=[ORIGIN],
             rate_limit_per_minute=10**9,
         )
-        handler = WSGIHandler()
+        from personalization.api.handler import decide_dispatched
+
+        # As config/wsgi.py composes it (without the access log): decide calls without cookies
+        # through the lean handler, the bare view through Django's.
+        handler = decide_dispatched(WSGIHandler())
         # As the web process does after start-up (config/wsgi.py): a full collection walking
         # every module's objects would land in whichever round it falls in.
         gc.collect()
@@ -91,13 +107,20 @@ def main() -> int:
         path = f"/api/v1/decide?placements={','.join(bd.PLACEMENTS)}&visitor={bd.VISITOR}"
         keyless_env = _environ(path, {})
         keyed_env = _environ(path, {"X-Mosaic-Key": raw, "Origin": ORIGIN})
-        statuses: dict[str, set] = {"keyless": set(), "keyed": set()}
+        # The HTTP benchmark's baseline: a bare JsonResponse view with the same headers.
+        bare_env = _environ("/bench/bare", {"X-Mosaic-Key": raw, "Origin": ORIGIN})
+        statuses: dict[str, set] = {"keyless": set(), "keyed": set(), "bare": set()}
 
         def call(name: str, environ: dict):
             def run() -> None:
                 out: list = []
                 body = handler(dict(environ), lambda status, headers: out.append(status))
-                b"".join(body)
+                try:
+                    b"".join(body)
+                finally:
+                    # As a WSGI server does: Django's request_finished (its database and cache
+                    # hygiene) runs here, part of every request's cost.
+                    body.close()
                 statuses[name].add(out[0])
 
             return run
@@ -108,6 +131,12 @@ def main() -> int:
         def keyed_mode() -> None:
             settings.MOSAIC_REQUIRE_API_KEY = True
 
+        if args.loop:
+            keyed_mode()
+            run = call("keyed", keyed_env)
+            for _ in range(args.loop):
+                run()
+            return 0
         if args.profile:
             keyed_mode()
             run = call("keyed", keyed_env)
@@ -119,20 +148,24 @@ def main() -> int:
                 run()
             profile.disable()
             stream = io.StringIO()
-            pstats.Stats(profile, stream=stream).sort_stats("cumulative").print_stats(45)
+            pstats.Stats(profile, stream=stream).sort_stats(args.sort).print_stats(args.lines)
             print(stream.getvalue())
             return 0
         result = support.interleaved_us(
-            {"keyless": call("keyless", keyless_env), "keyed": call("keyed", keyed_env)},
+            {
+                "keyless": call("keyless", keyless_env),
+                "keyed": call("keyed", keyed_env),
+                "bare": call("bare", bare_env),
+            },
             rounds=args.rounds,
-            enter={"keyless": keyless_mode, "keyed": keyed_mode},
+            enter={"keyless": keyless_mode, "keyed": keyed_mode, "bare": keyed_mode},
         )
         load = f"{os.getloadavg()[0]:.1f}"
         # Commands Redis processed per request (its own counter, every client of this process:
         # profile cache, snapshot version checks, exposures, rate limit), over 1,000 requests.
         commands = {}
         redis_client = redis.Redis.from_url(settings.REDIS_URL)
-        for name, env in (("keyless", keyless_env), ("keyed", keyed_env)):
+        for name, env in (("keyless", keyless_env), ("keyed", keyed_env), ("bare", bare_env)):
             (keyless_mode if name == "keyless" else keyed_mode)()
             run = call(name, env)
             before = redis_client.info("stats")["total_commands_processed"]
@@ -147,6 +180,8 @@ def main() -> int:
                 f"Redis commands/request {commands[name]:.3f}"
             )
         print(f"keyed / keyless {result['keyed'] / result['keyless']:.2f}")
+        # What bench_decide.py's HTTP ratio compares, without the server and the load generator.
+        print(f"bare / keyed (in process) {result['bare'] / result['keyed']:.2f}")
     finally:
         from personalization import profile_cache
 

@@ -2,12 +2,20 @@
 
 import gc
 import os
+from collections.abc import Callable
+from typing import Any
 
 from django.core.wsgi import get_wsgi_application
 from django.urls import get_resolver
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-application = get_wsgi_application()
+application: Callable[..., Any] = get_wsgi_application()
+
+# Decide calls without a session or CSRF cookie are served beside Django's full request cycle
+# (the same view, checks and answers; personalization/api/handler.py says what they skip).
+from personalization.api.handler import decide_dispatched  # noqa: E402  (needs Django set up)
+
+application = decide_dispatched(application)
 
 if os.environ.get("WEB_ACCESS_LOG", "true").strip().lower() not in ("0", "false", "no", "off"):
     # The server's own access log stays off (it would name visitors and clients): Mosaic's

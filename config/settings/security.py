@@ -3,11 +3,26 @@ throttling (django-axes) and password rules, who may read /metrics."""
 
 from datetime import timedelta
 
+from corsheaders.defaults import default_methods
+
 from .env import ENV
 
 CSRF_TRUSTED_ORIGINS = ENV.csrf_trusted_origins
 CORS_ALLOWED_ORIGINS = ENV.cors_allowed_origins
 CORS_URLS_REGEX = r"^/api/.*$"
+# django-cors-headers reads its settings on every /api/ call, each through Django's lazy settings
+# and with its legacy name evaluated as getattr's default: an undefined one raises and catches an
+# AttributeError per read (about 19 µs a decide call; docs/benchmarks.md, issue #18). Its
+# defaults, spelled out, legacy names included (ignored while the new names are defined).
+CORS_ALLOW_ALL_ORIGINS = CORS_ORIGIN_ALLOW_ALL = False
+CORS_ORIGIN_WHITELIST = CORS_ALLOWED_ORIGINS
+CORS_ALLOWED_ORIGIN_REGEXES: tuple[str, ...] = ()
+CORS_ORIGIN_REGEX_WHITELIST = CORS_ALLOWED_ORIGIN_REGEXES
+CORS_EXPOSE_HEADERS: tuple[str, ...] = ()
+CORS_ALLOW_CREDENTIALS = False
+CORS_ALLOW_PRIVATE_NETWORK = False
+CORS_PREFLIGHT_MAX_AGE = 86400
+CORS_ALLOW_METHODS = default_methods
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pydantic
+from django.db import DatabaseError
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.exceptions import APIException
@@ -103,6 +104,10 @@ class DecideView(APIView):
     access.permissions.api_key_policy_check. Everything else goes through DRF: a key or policy
     refusal, an invalid body (the same schema refuses it there, and core.errors' handler answers
     it), staff sessions (CSRF, explain), other media types and methods.
+
+    In the web process, calls without a session or CSRF cookie reach this view through
+    personalization.api.handler (config/wsgi.py): Django's handler with only the middleware such
+    a call needs, and no URL resolution.
     """
 
     renderer_classes = [ORJSONRenderer]
@@ -132,8 +137,10 @@ class DecideView(APIView):
         try:
             api_key = api_key_authenticate(request)
             api_key_policy_check(request, self, api_key, is_staff=False)
-        except APIException:
-            return None  # DRF answers the refusal (the same outcome, counted once)
+        except (APIException, DatabaseError):
+            # DRF answers the refusal (the same outcome, counted once), or the database's
+            # failure to look the key up (core.errors: 503 naming the database, not a 500)
+            return None
         try:
             data = DecideRequest.model_validate(body)
         except pydantic.ValidationError:

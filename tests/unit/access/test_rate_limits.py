@@ -84,3 +84,25 @@ def test_rate_limit__site_visitor_within_its_share__no_redis_count_per_call(
     assert call(client, raw, "203.0.113.9", SHOP) == 200
     counts = {k.decode(): int(redis_client.get(k)) for k in redis_client.keys("mosaic:ratelimit:*")}
     assert sorted(counts.values()) == [6, 6]
+
+
+def test_rate_limit__pseudonymization_key_rotated__client_counted_under_the_new_bucket(
+    client, db, settings, frozen_rate_window, redis_client
+):
+    # Given a publishable key and a per-client limit of 1 (each client call reported at once)
+    settings.MOSAIC_CLIENT_RATE_LIMIT_PER_MINUTE = 1
+    _, raw = services.api_key_create(
+        name="web", kind="publishable", allowed_origins=[SHOP], rate_limit_per_minute=10
+    )
+    # When one client calls (no Origin: its own bucket), the pseudonymisation key is rotated,
+    # and the client calls again
+    call(client, raw, "198.51.100.7")
+    first = {k.decode() for k in redis_client.keys("mosaic:ratelimit:*client*")}
+    settings.PSEUDONYMIZATION_KEY = "rotated-" + settings.PSEUDONYMIZATION_KEY
+    call(client, raw, "198.51.100.7")
+    both = {k.decode() for k in redis_client.keys("mosaic:ratelimit:*client*")}
+    # Then the remembered bucket was not reused: the second call counts under the new key's
+    # bucket (the address itself is in neither)
+    assert len(first) == 1
+    assert len(both) == 2
+    assert not any("198.51.100.7" in k for k in both)

@@ -1,0 +1,351 @@
+"""personalization/api/handler.py: decide calls without a session or CSRF cookie served by the
+lean handler (as config/wsgi.py composes it), with every behaviour of the decide endpoint: keys,
+origins, CORS (preflight included), rate limits with Retry-After, field errors, consent, the
+security headers, the 503 of a dead database; every other request by Django's own handler."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.conf import settings as django_settings
+from django.core.handlers.wsgi import WSGIHandler
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections, connection
+from django.test import RequestFactory
+
+from access import services as access_services
+from personalization.api import handler as decide_handler
+from profiles import services as profile_services
+from profiles.models import Profile
+from tests.factories import make_placement, make_variant
+
+URL = "/api/v1/decide"
+SHOP = "https://shop.example"
+SECURITY_HEADERS = {
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+
+class Answer:
+    def __init__(self, status: str, headers: list[tuple[str, str]], body: bytes) -> None:
+        self.status_code = int(status.split(" ", 1)[0])
+        self.headers = {name.lower(): value for name, value in headers}
+        self.body = body
+
+    def __getitem__(self, name: str) -> str:
+        return self.headers[name.lower()]
+
+    def json(self):
+        return json.loads(self.body)
+
+
+@pytest.fixture
+def app(db):
+    """The WSGI application as config/wsgi.py composes it (without the access log). Database
+    connections stay open across its requests, as Django's test client keeps them (the test's
+    transaction lives on the connection)."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        yield decide_handler.decide_dispatched(WSGIHandler())
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+
+
+def call(app, method: str, path: str = URL, **kwargs) -> Answer:
+    request = getattr(RequestFactory(), method)(path, **kwargs)
+    started: list = []
+    chunks = app(request.environ, lambda status, headers: started.append((status, headers)))
+    try:
+        body = b"".join(chunks)
+    finally:
+        chunks.close()
+    return Answer(*started[0], body)
+
+
+@pytest.fixture
+def hero(db):
+    placement = make_placement("hero")
+    make_variant(placement, "gold-hero", condition={"profile.traits.tier": "gold"})
+    return placement
+
+
+@pytest.fixture
+def keys_required(settings):
+    settings.MOSAIC_REQUIRE_API_KEY = True
+
+
+@pytest.fixture
+def site_key(db) -> str:
+    _, raw = access_services.api_key_create(
+        name="web", kind="publishable", allowed_origins=[SHOP], rate_limit_per_minute=600
+    )
+    return raw
+
+
+def keyed_get(app, raw: str, origin: str | None = SHOP, **params) -> Answer:
+    headers = {"X-Mosaic-Key": raw}
+    if origin:
+        headers["Origin"] = origin
+    return call(app, "get", data={"placements": "hero", **params}, headers=headers)
+
+
+def test_decide_middleware__settings__all_but_the_page_machinery_in_order():
+    # Given the project's middleware
+    # When the lean handler's chain is derived from it
+    chain = decide_handler.decide_middleware()
+    # Then it is settings.MIDDLEWARE in order, less only the named page machinery (a middleware
+    # added later is kept), and the security, CORS and session (Vary) middleware are in it
+    skipped = decide_handler.NOT_FOR_DECIDE
+    assert chain == [m for m in django_settings.MIDDLEWARE if m not in skipped]
+    assert set(django_settings.MIDDLEWARE) >= skipped
+    for kept in (
+        "django.middleware.security.SecurityMiddleware",
+        "corsheaders.middleware.CorsMiddleware",
+        "personalization.middleware.SessionMiddleware",
+        "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    ):
+        assert kept in chain
+
+
+@pytest.mark.parametrize(
+    ("path", "cookie", "routed"),
+    [
+        (URL, "", True),
+        (URL, "theme=dark", True),
+        (URL, f"{django_settings.SESSION_COOKIE_NAME}=abc", False),
+        (URL, f"theme=dark; {django_settings.CSRF_COOKIE_NAME}=abc", False),
+        (URL + "/", "", False),
+        ("/api/v1/events", "", False),
+        ("/healthz", "", False),
+    ],
+)
+def test_routed_to_decide__path_and_cookies__only_cookieless_decide(path, cookie, routed):
+    # Given a request's path and cookies
+    environ = {"PATH_INFO": path}
+    if cookie:
+        environ["HTTP_COOKIE"] = cookie
+    # When the dispatcher looks at it
+    # Then only decide without a session or CSRF cookie goes to the lean handler
+    assert decide_handler._routed_to_decide(environ) is routed
+
+
+@pytest.mark.django_db
+def test_lean_handler__keyed_call_from_allowed_origin__decision_with_cors_and_security_headers(
+    app, hero, keys_required, site_key
+):
+    # Given production's call: keys required, a publishable key, the shop's Origin
+    # When it asks for the hero
+    answer = keyed_get(app, site_key, visitor="ann")
+    # Then the decision, with CORS for the shop, the security headers, Vary and a length
+    assert answer.status_code == 200
+    assert answer.json()["placements"]["hero"]["reason"] == "default"
+    assert answer["Content-Type"] == "application/json"
+    assert answer["Access-Control-Allow-Origin"] == SHOP
+    assert {"origin", "cookie"} <= {v.strip().lower() for v in answer["Vary"].split(",")}
+    for name, value in SECURITY_HEADERS.items():
+        assert answer[name] == value
+    assert int(answer["Content-Length"]) == len(answer.body)
+    assert answer["Allow"] == "GET, POST, HEAD, OPTIONS"
+    assert "set-cookie" not in answer.headers
+
+
+@pytest.mark.django_db
+def test_lean_handler__post_json__same_decision_as_get(app, hero, keys_required, site_key):
+    # Given a gold visitor
+    profile_services.profile_set_traits(visitor="ann", traits={"tier": "gold"})
+    # When the page asks by POST with a JSON body
+    answer = call(
+        app,
+        "post",
+        data={"placements": ["hero"], "visitor": "ann"},
+        content_type="application/json",
+        headers={"X-Mosaic-Key": site_key, "Origin": SHOP},
+    )
+    # Then the targeted variant is served, as by GET
+    assert answer.status_code == 200
+    assert answer.json()["placements"]["hero"]["reason"] == "targeted:gold-hero"
+    assert keyed_get(app, site_key, visitor="ann").json() == answer.json()
+
+
+@pytest.mark.django_db
+def test_lean_handler__unknown_key__401_names_api_key(app, hero, keys_required):
+    # Given a key nobody issued
+    # When it calls decide
+    answer = keyed_get(app, "mk_pub_forged")
+    # Then 401 in the one error shape, naming the field, with the challenge and the security
+    # headers
+    assert answer.status_code == 401
+    assert [e["field"] for e in answer.json()["errors"]] == ["api_key"]
+    assert answer["WWW-Authenticate"] == 'Bearer realm="mosaic"'
+    assert answer["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.django_db
+def test_lean_handler__keys_required_keyless__401(app, hero, keys_required):
+    answer = call(app, "get", data={"placements": "hero"})
+    assert answer.status_code == 401
+    assert [e["field"] for e in answer.json()["errors"]] == ["api_key"]
+
+
+@pytest.mark.django_db
+def test_lean_handler__key_from_other_origin__403_names_origin_without_cors(
+    app, hero, keys_required, site_key
+):
+    # Given the shop's key sent from another site
+    # When it calls decide
+    answer = keyed_get(app, site_key, origin="https://evil.example")
+    # Then 403 naming the origin, and no CORS permission for that site
+    assert answer.status_code == 403
+    assert [e["field"] for e in answer.json()["errors"]] == ["origin"]
+    assert "access-control-allow-origin" not in answer.headers
+
+
+@pytest.mark.django_db
+def test_lean_handler__cors_preflight__allowed_for_the_shop_with_the_key_header(
+    app, hero, keys_required, site_key
+):
+    # Given a browser on the shop about to send the key header
+    # When it sends the preflight
+    answer = call(
+        app,
+        "options",
+        headers={
+            "Origin": SHOP,
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "x-mosaic-key",
+        },
+    )
+    # Then the shop may send it (and another site is not told so)
+    assert answer.status_code == 200
+    assert answer["Access-Control-Allow-Origin"] == SHOP
+    assert "x-mosaic-key" in answer["Access-Control-Allow-Headers"]
+    other = call(
+        app,
+        "options",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"},
+    )
+    assert "access-control-allow-origin" not in other.headers
+
+
+@pytest.mark.django_db
+def test_lean_handler__over_the_rate_limit__429_with_retry_after(
+    app, hero, keys_required, frozen_rate_window
+):
+    # Given a key allowed 3 calls a minute
+    _, raw = access_services.api_key_create(
+        name="tiny", kind="publishable", allowed_origins=[SHOP], rate_limit_per_minute=3
+    )
+    # When a visitor of the shop calls 5 times
+    answers = [keyed_get(app, raw) for _ in range(5)]
+    # Then 3 are served and the rest are told when to come back, naming the key
+    assert [a.status_code for a in answers] == [200, 200, 200, 429, 429]
+    refused = answers[-1]
+    assert [e["field"] for e in refused.json()["errors"]] == ["api_key"]
+    assert 1 <= int(refused["Retry-After"]) <= 60
+    assert refused["Access-Control-Allow-Origin"] == SHOP
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [({"placements": "bad key!"}, "placements[0]"), ({"device": "fridge"}, "context.device")],
+)
+def test_lean_handler__invalid_query__400_names_field(
+    app, hero, keys_required, site_key, params, field
+):
+    answer = keyed_get(app, site_key, **params)
+    assert answer.status_code == 400
+    assert field in [e["field"] for e in answer.json()["errors"]]
+    assert answer["Access-Control-Allow-Origin"] == SHOP
+
+
+@pytest.mark.django_db
+def test_lean_handler__unknown_body_field__400_names_it(app, hero, keys_required, site_key):
+    answer = call(
+        app,
+        "post",
+        data={"placements": ["hero"], "colour": "red"},
+        content_type="application/json",
+        headers={"X-Mosaic-Key": site_key, "Origin": SHOP},
+    )
+    assert answer.status_code == 400
+    assert [e["field"] for e in answer.json()["errors"]] == ["colour"]
+
+
+@pytest.mark.django_db
+def test_lean_handler__no_personalization_consent__profile_rules_skipped(
+    app, hero, keys_required, site_key
+):
+    # Given a gold visitor who refused personalization
+    profile = profile_services.profile_set_traits(visitor="bea", traits={"tier": "gold"})
+    Profile.objects.filter(pk=profile.pk).update(consent={"personalization": False})
+    profile_services.profile_cache_write(profile_ids=[profile.pk])
+    # When deciding
+    body = keyed_get(app, site_key, visitor="bea").json()
+    # Then the profile is not used, and the reason says why
+    assert body["personalization"] is False
+    assert body["placements"]["hero"]["reason"] == "default:no_consent"
+
+
+@pytest.mark.django_db
+def test_lean_handler__staff_session__full_cycle_with_explanations(app, admin_client, hero):
+    # Given a staff member signed in (a session cookie; admin_client logs in without a request)
+    cookie = "; ".join(f"{m.key}={m.value}" for m in admin_client.cookies.values())
+    # When they ask decide to explain
+    answer = call(app, "get", data={"placements": "hero", "explain": "1"}, HTTP_COOKIE=cookie)
+    # Then Django's full cycle loaded the session and the explanation is given
+    assert answer.status_code == 200
+    assert "explain" in answer.json()["placements"]["hero"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_lean_handler__database_down_key_not_cached__503_naming_database(
+    app, hero, keys_required, site_key
+):
+    # Given a key this process has not looked up yet, and the database unreachable
+    original = connection.settings_dict["NAME"]
+    connection.close()
+    connection.settings_dict["NAME"] = (
+        "/nonexistent-dir/mosaic-down.sqlite3"
+        if connection.vendor == "sqlite"
+        else "mosaic_database_that_does_not_exist"
+    )
+    try:
+        # When the shop's page calls decide
+        answer = keyed_get(app, site_key)
+    finally:
+        connection.close()
+        connection.settings_dict["NAME"] = original
+    # Then 503 in the one error shape, with Retry-After (not an HTML 500)
+    assert answer.status_code == 503, answer.body[:300]
+    assert answer["Content-Type"] == "application/json"
+    assert answer["Retry-After"]
+    assert [e["field"] for e in answer.json()["errors"]] == ["database"]
+
+
+def test_cors_settings__every_one_corsheaders_reads__defined_with_its_default():
+    # Given the settings django-cors-headers reads on every /api/ call (its conf properties)
+    # and the legacy names it evaluates as their defaults
+    from corsheaders.conf import Settings
+    from corsheaders.defaults import default_methods
+
+    read = [name for name in vars(Settings) if name.startswith("CORS_")]
+    legacy = ["CORS_ORIGIN_ALLOW_ALL", "CORS_ORIGIN_WHITELIST", "CORS_ORIGIN_REGEX_WHITELIST"]
+    # When the project's settings are looked at
+    # Then each is defined (an undefined one costs a raised AttributeError per read)
+    for name in [*read, *legacy]:
+        assert hasattr(django_settings._wrapped, name), name
+    # And those the project has no value of its own for keep corsheaders' defaults
+    assert django_settings.CORS_ALLOW_ALL_ORIGINS is False
+    assert django_settings.CORS_ALLOW_CREDENTIALS is False
+    assert django_settings.CORS_ALLOW_PRIVATE_NETWORK is False
+    assert tuple(django_settings.CORS_ALLOWED_ORIGIN_REGEXES) == ()
+    assert tuple(django_settings.CORS_EXPOSE_HEADERS) == ()
+    assert django_settings.CORS_PREFLIGHT_MAX_AGE == 86400
+    assert tuple(django_settings.CORS_ALLOW_METHODS) == tuple(default_methods)
