@@ -165,7 +165,7 @@ def _postgres_per_visitor(
     as_of: datetime,
     ids: list[int] | None,
     with_events_only: bool = False,
-    sorted_by_exposure: bool = False,
+    grouped_by_exposure: bool = False,
 ) -> tuple[str, list, list[str], list[tuple[str, str, str]]]:
     """SQL selecting, per exposure of the experiment (only `ids` when given), its id, arm and
     every metric's per-visitor values (columns `m<i>_post` and `m<i>_pre` or `m<i>_den`), for
@@ -176,10 +176,10 @@ def _postgres_per_visitor(
     the per-exposure aggregate above it only counts and adds them.
     `with_events_only`: inner joins, so that exposures without an event in their windows (all
     values 0) give no row (what is stored), and the planner is free to start from the events.
-    `sorted_by_exposure`: the joined rows sorted by exposure below the fence (by the parallel
-    workers, each its share, merged by the leader), so that the per-exposure aggregate can be a
-    streaming group aggregate instead of a hash table with one group per visitor (see
-    REBUILD_SETTINGS).
+    `grouped_by_exposure`: no fence, the aggregates directly over the join grouped by the
+    exposure's primary key, so that the parallel workers can aggregate their rows (sorted by
+    exposure, with hash aggregation off: see REBUILD_SETTINGS) and the leader only merges and
+    combines the partial groups, instead of one hash table with a group per visitor.
     Returns the SQL, its parameters, the column names (two per metric: post, then pre or den)
     and per metric (key, post, second)."""
     pre_days = timedelta(days=experiment.cuped_days)
@@ -240,22 +240,30 @@ def _postgres_per_visitor(
         where_params.append(ids)
     join_params = [sorted(types), pre_days if any_pre else timedelta(0), widest, as_of]
     join = "JOIN" if with_events_only else "LEFT JOIN"
-    order = "ORDER BY x.id, x.arm_key " if sorted_by_exposure else ""
-    contributions = ", ".join(f"{parts[0]} AS {name}" for name, parts in columns)
-    aggregates = ", ".join(f"{parts[1]} AS {name}" for name, parts in columns)
-    sql = f"""
-        SELECT j.id, j.arm_key, {aggregates} FROM (
-            SELECT x.id, x.arm_key, {contributions}
+    joins = f"""
             FROM experiments_exposure x
             {join} segments_profile p ON p.key = x.profile_key
             {join} segments_event ev ON ev.profile_id = p.id AND ev.type = ANY(%s)
                 AND ev.occurred_at >= x.first_exposed_at - %s
                 AND ev.occurred_at < x.first_exposed_at + %s AND ev.occurred_at < %s
-            WHERE {where}
-            {order}OFFSET 0
-        ) j
-        GROUP BY j.id, j.arm_key
-    """
+            WHERE {where}"""
+    if grouped_by_exposure:
+        # Each aggregate over its contribution directly (the same placeholders in the same
+        # order as below); grouped by the primary key alone, the arm depends on it.
+        aggregates = ", ".join(
+            f"{parts[1].replace(f'j.{name}', f'({parts[0]})')} AS {name}" for name, parts in columns
+        )
+        sql = f"SELECT x.id, x.arm_key, {aggregates} {joins} GROUP BY x.id"
+    else:
+        contributions = ", ".join(f"{parts[0]} AS {name}" for name, parts in columns)
+        aggregates = ", ".join(f"{parts[1]} AS {name}" for name, parts in columns)
+        sql = f"""
+            SELECT j.id, j.arm_key, {aggregates} FROM (
+                SELECT x.id, x.arm_key, {contributions} {joins}
+                OFFSET 0
+            ) j
+            GROUP BY j.id, j.arm_key
+        """
     return sql, [*select_params, *join_params, *where_params], [c for c, _ in columns], pairs
 
 
@@ -468,9 +476,10 @@ def _values_store(
 # loses at most a recomputation that the next beat redoes, never a partial one).
 # For the CREATE TABLE AS only, hash aggregation is off: with one group per visitor its table
 # spilled (2.2 GB in memory and still 5 batches at work_mem 1GB) and was the leader's largest
-# cost; the rows sorted by exposure in the workers (`sorted_by_exposure`) are grouped as they
-# stream in (EXPLAIN ANALYZE at 10,000,000 exposures: 86 -> 71 CPU seconds over all processes,
-# 125 -> 84 s wall at a load average of 6-8; see docs/benchmarks.md).
+# cost; instead each worker sorts its joined rows by exposure and aggregates them
+# (`grouped_by_exposure`), the leader merges the sorted partial groups and combines them
+# (at 10,000,000 exposures, the statement alone: 86 -> 60 CPU seconds over all processes;
+# see docs/benchmarks.md).
 REBUILD_WORK_MEM = "512MB"
 REBUILD_SETTINGS = (
     f"work_mem = '{REBUILD_WORK_MEM}'",
@@ -503,7 +512,7 @@ def _values_rebuild_postgres(
                 as_of=as_of,
                 ids=None,
                 with_events_only=True,
-                sorted_by_exposure=True,
+                grouped_by_exposure=True,
             )
             numbers = ", ".join(f"u.{name}" for name in names)
             nonzero = " OR ".join(f"u.{name} <> 0" for name in names)
