@@ -93,8 +93,8 @@ def events_enqueue(*, events: list[dict[str, Any]]) -> int:
         queued["visitor_key"] = profile_key
         if event.get("user_id"):
             queued["user_key"] = pseudonymize(str(event["user_id"]))
-        # orjson: the API enqueues up to 500 events per request. Decimal (a serializer-validated
-        # value) is not native to it: written as its string, as the validator's fast path does.
+        # orjson: the API enqueues up to 500 events per request. The schema queues the value as
+        # text; a Decimal from another caller, not native to orjson, is written as its string.
         payloads.append(orjson.dumps(queued, default=str))
     pipe = r.pipeline(transaction=False)
     if payloads:

@@ -1,46 +1,67 @@
-"""HTTP endpoint of ingestion: POST /api/v1/events (validated one by one, queued durably)."""
+"""HTTP endpoint of ingestion: POST /api/v1/events (validated by its one schema, queued durably)."""
 
 from __future__ import annotations
 
 import logging
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.errors import flatten_errors
+from core.conditional import ErrorSerializer
 from core.logging import log_event
+from core.renderers import ORJSONRenderer
 
 from . import queue, tasks
-from .serializers import EventBatchSerializer, EventSerializer, event_fast_validate
+from .schemas import EventBatch, EventsAccepted, EventsRefused, events_validate
 
 logger = logging.getLogger(__name__)
+
+_EVENTS_ANSWERS = {
+    202: OpenApiResponse(
+        EventsAccepted, description="The valid events queued; the others by index."
+    ),
+    400: OpenApiResponse(
+        EventsRefused,
+        description="Nothing queued: the envelope is invalid (`events`, `body`; malformed JSON), "
+        "or no event is (then each one's errors by index).",
+    ),
+    401: OpenApiResponse(
+        ErrorSerializer,
+        description="No key while keys are required, or an unknown or revoked key "
+        "(field `api_key`).",
+    ),
+    403: OpenApiResponse(
+        ErrorSerializer, description="The key may not send events, or not from this Origin."
+    ),
+    413: OpenApiResponse(ErrorSerializer, description="Body too large (field `body`)."),
+    415: OpenApiResponse(ErrorSerializer, description="Body not JSON."),
+    429: OpenApiResponse(
+        ErrorSerializer,
+        description="Rate limit exceeded (field `api_key`); `Retry-After` says when to come back.",
+    ),
+    503: OpenApiResponse(
+        ErrorSerializer, description="Redis unavailable, nothing queued (`Retry-After`)."
+    ),
+}
 
 
 class EventsView(APIView):
     """Accepts a batch of events: valid ones are queued durably, invalid ones listed by index."""
 
-    @extend_schema(request=EventBatchSerializer, responses={202: dict, 400: dict, 503: dict})
+    renderer_classes = [ORJSONRenderer]
+
+    @extend_schema(request=EventBatch, responses=_EVENTS_ANSWERS)
     def post(self, request):
-        events = _batch_events(request.data)
-        accepted, rejected = [], []
-        now, zone = timezone.now(), timezone.get_current_timezone()
-        for index, raw in enumerate(events):
-            # Plainly well-formed events skip the per-event DRF serializer (same result, a
-            # fraction of the cost); anything else goes through it, which also words the errors.
-            fast = event_fast_validate(raw, now=now, zone=zone)
-            if fast is not None:
-                accepted.append(fast)
-                continue
-            serializer = EventSerializer(data=raw)
-            if serializer.is_valid():
-                accepted.append(serializer.validated_data)
-            else:
-                rejected.append({"index": index, "errors": flatten_errors(serializer.errors)})
+        # The one schema: the envelope (its refusal is a 400 by core.errors' handler), then the
+        # events, refused ones by index so that a bad event does not refuse the others.
+        events = EventBatch.model_validate(request.data).events
+        accepted, rejected = events_validate(
+            events, now=timezone.now(), zone=timezone.get_current_timezone()
+        )
         if not accepted:
             return Response(
                 {
@@ -56,17 +77,6 @@ class EventsView(APIView):
         return Response(
             {"accepted": len(accepted), "rejected": rejected}, status=status.HTTP_202_ACCEPTED
         )
-
-
-def _batch_events(data) -> list:
-    """The envelope's events; a plain list within the limit skips EventBatchSerializer."""
-    if type(data) is dict and data.keys() == {"events"}:
-        events = data["events"]
-        if type(events) is list and 0 < len(events) <= settings.MOSAIC_EVENT_MAX_BATCH:
-            return events
-    envelope = EventBatchSerializer(data=data)
-    envelope.is_valid(raise_exception=True)
-    return envelope.validated_data["events"]
 
 
 def _trigger_ingestion() -> None:

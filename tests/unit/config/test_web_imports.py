@@ -40,3 +40,38 @@ def test_web_process__started__no_model_library_imported(tmp_path):
     # Then scikit-learn, pandas and implicit were not imported (workers import them when they fit)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+_FROZEN_PROBE = """
+import json, sys
+import django
+django.setup()
+from config.wsgi import application
+loaded = set(sys.modules)
+from django.urls import get_resolver
+get_resolver().url_patterns  # what a first request loads
+print(json.dumps(sorted(set(sys.modules) - loaded)))
+"""
+
+
+def test_web_process__started__every_view_loaded_before_the_freeze(tmp_path):
+    # Given a web process's start-up (config.wsgi freezes the heap it has loaded)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "MOSAIC_VAR_DIR": str(tmp_path),
+        "WEB_ACCESS_LOG": "false",
+    }
+    # When the URLconf is loaded, as the first request does
+    done = subprocess.run(
+        [sys.executable, "-c", _FROZEN_PROBE],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    # Then it imports nothing new: the views and what they import (scipy, pydantic) were frozen
+    # with the rest instead of being walked by every full collection afterwards
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []

@@ -26,6 +26,33 @@ def recs_worker(redis_url, transactional_db, tmp_path):
     worker.process.wait(timeout=30)
 
 
+def train_through_api(admin_client, worker) -> TrainingRun:
+    """Requests training through the API and waits for the worker's run; it must be active."""
+    response = admin_client.post(
+        "/api/v1/recommendations/train", "{}", content_type="application/json"
+    )
+    assert response.status_code == 202, response.content
+    run = wait_for(
+        lambda: TrainingRun.objects.exclude(status=RunStatus.RUNNING).first(),
+        timeout=240,
+        message=worker.output(),
+    )
+    assert run.status == RunStatus.ACTIVE, run.note
+    return run
+
+
+def recs_block_when(client, worker, visitor: str, *, reason: str) -> dict:
+    """The visitor's recommendations block once decide serves it for `reason` (the worker's
+    results reach Redis asynchronously)."""
+
+    def block():
+        answer = client.get("/api/v1/decide", {"placements": "recs", "visitor": visitor}).json()
+        served = answer["placements"]["recs"]
+        return served if served["reason"].endswith(reason) else None
+
+    return wait_for(block, message=worker.output())
+
+
 @pytest.mark.django_db(transaction=True)
 def test_events_training_redis_decide__real_worker__block_shows_the_visitors_tastes(
     client, admin_client, recs_worker
@@ -47,31 +74,10 @@ def test_events_training_redis_decide__real_worker__block_shows_the_visitors_tas
     assert before["placements"]["recs"]["reason"].endswith("popularity:cold_start")
 
     # When training is requested through the API and the worker runs it
-    assert (
-        admin_client.post(
-            "/api/v1/recommendations/train", "{}", content_type="application/json"
-        ).status_code
-        == 202
-    )
-    run = wait_for(
-        lambda: TrainingRun.objects.exclude(status=RunStatus.RUNNING).first(),
-        timeout=240,
-        message=recs_worker.output(),
-    )
-    assert run.status == RunStatus.ACTIVE, run.note
+    run = train_through_api(admin_client, recs_worker)
 
     # Then decide (from the profile document in Redis) shows eve's own recommendations
-    block = wait_for(
-        lambda: (
-            (
-                b := client.get("/api/v1/decide", {"placements": "recs", "visitor": "eve"}).json()[
-                    "placements"
-                ]["recs"]
-            )["reason"].endswith("recommendations:als")
-            and b
-        ),
-        message=recs_worker.output(),
-    )
+    block = recs_block_when(client, recs_worker, "eve", reason="recommendations:als")
     served = block["data"]["recommendations"]["items"]
     assert block["data"]["recommendations"]["run"] == run.pk
     in_cluster = [data.item_cluster[int(s.split("-")[1])] == cluster for s in served]
@@ -109,30 +115,11 @@ def test_segment_member_without_history__real_worker__block_shows_the_segments_p
     assert before["placements"]["recs"]["reason"].endswith("popularity:cold_start")
 
     # When the worker trains (requested through the API)
-    assert (
-        admin_client.post(
-            "/api/v1/recommendations/train", "{}", content_type="application/json"
-        ).status_code
-        == 202
-    )
-    run = wait_for(
-        lambda: TrainingRun.objects.exclude(status=RunStatus.RUNNING).first(),
-        timeout=240,
-        message=recs_worker.output(),
-    )
-    assert run.status == RunStatus.ACTIVE, run.note
+    run = train_through_api(admin_client, recs_worker)
 
     # Then sam's block shows club-0's popular items (mostly group 0's taste), saying so
-    block = wait_for(
-        lambda: (
-            (
-                b := client.get("/api/v1/decide", {"placements": "recs", "visitor": "sam"}).json()[
-                    "placements"
-                ]["recs"]
-            )["reason"].endswith("recommendations:popularity:segment:club-0")
-            and b
-        ),
-        message=recs_worker.output(),
+    block = recs_block_when(
+        client, recs_worker, "sam", reason="recommendations:popularity:segment:club-0"
     )
     served = block["data"]["recommendations"]["items"]
     assert served == run.popular["by_segment"]["club-0"]["items"][:4]
