@@ -165,6 +165,7 @@ def _postgres_per_visitor(
     as_of: datetime,
     ids: list[int] | None,
     with_events_only: bool = False,
+    grouped_by_exposure: bool = False,
 ) -> tuple[str, list, list[str], list[tuple[str, str, str]]]:
     """SQL selecting, per exposure of the experiment (only `ids` when given), its id, arm and
     every metric's per-visitor values (columns `m<i>_post` and `m<i>_pre` or `m<i>_den`), for
@@ -175,6 +176,10 @@ def _postgres_per_visitor(
     the per-exposure aggregate above it only counts and adds them.
     `with_events_only`: inner joins, so that exposures without an event in their windows (all
     values 0) give no row (what is stored), and the planner is free to start from the events.
+    `grouped_by_exposure`: no fence, the aggregates directly over the join grouped by the
+    exposure's primary key, so that the parallel workers can aggregate their rows (sorted by
+    exposure, with hash aggregation off: see REBUILD_SETTINGS) and the leader only merges and
+    combines the partial groups, instead of one hash table with a group per visitor.
     Returns the SQL, its parameters, the column names (two per metric: post, then pre or den)
     and per metric (key, post, second)."""
     pre_days = timedelta(days=experiment.cuped_days)
@@ -235,21 +240,30 @@ def _postgres_per_visitor(
         where_params.append(ids)
     join_params = [sorted(types), pre_days if any_pre else timedelta(0), widest, as_of]
     join = "JOIN" if with_events_only else "LEFT JOIN"
-    contributions = ", ".join(f"{parts[0]} AS {name}" for name, parts in columns)
-    aggregates = ", ".join(f"{parts[1]} AS {name}" for name, parts in columns)
-    sql = f"""
-        SELECT j.id, j.arm_key, {aggregates} FROM (
-            SELECT x.id, x.arm_key, {contributions}
+    joins = f"""
             FROM experiments_exposure x
             {join} segments_profile p ON p.key = x.profile_key
             {join} segments_event ev ON ev.profile_id = p.id AND ev.type = ANY(%s)
                 AND ev.occurred_at >= x.first_exposed_at - %s
                 AND ev.occurred_at < x.first_exposed_at + %s AND ev.occurred_at < %s
-            WHERE {where}
-            OFFSET 0
-        ) j
-        GROUP BY j.id, j.arm_key
-    """
+            WHERE {where}"""
+    if grouped_by_exposure:
+        # Each aggregate over its contribution directly (the same placeholders in the same
+        # order as below); grouped by the primary key alone, the arm depends on it.
+        aggregates = ", ".join(
+            f"{parts[1].replace(f'j.{name}', f'({parts[0]})')} AS {name}" for name, parts in columns
+        )
+        sql = f"SELECT x.id, x.arm_key, {aggregates} {joins} GROUP BY x.id"
+    else:
+        contributions = ", ".join(f"{parts[0]} AS {name}" for name, parts in columns)
+        aggregates = ", ".join(f"{parts[1]} AS {name}" for name, parts in columns)
+        sql = f"""
+            SELECT j.id, j.arm_key, {aggregates} FROM (
+                SELECT x.id, x.arm_key, {contributions} {joins}
+                OFFSET 0
+            ) j
+            GROUP BY j.id, j.arm_key
+        """
     return sql, [*select_params, *join_params, *where_params], [c for c, _ in columns], pairs
 
 
@@ -454,16 +468,26 @@ def _values_store(
 # (CREATE TABLE AS may use parallel workers; an INSERT ... SELECT may not, on PostgreSQL 15-17),
 # without an index to maintain row by row, indexes it once, and swaps it for the old partition.
 # The settings hold for the computation's transaction only: parallel workers even where the
-# planner's estimate of the join (a window condition it cannot see through) says few rows; the
-# hash aggregate (one group per visitor) in memory as far as it goes, and the primary key's sort
-# (maintenance_work_mem); no wait for the WAL flush at commit (a
-# crash loses at most a recomputation that the next beat redoes, never a partial one).
+# planner's estimate of the join (a window condition it cannot see through) says few rows; sorts
+# and hash joins in memory as far as they go (REBUILD_WORK_MEM: the parallel hash joins share
+# their tables, about 2.6 GB at 10,000,000 exposures), and the primary key's sort
+# (maintenance_work_mem); no JIT (its compilation took about 5 s of the leader's time at that
+# size, for expressions evaluated once per row); no wait for the WAL flush at commit (a crash
+# loses at most a recomputation that the next beat redoes, never a partial one).
+# For the CREATE TABLE AS only, hash aggregation is off: with one group per visitor its table
+# spilled (2.2 GB in memory and still 5 batches at work_mem 1GB) and was the leader's largest
+# cost; instead each worker sorts its joined rows by exposure and aggregates them
+# (`grouped_by_exposure`), the leader merges the sorted partial groups and combines them
+# (at 10,000,000 exposures, the statement alone: 86 -> 60 CPU seconds over all processes;
+# see docs/benchmarks.md).
+REBUILD_WORK_MEM = "512MB"
 REBUILD_SETTINGS = (
-    f"work_mem = '{POSTGRES_WORK_MEM}'",
+    f"work_mem = '{REBUILD_WORK_MEM}'",
     "maintenance_work_mem = '512MB'",
     "max_parallel_workers_per_gather = 2",
     "parallel_setup_cost = 0",
     "parallel_tuple_cost = 0",
+    "jit = off",
     "synchronous_commit = off",
 )
 
@@ -483,16 +507,26 @@ def _values_rebuild_postgres(
         cursor.execute(f"DROP TABLE IF EXISTS {staging}")
         if metrics:
             inner, params, names, _pairs = _postgres_per_visitor(
-                experiment=experiment, metrics=metrics, as_of=as_of, ids=None, with_events_only=True
+                experiment=experiment,
+                metrics=metrics,
+                as_of=as_of,
+                ids=None,
+                with_events_only=True,
+                grouped_by_exposure=True,
             )
             numbers = ", ".join(f"u.{name}" for name in names)
             nonzero = " OR ".join(f"u.{name} <> 0" for name in names)
+            cursor.execute("SHOW enable_hashagg")
+            hashagg = cursor.fetchone()[0]
+            cursor.execute("SET LOCAL enable_hashagg = off")
             cursor.execute(
                 f"CREATE TABLE {staging} AS SELECT u.id::bigint AS exposure_id,"
                 f" {pk}::bigint AS experiment_id, u.arm_key::varchar(100) AS arm_key,"
                 f" ARRAY[{numbers}]::float8[] AS metric_values FROM ({inner}) u WHERE {nonzero}",
                 params,
             )
+            # Back for the rest of the transaction (the per-arm sums group by hash).
+            cursor.execute("SELECT set_config('enable_hashagg', %s, true)", [hashagg])
         else:
             cursor.execute(f"CREATE TABLE {staging} (LIKE {table})")
         # One statement checks the NOT NULLs and the partition's bound (so that ATTACH need not

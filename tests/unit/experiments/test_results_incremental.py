@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 
@@ -25,10 +25,12 @@ from experiments.models import (
     ResultState,
 )
 from experiments.results import (
+    REBUILD_WORK_MEM,
     _exposures,
     results_aggregates_direct,
     results_aggregates_stored,
     results_compute,
+    results_values_refresh,
 )
 from experiments.services import ArmSpec, experiment_create, experiment_set_status
 from profiles.models import Event, Profile
@@ -323,3 +325,43 @@ def test_results__one_experiment_rebuilt__other_experiment_values_untouched(runn
         assert _partitions() == sorted(
             f"experiments_exposurevalue_p{e.pk}" for e in (running, second)
         )
+
+
+@pytest.mark.django_db(transaction=True)  # a real transaction: SET LOCAL ends with it
+@pytest.mark.parametrize("caller_hashagg", ["on", "off"])
+def test_results_rebuild__postgresql_settings__hashagg_restored_and_rest_local(
+    running, caller_hashagg
+):
+    # Given (PostgreSQL only: the rebuild turns hash aggregation off for its CREATE TABLE AS)
+    # an experiment with traffic, and a caller's transaction with its own enable_hashagg
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's rebuild path")
+    now = running.analysis_started_at + timedelta(days=1)
+    Traffic(running, seed=23, prefix="h").arrive(
+        now, now - STEP, received=timezone.now() - timedelta(days=1)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW work_mem")
+        session_work_mem = cursor.fetchone()[0]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"SET LOCAL enable_hashagg = {caller_hashagg}")
+        # When the values are recomputed from scratch in that transaction
+        computation = results_values_refresh(experiment=running, as_of=now, rebuild=True)
+        # Then the caller's enable_hashagg is back after the CREATE TABLE AS, while the
+        # rebuild's other settings hold for the rest of the transaction
+        cursor.execute("SHOW enable_hashagg")
+        assert cursor.fetchone()[0] == caller_hashagg
+        cursor.execute("SHOW jit")
+        assert cursor.fetchone()[0] == "off"
+        cursor.execute("SHOW work_mem")
+        assert cursor.fetchone()[0] == REBUILD_WORK_MEM
+    assert computation["mode"] == "from scratch"
+    # And after the transaction the session's settings are its own again
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW work_mem")
+        assert cursor.fetchone()[0] == session_work_mem
+        cursor.execute("SHOW enable_hashagg")
+        assert cursor.fetchone()[0] == "on"
+    # And the values (grouped from rows sorted by exposure) sum to the direct computation
+    assert ExposureValue.objects.filter(experiment=running).count() > 0
+    assert _stored(running, now) == results_aggregates_direct(experiment=running, as_of=now)
