@@ -107,6 +107,15 @@ def _variance(a: Statistic, b: Statistic, relative: bool) -> float:
     return vb / nb + va / na
 
 
+def _finite(x: float) -> float:
+    """``x``, or OverflowError: float products overflow to inf (or inf - inf to nan) silently,
+    and an infinite variance would answer a result with endless intervals instead of saying the
+    inputs are too extreme (a control mean near zero under a relative effect)."""
+    if not math.isfinite(x):
+        raise OverflowError(x)
+    return x
+
+
 def _welch_dof(a: Statistic, b: Statistic) -> float:
     va, na, vb, nb = a.variance, a.n, b.variance, b.n
     return (vb / nb + va / na) ** 2 / (vb**2 / (nb**2 * (nb - 1)) + va**2 / (na**2 * (na - 1)))
@@ -140,8 +149,9 @@ def ttest(
         return _uninformative(relative, error)
     try:
         point = _diff(a, b, relative)
-        se = math.sqrt(_variance(a, b, relative))
-        dof = _welch_dof(a, b)
+        se = math.sqrt(_finite(_variance(a, b, relative)))
+        dof = _finite(_welch_dof(a, b))
+        _finite(point)
     except (ZeroDivisionError, OverflowError):
         return _uninformative(relative, NUMERIC)
     p_value = float(2 * student_t.sf(abs(point / se), dof))
@@ -170,8 +180,8 @@ def sequential_ttest(
     if error:
         return _uninformative(relative, error)
     try:
-        point = _diff(a, b, relative)
-        variance = _variance(a, b, relative)
+        point = _finite(_diff(a, b, relative))
+        variance = _finite(_variance(a, b, relative))
     except (ZeroDivisionError, OverflowError):
         return _uninformative(relative, NUMERIC)
     total = a.n + b.n
@@ -224,8 +234,8 @@ def bayesian(
         return _uninformative(relative, ZERO_VARIANCE, bayesian=True)
 
     try:
-        data_variance = _variance(a, b, relative)
-        data_mean = _diff(a, b, relative)
+        data_variance = _finite(_variance(a, b, relative))
+        data_mean = _finite(_diff(a, b, relative))
     except (ZeroDivisionError, OverflowError):
         return _uninformative(relative, NUMERIC, bayesian=True)
     if prior is None:

@@ -9,11 +9,13 @@ from experiments.stats import (
     Cuped,
     Mean,
     Proportion,
+    bayesian,
     benjamini_hochberg,
     holm,
     minimum_detectable_effect,
     power,
     sample_size,
+    sequential_ttest,
     thompson_weights,
     ttest,
 )
@@ -159,3 +161,18 @@ def test_thompson__simulation_with_known_rates__less_regret_than_fixed_split():
     fixed = _simulate(rates, bandit=False)
     # Then the bandit loses well under half the conversions the fixed split loses
     assert bandit < 0.5 * fixed
+
+
+@pytest.mark.parametrize("test", [ttest, sequential_ttest, bayesian])
+def test_relative_effect__control_mean_near_zero__says_too_extreme_not_endless_interval(test):
+    # Given a control whose mean is a denormal-sized positive number (its variance over the mean
+    # to the fourth power overflows to inf without raising)
+    control = Mean(n=2, sum=6.6e-77, sum_squares=9.0)
+    treatment = Mean(n=2, sum=14.0, sum_squares=99.0)
+
+    # When the relative effect is estimated
+    estimate = test(control, treatment, relative=True)
+
+    # Then the answer says so with finite numbers, rather than an interval from -inf to inf
+    assert estimate.error == "The inputs are too extreme for a finite result."
+    assert all(np.isfinite([estimate.expected, estimate.ci_low, estimate.ci_high]))
