@@ -5,8 +5,9 @@ errors are answered by core.errors' one handler in the one error shape (each nam
 `placements[0]`, `context.device`, `body`), and drf-spectacular documents it from the same
 class (its pydantic extension turns the model's JSON schema into the OpenAPI component).
 
-Why pydantic there: a DRF serializer built and run per request cost about 0.8 ms for a decide
-body against a few µs for the same rules in pydantic-core (docs/benchmarks.md, "One schema").
+Why pydantic there: a DRF serializer built and run per request cost a hundred times more for a
+decide body than the same rules in pydantic-core (docs/benchmarks.md, "One schema", has the
+figures).
 
 What a DRF CharField did and the helpers keep: surrounding whitespace is trimmed; numbers are
 taken as their text (`"visitor": 42` is `"42"`); U+0000 is refused (PostgreSQL cannot store it);

@@ -470,21 +470,23 @@ def _values_store(
 # The settings hold for the computation's transaction only: parallel workers even where the
 # planner's estimate of the join (a window condition it cannot see through) says few rows; sorts
 # and hash joins in memory as far as they go (REBUILD_WORK_MEM: the parallel hash joins share
-# their tables, about 2.6 GB at 10,000,000 exposures), and the primary key's sort
-# (maintenance_work_mem); no JIT (its compilation took about 5 s of the leader's time at that
-# size, for expressions evaluated once per row); no wait for the WAL flush at commit (a crash
-# loses at most a recomputation that the next beat redoes, never a partial one).
+# their tables), and the primary key's sort (maintenance_work_mem); no JIT (its compilation is a
+# large share of the leader's time, for expressions evaluated once per row); no wait for the
+# WAL flush at commit (a crash loses at most a recomputation that the next beat redoes, never a
+# partial one).
 # For the CREATE TABLE AS only, hash aggregation is off: with one group per visitor its table
-# spilled (2.2 GB in memory and still 5 batches at work_mem 1GB) and was the leader's largest
-# cost; instead each worker sorts its joined rows by exposure and aggregates them
-# (`grouped_by_exposure`), the leader merges the sorted partial groups and combines them
-# (at 10,000,000 exposures, the statement alone: 86 -> 60 CPU seconds over all processes;
-# see docs/benchmarks.md).
+# spilled to disk even with a large work_mem and was the leader's largest cost; instead each
+# worker sorts its joined rows by exposure and aggregates them (`grouped_by_exposure`), and the
+# leader merges the sorted partial groups and combines them. The leader does not scan beside its
+# two workers (parallel_leader_participation off): it has the merge and the writing of the new
+# table to do, and on two cores a third scanning process only contends with them. The figures
+# of each choice are in docs/benchmarks.md (Experiments, results from scratch).
 REBUILD_WORK_MEM = "512MB"
 REBUILD_SETTINGS = (
     f"work_mem = '{REBUILD_WORK_MEM}'",
     "maintenance_work_mem = '512MB'",
     "max_parallel_workers_per_gather = 2",
+    "parallel_leader_participation = off",
     "parallel_setup_cost = 0",
     "parallel_tuple_cost = 0",
     "jit = off",

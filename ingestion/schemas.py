@@ -17,9 +17,9 @@ MAX_JSON_DEPTH levels, hold no U+0000 and no integer beyond 64 bits; unknown key
 first, by name, before the declared fields are checked.
 
 Why so: the per-field Python validators of a first version (one call per string for U+0000,
-per event for the model) cost 15.3 µs per event against 10.7 µs for the hand-written validator
-it replaced (docs/benchmarks.md, "Ingestion"). Here U+0000 and control characters are refused by
-patterns pydantic-core runs in Rust, and each event costs one Python call.
+per event for the model) cost more than the hand-written validator it replaced
+(docs/benchmarks.md, "Ingestion", has the figures). Here U+0000 and control characters are
+refused by patterns pydantic-core runs in Rust, and each event costs one Python call.
 """
 
 from __future__ import annotations

@@ -147,7 +147,7 @@ def static_list_add(
 
 def _entries_insert(segment_id: int, id_type: str, keys: list[str], now) -> None:
     """Insert entries, skipping those already listed: one executemany per batch (the ORM's
-    bulk_create spent ~0.2 ms of Python per row building model instances and SQL)."""
+    bulk_create spends most of its time in Python building model instances and SQL)."""
     table = connection.ops.quote_name(StaticListEntry._meta.db_table)
     added_at = connection.ops.adapt_datetimefield_value(now)
     if connection.vendor == "postgresql":

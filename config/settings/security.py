@@ -12,7 +12,7 @@ CORS_ALLOWED_ORIGINS = ENV.cors_allowed_origins
 CORS_URLS_REGEX = r"^/api/.*$"
 # django-cors-headers reads its settings on every /api/ call, each through Django's lazy settings
 # and with its legacy name evaluated as getattr's default: an undefined one raises and catches an
-# AttributeError per read (about 19 µs a decide call; docs/benchmarks.md, issue #18). Its
+# AttributeError per read (measured in docs/benchmarks.md, issue #18). Its
 # defaults, spelled out, legacy names included (ignored while the new names are defined).
 CORS_ALLOW_ALL_ORIGINS = CORS_ORIGIN_ALLOW_ALL = False
 CORS_ORIGIN_WHITELIST = CORS_ALLOWED_ORIGINS
