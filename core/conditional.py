@@ -84,6 +84,27 @@ class ErrorSerializer(serializers.Serializer):
     errors = ErrorItemSerializer(many=True)  # type: ignore[assignment]
 
 
+def in_status_order(responses: dict) -> dict:
+    """An endpoint's documented answers, listed by status in the OpenAPI document whatever
+    order they were composed in (with KEYED_CALL_ERRORS, say)."""
+    return dict(sorted(responses.items()))
+
+
+# The refusals every key-authenticated call (decide, events) shares, documented once.
+KEYED_CALL_ERRORS = {
+    401: OpenApiResponse(
+        ErrorSerializer,
+        description="No key while keys are required, or an unknown or revoked key "
+        "(field `api_key`).",
+    ),
+    413: OpenApiResponse(ErrorSerializer, description="Body too large (field `body`)."),
+    429: OpenApiResponse(
+        ErrorSerializer,
+        description="Rate limit exceeded (field `api_key`); `Retry-After` says when to come back.",
+    ),
+}
+
+
 IF_MATCH = OpenApiParameter(
     "If-Match",
     str,

@@ -11,7 +11,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.conditional import ErrorSerializer
+from core.conditional import KEYED_CALL_ERRORS, ErrorSerializer, in_status_order
 from core.logging import log_event
 from core.renderers import ORJSONRenderer
 
@@ -20,33 +20,26 @@ from .schemas import EventBatch, EventsAccepted, EventsRefused, events_validate
 
 logger = logging.getLogger(__name__)
 
-_EVENTS_ANSWERS = {
-    202: OpenApiResponse(
-        EventsAccepted, description="The valid events queued; the others by index."
-    ),
-    400: OpenApiResponse(
-        EventsRefused,
-        description="Nothing queued: the envelope is invalid (`events`, `body`; malformed JSON), "
-        "or no event is (then each one's errors by index).",
-    ),
-    401: OpenApiResponse(
-        ErrorSerializer,
-        description="No key while keys are required, or an unknown or revoked key "
-        "(field `api_key`).",
-    ),
-    403: OpenApiResponse(
-        ErrorSerializer, description="The key may not send events, or not from this Origin."
-    ),
-    413: OpenApiResponse(ErrorSerializer, description="Body too large (field `body`)."),
-    415: OpenApiResponse(ErrorSerializer, description="Body not JSON."),
-    429: OpenApiResponse(
-        ErrorSerializer,
-        description="Rate limit exceeded (field `api_key`); `Retry-After` says when to come back.",
-    ),
-    503: OpenApiResponse(
-        ErrorSerializer, description="Redis unavailable, nothing queued (`Retry-After`)."
-    ),
-}
+_EVENTS_ANSWERS = in_status_order(
+    {
+        202: OpenApiResponse(
+            EventsAccepted, description="The valid events queued; the others by index."
+        ),
+        400: OpenApiResponse(
+            EventsRefused,
+            description="Nothing queued: the envelope is invalid (`events`, `body`; malformed "
+            "JSON), or no event is (then each one's errors by index).",
+        ),
+        **KEYED_CALL_ERRORS,
+        403: OpenApiResponse(
+            ErrorSerializer, description="The key may not send events, or not from this Origin."
+        ),
+        415: OpenApiResponse(ErrorSerializer, description="Body not JSON."),
+        503: OpenApiResponse(
+            ErrorSerializer, description="Redis unavailable, nothing queued (`Retry-After`)."
+        ),
+    }
+)
 
 
 class EventsView(APIView):

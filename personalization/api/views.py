@@ -14,8 +14,8 @@ from rest_framework.views import APIView
 
 from access.authentication import api_key_authenticate
 from access.permissions import api_key_policy_check, request_is_secret_or_staff
-from content.api.views import ErrorSerializer
 from core import metrics
+from core.conditional import KEYED_CALL_ERRORS, ErrorSerializer, in_status_order
 from core.parsers import json_loads
 from core.renderers import ORJSONRenderer, json_bytes
 from experiments.services import ExposureRecord, exposures_log, sticky_arms
@@ -72,23 +72,19 @@ def _json_body(request) -> object | None:
         return None
 
 
-_DECIDE_ERRORS = {
-    400: OpenApiResponse(ErrorSerializer, description="Invalid input, by field (`placements[0]`)."),
-    401: OpenApiResponse(
-        ErrorSerializer,
-        description="No key while keys are required, or an "
-        "unknown or revoked key (field `api_key`).",
-    ),
-    403: OpenApiResponse(
-        ErrorSerializer, description="The key is not allowed from this Origin (field `origin`)."
-    ),
-    413: OpenApiResponse(ErrorSerializer, description="Body too large (field `body`)."),
-    415: OpenApiResponse(ErrorSerializer, description="POST body not JSON."),
-    429: OpenApiResponse(
-        ErrorSerializer,
-        description="Rate limit exceeded (field `api_key`); `Retry-After` says when to come back.",
-    ),
-}
+_DECIDE_ERRORS = in_status_order(
+    {
+        400: OpenApiResponse(
+            ErrorSerializer, description="Invalid input, by field (`placements[0]`)."
+        ),
+        **KEYED_CALL_ERRORS,
+        403: OpenApiResponse(
+            ErrorSerializer,
+            description="The key is not allowed from this Origin (field `origin`).",
+        ),
+        415: OpenApiResponse(ErrorSerializer, description="POST body not JSON."),
+    }
+)
 
 
 class DecideView(APIView):
