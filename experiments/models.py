@@ -246,6 +246,21 @@ class Exposure(models.Model):
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="exposures")
     arm_key = models.CharField(max_length=100)
     profile_key = models.CharField(max_length=64, help_text="Pseudonymous visitor key.")
+    # The visitor's profile, linked when one exists (by the flush, else by the results beat that
+    # first sees one of its events: experiments.results): results join events on it, an integer,
+    # instead of on the 64-character key through every profile. Follows identity merges (they
+    # repoint every foreign key at the merged-away profile); no database constraint, so that a
+    # flush never fails or waits on a profile being erased (an id without a profile joins no
+    # event, as a key without one did).
+    profile = models.ForeignKey(
+        "profiles.Profile",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        db_constraint=False,
+        related_name="experiment_exposures",
+        help_text="The visitor's profile, once one exists.",
+    )
     first_exposed_at = models.DateTimeField()
 
     class Meta:
@@ -260,6 +275,12 @@ class Exposure(models.Model):
             # The incremental beat's "windows still open" read (exposures since a time).
             models.Index(
                 fields=["experiment", "first_exposed_at"], name="exposure_experiment_first"
+            ),
+            # The exposures still to link to a profile (experiments.results._exposures_link).
+            models.Index(
+                fields=["experiment"],
+                name="exposure_unlinked",
+                condition=models.Q(profile__isnull=True),
             ),
         ]
 

@@ -35,7 +35,7 @@ from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 from core.sqlin import filter_in
-from profiles.models import Event
+from profiles.models import Event, Profile
 
 from . import stats
 from .models import (
@@ -58,10 +58,11 @@ SRM_THRESHOLD = 0.001
 POSTGRES_WORK_MEM = "256MB"
 
 
-def _events(metric: Metric, start, end, as_of: datetime):
-    """Events of the exposed visitor (OuterRef) matching the metric, in [start, end)."""
+def _events(metric: Metric, start, end, as_of: datetime, visitor: str):
+    """Events of the exposed visitor (the outer row's profile id in the column `visitor`)
+    matching the metric, in [start, end)."""
     qs = Event.objects.filter(
-        profile__key=OuterRef("profile_key"),
+        profile_id=OuterRef(visitor),
         type=metric.event_type,
         occurred_at__gte=start,
         occurred_at__lt=end,
@@ -73,17 +74,18 @@ def _events(metric: Metric, start, end, as_of: datetime):
     return qs.order_by()
 
 
-def _per_visitor(metric: Metric, start, end, as_of: datetime):
-    """A per-visitor value expression for the metric in [start, end)."""
-    events = _events(metric, start, end, as_of)
+def _per_visitor(metric: Metric, start, end, as_of: datetime, visitor: str = "profile_id"):
+    """A per-visitor value expression for the metric in [start, end); `visitor` names the outer
+    row's column holding the profile id (see `_direct_visitor`)."""
+    events = _events(metric, start, end, as_of, visitor)
     if metric.kind == MetricKind.CONVERSION:
         from django.db.models import Case, When
 
         return Case(When(Exists(events), then=Value(1.0)), default=Value(0.0))
     if metric.aggregation == MetricAggregation.SUM_VALUE:
-        value = events.values("profile__key").annotate(v=Sum(Cast("value", FloatField())))
+        value = events.values("profile_id").annotate(v=Sum(Cast("value", FloatField())))
     else:
-        value = events.values("profile__key").annotate(v=Cast(Count("id"), FloatField()))
+        value = events.values("profile_id").annotate(v=Cast(Count("id"), FloatField()))
     return Coalesce(Subquery(value.values("v")[:1]), Value(0.0), output_field=FloatField())
 
 
@@ -166,6 +168,7 @@ def _postgres_per_visitor(
     ids: list[int] | None,
     with_events_only: bool = False,
     grouped_by_exposure: bool = False,
+    unlinked_by_key: bool = False,
 ) -> tuple[str, list, list[str], list[tuple[str, str, str]]]:
     """SQL selecting, per exposure of the experiment (only `ids` when given), its id, arm and
     every metric's per-visitor values (columns `m<i>_post` and `m<i>_pre` or `m<i>_den`), for
@@ -180,6 +183,9 @@ def _postgres_per_visitor(
     exposure's primary key, so that the parallel workers can aggregate their rows (sorted by
     exposure, with hash aggregation off: see REBUILD_SETTINGS) and the leader only merges and
     combines the partial groups, instead of one hash table with a group per visitor.
+    `unlinked_by_key`: an exposure not linked to a profile yet counts the events of the profile
+    with its key (the direct computation's definition, see `_direct_visitor`); otherwise only
+    linked exposures have events (the stored values: `results_values_refresh` links first).
     Returns the SQL, its parameters, the column names (two per metric: post, then pre or den)
     and per metric (key, post, second)."""
     pre_days = timedelta(days=experiment.cuped_days)
@@ -240,10 +246,16 @@ def _postgres_per_visitor(
         where_params.append(ids)
     join_params = [sorted(types), pre_days if any_pre else timedelta(0), widest, as_of]
     join = "JOIN" if with_events_only else "LEFT JOIN"
+    if unlinked_by_key:
+        profiles = "LEFT JOIN segments_profile p ON x.profile_id IS NULL AND p.key = x.profile_key"
+        visitor = "COALESCE(x.profile_id, p.id)"
+    else:
+        # The integer id on the exposure: no join through the profiles by their text keys.
+        profiles, visitor = "", "x.profile_id"
     joins = f"""
             FROM experiments_exposure x
-            {join} segments_profile p ON p.key = x.profile_key
-            {join} segments_event ev ON ev.profile_id = p.id AND ev.type = ANY(%s)
+            {profiles}
+            {join} segments_event ev ON ev.profile_id = {visitor} AND ev.type = ANY(%s)
                 AND ev.occurred_at >= x.first_exposed_at - %s
                 AND ev.occurred_at < x.first_exposed_at + %s AND ev.occurred_at < %s
             WHERE {where}"""
@@ -273,7 +285,7 @@ def _aggregate_postgres(
     """Per metric key, the same aggregates as `_aggregate`, straight from exposures and events
     (the direct computation, kept as the reference the stored values are checked against)."""
     inner, params, names, pairs = _postgres_per_visitor(
-        experiment=experiment, metrics=metrics, as_of=as_of, ids=None
+        experiment=experiment, metrics=metrics, as_of=as_of, ids=None, unlinked_by_key=True
     )
     outer = ["COUNT(*)"]
     for name in names:
@@ -313,26 +325,35 @@ def results_aggregates_direct(
     *, experiment: Experiment, as_of: datetime
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Per metric key and arm: n and the sums, computed straight from exposures and events
-    (no stored values). The reference for `experiment_results --check` and the tests."""
+    (no stored values). The reference for `experiment_results --check` and the tests. Reads
+    only: an exposure not linked to a profile yet counts the events of the profile with its key,
+    which is what the stored values give once the computation has linked it."""
     metrics = _linked_metrics(experiment)
     if connection.vendor == "postgresql":
         return _aggregate_postgres(experiment=experiment, metrics=metrics, as_of=as_of)
-    exposures = _exposures(experiment, as_of)
+    exposures = _direct_visitor(_exposures(experiment, as_of))
     return {
         metric.key: _metric_aggregates_direct(experiment, metric, exposures, as_of)
         for metric in metrics
     }
 
 
+def _direct_visitor(exposures):
+    """`exposures` with the column `visitor`: the linked profile's id, else the id of the
+    profile with the exposure's key (None without one)."""
+    by_key = Profile.objects.filter(key=OuterRef("profile_key")).values("pk")[:1]
+    return exposures.annotate(visitor=Coalesce("profile_id", Subquery(by_key)))
+
+
 def _metric_aggregates_direct(experiment: Experiment, metric: Metric, exposures, as_of):
     """One metric's per-arm n and sums from its per-visitor values (the database-agnostic path):
     the post window's value, and the pre-period (CUPED) or denominator (ratio) beside it."""
     post_window, pre_window = _windows(metric, experiment.cuped_days)
-    columns = {"post": _per_visitor(metric, *post_window, as_of)}
+    columns = {"post": _per_visitor(metric, *post_window, as_of, visitor="visitor")}
     if metric.kind == MetricKind.RATIO:
-        columns["den"] = _per_visitor(metric.denominator, *post_window, as_of)
+        columns["den"] = _per_visitor(metric.denominator, *post_window, as_of, visitor="visitor")
     else:
-        columns["pre"] = _per_visitor(metric, *pre_window, as_of)
+        columns["pre"] = _per_visitor(metric, *pre_window, as_of, visitor="visitor")
     return _aggregate(exposures, columns)
 
 
@@ -549,6 +570,22 @@ def _values_rebuild_postgres(
         cursor.execute(f"ALTER TABLE {table} ATTACH PARTITION {partition} FOR VALUES IN ({pk})")
 
 
+def _exposures_link(exposures) -> int:
+    """Link those of `exposures` without a profile to the profile with their key, where one
+    exists now; the number linked. The exposures flush links a visitor who already has a
+    profile; this links the rest once they have one, before their values are computed: from
+    scratch, all of the experiment's (their cost is this lookup per exposure still without a
+    profile, never more than the join by key it replaces); incrementally, those with an event
+    since the last computation (an exposure without one has nothing to count yet) and the
+    newly flushed."""
+    by_key = Profile.objects.filter(key=OuterRef("profile_key"))
+    return (
+        exposures.filter(profile__isnull=True)
+        .filter(Exists(by_key))
+        .update(profile_id=Subquery(by_key.values("pk")[:1]))
+    )
+
+
 def _event_watermark(after: int) -> int:
     """The highest event id above `after` received before the grace period (else `after`)."""
     cutoff = timezone.now() - WATERMARK_GRACE
@@ -564,9 +601,12 @@ def _event_watermark(after: int) -> int:
 def _changed_exposures(
     *, experiment: Experiment, metrics: list[Metric], state: ResultState, as_of: datetime
 ) -> set[int]:
-    """Ids of the exposures whose values can have changed since the state's computation."""
+    """Ids of the exposures whose values can have changed since the state's computation, linked
+    to their profiles first where they can be (`_exposures_link`)."""
     exposures = _exposures(experiment, as_of)
-    ids = set(exposures.filter(pk__gt=state.exposure_watermark).values_list("pk", flat=True))
+    arrived = exposures.filter(pk__gt=state.exposure_watermark)
+    _exposures_link(arrived)
+    ids = set(arrived.values_list("pk", flat=True))
     widest = timedelta(hours=max((m.window_hours for m in metrics), default=0))
     ids.update(
         exposures.filter(first_exposed_at__gt=state.as_of - widest).values_list("pk", flat=True)
@@ -575,16 +615,19 @@ def _changed_exposures(
         {m.event_type for m in metrics}
         | {m.denominator.event_type for m in metrics if m.denominator_id}
     )
-    keys = list(
+    visitors = list(
         Event.objects.filter(pk__gt=state.event_watermark, type__in=types)
-        .values_list("profile__key", flat=True)
+        .values_list("profile_id", "profile__key")
         .distinct()
     )
-    keys = [k for k in keys if k]
-    for start in range(0, len(keys), RECOMPUTE_CHUNK):
-        chunk = keys[start : start + RECOMPUTE_CHUNK]
+    visitors = [(pk, key) for pk, key in visitors if key]
+    for start in range(0, len(visitors), RECOMPUTE_CHUNK):
+        chunk = visitors[start : start + RECOMPUTE_CHUNK]
+        _exposures_link(filter_in(exposures, "profile_key", [k for _, k in chunk], cast="text"))
         ids.update(
-            filter_in(exposures, "profile_key", chunk, cast="text").values_list("pk", flat=True)
+            filter_in(exposures, "profile", [pk for pk, _ in chunk], cast="bigint").values_list(
+                "pk", flat=True
+            )
         )
     return ids
 
@@ -614,6 +657,7 @@ def results_values_refresh(
     exposure_mark = Exposure.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
     if reason is not None:
         event_mark = _event_watermark(0)
+        _exposures_link(Exposure.objects.filter(experiment=experiment))
         if connection.vendor == "postgresql":
             _values_rebuild_postgres(experiment=experiment, metrics=metrics, as_of=as_of)
         else:

@@ -27,6 +27,7 @@ from django.db import transaction
 from core import metrics
 from core.logs import warn_limited
 from core.redis import get_redis, is_cluster, key, tagged
+from profiles.models import Profile
 
 from .models import Experiment, Exposure
 
@@ -356,6 +357,9 @@ def _write_batch(raw: list[bytes]) -> tuple[int, int, int]:
         logger.warning("exposures: %d dropped for unknown (deleted) experiments", unknown)
     invalid += unknown
     wanted = {(ids[e], p): v for (e, p), v in earliest.items() if e in ids}
+    # Linked now where the visitor already has a profile (most do: events come with the page);
+    # the others when a results beat first sees an event of theirs (experiments.results).
+    profiles = dict(Profile.objects.filter(key__in={p for _, p in wanted}).values_list("key", "pk"))
     with transaction.atomic():
         existing = set(
             Exposure.objects.filter(
@@ -367,6 +371,7 @@ def _write_batch(raw: list[bytes]) -> tuple[int, int, int]:
             Exposure(
                 experiment_id=experiment_id,
                 profile_key=profile_key,
+                profile_id=profiles.get(profile_key),
                 arm_key=arm,
                 first_exposed_at=datetime.fromtimestamp(at, UTC),
             )

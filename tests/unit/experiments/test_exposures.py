@@ -118,6 +118,22 @@ def test_exposures_flush__writes_rows_idempotently(client, promo, redis_client):
 
 
 @pytest.mark.django_db
+def test_exposures_flush__visitor_with_profile__linked_to_it(client, promo, redis_client):
+    # Given two exposed visitors, one of whom already has a profile
+    Profile.objects.create(key=pseudonymize("ann"))
+    for visitor in ("ann", "bob"):
+        _served(client, visitor)
+    # When the flush task runs
+    exposures_flush.apply().get()
+    # Then the exposure of the visitor with a profile carries its id, the other none yet
+    linked = dict(Exposure.objects.values_list("profile_key", "profile_id"))
+    assert linked == {
+        pseudonymize("ann"): Profile.objects.get(key=pseudonymize("ann")).pk,
+        pseudonymize("bob"): None,
+    }
+
+
+@pytest.mark.django_db
 def test_exposures_flush__bounded_batches(client, promo, redis_client):
     # Given five exposures buffered
     for i in range(5):

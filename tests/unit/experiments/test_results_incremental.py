@@ -27,6 +27,8 @@ from experiments.models import (
 from experiments.results import (
     REBUILD_WORK_MEM,
     _exposures,
+    _linked_metrics,
+    _postgres_per_visitor,
     results_aggregates_direct,
     results_aggregates_stored,
     results_compute,
@@ -201,6 +203,99 @@ def test_results__event_within_grace__looked_at_again_next_beat(running):
     assert ResultState.objects.get(experiment=running).event_watermark < Event.objects.get().pk
     third = results_compute(experiment=running)
     assert third.data["computation"]["visitors_recomputed"] == 1
+
+
+@pytest.mark.django_db
+def test_results__exposed_before_profile_existed__linked_and_counted_when_events_arrive(running):
+    # Given a visitor exposed before any profile of theirs existed, and a first computation
+    key = "early".ljust(64, "x")
+    first = running.analysis_started_at + timedelta(hours=1)
+    Exposure.objects.create(
+        experiment=running, arm_key="treat", profile_key=key, first_exposed_at=first
+    )
+    results_compute(experiment=running)
+    assert Exposure.objects.get().profile_id is None
+    # When their profile appears with a purchase inside the attribution window
+    profile = Profile.objects.create(key=key)
+    Event.objects.create(
+        profile=profile,
+        type="purchase",
+        value=Decimal("20"),
+        occurred_at=first + timedelta(hours=2),
+    )
+    snapshot = results_compute(experiment=running)
+    # Then the beat links the exposure to the profile and counts the purchase for its arm
+    assert Exposure.objects.get().profile_id == profile.pk
+    assert snapshot.data["computation"]["mode"] == "incremental"
+    assert snapshot.data["computation"]["visitors_recomputed"] == 1
+    purchase = next(m for m in snapshot.data["metrics"] if m["key"] == "purchase")
+    assert {row["arm"]: row["sum"] for row in purchase["arms"]}["treat"] == 1
+    now = timezone.now()
+    assert _stored(running, now) == results_aggregates_direct(experiment=running, as_of=now)
+
+
+@pytest.mark.django_db
+def test_results__visitor_merged_after_exposure__exposure_follows_to_the_survivor(running):
+    # Given a signed-up user's profile, and an anonymous visitor exposed (and linked) later
+    from core.pseudonym import pseudonymize
+    from identity.services import visitor_identify
+
+    user = Profile.objects.create(
+        key=pseudonymize("device-1"),
+        user_key=pseudonymize("user-1"),
+        first_seen=running.analysis_started_at,
+    )
+    anonymous = Profile.objects.create(key=pseudonymize("device-2"))
+    first = timezone.now() - timedelta(hours=3)
+    exposure = Exposure.objects.create(
+        experiment=running,
+        arm_key="control",
+        profile_key=anonymous.key,
+        profile=anonymous,
+        first_exposed_at=first,
+    )
+    results_compute(experiment=running)
+    # When the visitor logs in (their profile merged into the user's) and buys, as that user
+    visitor_identify(visitor="device-2", user_id="user-1")
+    Event.objects.create(
+        profile=user, type="purchase", value=Decimal("10"), occurred_at=first + timedelta(hours=1)
+    )
+    snapshot = results_compute(experiment=running)
+    # Then the exposure now belongs to the surviving profile and the purchase counts for its arm
+    exposure.refresh_from_db()
+    assert exposure.profile_id == user.pk
+    assert not Profile.objects.filter(pk=anonymous.pk).exists()
+    purchase = next(m for m in snapshot.data["metrics"] if m["key"] == "purchase")
+    assert {row["arm"]: row["sum"] for row in purchase["arms"]}["control"] == 1
+    now = timezone.now()
+    assert _stored(running, now) == results_aggregates_direct(experiment=running, as_of=now)
+
+
+@pytest.mark.django_db
+def test_results_sql__stored_values__events_joined_on_the_profile_id_not_through_keys(running):
+    # Given the experiment's metrics
+    metrics = _linked_metrics(running)
+    # When the SQL of its stored values (from scratch and incremental) is built
+    scratch, *_ = _postgres_per_visitor(
+        experiment=running,
+        metrics=metrics,
+        as_of=timezone.now(),
+        ids=None,
+        with_events_only=True,
+        grouped_by_exposure=True,
+    )
+    beat, *_ = _postgres_per_visitor(
+        experiment=running, metrics=metrics, as_of=timezone.now(), ids=[1], with_events_only=True
+    )
+    direct, *_ = _postgres_per_visitor(
+        experiment=running, metrics=metrics, as_of=timezone.now(), ids=None, unlinked_by_key=True
+    )
+    # Then neither joins the profiles (10 million text keys on each side, the join it replaced);
+    # only the direct reference looks up unlinked exposures by key
+    for sql in (scratch, beat):
+        assert "segments_profile" not in sql
+        assert "ev.profile_id = x.profile_id" in sql
+    assert "segments_profile p ON x.profile_id IS NULL" in direct
 
 
 @pytest.mark.django_db
