@@ -15,7 +15,8 @@
    the process that ran it.
    ``--check`` then times the direct aggregate and compares its sums with the stored ones.
    Skipped, loudly, without PostgreSQL binaries. ``--skip-results`` runs part 1 only;
-   ``--fill-only`` fills (if needed) and stops. The exit status is 1 when (a) exceeds 60 s.
+   ``--fill-only`` fills (if needed) and stops. The exit status is 1 when (a) exceeds 60 s or
+   an arm's allocation error exceeds 0.5 points (as it does with a small ``--visitors``).
 
 Run: ``.venv/bin/python benchmarks/bench_experiments.py --visitors 100000 --exposures 200000``
 for a quick look; without flags for the issue's sizes.

@@ -621,9 +621,14 @@ def _changed_exposures(
         .distinct()
     )
     visitors = [(pk, key) for pk, key in visitors if key]
+    # Most exposures are linked by now (the flush and the arrivals above): the lookup by key is
+    # skipped when none of the experiment's is left without a profile (its partial index).
+    unlinked = exposures.filter(profile__isnull=True).exists()
     for start in range(0, len(visitors), RECOMPUTE_CHUNK):
         chunk = visitors[start : start + RECOMPUTE_CHUNK]
-        _exposures_link(filter_in(exposures, "profile_key", [k for _, k in chunk], cast="text"))
+        if unlinked:
+            keys = [k for _, k in chunk]
+            _exposures_link(filter_in(exposures, "profile_key", keys, cast="text"))
         ids.update(
             filter_in(exposures, "profile", [pk for pk, _ in chunk], cast="bigint").values_list(
                 "pk", flat=True
