@@ -72,6 +72,17 @@ def _stored(experiment, as_of):
     return results_aggregates_stored(experiment=experiment, counts=counts)
 
 
+def _purchases(snapshot) -> dict[str, float]:
+    """arm → the purchase metric's sum in the snapshot."""
+    purchase = next(m for m in snapshot.data["metrics"] if m["key"] == "purchase")
+    return {row["arm"]: row["sum"] for row in purchase["arms"]}
+
+
+def _assert_stored_equal_direct(experiment) -> None:
+    now = timezone.now()
+    assert _stored(experiment, now) == results_aggregates_direct(experiment=experiment, as_of=now)
+
+
 class Traffic:
     """Arriving data for beat after beat, as of `now` (simulated time)."""
 
@@ -198,8 +209,7 @@ def test_results__event_within_grace__looked_at_again_next_beat(running):
     # Then the next beat counts it, and the watermark stays below it, so that one more beat
     # looks at it again (an event committed late with a lower id would be caught the same way)
     assert second.data["computation"]["visitors_recomputed"] == 1
-    purchase = next(m for m in second.data["metrics"] if m["key"] == "purchase")
-    assert {row["arm"]: row["sum"] for row in purchase["arms"]}["treat"] == 1
+    assert _purchases(second)["treat"] == 1
     assert ResultState.objects.get(experiment=running).event_watermark < Event.objects.get().pk
     third = results_compute(experiment=running)
     assert third.data["computation"]["visitors_recomputed"] == 1
@@ -228,10 +238,8 @@ def test_results__exposed_before_profile_existed__linked_and_counted_when_events
     assert Exposure.objects.get().profile_id == profile.pk
     assert snapshot.data["computation"]["mode"] == "incremental"
     assert snapshot.data["computation"]["visitors_recomputed"] == 1
-    purchase = next(m for m in snapshot.data["metrics"] if m["key"] == "purchase")
-    assert {row["arm"]: row["sum"] for row in purchase["arms"]}["treat"] == 1
-    now = timezone.now()
-    assert _stored(running, now) == results_aggregates_direct(experiment=running, as_of=now)
+    assert _purchases(snapshot)["treat"] == 1
+    _assert_stored_equal_direct(running)
 
 
 @pytest.mark.django_db
@@ -265,10 +273,8 @@ def test_results__visitor_merged_after_exposure__exposure_follows_to_the_survivo
     exposure.refresh_from_db()
     assert exposure.profile_id == user.pk
     assert not Profile.objects.filter(pk=anonymous.pk).exists()
-    purchase = next(m for m in snapshot.data["metrics"] if m["key"] == "purchase")
-    assert {row["arm"]: row["sum"] for row in purchase["arms"]}["control"] == 1
-    now = timezone.now()
-    assert _stored(running, now) == results_aggregates_direct(experiment=running, as_of=now)
+    assert _purchases(snapshot)["control"] == 1
+    _assert_stored_equal_direct(running)
 
 
 @pytest.mark.django_db
