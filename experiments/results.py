@@ -74,7 +74,7 @@ def _events(metric: Metric, start, end, as_of: datetime, visitor: str):
     return qs.order_by()
 
 
-def _per_visitor(metric: Metric, start, end, as_of: datetime, visitor: str = "profile_id"):
+def _per_visitor(metric: Metric, start, end, as_of: datetime, *, visitor: str = "profile_id"):
     """A per-visitor value expression for the metric in [start, end); `visitor` names the outer
     row's column holding the profile id (see `_direct_visitor`)."""
     events = _events(metric, start, end, as_of, visitor)
@@ -89,7 +89,7 @@ def _per_visitor(metric: Metric, start, end, as_of: datetime, visitor: str = "pr
     return Coalesce(Subquery(value.values("v")[:1]), Value(0.0), output_field=FloatField())
 
 
-def _windows(metric: Metric, cuped_days: int):
+def _windows(metric: Metric, cuped_days: int) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
     first = OuterRef("first_exposed_at")
     post_end = ExpressionWrapper(
         first + Value(timedelta(hours=metric.window_hours)), output_field=DateTimeField()
