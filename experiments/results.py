@@ -574,8 +574,9 @@ def _exposures_link(exposures) -> int:
     """Link those of `exposures` without a profile to the profile with their key, where one
     exists now; the number linked. The exposures flush links a visitor who already has a
     profile; this links the rest once they have one, before their values are computed: from
-    scratch, all of the experiment's (their cost is this lookup per exposure still without a
-    profile, never more than the join by key it replaces); incrementally, those with an event
+    scratch, all of the experiment's (a lookup per exposure still without a profile: a visitor
+    who never sends an event is looked up by every such computation; see
+    benchmarks/bench_exposure_link.py); incrementally, those with an event
     since the last computation (an exposure without one has nothing to count yet) and the
     newly flushed."""
     by_key = Profile.objects.filter(key=OuterRef("profile_key"))
