@@ -18,6 +18,7 @@ import gc
 import json
 import os
 import secrets
+import shutil
 import sys
 import tempfile
 import time
@@ -32,10 +33,18 @@ def main() -> None:
     root = args.root.resolve()
     sys.path.insert(0, str(root))
     os.chdir(root)
+    work = Path(tempfile.mkdtemp(prefix="mosaic-bench-events-view-"))
+    try:
+        _measure(args, root, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _measure(args, root: Path, work: Path) -> None:
+    """The measurement, in `work` (removed after by the caller)."""
     from benchmarks import _support as support
     from benchmarks.bench_ingest import BATCH, make_events
 
-    work = Path(tempfile.mkdtemp(prefix="mosaic-bench-events-view-"))
     with support.redis_server(work) as redis_url:
         os.environ.update(
             {

@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -240,12 +241,27 @@ def _restore(url: str, *, exposures: int, max_event: int) -> None:
 
 
 def results(exposures: int, arms: int, keep: Path | None, fill_only: bool, check: bool) -> dict:
+    """Part 2 in the kept cluster `keep`, or in a throwaway one removed after (its fill of
+    10,000,000 exposures takes gigabytes)."""
     from benchmarks import _support as support
 
     pg_bin = support.postgres_bin()
     if pg_bin is None:
         return {"skipped": "no PostgreSQL binaries under /usr/lib/postgresql/*/bin"}
-    directory = keep or Path(tempfile.mkdtemp(prefix="mosaic-bench-experiments-")) / "pg"
+    if keep is not None:
+        return _results(pg_bin, keep, exposures, arms, fill_only, check)
+    throwaway = Path(tempfile.mkdtemp(prefix="mosaic-bench-experiments-"))
+    try:
+        return _results(pg_bin, throwaway / "pg", exposures, arms, fill_only, check)
+    finally:
+        shutil.rmtree(throwaway, ignore_errors=True)
+
+
+def _results(
+    pg_bin: Path, directory: Path, exposures: int, arms: int, fill_only: bool, check: bool
+) -> dict:
+    from benchmarks import _support as support
+
     with support.postgres_cluster(
         pg_bin, directory, options=PG_OPTIONS, stop="fast"
     ) as database_url:
