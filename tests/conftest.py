@@ -8,6 +8,7 @@ the same Redis and the test database.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -53,6 +54,7 @@ def redis_url():
     yield url
     process.terminate()
     process.wait(timeout=10)
+    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -7,6 +7,7 @@ removes the erased profile document from the files Redis keeps on disk."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import tempfile
 import time
@@ -83,6 +84,7 @@ def aof_redis(settings):
     yield client, data_dir
     process.terminate()
     process.wait(timeout=10)
+    shutil.rmtree(data_dir, ignore_errors=True)  # its AOF holds the test's (pseudonymous) data
 
 
 def _on_disk(data_dir: Path) -> bytes:
