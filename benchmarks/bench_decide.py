@@ -16,7 +16,8 @@ a. In process: 3 placements x 10 conditional variants (request and profile condi
 b. Over HTTP, every call as production makes it (MOSAIC_REQUIRE_API_KEY=true, a publishable key
    in X-Mosaic-Key, an allowed Origin): the web process as the Procfile starts it (granian,
    ``python -m config.web``, 2 workers, access log on) and, for comparison, gunicorn sync as the
-   Procfile ran it before issue #18 (``--no-baseline`` skips it), both on 127.0.0.1, loaded by
+   Procfile ran it before issue #18 (its WSGI entry point of the time, benchmarks/wsgi_before_18.py:
+   Django's handler for every path; ``--no-baseline`` skips it), both on 127.0.0.1, loaded by
    ``wrk -t2 -c32`` against /api/v1/decide (rotating over 1,000 visitors with cached profiles)
    and against a bare Django JsonResponse view on granian (benchmarks.bench_settings /
    bench_urls), in alternating 10 s segments (bare, decide, gunicorn, then reversed...) so that
@@ -429,15 +430,17 @@ def _load() -> float:
 def web_server_start(env: dict[str, str], server: str) -> tuple[subprocess.Popen, str]:
     """The web process as the Procfile starts it (``granian``: python -m config.web, 2 workers)
     or gunicorn sync as the Procfile ran it before issue #18 (``gunicorn-sync``: 2 workers, the
-    config's close at once, see benchmarks/gunicorn_no_linger.py); both with Mosaic's access log
-    (as production) sent to /dev/null."""
+    config's close at once, see benchmarks/gunicorn_no_linger.py, the WSGI entry point of the
+    time, benchmarks/wsgi_before_18.py, and gunicorn's access log); each with its access log (as
+    production) sent to /dev/null."""
     port = support.free_port()
     if server == "granian":
         command = [sys.executable, "-m", "config.web"]
     else:
         command = [
-            sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}",
-            "--workers", "2", "--log-level", "warning",
+            sys.executable, "-m", "gunicorn", "benchmarks.wsgi_before_18",
+            "--bind", f"127.0.0.1:{port}", "--workers", "2", "--log-level", "warning",
+            "--access-logfile", "-",
             "-c", str(ROOT / "benchmarks" / "gunicorn_no_linger.py"),
         ]  # fmt: skip
     server_env = {**os.environ, **env, "MOSAIC_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "2"}

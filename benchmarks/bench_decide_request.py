@@ -72,6 +72,9 @@ def main() -> int:
     )
     parser.add_argument("--lines", type=int, default=45, help="the profile's lines")
     parser.add_argument(
+        "--callers", default="", help="with --profile: who calls the functions matching this"
+    )
+    parser.add_argument(
         "--loop",
         type=int,
         default=0,
@@ -119,8 +122,9 @@ def main() -> int:
                     b"".join(body)
                 finally:
                     # As a WSGI server does: Django's request_finished (its database and cache
-                    # hygiene) runs here, part of every request's cost.
-                    body.close()
+                    # hygiene) runs here for Django's responses, part of every request's cost.
+                    if hasattr(body, "close"):
+                        body.close()
                 statuses[name].add(out[0])
 
             return run
@@ -148,7 +152,11 @@ def main() -> int:
                 run()
             profile.disable()
             stream = io.StringIO()
-            pstats.Stats(profile, stream=stream).sort_stats(args.sort).print_stats(args.lines)
+            stats = pstats.Stats(profile, stream=stream).sort_stats(args.sort)
+            if args.callers:
+                stats.print_callers(args.callers)
+            else:
+                stats.print_stats(args.lines)
             print(stream.getvalue())
             return 0
         result = support.interleaved_us(

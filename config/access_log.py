@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 
 from core.access_log import scrubbed_path, scrubbed_url, truncated_address
-
-logger = logging.getLogger("mosaic.access")
 
 
 class ScrubbedRequestPaths(logging.Filter):
@@ -40,15 +39,50 @@ def request_log_scrubbed() -> None:
         request_logger.addFilter(ScrubbedRequestPaths())
 
 
-def _logger() -> logging.Logger:
-    """The access logger, writing bare lines to stdout whatever the root logging config says."""
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
-    return logger
+class _LineWriter:
+    """Writes each access line to stdout at once (one write and a flush, as logging's
+    StreamHandler would, under a lock for the application's threads), without the logging
+    machinery around it: a record, the caller's frame, a formatter and the handler chain cost as
+    much as the rest of the line, on every request (docs/benchmarks.md, issue #18). The lines
+    stay bare, whatever the root logging configuration says."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def __call__(self, line: str) -> None:
+        with self._lock:
+            # sys.stdout looked up per line, as a StreamHandler made at start-up would not: a
+            # process that replaces it (a test capturing output) gets the lines.
+            stream = sys.stdout
+            try:
+                stream.write(line + "\n")
+                stream.flush()
+            except (OSError, ValueError):
+                pass  # a closed or broken stdout loses access lines, never an answer
+
+
+_write_line = _LineWriter()
+
+
+class _Clock:
+    """The access line's timestamp, formatted once per second (time.strftime per request was a
+    measurable share of the line's cost)."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._text = ""
+
+    def __call__(self) -> str:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            # One (second, text) pair replaced at once: another thread reads either old or new.
+            self._text = time.strftime("%d/%b/%Y:%H:%M:%S %z", time.localtime(now))
+            self._second = second
+        return self._text
+
+
+_timestamp = _Clock()
 
 
 def _quoted(value: str) -> str:
@@ -58,7 +92,7 @@ def _quoted(value: str) -> str:
 def access_line(environ: dict, status: str, length: str, seconds: float) -> str:
     """One request's line: network - - [time] "METHOD path PROTOCOL" status bytes "referer"
     "user agent" duration (no query string, no visitor id, no full address)."""
-    when = time.strftime("%d/%b/%Y:%H:%M:%S %z", time.localtime())
+    when = _timestamp()
     request = " ".join(
         (
             environ.get("REQUEST_METHOD", "-"),
@@ -77,7 +111,6 @@ def access_line(environ: dict, status: str, length: str, seconds: float) -> str:
 
 def access_logged(application: Callable) -> Callable:
     """`application` (WSGI) with an access line logged per request, once its answer started."""
-    log = _logger()
 
     def logged(environ: dict, start_response: Callable) -> Iterable[bytes]:
         started = time.perf_counter()
@@ -92,6 +125,6 @@ def access_logged(application: Callable) -> Callable:
         finally:
             status, headers = seen or ("500", [])
             length = next((v for k, v in headers if k.lower() == "content-length"), "-")
-            log.info(access_line(environ, status, length, time.perf_counter() - started))
+            _write_line(access_line(environ, status, length, time.perf_counter() - started))
 
     return logged

@@ -9,12 +9,17 @@ and with a visitor id in it replaced by "-". Pure: no Django.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 
 _PROFILE_PATH = re.compile(r"^(/api/v\d+/profiles/)(.+?)(/export/?)?$")
 
 
+# Logged on every request, from few addresses (a proxy's, a load generator's, returning
+# clients'): each one's network is remembered, bounded (the address is the client's), rather than
+# parsed again (ipaddress's parsing was a few % of a request's CPU; docs/benchmarks.md).
+@functools.lru_cache(maxsize=4096)
 def truncated_address(raw: str) -> str:
     """The network of an address, not the host: 203.0.113.0, 2001:db8:1:: ("-" if unparsable)."""
     try:

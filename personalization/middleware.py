@@ -48,13 +48,22 @@ class _SkippedOnSessionlessDecide:
         return super().__call__(request)
 
 
+def _vary_cookie(request, response):
+    patch_vary_headers(response, ("Cookie",))
+    return response
+
+
 class SessionMiddleware(_Sessions):
     def __call__(self, request):
         if sessionless_decide(request):
-            response = self.get_response(request)
-            patch_vary_headers(response, ("Cookie",))
-            return response
+            return _vary_cookie(request, self.get_response(request))
         return super().__call__(request)
+
+    def decide_edge_steps(self):
+        """Its steps for the decide edge (personalization/api/handler.py), which serves only
+        decide calls without a session cookie: no step in, `Vary: Cookie` on the answer, as
+        above."""
+        return None, _vary_cookie
 
 
 class AuthenticationMiddleware(_SkippedOnSessionlessDecide, _Authentication):

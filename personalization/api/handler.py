@@ -1,35 +1,55 @@
-"""Decide served beside Django's full request cycle: a WSGI dispatcher and a lean Django handler.
+"""Decide served beside Django's request cycle: a WSGI dispatcher and the decide edge.
 
 Production's decide call (a browser's, with a publishable key, no cookie of Mosaic's) needs
 nothing of the page machinery that every other path gets: no static files, no session, user,
 CSRF token or messages, no login lockout, no URL resolution (its path is fixed). `decide_dispatched`
 wraps the WSGI application (config/wsgi.py): a call to DECIDE_PATH without a session or CSRF
-cookie goes to `DecideHandler`, every other request to Django's own handler, unchanged.
+cookie goes to `DecideEdge`, every other request to Django's own handler, unchanged.
 
-`DecideHandler` is Django's WSGIHandler (the same request object, signals, error handling and
-answers) with two differences only:
-- its middleware chain is settings.MIDDLEWARE less `NOT_FOR_DECIDE` (each named below with why it
-  has nothing to do for such a call); every other middleware, present or added later, runs as
-  Django would run it: security headers (SecurityMiddleware, XFrameOptionsMiddleware), CORS,
-  `Vary: Cookie`, Content-Length;
-- the URL is not resolved: its view is the one config/urls.py maps DECIDE_PATH to, looked up once.
-
-The checks are not copied: the view is DecideView (keys, origins, rate limits, the one schema,
-consent, exposures), and its refusals are answered by DRF and core.errors as on any path.
+`DecideEdge` answers such a call the way a feature-flag service's edge process evaluates flags:
+Django's request object, the one view (DecideView: keys, origins, rate limits, the one schema,
+consent, exposures; its refusals answered by DRF and core.errors as on any path) and Django's
+own middleware, but none of Django's handler machinery around them. Measured, that machinery was
+a fifth of a keyed decide's CPU in process (docs/benchmarks.md, "Decide edge"):
+- the middleware are settings.MIDDLEWARE less `NOT_FOR_DECIDE` (each named below with why it has
+  nothing to do for such a call), called as their steps (`edge_steps`): the same methods Django's
+  chain would call (SecurityMiddleware's, CommonMiddleware's and XFrameOptionsMiddleware's
+  process_request/process_response, django-cors-headers' preflight and headers, the session
+  middleware's `Vary: Cookie`), in the same order, a response from a request step going back
+  through the steps before it, exceptions answered by Django's response_for_exception where
+  Django's chain would answer them. A middleware whose steps are not known (added later, with
+  its own __call__) makes the edge hand every decide call to `DecideHandler`, Django's handler
+  with the same middleware list: slower, never different;
+- the URL is not resolved: its view is the one config/urls.py maps DECIDE_PATH to, looked up once;
+- Django's request signals are not sent: their receivers' work that concerns a decide call, the
+  database connection's age and health (CONN_MAX_AGE, CONN_HEALTH_CHECKS) and DEBUG's query log,
+  is done by calling the same functions (django.db.close_old_connections, reset_queries). Their
+  other receivers have nothing to do here: no cache connection is opened by a decide call (Mosaic
+  uses Redis directly) and the URLconf is never switched.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple
 
+from corsheaders.middleware import CorsMiddleware
 from django.conf import settings
-from django.core.handlers.exception import convert_exception_to_response
-from django.core.handlers.wsgi import WSGIHandler, get_str_from_wsgi
+from django.core.handlers.exception import convert_exception_to_response, response_for_exception
+from django.core.handlers.wsgi import WSGIHandler, WSGIRequest, get_script_name, get_str_from_wsgi
+from django.db import close_old_connections, reset_queries
 from django.http import parse_cookie
-from django.urls import resolve
+from django.urls import resolve, set_script_prefix
+from django.utils.deprecation import MiddlewareMixin
+from django.utils.log import log_response
 from django.utils.module_loading import import_string
 
 from personalization.middleware import DECIDE_PATH
+
+logger = logging.getLogger(__name__)
 
 # settings.MIDDLEWARE entries that have nothing to do for a decide call without a session or
 # CSRF cookie (the only calls routed here):
@@ -84,6 +104,176 @@ class DecideHandler(WSGIHandler):
         return self._match
 
 
+class Steps(NamedTuple):
+    """A middleware as the edge runs it: `before(request)` (a response ends the way in) and
+    `after(request, response)` (returns the response), either absent."""
+
+    before: Callable[[Any], Any] | None
+    after: Callable[[Any, Any], Any] | None
+
+
+def edge_steps(instance: object) -> Steps | None:
+    """How the edge runs middleware `instance`: the methods Django's chain would call for it, or
+    None when they are not known (its own __call__: only Django's chain runs it faithfully)."""
+    own = getattr(instance, "decide_edge_steps", None)
+    if own is not None:
+        # Mosaic's own middleware say themselves (personalization.middleware.SessionMiddleware).
+        return Steps(*own())
+    cls = type(instance)
+    if isinstance(instance, CorsMiddleware) and cls.__call__ is CorsMiddleware.__call__:
+        # Its __call__ (sync): the preflight's answer or the view's, then its headers on either.
+        return Steps(instance.check_preflight, instance.add_response_headers)
+    if (
+        isinstance(instance, MiddlewareMixin)
+        and cls.__call__ is MiddlewareMixin.__call__
+        and not any(
+            hasattr(instance, hook)
+            for hook in ("process_view", "process_exception", "process_template_response")
+        )
+    ):
+        return Steps(
+            getattr(instance, "process_request", None), getattr(instance, "process_response", None)
+        )
+    return None
+
+
+# Names a WSGI server gives a request's own variables (RFC 3875's and its extensions, headers as
+# HTTP_*, the server's wsgi.*): never taken for the process environment's (below).
+_REQUEST_VARIABLES = ("HTTP", "CONTENT_", "REMOTE_", "REQUEST_", "SERVER_", "SCRIPT_", "PATH_")
+_REQUEST_VARIABLES += ("QUERY_", "AUTH_", "GATEWAY_", "SSL_", "RAW_URI", "wsgi.", "granian.")
+
+
+def process_environment_names() -> frozenset[str]:
+    """The process environment's variables that are not a request's.
+
+    granian (CGI's way) merges its whole process environment into every request's environ:
+    dozens of variables (hundreds on a container platform), which Django's request.headers then
+    walks on every call that reads a header (each decide call: the key, the Origin, CORS), for
+    nothing: no code reads a process variable through a request. The edge leaves them out of the
+    request's META (a header whose CGI name is also a process variable's, HTTP_PROXY, is kept)."""
+    return frozenset(name for name in os.environ if not name.startswith(_REQUEST_VARIABLES))
+
+
+def _view_response(request, view: Callable, match) -> Any:
+    """The view's response, as BaseHandler._get_response gives it (no view middleware here)."""
+    response = view(request, *match.args, **match.kwargs)
+    if response is None:
+        raise ValueError(f"The view {match._func_path} didn't return an HttpResponse object.")
+    if hasattr(response, "render") and callable(response.render):
+        response = response.render()  # DRF's Response (the refusals' path)
+    return response
+
+
+class DecideEdge:
+    """WSGI application answering DECIDE_PATH alone (module docstring)."""
+
+    # request_finished's close_old_connections, called once a call is answered (Django calls it
+    # at its start too; at the end alone, a connection past CONN_MAX_AGE is closed after the
+    # call that found it so, and CONN_HEALTH_CHECKS still checks it before its next use).
+    # Django's test client unhooks it while a test's transaction lives on the connection; the
+    # edge's tests do the same here.
+    database_hygiene: Callable[[], None] = staticmethod(close_old_connections)
+
+    def __init__(self) -> None:
+        self.handler = DecideHandler()
+        self._match = self.handler._match
+        steps = []
+        for path in decide_middleware():
+            step = edge_steps(import_string(path)(_never_called))
+            if step is None:
+                logger.warning(
+                    "decide edge off: middleware %s has its own __call__; decide calls go through "
+                    "Django's handler",
+                    path,
+                )
+                self._steps: list[Steps] | None = None
+                return
+            steps.append(step)
+        self._steps = steps
+        self._process_names = process_environment_names()
+
+    @property
+    def on(self) -> bool:
+        return self._steps is not None
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        if self._steps is None:
+            return self.handler(environ, start_response)
+        set_script_prefix(get_script_name(environ))
+        if settings.DEBUG:
+            # request_started's: the query log only fills with DEBUG on (module docstring).
+            reset_queries()
+        if self._process_names:
+            # A new dict (the server's and the access log's environ is left whole), of the
+            # request's variables only (process_environment_names).
+            environ = {name: environ[name] for name in environ.keys() - self._process_names}
+        request = WSGIRequest(environ)
+        response = self._respond(request, self._steps)
+        if response.status_code >= 400:
+            log_response(
+                "%s: %s", response.reason_phrase, request.path, response=response, request=request
+            )
+        status = f"{response.status_code} {response.reason_phrase}"
+        headers = [
+            *response.items(),
+            *(("Set-Cookie", c.output(header="")) for c in response.cookies.values()),
+        ]
+        if response.streaming:
+            # Never decide's; closed by the server as Django's handler lets it close.
+            response._resource_closers.append(request.close)
+            response._handler_class = DecideHandler
+            start_response(status, headers)
+            return response
+        body = response.content
+        # What the response's close() and request_finished's receivers would do (module
+        # docstring), done before the answer is written rather than after.
+        for closer in response._resource_closers:
+            # As HttpResponseBase.close: a closer's failure is no answer's.
+            with contextlib.suppress(Exception):
+                closer()
+        request.close()
+        self.database_hygiene()
+        start_response(status, headers)
+        return [body]
+
+    def _respond(self, request, steps: list[Steps]) -> Any:
+        """The response Django's middleware chain would give, through the same steps."""
+        request.resolver_match = self._match
+        response = None
+        # How many middleware the response goes back through: all of them, unless a `before`
+        # answered (its own `after` runs) or raised (its own does not), as in Django's chain.
+        depth = len(steps)
+        for index, (before, _) in enumerate(steps):
+            if before is None:
+                continue
+            try:
+                response = before(request)
+            except Exception as exc:
+                response = response_for_exception(request, exc)
+                depth = index
+                break
+            if response is not None:
+                depth = index + 1
+                break
+        if response is None:
+            try:
+                response = _view_response(request, self._match.func, self._match)
+            except Exception as exc:
+                response = response_for_exception(request, exc)
+        for _, after in reversed(steps[:depth]):
+            if after is None:
+                continue
+            try:
+                response = after(request, response)
+            except Exception as exc:
+                response = response_for_exception(request, exc)
+        return response
+
+
+def _never_called(request):  # the edge calls the middleware's steps, never their __call__
+    raise AssertionError("the decide edge never calls a middleware's get_response")
+
+
 def _routed_to_decide(environ: dict) -> bool:
     if environ.get("PATH_INFO") != DECIDE_PATH:
         return False
@@ -96,8 +286,8 @@ def _routed_to_decide(environ: dict) -> bool:
 
 def decide_dispatched(application: Callable) -> Callable:
     """`application` (Django's WSGI handler) with decide calls without a session or CSRF cookie
-    answered by a DecideHandler instead."""
-    decide_handler = DecideHandler()
+    answered by a DecideEdge instead."""
+    decide_handler = DecideEdge()
 
     def dispatch(environ: dict, start_response: Callable) -> Iterable[bytes]:
         if _routed_to_decide(environ):

@@ -145,11 +145,19 @@ class DecideView(APIView):
         privileged = api_key is not None and api_key.is_secret
         return HttpResponse(
             json_bytes(self._decide(request, data, privileged=privileged)),
-            headers={
-                "Content-Type": ORJSONRenderer.media_type,
-                "Allow": ", ".join(self.allowed_methods),
-            },
+            headers={"Content-Type": ORJSONRenderer.media_type, "Allow": self._allow()},
         )
+
+    @classmethod
+    def _allow(cls) -> str:
+        """The Allow header DRF gives (its allowed_methods), worked out once per class."""
+        try:
+            return cls.__dict__["_allow_header"]
+        except KeyError:
+            view = cls()
+            view.setup(None)  # as as_view() sets each one up (it adds HEAD for GET)
+            cls._allow_header = ", ".join(view.allowed_methods)
+            return cls._allow_header
 
     @extend_schema(parameters=query_parameters(), responses={200: DecideResponse, **_DECIDE_ERRORS})
     def get(self, request):

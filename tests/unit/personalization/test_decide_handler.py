@@ -1,11 +1,13 @@
 """personalization/api/handler.py: decide calls without a session or CSRF cookie served by the
-lean handler (as config/wsgi.py composes it), with every behaviour of the decide endpoint: keys,
+decide edge (as config/wsgi.py composes it), with every behaviour of the decide endpoint: keys,
 origins, CORS (preflight included), rate limits with Retry-After, field errors, consent, the
-security headers, the 503 of a dead database; every other request by Django's own handler."""
+security headers, the 503 of a dead database, each answer as Django's own handler gives it;
+every other request by Django's own handler."""
 
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from django.conf import settings as django_settings
@@ -51,7 +53,10 @@ def app(db):
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)
     try:
-        yield decide_handler.decide_dispatched(WSGIHandler())
+        application = decide_handler.decide_dispatched(WSGIHandler())
+        # The edge's own call of close_old_connections, unhooked the same way.
+        application.decide_handler.database_hygiene = lambda: None
+        yield application
     finally:
         request_started.connect(close_old_connections)
         request_finished.connect(close_old_connections)
@@ -64,7 +69,8 @@ def call(app, method: str, path: str = URL, **kwargs) -> Answer:
     try:
         body = b"".join(chunks)
     finally:
-        chunks.close()
+        if hasattr(chunks, "close"):  # Django's responses; the edge answers with a list
+            chunks.close()
     return Answer(*started[0], body)
 
 
@@ -136,7 +142,7 @@ def test_routed_to_decide__path_and_cookies__only_cookieless_decide(path, cookie
 
 
 @pytest.mark.django_db
-def test_lean_handler__keyed_call_from_allowed_origin__decision_with_cors_and_security_headers(
+def test_decide_edge__keyed_call_from_allowed_origin__decision_with_cors_and_security_headers(
     app, hero, keys_required, site_key
 ):
     # Given production's call: keys required, a publishable key, the shop's Origin
@@ -156,7 +162,7 @@ def test_lean_handler__keyed_call_from_allowed_origin__decision_with_cors_and_se
 
 
 @pytest.mark.django_db
-def test_lean_handler__post_json__same_decision_as_get(app, hero, keys_required, site_key):
+def test_decide_edge__post_json__same_decision_as_get(app, hero, keys_required, site_key):
     # Given a gold visitor
     profile_services.profile_set_traits(visitor="ann", traits={"tier": "gold"})
     # When the page asks by POST with a JSON body
@@ -174,7 +180,7 @@ def test_lean_handler__post_json__same_decision_as_get(app, hero, keys_required,
 
 
 @pytest.mark.django_db
-def test_lean_handler__unknown_key__401_names_api_key(app, hero, keys_required):
+def test_decide_edge__unknown_key__401_names_api_key(app, hero, keys_required):
     # Given a key nobody issued
     # When it calls decide
     answer = keyed_get(app, "mk_pub_forged")
@@ -187,14 +193,14 @@ def test_lean_handler__unknown_key__401_names_api_key(app, hero, keys_required):
 
 
 @pytest.mark.django_db
-def test_lean_handler__keys_required_keyless__401(app, hero, keys_required):
+def test_decide_edge__keys_required_keyless__401(app, hero, keys_required):
     answer = call(app, "get", data={"placements": "hero"})
     assert answer.status_code == 401
     assert [e["field"] for e in answer.json()["errors"]] == ["api_key"]
 
 
 @pytest.mark.django_db
-def test_lean_handler__key_from_other_origin__403_names_origin_without_cors(
+def test_decide_edge__key_from_other_origin__403_names_origin_without_cors(
     app, hero, keys_required, site_key
 ):
     # Given the shop's key sent from another site
@@ -207,7 +213,7 @@ def test_lean_handler__key_from_other_origin__403_names_origin_without_cors(
 
 
 @pytest.mark.django_db
-def test_lean_handler__cors_preflight__allowed_for_the_shop_with_the_key_header(
+def test_decide_edge__cors_preflight__allowed_for_the_shop_with_the_key_header(
     app, hero, keys_required, site_key
 ):
     # Given a browser on the shop about to send the key header
@@ -234,7 +240,7 @@ def test_lean_handler__cors_preflight__allowed_for_the_shop_with_the_key_header(
 
 
 @pytest.mark.django_db
-def test_lean_handler__over_the_rate_limit__429_with_retry_after(
+def test_decide_edge__over_the_rate_limit__429_with_retry_after(
     app, hero, keys_required, frozen_rate_window
 ):
     # Given a key allowed 3 calls a minute
@@ -256,7 +262,7 @@ def test_lean_handler__over_the_rate_limit__429_with_retry_after(
     ("params", "field"),
     [({"placements": "bad key!"}, "placements[0]"), ({"device": "fridge"}, "context.device")],
 )
-def test_lean_handler__invalid_query__400_names_field(
+def test_decide_edge__invalid_query__400_names_field(
     app, hero, keys_required, site_key, params, field
 ):
     answer = keyed_get(app, site_key, **params)
@@ -266,7 +272,7 @@ def test_lean_handler__invalid_query__400_names_field(
 
 
 @pytest.mark.django_db
-def test_lean_handler__unknown_body_field__400_names_it(app, hero, keys_required, site_key):
+def test_decide_edge__unknown_body_field__400_names_it(app, hero, keys_required, site_key):
     answer = call(
         app,
         "post",
@@ -279,7 +285,7 @@ def test_lean_handler__unknown_body_field__400_names_it(app, hero, keys_required
 
 
 @pytest.mark.django_db
-def test_lean_handler__no_personalization_consent__profile_rules_skipped(
+def test_decide_edge__no_personalization_consent__profile_rules_skipped(
     app, hero, keys_required, site_key
 ):
     # Given a gold visitor who refused personalization
@@ -294,7 +300,7 @@ def test_lean_handler__no_personalization_consent__profile_rules_skipped(
 
 
 @pytest.mark.django_db
-def test_lean_handler__staff_session__full_cycle_with_explanations(app, admin_client, hero):
+def test_decide_edge__staff_session__full_cycle_with_explanations(app, admin_client, hero):
     # Given a staff member signed in (a session cookie; admin_client logs in without a request)
     cookie = "; ".join(f"{m.key}={m.value}" for m in admin_client.cookies.values())
     # When they ask decide to explain
@@ -305,7 +311,7 @@ def test_lean_handler__staff_session__full_cycle_with_explanations(app, admin_cl
 
 
 @pytest.mark.django_db(transaction=True)
-def test_lean_handler__database_down_key_not_cached__503_naming_database(
+def test_decide_edge__database_down_key_not_cached__503_naming_database(
     app, hero, keys_required, site_key
 ):
     # Given a key this process has not looked up yet, and the database unreachable
@@ -349,3 +355,231 @@ def test_cors_settings__every_one_corsheaders_reads__defined_with_its_default():
     assert tuple(django_settings.CORS_EXPOSE_HEADERS) == ()
     assert django_settings.CORS_PREFLIGHT_MAX_AGE == 86400
     assert tuple(django_settings.CORS_ALLOW_METHODS) == tuple(default_methods)
+
+
+# --- the edge answers as Django's own handler would ----------------------------------------------
+
+
+def django_and_edge(app) -> tuple:
+    """Django's own handler (every path through the whole cycle) and the edge beside it."""
+    return WSGIHandler(), app
+
+
+def same_answer(app, method: str, path: str = URL, **kwargs) -> tuple[Answer, Answer]:
+    django_app, edge_app = django_and_edge(app)
+    return call(django_app, method, path, **kwargs), call(edge_app, method, path, **kwargs)
+
+
+def assert_same(django_answer: Answer, edge_answer: Answer) -> None:
+    assert edge_answer.status_code == django_answer.status_code
+    assert edge_answer.headers == django_answer.headers
+    if django_answer.headers.get("content-type") == "application/json":
+        assert edge_answer.json() == django_answer.json()
+    else:
+        assert edge_answer.body == django_answer.body
+
+
+KEYED = {"HTTP_X_MOSAIC_KEY": None, "HTTP_ORIGIN": SHOP}  # the key filled in by the test
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("method", "kwargs", "status"),
+    [
+        ("get", {"data": {"placements": "hero", "visitor": "ann"}}, 200),
+        ("get", {"data": {"placements": "hero"}, "HTTP_X_MOSAIC_KEY": "mk_pub_forged"}, 401),
+        ("get", {"data": {"placements": "hero"}, "HTTP_ORIGIN": "https://evil.example"}, 403),
+        ("get", {"data": {"placements": "bad key!"}}, 400),
+        ("get", {"data": {"placements": "hero"}, "HTTP_ORIGIN": None}, 200),
+        (
+            "post",
+            {
+                "data": {"placements": ["hero"], "visitor": "ann"},
+                "content_type": "application/json",
+            },
+            200,
+        ),
+        ("post", {"data": "placements=hero", "content_type": "text/plain"}, 415),
+        ("post", {"data": "{not json", "content_type": "application/json"}, 400),
+        ("put", {"data": {}, "content_type": "application/json"}, 405),
+        ("head", {"data": {"placements": "hero"}}, 200),
+        (
+            "options",
+            {"HTTP_ACCESS_CONTROL_REQUEST_METHOD": "GET", "HTTP_X_MOSAIC_KEY": None},
+            200,
+        ),
+    ],
+    ids=[
+        "decision",
+        "unknown-key",
+        "other-origin",
+        "invalid-field",
+        "no-origin",
+        "post-json",
+        "post-not-json",
+        "post-malformed",
+        "method-not-allowed",
+        "head",
+        "preflight",
+    ],
+)
+def test_decide_edge__any_call__the_answer_of_djangos_own_handler(
+    app, hero, keys_required, site_key, method, kwargs, status
+):
+    # Given production's settings and a call of each kind, keyed from the shop unless it says
+    # otherwise
+    profile_services.profile_set_traits(visitor="ann", traits={"tier": "gold"})
+    headers = {**KEYED, "HTTP_X_MOSAIC_KEY": site_key}
+    headers.update({k: v for k, v in kwargs.items() if k.startswith("HTTP_")})
+    headers = {k: v for k, v in headers.items() if v is not None}
+    rest = {k: v for k, v in kwargs.items() if not k.startswith("HTTP_")}
+    # When Django's whole cycle answers it, and then the edge
+    django_answer, edge_answer = same_answer(app, method, **rest, **headers)
+    # Then both give the same status, the same headers (security, CORS, Vary, length...) and
+    # the same body
+    assert django_answer.status_code == status
+    assert_same(django_answer, edge_answer)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("setting", "value", "extra", "status"),
+    [
+        # SecurityMiddleware's process_request answers: only the steps before it run after
+        ("SECURE_SSL_REDIRECT", True, {}, 301),
+        # CommonMiddleware's process_request raises PermissionDenied: Django's 403, through the
+        # security, CORS and session steps only
+        ("DISALLOWED_USER_AGENTS", [re.compile("EvilBot")], {"HTTP_USER_AGENT": "EvilBot/1"}, 403),
+        # request.get_host() refuses the Host: Django's 400 for a DisallowedHost
+        ("ALLOWED_HOSTS", ["shop.example"], {}, 400),
+    ],
+    ids=["ssl-redirect", "disallowed-agent", "disallowed-host"],
+)
+def test_decide_edge__a_middleware_answers_first__the_answer_of_djangos_own_handler(
+    app, hero, keys_required, site_key, settings, setting, value, extra, status
+):
+    # Given a setting under which a middleware answers before the view (the application
+    # composed after it: SecurityMiddleware reads its settings when it is made)
+    setattr(settings, setting, value)
+    application = decide_handler.decide_dispatched(WSGIHandler())
+    application.decide_handler.database_hygiene = lambda: None
+    # When a keyed decide call reaches Django's whole cycle and then the edge
+    django_answer, edge_answer = same_answer(
+        application,
+        "get",
+        data={"placements": "hero"},
+        HTTP_X_MOSAIC_KEY=site_key,
+        HTTP_ORIGIN=SHOP,
+        **extra,
+    )
+    # Then that middleware's answer, through the same steps, from both
+    assert django_answer.status_code == status
+    assert_same(django_answer, edge_answer)
+
+
+@pytest.mark.django_db
+def test_decide_edge__view_raises__djangos_500_and_its_signal(
+    app, hero, keys_required, site_key, monkeypatch
+):
+    # Given a decision that fails unexpectedly (a defect, not a refusal)
+    from django.core.signals import got_request_exception
+
+    from personalization.api import views
+
+    def broken(**kwargs):
+        raise RuntimeError("defect")
+
+    monkeypatch.setattr(views, "decide", broken)
+    raised: list = []
+
+    def on_exception(sender, request, **kwargs):
+        raised.append(request.path)
+
+    got_request_exception.connect(on_exception)
+    try:
+        # When Django's whole cycle and then the edge answer a keyed call
+        django_answer, edge_answer = same_answer(
+            app, "get", data={"placements": "hero"}, HTTP_X_MOSAIC_KEY=site_key, HTTP_ORIGIN=SHOP
+        )
+    finally:
+        got_request_exception.disconnect(on_exception)
+    # Then both answer Django's 500 with the same headers, and both report the exception
+    assert django_answer.status_code == 500
+    assert_same(django_answer, edge_answer)
+    assert raised == [URL, URL]
+
+
+class _OwnCallMiddleware:
+    """A middleware with its own __call__ (the edge cannot know its steps)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        response["X-Own-Call"] = "yes"
+        return response
+
+
+@pytest.mark.django_db
+def test_decide_edge__middleware_with_its_own_call__decide_through_djangos_chain(
+    hero, settings, caplog
+):
+    # Given a middleware added to the project that the edge knows no steps of
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, f"{__name__}._OwnCallMiddleware"]
+    # When the application is composed
+    with caplog.at_level("WARNING", logger="personalization.api.handler"):
+        application = decide_handler.decide_dispatched(WSGIHandler())
+    edge = application.decide_handler
+    # Then the edge is off, says why, and decide calls still get what that middleware does
+    assert edge.on is False
+    assert "_OwnCallMiddleware" in caplog.text
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        answer = call(application, "get", data={"placements": "hero"})
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+    assert answer.status_code == 200
+    assert answer["X-Own-Call"] == "yes"
+    assert answer.json()["placements"]["hero"]["reason"] == "default"
+
+
+def test_edge_steps__project_middleware__every_one_known_so_the_edge_is_on():
+    # Given the project's middleware, less what decide skips
+    # When the edge derives each one's steps
+    from django.utils.module_loading import import_string
+
+    steps = {
+        path: decide_handler.edge_steps(import_string(path)(lambda request: None))
+        for path in decide_handler.decide_middleware()
+    }
+    # Then every one is known (else decide would lose the edge in production)
+    assert all(step is not None for step in steps.values()), steps
+    assert decide_handler.DecideEdge().on is True
+
+
+@pytest.mark.django_db(transaction=True)
+def test_decide_edge__database_used__connection_closed_after_the_call_at_conn_max_age_0(
+    hero, settings
+):
+    # Given connections closed at the end of each request (CONN_MAX_AGE 0), and a keyed call
+    # whose key this process has not looked up yet (a query)
+    settings.MOSAIC_REQUIRE_API_KEY = True
+    _, raw = access_services.api_key_create(
+        name="web", kind="publishable", allowed_origins=[SHOP], rate_limit_per_minute=600
+    )
+    connection.close()
+    application = decide_handler.decide_dispatched(WSGIHandler())
+    saved = connection.settings_dict["CONN_MAX_AGE"]
+    connection.settings_dict["CONN_MAX_AGE"] = 0
+    try:
+        # When the edge answers it
+        answer = keyed_get(application, raw)
+        # Then the answer is given and the connection it opened is closed, as Django's
+        # request_finished would close it
+        assert answer.status_code == 200
+        assert connection.connection is None
+    finally:
+        connection.settings_dict["CONN_MAX_AGE"] = saved
