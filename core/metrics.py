@@ -11,8 +11,12 @@ without reading logs. Names are stable: dashboards read them.
 
 from __future__ import annotations
 
+import atexit
+import bisect
 import glob
 import os
+import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -85,16 +89,135 @@ PROFILE_CACHE = {
 
 # --- histograms -----------------------------------------------------------------------------------
 
+FLUSH_SECONDS = 1.0
+
+
+class BufferedHistogram:
+    """A Histogram observed on decide's path: each observation is counted in this process and
+    added to the histogram's values (multiprocess files) within FLUSH_SECONDS, by a background
+    thread, at exit, and before a scrape this process serves.
+
+    prometheus-client's multiprocess mode writes every observation to its memory-mapped file
+    under a process-wide lock (its sum and its bucket: two writes), and decide observes four
+    (its own duration and three renders): a measurable share of a decide call's CPU
+    (docs/benchmarks.md, "The decide edge"). Summed here, a flush writes each bucket once.
+    A scrape served by another process sees this one's observations up to FLUSH_SECONDS late;
+    a process killed outright loses at most that much."""
+
+    def __init__(self, histogram: Histogram) -> None:
+        self.histogram = histogram
+        self._bounds = list(histogram._upper_bounds)
+        self._lock = threading.Lock()
+        self._counts = [0] * len(self._bounds)
+        self._sum = 0.0
+        self._pending = False
+        _buffered.append(self)
+
+    def observe(self, amount: float) -> None:
+        # The first bucket whose bound is at least `amount`, as Histogram.observe picks it (the
+        # last bound is +Inf).
+        index = bisect.bisect_left(self._bounds, amount)
+        with self._lock:
+            self._counts[index] += 1
+            self._sum += amount
+            if self._pending:
+                return
+            self._pending = True
+        _flusher.wake()
+
+    def flush(self) -> None:
+        """Add what was observed since the last flush to the histogram's values."""
+        with self._lock:
+            if not self._pending:
+                return
+            counts, total = self._counts, self._sum
+            self._counts = [0] * len(self._bounds)
+            self._sum = 0.0
+            self._pending = False
+        for bucket, count in zip(self.histogram._buckets, counts, strict=True):
+            if count:
+                bucket.inc(count)
+        self.histogram._sum.inc(total)
+
+    def _forked(self) -> None:
+        # A forked child starts empty: what the parent observed is the parent's to write.
+        self._lock = threading.Lock()
+        self._counts = [0] * len(self._bounds)
+        self._sum = 0.0
+        self._pending = False
+
+
+_buffered: list[BufferedHistogram] = []
+
+
+def flush_buffered() -> None:
+    """Write every buffered observation of this process now (a scrape, an exit, a test)."""
+    for histogram in _buffered:
+        histogram.flush()
+
+
+class _Flusher:
+    """This process's one background thread writing buffered observations every FLUSH_SECONDS
+    while there are some (started at the first, again in a forked child; asleep when idle)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._event = threading.Event()
+        self._pid: int | None = None
+
+    def wake(self) -> None:
+        if self._pid != os.getpid():
+            self._start()
+        self._event.set()
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            thread = threading.Thread(target=self._run, name="mosaic-metrics-flush", daemon=True)
+            thread.start()
+            self._pid = os.getpid()
+
+    def forked(self) -> None:
+        # The thread did not survive the fork; the child starts its own at its first observation.
+        self._lock = threading.Lock()
+        self._event = threading.Event()
+        self._pid = None
+
+    def _run(self) -> None:
+        while True:
+            self._event.wait()
+            time.sleep(FLUSH_SECONDS)
+            self._event.clear()
+            flush_buffered()
+
+
+_flusher = _Flusher()
+
+
+def _after_fork_in_child() -> None:
+    _flusher.forked()
+    for histogram in _buffered:
+        histogram._forked()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(flush_buffered)
+
 # Decide answers take a fraction of a millisecond to tens of ms; renders less.
-DECIDE_SECONDS = Histogram(
-    "mosaic_decide_duration_seconds",
-    "Time to answer /api/v1/decide (in the view, all placements).",
-    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+DECIDE_SECONDS = BufferedHistogram(
+    Histogram(
+        "mosaic_decide_duration_seconds",
+        "Time to answer /api/v1/decide (in the view, all placements).",
+        buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+    )
 )
-RENDER_SECONDS = Histogram(
-    "mosaic_render_duration_seconds",
-    "Time to render one variant's template (compiled).",
-    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25),
+RENDER_SECONDS = BufferedHistogram(
+    Histogram(
+        "mosaic_render_duration_seconds",
+        "Time to render one variant's template (compiled).",
+        buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25),
+    )
 )
 
 _BY_NAME: dict[str, Counter] = {
@@ -166,6 +289,7 @@ class _AllGroupsCollector:
 
 def render_text() -> bytes:
     """The exposition of every process's metrics (Prometheus text format)."""
+    flush_buffered()  # this process's own observations, exact
     group_dir = os.environ.get(ENV_NAME)
     registry = CollectorRegistry()
     # This process's own metrics only, when no directory was claimed (a script without settings).

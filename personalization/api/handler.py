@@ -139,8 +139,10 @@ def edge_steps(instance: object) -> Steps | None:
 
 # Names a WSGI server gives a request's own variables (RFC 3875's and its extensions, headers as
 # HTTP_*, the server's wsgi.*): never taken for the process environment's (below).
-_REQUEST_VARIABLES = ("HTTP", "CONTENT_", "REMOTE_", "REQUEST_", "SERVER_", "SCRIPT_", "PATH_")
-_REQUEST_VARIABLES += ("QUERY_", "AUTH_", "GATEWAY_", "SSL_", "RAW_URI", "wsgi.", "granian.")
+_REQUEST_VARIABLES: tuple[str, ...] = (
+    *("HTTP", "CONTENT_", "REMOTE_", "REQUEST_", "SERVER_", "SCRIPT_", "PATH_", "QUERY_"),
+    *("AUTH_", "GATEWAY_", "SSL_", "RAW_URI", "wsgi.", "granian."),
+)
 
 
 def process_environment_names() -> frozenset[str]:

@@ -6,7 +6,7 @@ import time
 
 import pydantic
 from django.db import DatabaseError
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.exceptions import APIException
 from rest_framework.response import Response
@@ -148,16 +148,17 @@ class DecideView(APIView):
             headers={"Content-Type": ORJSONRenderer.media_type, "Allow": self._allow()},
         )
 
+    _allow_header: str | None = None
+
     @classmethod
     def _allow(cls) -> str:
         """The Allow header DRF gives (its allowed_methods), worked out once per class."""
-        try:
-            return cls.__dict__["_allow_header"]
-        except KeyError:
+        allow = cls.__dict__.get("_allow_header")
+        if allow is None:
             view = cls()
-            view.setup(None)  # as as_view() sets each one up (it adds HEAD for GET)
-            cls._allow_header = ", ".join(view.allowed_methods)
-            return cls._allow_header
+            view.setup(HttpRequest())  # as as_view() sets each one up (it adds HEAD for GET)
+            allow = cls._allow_header = ", ".join(view.allowed_methods)
+        return allow
 
     @extend_schema(parameters=query_parameters(), responses={200: DecideResponse, **_DECIDE_ERRORS})
     def get(self, request):

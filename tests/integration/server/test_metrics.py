@@ -193,3 +193,81 @@ def test_metrics__granian_two_workers__scrape_sums_both(redis_url, tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=15)
+
+
+# --- histograms buffered in the process (core.metrics.BufferedHistogram) -------------------------
+
+
+def _histogram_pair(buckets=(0.001, 0.01, 0.1)):
+    """A histogram observed directly and one observed through a BufferedHistogram (unique names,
+    outside the default registry)."""
+    from prometheus_client import Histogram
+
+    name = f"mosaic_test_{uuid.uuid4().hex[:8]}"
+    direct = Histogram(f"{name}_direct", "test", buckets=buckets, registry=None)
+    buffered = metrics.BufferedHistogram(
+        Histogram(f"{name}_buffered", "test", buckets=buckets, registry=None)
+    )
+    return direct, buffered
+
+
+def _values(histogram) -> tuple[list[float], float]:
+    return [b.get() for b in histogram._buckets], histogram._sum.get()
+
+
+def test_buffered_histogram__flushed__the_values_of_direct_observations():
+    # Given the same observations, bounds included, below the first and past the last
+    direct, buffered = _histogram_pair()
+    amounts = [0.0, 0.0005, 0.001, 0.0011, 0.01, 0.05, 0.1, 0.2, 7.0, 0.001]
+    # When one histogram observes them directly and the other through the buffer, then flushed
+    for amount in amounts:
+        direct.observe(amount)
+        buffered.observe(amount)
+    before_flush = _values(buffered.histogram)
+    buffered.flush()
+    # Then nothing was written before the flush, and the same buckets and sum after it
+    assert before_flush == ([0.0] * 4, 0.0)
+    assert _values(buffered.histogram) == _values(direct)
+    # And a second flush with nothing new adds nothing
+    buffered.flush()
+    assert _values(buffered.histogram) == _values(direct)
+
+
+def test_buffered_histogram__observing_process__written_by_its_thread_within_flush_seconds():
+    # Given a worker process that observes and then serves nothing more (no scrape, no exit)
+    _, buffered = _histogram_pair()
+
+    def observe_and_idle():
+        for _ in range(5):
+            buffered.observe(0.005)
+        deadline = time.monotonic() + metrics.FLUSH_SECONDS * 5
+        while time.monotonic() < deadline and buffered.histogram._sum.get() == 0:
+            time.sleep(0.05)
+        # Exit without atexit handlers: only the background thread can have written
+        counts, total = _values(buffered.histogram)
+        assert counts == [0.0, 5.0, 0.0, 0.0]
+        assert total == pytest.approx(0.025)
+
+    # When it runs in its own process
+    # Then its background thread wrote the observations to the shared values
+    assert _in_child(observe_and_idle) == 0
+
+
+def test_buffered_histogram__forked_with_unflushed_observations__counted_once():
+    # Given a process with observations not yet flushed
+    _, buffered = _histogram_pair()
+    for _ in range(3):
+        buffered.observe(0.05)
+
+    # When it forks a child that observes once and flushes
+    def child():
+        buffered.observe(0.0001)
+        buffered.flush()
+        counts, total = _values(buffered.histogram)
+        assert (counts, total) == ([1.0, 0.0, 0.0, 0.0], pytest.approx(0.0001))
+
+    assert _in_child(child) == 0
+    # Then the child wrote its own observation only, and the parent's three are the parent's
+    buffered.flush()
+    counts, total = _values(buffered.histogram)
+    assert (counts, total) == ([0.0, 0.0, 3.0, 0.0], pytest.approx(0.15))
