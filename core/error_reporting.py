@@ -54,6 +54,24 @@ class RequestIdsRemembered:
         finally:
             _request_ids_var.reset(token)
 
+    def decide_edge_steps(self):
+        """Its steps for the decide edge (personalization/api/handler.py), which calls a
+        middleware's steps rather than its __call__: the ids remembered before the view, forgotten
+        once the answer (an error's included, reported before) has come back through."""
+
+        def remember(request):
+            request._mosaic_request_ids_token = _request_ids_var.set(
+                frozenset(_live_request_ids(request))
+            )
+
+        def forget(request, response):
+            token = getattr(request, "_mosaic_request_ids_token", None)
+            if token is not None:
+                _request_ids_var.reset(token)
+            return response
+
+        return remember, forget
+
 
 def _live_request_ids(request) -> set[str]:
     ids = {

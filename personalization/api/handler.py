@@ -117,7 +117,7 @@ def edge_steps(instance: object) -> Steps | None:
     None when they are not known (its own __call__: only Django's chain runs it faithfully)."""
     own = getattr(instance, "decide_edge_steps", None)
     if own is not None:
-        # Mosaic's own middleware say themselves (personalization.middleware.SessionMiddleware).
+        # Mosaic's own middleware say themselves (the session middleware, error reporting's).
         return Steps(*own())
     cls = type(instance)
     if isinstance(instance, CorsMiddleware) and cls.__call__ is CorsMiddleware.__call__:

@@ -583,3 +583,32 @@ def test_decide_edge__database_used__connection_closed_after_the_call_at_conn_ma
         assert connection.connection is None
     finally:
         connection.settings_dict["CONN_MAX_AGE"] = saved
+
+
+@pytest.mark.django_db
+def test_decide_edge__error_reporting_on__ids_remembered_while_deciding_and_forgotten_after(
+    app, hero, settings, monkeypatch
+):
+    # Given error reporting's middleware installed first, as the settings install it with a DSN
+    from core import error_reporting
+    from personalization.api import views
+
+    settings.MIDDLEWARE = ["core.error_reporting.RequestIdsRemembered", *settings.MIDDLEWARE]
+    application = decide_handler.decide_dispatched(WSGIHandler())
+    application.decide_handler.database_hygiene = lambda: None
+    seen: list = []
+    real_decide = views.decide
+
+    def recording(**kwargs):
+        seen.append(error_reporting._request_ids_var.get())
+        return real_decide(**kwargs)
+
+    monkeypatch.setattr(views, "decide", recording)
+    # When a decide call naming a visitor is answered
+    answer = call(application, "get", data={"placements": "hero", "visitor": "ann-42"})
+    # Then the edge stayed on (the middleware's steps are known), the id was remembered while
+    # deciding (an error event then would redact it) and is forgotten after
+    assert application.decide_handler.on is True
+    assert answer.status_code == 200
+    assert seen == [frozenset({"ann-42"})]
+    assert error_reporting._request_ids_var.get() == frozenset()
