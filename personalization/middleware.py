@@ -41,6 +41,12 @@ def sessionless_decide(request) -> bool:
         return sessionless
 
 
+def sessionless_decide_known(request) -> None:
+    """Remember on `request` that it is a decide call without a session cookie, for a caller that
+    has checked exactly that already (the decide edge: its dispatcher routes only such calls)."""
+    request._mosaic_sessionless_decide = True
+
+
 class _SkippedOnSessionlessDecide:
     def __call__(self, request):
         if sessionless_decide(request):

@@ -48,7 +48,7 @@ from django.utils.deprecation import MiddlewareMixin
 from django.utils.log import log_response
 from django.utils.module_loading import import_string
 
-from personalization.middleware import DECIDE_PATH
+from personalization.middleware import DECIDE_PATH, sessionless_decide_known
 
 logger = logging.getLogger(__name__)
 
@@ -211,6 +211,8 @@ class DecideEdge:
             # request's variables only (process_environment_names).
             environ = {name: environ[name] for name in environ.keys() - self._process_names}
         request = WSGIRequest(environ)
+        # The dispatcher routed it here for that (`_routed_to_decide`).
+        sessionless_decide_known(request)
         response = self._respond(request, self._steps)
         if response.status_code >= 400:
             log_response(

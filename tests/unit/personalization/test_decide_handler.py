@@ -403,6 +403,7 @@ KEYED = {"HTTP_X_MOSAIC_KEY": None, "HTTP_ORIGIN": SHOP}  # the key filled in by
         ("post", {"data": "{not json", "content_type": "application/json"}, 400),
         ("put", {"data": {}, "content_type": "application/json"}, 405),
         ("head", {"data": {"placements": "hero"}}, 200),
+        ("get", {"data": {"placements": "hero", **{f"f{i}": "x" for i in range(1001)}}}, 400),
         (
             "options",
             {"HTTP_ACCESS_CONTROL_REQUEST_METHOD": "GET", "HTTP_X_MOSAIC_KEY": None},
@@ -420,6 +421,7 @@ KEYED = {"HTTP_X_MOSAIC_KEY": None, "HTTP_ORIGIN": SHOP}  # the key filled in by
         "post-malformed",
         "method-not-allowed",
         "head",
+        "too-many-fields",
         "preflight",
     ],
 )

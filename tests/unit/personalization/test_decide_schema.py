@@ -441,3 +441,54 @@ def test_lean_path__keyed_steady_state__no_database_query(
     # Then no database query, and no rate-limit count in Redis yet (the process's own share)
     assert [a.status_code for a in answers] == [200, 200]
     assert redis_client.keys("mosaic:ratelimit:*") == []
+
+
+# --- the query's parameters on the lean path (personalization.api.views._query_params) ----------
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "placements=hero,promo-bar&visitor=ann",
+        "placements=a&placements=b&visitor=ann&visitor=bob",
+        "visitor=",
+        "visitor",
+        "visitor=%C3%A9l%C3%A8ve&locale=fr-FR",
+        "visitor=%FF%FE%00",
+        "a+b=c+d&utm_source=news%20letter",
+        "x=1;y=2",
+        "",
+        "&&=&a=%&%zz=1",
+        "visitor=\u00e9l\u00e8ve",  # not ASCII (a raw Latin-1 byte in the environ's string)
+    ],
+)
+def test_query_params__any_query__the_last_values_request_get_gives(query):
+    # Given a decide call's query string, as a WSGI server puts it in the environ
+    from django.test import RequestFactory
+
+    from personalization.api.views import _query_params
+
+    request = RequestFactory().get("/api/v1/decide")
+    request.META["QUERY_STRING"] = query
+    # When the lean path reads its parameters
+    params = _query_params(request)
+    # Then they are what Django's request.GET gives, name by name (its last value)
+    assert {name: params[name] for name in params} == {
+        name: request.GET[name] for name in request.GET
+    }
+
+
+def test_query_params__more_fields_than_allowed__djangos_refusal(settings):
+    # Given a query over DATA_UPLOAD_MAX_NUMBER_FIELDS
+    from django.core.exceptions import TooManyFieldsSent
+    from django.test import RequestFactory
+
+    from personalization.api.views import _query_params
+
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 3
+    request = RequestFactory().get("/api/v1/decide")
+    request.META["QUERY_STRING"] = "a=1&b=2&c=3&d=4&e=5"
+    # When the lean path reads its parameters
+    # Then Django's QueryDict refuses them (answered 400 as a SuspiciousOperation)
+    with pytest.raises(TooManyFieldsSent):
+        dict(_query_params(request))
