@@ -237,7 +237,12 @@ class DecideEdge:
             with contextlib.suppress(Exception):
                 closer()
         request.close()
-        self.database_hygiene()
+        try:
+            self.database_hygiene()
+        except Exception:
+            # Django would meet it in the server's close(), after the answer was sent: the
+            # answer is sent here too, and the failure logged.
+            logger.exception("decide edge: closing old database connections failed")
         start_response(status, headers)
         return [body]
 

@@ -614,3 +614,19 @@ def test_decide_edge__error_reporting_on__ids_remembered_while_deciding_and_forg
     assert answer.status_code == 200
     assert seen == [frozenset({"ann-42"})]
     assert error_reporting._request_ids_var.get() == frozenset()
+
+
+@pytest.mark.django_db
+def test_decide_edge__database_hygiene_fails__answer_given_and_failure_logged(app, hero, caplog):
+    # Given closing old database connections failing after a call (a broken connection)
+    def broken():
+        raise RuntimeError("connection reset")
+
+    app.decide_handler.database_hygiene = broken
+    # When a decide call is answered
+    with caplog.at_level("ERROR", logger="personalization.api.handler"):
+        answer = call(app, "get", data={"placements": "hero"})
+    # Then the answer is given all the same, and the failure is logged
+    assert answer.status_code == 200
+    assert answer.json()["placements"]["hero"]["reason"] == "default"
+    assert "closing old database connections failed" in caplog.text
