@@ -178,8 +178,11 @@ class DecideEdge:
     database_hygiene: Callable[[], None] = staticmethod(close_old_connections)
 
     def __init__(self) -> None:
-        self.handler = DecideHandler()
-        self._match = self.handler._match
+        # The one route (config/urls.py), resolved once rather than per request.
+        self._match = resolve(DECIDE_PATH)
+        self._process_names = process_environment_names()
+        # Django's chain for decide, made only when the edge cannot run a middleware's steps.
+        self.handler: DecideHandler | None = None
         steps = []
         for path in decide_middleware():
             step = edge_steps(import_string(path)(_never_called))
@@ -189,18 +192,17 @@ class DecideEdge:
                     "Django's handler",
                     path,
                 )
-                self._steps: list[Steps] | None = None
-                return
+                self.handler = DecideHandler()
+                break
             steps.append(step)
         self._steps = steps
-        self._process_names = process_environment_names()
 
     @property
     def on(self) -> bool:
-        return self._steps is not None
+        return self.handler is None
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
-        if self._steps is None:
+        if self.handler is not None:
             return self.handler(environ, start_response)
         set_script_prefix(get_script_name(environ))
         if settings.DEBUG:
